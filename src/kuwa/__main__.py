@@ -1,0 +1,3 @@
+from kuwa.cli import main
+
+main()

@@ -1,0 +1,100 @@
+"""Open the accounts database named by ``settings.effective_database_url``.
+
+SQLite (``sqlite:///path``) runs in WAL mode with a busy timeout, so ``kuwa-cli user`` can
+write while ``kuwa-cli up`` holds the same file open; write transactions begin IMMEDIATE so
+they wait for the lock instead of failing half-way. PostgreSQL is
+``postgresql://user:password@host:port/dbname``.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
+
+import peewee
+from playhouse.db_url import connect as connect_url
+
+from kuwa.accounts.models import MODELS, database_proxy
+from kuwa.errors import ConfigError
+from kuwa.settings import Settings
+
+BUSY_TIMEOUT_MS = 10_000
+SQLITE_PREFIX = "sqlite:///"
+POSTGRES_SCHEMES = ("postgresql", "postgres")
+
+
+def open_database(settings: Settings) -> peewee.Database:
+    """Connect, bind the models, create missing tables and return the database."""
+    url = settings.effective_database_url
+    db = _make_database(url)
+    try:
+        db.connect(reuse_if_open=True)
+        database_proxy.initialize(db)
+        _create_tables(db)
+    except peewee.PeeweeException as exc:
+        close_database(db)
+        raise ConfigError(f"cannot open database {redact_url(url)}: {exc}") from exc
+    return db
+
+
+def close_database(db: peewee.Database) -> None:
+    """Close this thread's connection (other threads' connections close with the object)."""
+    if not db.is_closed():
+        db.close()
+
+
+def redact_url(url: str) -> str:
+    """``url`` with any password replaced by ``***``, for messages and logs."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    netloc = parts.netloc.rsplit("@", 1)[1]
+    user = parts.username or ""
+    return urlunsplit(parts._replace(netloc=f"{user}:***@{netloc}"))
+
+
+def _make_database(url: str) -> peewee.Database:
+    if url.startswith(SQLITE_PREFIX):
+        path = url[len(SQLITE_PREFIX) :]
+        if not path:
+            raise ConfigError(f"{url!r} names no file; use sqlite:///path/to/kuwa.db")
+        if path != ":memory:":
+            Path(path).parent.mkdir(parents=True, exist_ok=True)
+        return peewee.SqliteDatabase(
+            path,
+            pragmas={
+                "journal_mode": "wal",
+                "busy_timeout": BUSY_TIMEOUT_MS,
+                "foreign_keys": 1,
+            },
+            timeout=BUSY_TIMEOUT_MS / 1000,
+            lock_type="IMMEDIATE",
+        )
+    if urlsplit(url).scheme in POSTGRES_SCHEMES:
+        try:
+            db: peewee.Database = connect_url(url, unquote_user=True, unquote_password=True)
+        except ValueError as exc:
+            raise ConfigError(f"bad database URL {redact_url(url)}: {exc}") from None
+        return db
+    raise ConfigError(
+        f"unsupported database URL {redact_url(url)}: use sqlite:///path or postgresql://..."
+    )
+
+
+def _create_tables(db: peewee.Database) -> None:
+    # Skip the DDL (and SQLite's write lock) when the tables are already there.
+    existing = set(db.get_tables())
+    if all(model._meta.table_name in existing for model in MODELS):
+        return
+    # Two processes starting at once can race on PostgreSQL's CREATE TABLE IF NOT EXISTS
+    # (a unique violation in the catalog); the loser simply tries again.
+    for attempt in range(3):
+        try:
+            with db.atomic():
+                db.create_tables(MODELS, safe=True)
+            return
+        except peewee.IntegrityError:
+            if attempt == 2:
+                raise
+            time.sleep(0.1 * (attempt + 1))

@@ -1,0 +1,37 @@
+"""Redis connections, and the one place Redis errors become Kuwa errors."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
+
+import redis.asyncio as aioredis
+from redis.exceptions import RedisError
+
+from kuwa.errors import BrokerError
+
+
+def text(value: object) -> str:
+    """A Redis reply (bytes under ``decode_responses=False``) as ``str``."""
+    if isinstance(value, bytes):
+        return value.decode()
+    return str(value)
+
+
+def connect(url: str, *, max_connections: int | None = None) -> aioredis.Redis:
+    """An asyncio Redis client (bytes replies) for ``redis://``, ``rediss://`` or ``unix://``."""
+    return aioredis.Redis.from_url(
+        url,
+        decode_responses=False,
+        max_connections=max_connections,
+        health_check_interval=0,
+    )
+
+
+@contextlib.contextmanager
+def redis_errors(action: str) -> Iterator[None]:
+    """Translate redis-py errors raised inside the block into :class:`BrokerError`."""
+    try:
+        yield
+    except RedisError as exc:
+        raise BrokerError(f"Redis failed while {action}: {exc}") from exc

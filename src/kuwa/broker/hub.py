@@ -1,0 +1,171 @@
+"""Gateway side of job streams: one pub/sub connection per process, shared by every stream.
+
+:meth:`Hub.subscribe` returns once Redis has confirmed the subscription, so a caller that
+subscribes before it enqueues cannot miss a chunk. Chunks carry sequence numbers; a gap (a
+message lost while the connection was re-established, say) is filled from the job's
+transcript, and a late reader replays the transcript before following live messages.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections import deque
+from collections.abc import AsyncIterator
+
+import redis.asyncio as aioredis
+from redis.exceptions import RedisError
+
+from kuwa import keys
+from kuwa.errors import JobFailedError
+from kuwa.schemas import Chunk
+
+log = logging.getLogger(__name__)
+
+_RESYNC = b""  # put in every queue after a reconnect: re-read the transcript
+
+
+class Subscription:
+    def __init__(self, hub: Hub, job_id: str, channel: bytes) -> None:
+        self.hub = hub
+        self.job_id = job_id
+        self.channel = channel
+        self.queue: asyncio.Queue[bytes] = asyncio.Queue()
+        self.closed = False
+
+    async def chunks(self, *, idle_timeout: float, from_seq: int = 0) -> AsyncIterator[Chunk]:
+        """Chunks in sequence order from ``from_seq`` through the final one.
+
+        Raises :class:`JobFailedError` when nothing arrives for ``idle_timeout`` seconds or
+        a gap cannot be filled from the transcript.
+        """
+        expected = from_seq
+        while True:
+            try:
+                async with asyncio.timeout(idle_timeout):
+                    raw = await self.queue.get()
+            except TimeoutError:
+                raise JobFailedError(
+                    f"The model sent nothing for {idle_timeout:g} seconds; the request was "
+                    "stopped.",
+                    code="timeout",
+                ) from None
+            if raw is _RESYNC or raw == _RESYNC:
+                pending = await self.hub.transcript(self.job_id, expected)
+            else:
+                chunk = Chunk.decode(raw)
+                if chunk.seq < expected:
+                    continue
+                pending = [chunk]
+                if chunk.seq > expected:
+                    pending = await self.hub.transcript(self.job_id, expected, chunk.seq - 1)
+                    pending.append(chunk)
+            for chunk in pending:
+                if chunk.seq < expected:
+                    continue
+                if chunk.seq > expected:
+                    raise JobFailedError(
+                        "Part of the answer was lost in transit and could not be recovered.",
+                        code="stream_gap",
+                    )
+                expected += 1
+                yield chunk
+                if chunk.final:
+                    return
+
+    async def close(self) -> None:
+        if not self.closed:
+            self.closed = True
+            await self.hub.unsubscribe(self)
+
+
+class Hub:
+    def __init__(self, redis: aioredis.Redis) -> None:
+        self.redis = redis
+        self._pubsub = redis.pubsub()
+        self._subs: dict[bytes, Subscription] = {}
+        self._confirm: dict[bytes, deque[asyncio.Future[None]]] = {}
+        self._reader: asyncio.Task[None] | None = None
+        self._control = (keys.PREFIX + "gateway:control").encode()
+
+    @property
+    def active(self) -> int:
+        return len(self._subs)
+
+    async def start(self) -> None:
+        await self._pubsub.subscribe(self._control)
+        self._reader = asyncio.create_task(self._read_loop(), name="kuwa-hub")
+
+    async def stop(self) -> None:
+        if self._reader is not None:
+            self._reader.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._reader
+        with contextlib.suppress(RedisError, OSError):
+            await self._pubsub.aclose()  # type: ignore[no-untyped-call]
+
+    async def subscribe(self, job_id: str) -> Subscription:
+        """Subscribe to a job's channel and wait until Redis confirms it."""
+        channel = keys.job_channel(job_id).encode()
+        sub = Subscription(self, job_id, channel)
+        self._subs[channel] = sub
+        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._confirm.setdefault(channel, deque()).append(future)
+        try:
+            await self._pubsub.subscribe(channel)
+            await future
+        except BaseException:
+            self._drop_confirm(channel, future)
+            await self.unsubscribe(sub)
+            raise
+        return sub
+
+    async def unsubscribe(self, sub: Subscription) -> None:
+        if self._subs.get(sub.channel) is sub:
+            del self._subs[sub.channel]
+            with contextlib.suppress(RedisError, OSError):
+                await self._pubsub.unsubscribe(sub.channel)
+
+    async def transcript(self, job_id: str, start: int, end: int = -1) -> list[Chunk]:
+        raws = await self.redis.lrange(keys.job_transcript(job_id), start, end)
+        return [Chunk.decode(r) for r in raws]
+
+    def _drop_confirm(self, channel: bytes, future: asyncio.Future[None]) -> None:
+        waiters = self._confirm.get(channel)
+        if waiters and future in waiters:
+            waiters.remove(future)
+            if not waiters:
+                del self._confirm[channel]
+
+    async def _read_loop(self) -> None:
+        backoff = 0.05
+        while True:
+            try:
+                message = await self._pubsub.get_message(timeout=None)
+                backoff = 0.05
+            except (RedisError, OSError) as exc:
+                log.warning("pub/sub connection lost (%s); reconnecting", exc)
+                await asyncio.sleep(backoff)
+                backoff = min(backoff * 2, 2.0)
+                with contextlib.suppress(RedisError, OSError):
+                    await self._pubsub.connect()  # type: ignore[no-untyped-call]
+                    for sub in self._subs.values():
+                        sub.queue.put_nowait(_RESYNC)
+                continue
+            if message is None:
+                continue
+            kind = message["type"]
+            channel = message["channel"]
+            if kind == "message":
+                target = self._subs.get(channel)
+                if target is not None:
+                    target.queue.put_nowait(message["data"])
+            elif kind == "subscribe":
+                waiters = self._confirm.get(channel)
+                if waiters:
+                    future = waiters.popleft()
+                    if not waiters:
+                        del self._confirm[channel]
+                    if not future.done():
+                        future.set_result(None)

@@ -1,0 +1,165 @@
+"""Job queues: one Redis Stream per access code, read by the ``executors`` consumer group."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from importlib import resources
+from typing import Any
+
+import redis.asyncio as aioredis
+from redis.exceptions import ResponseError
+
+from kuwa import keys
+from kuwa.broker.connection import redis_errors, text
+from kuwa.errors import ModelUnavailableError, QueueFullError
+from kuwa.schemas import Job, JobStatus
+
+_ENQUEUE = resources.files("kuwa.broker").joinpath("enqueue.lua").read_text()
+
+
+@dataclass(frozen=True, slots=True)
+class QueuedJob:
+    """A job as an executor received it: which queue, which stream entry."""
+
+    code: str
+    entry_id: bytes
+    job: Job
+
+
+class JobQueue:
+    def __init__(self, redis: aioredis.Redis, *, max_queue: int = 256, state_ttl: int = 3600):
+        self.redis = redis
+        self.max_queue = max_queue
+        self.state_ttl = state_ttl
+        self._enqueue = redis.register_script(_ENQUEUE)
+
+    # --- gateway side -------------------------------------------------------------------
+    async def enqueue(self, job: Job, *, retry_after: int = 2) -> None:
+        """Record the job's state and add it to its queue, in one round trip.
+
+        Raises :class:`ModelUnavailableError` when no executor is live for the model and
+        :class:`QueueFullError` when too many jobs already wait.
+        """
+        state = keys.job_state(job.id)
+        async with self.redis.pipeline(transaction=False) as pipe:
+            pipe.hset(
+                state,
+                mapping={
+                    "status": JobStatus.QUEUED.value,
+                    "model": job.model,
+                    "owner": "" if job.user_id is None else str(job.user_id),
+                    "created": repr(job.created),
+                },
+            )
+            pipe.expire(state, self.state_ttl)
+            await self._enqueue(
+                keys=[keys.queue_stream(job.model), keys.queue_executors(job.model)],
+                args=[time.time(), self.max_queue, job.id, job.encode()],
+                client=pipe,
+            )
+            with redis_errors("enqueueing a job"):
+                results = await pipe.execute(raise_on_error=False)
+        outcome = results[-1]
+        if isinstance(outcome, ResponseError):
+            text = str(outcome)
+            if text.startswith("NOEXEC"):
+                raise ModelUnavailableError(
+                    f"The model '{job.model}' has no running executor right now; "
+                    "try again later or ask an administrator to start one."
+                )
+            if text.startswith("FULL"):
+                raise QueueFullError(
+                    f"Too many requests are waiting for '{job.model}'; try again shortly.",
+                    headers={"Retry-After": str(retry_after)},
+                )
+            with redis_errors("enqueueing a job"):
+                raise outcome
+        for result in results[:-1]:
+            if isinstance(result, Exception):
+                with redis_errors("recording job state"):
+                    raise result
+
+    async def cancel(self, job_id: str) -> None:
+        """Ask whoever runs (or will run) the job to stop. Idempotent."""
+        with redis_errors("cancelling a job"):
+            async with self.redis.pipeline(transaction=False) as pipe:
+                pipe.set(keys.job_cancel(job_id), b"1", ex=self.state_ttl)
+                pipe.publish(keys.CANCEL_CHANNEL, job_id.encode())
+                await pipe.execute()
+
+    async def owner_and_status(self, job_id: str) -> tuple[str | None, str | None]:
+        with redis_errors("reading job state"):
+            owner, status = await self.redis.hmget(keys.job_state(job_id), ["owner", "status"])
+        return (None if owner is None else text(owner), None if status is None else text(status))
+
+    # --- executor side ------------------------------------------------------------------
+    async def ensure_groups(self, codes: list[str]) -> None:
+        for code in codes:
+            try:
+                await self.redis.xgroup_create(
+                    keys.queue_stream(code), keys.CONSUMER_GROUP, id="0", mkstream=True
+                )
+            except ResponseError as exc:
+                if "BUSYGROUP" not in str(exc):
+                    raise
+
+    async def read(
+        self, consumer: str, codes: list[str], count: int, block_ms: int
+    ) -> list[QueuedJob]:
+        """Up to ``count`` new jobs per queue, waiting at most ``block_ms`` for the first."""
+        streams: dict[Any, Any] = {keys.queue_stream(code): ">" for code in codes}
+        by_stream = {keys.queue_stream(code): code for code in codes}
+        try:
+            reply = await self.redis.xreadgroup(
+                keys.CONSUMER_GROUP, consumer, streams, count=count, block=block_ms
+            )
+        except ResponseError as exc:
+            if "NOGROUP" not in str(exc):
+                raise
+            await self.ensure_groups(codes)  # the stream was deleted under us
+            return []
+        out: list[QueuedJob] = []
+        for stream, entries in _stream_items(reply):
+            code = by_stream[stream.decode() if isinstance(stream, bytes) else stream]
+            for entry_id, fields in entries:
+                if not fields:  # deleted after delivery
+                    continue
+                out.append(QueuedJob(code, entry_id, Job.decode(fields[b"job"])))
+        return out
+
+    async def start(self, jobs: list[QueuedJob], executor: str) -> list[bool]:
+        """Mark jobs running; returns for each whether it was cancelled while queued."""
+        now = repr(time.time())
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for q in jobs:
+                pipe.exists(keys.job_cancel(q.job.id))
+                pipe.hset(
+                    keys.job_state(q.job.id),
+                    mapping={
+                        "status": JobStatus.RUNNING.value,
+                        "executor": executor,
+                        "started": now,
+                    },
+                )
+            results = await pipe.execute()
+        return [bool(results[i]) for i in range(0, len(results), 2)]
+
+    async def finish(self, q: QueuedJob, status: JobStatus) -> None:
+        """Acknowledge and delete the stream entry; record the final status."""
+        stream = keys.queue_stream(q.code)
+        async with self.redis.pipeline(transaction=False) as pipe:
+            pipe.xack(stream, keys.CONSUMER_GROUP, q.entry_id)
+            pipe.xdel(stream, q.entry_id)
+            pipe.hset(
+                keys.job_state(q.job.id),
+                mapping={"status": status.value, "finished": repr(time.time())},
+            )
+            await pipe.execute()
+
+
+def _stream_items(reply: object) -> list[tuple[bytes, list[tuple[bytes, dict[bytes, bytes]]]]]:
+    """XREADGROUP's reply (RESP2): ``[[stream, [[entry_id, fields], ...]], ...]``."""
+    if not reply:
+        return []
+    return [(stream, entries) for stream, entries in reply]  # type: ignore[attr-defined]

@@ -1,0 +1,23 @@
+"""``kuwa-cli``: one click group; every option can also come from a ``KUWA_*`` variable."""
+
+from __future__ import annotations
+
+import click
+
+from kuwa import __version__
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.version_option(__version__, prog_name="kuwa-cli")
+def main() -> None:
+    """Kuwa: chat with many LLMs at once, served from your own GPUs."""
+
+
+def _register() -> None:
+    from kuwa.cli import executor, gateway, kernel, up, user
+
+    for module in (up, gateway, executor, kernel, user):
+        main.add_command(module.command)
+
+
+_register()

@@ -1,0 +1,46 @@
+"""Helpers shared by the commands: settings from options + environment, logging set-up."""
+
+from __future__ import annotations
+
+import logging
+import sys
+from typing import Any
+
+import click
+
+from kuwa.settings import Settings, SettingsError
+
+
+def option_envvars(command: click.Command) -> set[str]:
+    """Every envvar any option of ``command`` (and its subcommands) reads."""
+    names: set[str] = set()
+    for param in command.params:
+        envvar = getattr(param, "envvar", None)
+        if isinstance(envvar, str):
+            names.add(envvar)
+        elif envvar:
+            names.update(envvar)
+    if isinstance(command, click.Group):
+        for sub in command.commands.values():
+            names |= option_envvars(sub)
+    return names
+
+
+def build_settings(**overrides: Any) -> Settings:
+    """Settings from ``KUWA_*`` variables with non-None option values on top."""
+    ctx = click.get_current_context(silent=True)
+    extra: frozenset[str] = frozenset()
+    if ctx is not None:
+        extra = frozenset(option_envvars(ctx.find_root().command))
+    try:
+        return Settings.from_env(allowed_extra=extra, **overrides)
+    except SettingsError as exc:
+        raise click.UsageError(str(exc)) from None
+
+
+def setup_logging(settings: Settings, name: str) -> None:
+    logging.basicConfig(
+        level=settings.log_level.upper(),
+        stream=sys.stderr,
+        format=f"%(asctime)s %(levelname)s [{name}] %(name)s: %(message)s",
+    )

@@ -1,0 +1,255 @@
+"""``kuwa-cli up``: gateway, kernel, demo executors (and Redis, if none is given) at once."""
+
+from __future__ import annotations
+
+import os
+import secrets
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import click
+
+from kuwa.cli import options
+from kuwa.cli.common import build_settings
+from kuwa.settings import Settings
+
+DEMO_DELAY = "0.03"  # seconds per token: slow enough to watch the answers stream
+
+
+@click.command("up")
+@options.host
+@options.port
+@options.data_dir
+@options.redis_url
+@options.database_url
+@options.log_level
+@click.option(
+    "--demo-models",
+    envvar="KUWA_DEMO_MODELS",
+    show_envvar=True,
+    default=None,
+    help="Comma-separated access codes of demo debug executors ('' for none). "
+    "[default: echo,reverse,upper]",
+)
+def command(
+    host: str | None,
+    port: int | None,
+    data_dir: Path | None,
+    redis_url: str | None,
+    database_url: str | None,
+    log_level: str | None,
+    demo_models: str | None,
+) -> None:
+    """Run everything on embedded defaults; Ctrl-C stops it all."""
+    settings = build_settings(
+        host=host,
+        port=port,
+        data_dir=data_dir,
+        redis_url=redis_url,
+        database_url=database_url,
+        log_level=log_level,
+        demo_models=None
+        if demo_models is None
+        else tuple(p.strip() for p in demo_models.split(",") if p.strip()),
+    )
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    settings.load_secret_key()  # create it once, before the children race for it
+    stack = Supervisor()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, _interrupt)
+    try:
+        url = settings.redis_url or stack.start_redis(settings.data_dir)
+        settings = settings.replace(redis_url=url)
+        _first_start(settings)
+        env = _child_env(settings)
+        stack.spawn("kernel", ["kernel", "start"], env)
+        for code in settings.demo_models:
+            transform = code if code in {"echo", "reverse", "upper"} else "echo"
+            stack.spawn(
+                f"executor {code}",
+                [
+                    "executor",
+                    "start",
+                    "--backend",
+                    "debug",
+                    "--access-code",
+                    code,
+                    "--debug-transform",
+                    transform,
+                    "--delay",
+                    DEMO_DELAY,
+                ],
+                env,
+            )
+        stack.spawn(
+            "gateway",
+            ["gateway", "start", "--host", settings.host, "--port", str(settings.port)],
+            env,
+        )
+        base = f"http://{settings.host}:{settings.port}"
+        if _wait_http(base + "/healthz", stack):
+            click.secho(f"Kuwa is running at {base}/  (Ctrl-C to stop)", fg="green", err=True)
+        stack.wait()
+    except KeyboardInterrupt:
+        click.echo("\nstopping…", err=True)
+    finally:
+        stack.stop()
+
+
+class Supervisor:
+    """Child processes of ``up``; if one dies, everything stops."""
+
+    def __init__(self) -> None:
+        self.children: list[tuple[str, subprocess.Popen[bytes]]] = []
+        self.redis: subprocess.Popen[bytes] | None = None
+
+    def start_redis(self, data_dir: Path) -> str:
+        binary = shutil.which("redis-server")
+        if binary is None:
+            raise click.ClickException(
+                "redis-server was not found. Install it (Debian/Ubuntu: apt-get install "
+                "redis-server; macOS: brew install redis) or pass --redis-url."
+            )
+        data_dir = data_dir.resolve()
+        sock = data_dir / "redis.sock"
+        args = [
+            binary,
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+            "--dir",
+            str(data_dir),
+            "--logfile",
+            str(data_dir / "redis.log"),
+        ]
+        if len(str(sock)) < 100:  # unix socket paths are limited to ~107 bytes
+            sock.unlink(missing_ok=True)
+            args += ["--port", "0", "--unixsocket", str(sock), "--unixsocketperm", "700"]
+            url = f"unix://{sock}"
+        else:
+            port = _free_port()
+            args += ["--port", str(port), "--bind", "127.0.0.1"]
+            url = f"redis://127.0.0.1:{port}/0"
+        self.redis = subprocess.Popen(args, start_new_session=True)
+        deadline = time.monotonic() + 10
+        import redis as sync_redis
+
+        while time.monotonic() < deadline:
+            if self.redis.poll() is not None:
+                raise click.ClickException(
+                    f"redis-server exited at start; see {data_dir / 'redis.log'}"
+                )
+            try:
+                sync_redis.Redis.from_url(url).ping()
+                click.echo(f"redis: started a private server ({url})", err=True)
+                return url
+            except sync_redis.RedisError:
+                time.sleep(0.05)
+        raise click.ClickException("redis-server did not answer within 10 seconds")
+
+    def spawn(self, name: str, args: list[str], env: dict[str, str]) -> None:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "kuwa", *args], env=env, start_new_session=True
+        )
+        self.children.append((name, proc))
+
+    def wait(self) -> None:
+        while True:
+            for name, proc in self.children:
+                code = proc.poll()
+                if code is not None:
+                    raise click.ClickException(f"{name} exited with status {code}; stopping")
+            time.sleep(0.2)
+
+    def stop(self) -> None:
+        for _, proc in reversed(self.children):
+            if proc.poll() is None:
+                proc.send_signal(signal.SIGTERM)
+        deadline = time.monotonic() + 15
+        for name, proc in reversed(self.children):
+            try:
+                proc.wait(max(0.1, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                click.echo(f"{name} did not stop in time; killing it", err=True)
+                proc.kill()
+                proc.wait()
+        if self.redis is not None and self.redis.poll() is None:
+            self.redis.terminate()
+            try:
+                self.redis.wait(10)
+            except subprocess.TimeoutExpired:
+                self.redis.kill()
+
+
+def _first_start(settings: Settings) -> None:
+    """Create the admin account (and print its login and token) if there is none yet."""
+    from kuwa.accounts import Accounts, close_database, open_database
+
+    db = open_database(settings)
+    try:
+        accounts = Accounts(db, settings.load_secret_key())
+        if accounts.find_user(settings.admin_email) is not None:
+            return
+        password = settings.admin_password or secrets.token_urlsafe(12)
+        user = accounts.create_user(settings.admin_email, "Admin", password, is_admin=True)
+        token = accounts.ensure_token(user.id)
+    finally:
+        close_database(db)
+    lines = [
+        "First start: created the administrator account.",
+        f"  login:     {settings.admin_email}",
+        f"  password:  {password}",
+        f"  API token: {token}",
+        "This is shown once; 'kuwa-cli user token --email "
+        f"{settings.admin_email}' prints the token again.",
+    ]
+    width = max(map(len, lines))
+    click.echo("+" + "-" * (width + 2) + "+")
+    for line in lines:
+        click.echo(f"| {line.ljust(width)} |")
+    click.echo("+" + "-" * (width + 2) + "+")
+
+
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
+
+
+def _child_env(settings: Settings) -> dict[str, str]:
+    env = dict(os.environ)
+    env["KUWA_REDIS_URL"] = settings.effective_redis_url
+    env["KUWA_DATA_DIR"] = str(settings.data_dir.resolve())
+    env["KUWA_LOG_LEVEL"] = settings.log_level
+    if settings.database_url:
+        env["KUWA_DATABASE_URL"] = settings.database_url
+    env.pop("KUWA_DEMO_MODELS", None)
+    return env
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+        return port
+
+
+def _wait_http(url: str, stack: Supervisor, timeout: float = 30) -> bool:
+    import httpx
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        stack_dead = [n for n, p in stack.children if p.poll() is not None]
+        if stack_dead:
+            return False
+        try:
+            if httpx.get(url, timeout=1).status_code == 200:
+                return True
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.1)
+    return False

@@ -1,0 +1,47 @@
+"""What an executor backend is: something that turns a job into text, token by token."""
+
+from __future__ import annotations
+
+import abc
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import ClassVar
+
+from kuwa.schemas import Job, Usage
+from kuwa.settings import Settings
+
+Emit = Callable[[str], None]
+
+
+@dataclass(frozen=True, slots=True)
+class Completion:
+    finish_reason: str  # "stop" or "length"
+    usage: Usage
+
+
+class BackendError(Exception):
+    """The backend could not produce an answer; the message is shown to the user."""
+
+
+class Backend(abc.ABC):
+    """A model engine. The runtime owns queues, slots and streaming; a backend only generates.
+
+    :meth:`generate` calls ``emit`` with each piece of text as it is produced and returns
+    the finish reason and usage. The runtime cancels the task running it when the job is
+    cancelled: a backend must stop promptly and release what it holds (``finally``).
+    """
+
+    name: ClassVar[str]
+
+    def __init__(self, settings: Settings, model: str | None = None) -> None:
+        self.settings = settings
+        self.model = model or self.name
+
+    async def start(self) -> None:  # noqa: B027 - optional hook
+        """Load the model. Called once before the first job."""
+
+    async def stop(self) -> None:  # noqa: B027 - optional hook
+        """Release the model. Called once after the last job."""
+
+    @abc.abstractmethod
+    async def generate(self, job: Job, emit: Emit) -> Completion: ...

@@ -1,0 +1,269 @@
+"""The executor runtime: pull jobs for free slots, run them, stream, cancel, drain.
+
+The main loop reads like rq's worker: every way out of it is named and logged.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import socket
+import time
+import uuid
+from collections import deque
+
+import redis.asyncio as aioredis
+from redis.exceptions import RedisError
+
+from kuwa import keys
+from kuwa.broker import ChunkPublisher, ExecutorInfo, JobQueue, QueuedJob, Registry
+from kuwa.executors.base import Backend, BackendError
+from kuwa.schemas import JobStatus
+from kuwa.settings import Settings
+
+log = logging.getLogger(__name__)
+
+READ_BLOCK_MS = 500
+
+
+class ExecutorRuntime:
+    def __init__(self, settings: Settings, backend: Backend, redis: aioredis.Redis) -> None:
+        if not settings.access_code:
+            raise ValueError("an executor needs at least one access code")
+        for code in settings.access_code:
+            if not keys.valid_access_code(code):
+                raise ValueError(f"invalid access code {code!r}")
+        self.settings = settings
+        self.backend = backend
+        self.redis = redis
+        self.codes = list(dict.fromkeys(settings.access_code))
+        self.id = settings.executor_name or (
+            f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:4]}"
+        )
+        self.queue = JobQueue(redis, state_ttl=settings.transcript_ttl)
+        self.registry = Registry(redis, ttl=settings.heartbeat_ttl)
+        self.info = ExecutorInfo(
+            id=self.id,
+            access_codes=tuple(self.codes),
+            backend=backend.name,
+            model=backend.model,
+            host=socket.gethostname(),
+            pid=os.getpid(),
+            slots=settings.max_concurrency,
+        )
+        self.running: dict[str, asyncio.Task[None]] = {}
+        self.cancel_requested: set[str] = set()
+        self.backlog: deque[QueuedJob] = deque()
+        self._slot_freed = asyncio.Event()
+        self._stopping = asyncio.Event()
+        self._tokens = 0
+        self.completed = 0
+
+    # --- control ------------------------------------------------------------------------
+    def request_stop(self) -> None:
+        """Stop taking jobs; finish the running ones (SIGTERM)."""
+        if not self._stopping.is_set():
+            log.info("executor %s: stop requested, draining %d job(s)", self.id, len(self.running))
+            self._stopping.set()
+            self._slot_freed.set()
+
+    async def run(self, *, burst: bool = False) -> None:
+        """Serve until stopped (or, with ``burst``, until the queues are empty)."""
+        await self.backend.start()
+        self.info.model = self.backend.model
+        await self.queue.ensure_groups(self.codes)
+        await self.registry.heartbeat(self.info)
+        tasks = [
+            asyncio.create_task(self._heartbeat_loop(), name="heartbeat"),
+            asyncio.create_task(self._cancel_loop(), name="cancel-listener"),
+        ]
+        log.info(
+            "executor %s serving %s with %s (%d slots)",
+            self.id,
+            ", ".join(self.codes),
+            self.backend.name,
+            self.settings.max_concurrency,
+        )
+        try:
+            reason = await self._work_loop(burst)
+            log.info("executor %s: leaving work loop: %s", self.id, reason)
+            await self._drain()
+        finally:
+            self.info.state = "draining"
+            for task in tasks:
+                task.cancel()
+            for task in tasks:
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+            with contextlib.suppress(RedisError, OSError):
+                await self.registry.deregister(self.info)
+            await self.backend.stop()
+            log.info("executor %s stopped after %d job(s)", self.id, self.completed)
+
+    async def _work_loop(self, burst: bool) -> str:
+        slots = self.settings.max_concurrency
+        while True:
+            if self._stopping.is_set():
+                return "stop requested"
+            while self.backlog and len(self.running) < slots:
+                self._launch(self.backlog.popleft())
+            free = slots - len(self.running)
+            if free <= 0 or self.backlog:
+                self._slot_freed.clear()
+                await self._slot_freed.wait()
+                continue
+            try:
+                jobs = await self.queue.read(self.id, self.codes, free, READ_BLOCK_MS)
+            except (RedisError, OSError) as exc:
+                log.warning("executor %s: reading jobs failed (%s); retrying", self.id, exc)
+                await asyncio.sleep(0.5)
+                continue
+            if not jobs:
+                if burst and not self.running:
+                    return "burst: queues empty"
+                continue
+            cancelled = await self.queue.start(jobs, self.id)
+            for q, was_cancelled in zip(jobs, cancelled, strict=True):
+                if was_cancelled:
+                    await self._finish_unstarted(q)
+                else:
+                    self.backlog.append(q)
+
+    def _launch(self, q: QueuedJob) -> None:
+        task = asyncio.create_task(self._run_job(q), name=f"job-{q.job.id}")
+        self.running[q.job.id] = task
+
+    async def _drain(self) -> None:
+        for q in self.backlog:  # taken but never started: fail them visibly
+            await self._finish_unstarted(q, cancelled=False)
+        self.backlog.clear()
+        if not self.running:
+            return
+        _, pending = await asyncio.wait(
+            list(self.running.values()), timeout=self.settings.drain_timeout
+        )
+        for task in pending:
+            task.cancel()
+        if pending:
+            log.warning(
+                "executor %s: cancelled %d job(s) after drain timeout", self.id, len(pending)
+            )
+            await asyncio.wait(pending)
+
+    # --- one job ------------------------------------------------------------------------
+    async def _run_job(self, q: QueuedJob) -> None:
+        job = q.job
+        publisher = ChunkPublisher(
+            self.redis,
+            job.id,
+            interval=self.settings.coalesce_ms / 1000,
+            transcript_ttl=self.settings.transcript_ttl,
+            transcript_max=self.settings.transcript_max_chunks,
+        )
+        status = JobStatus.DONE
+        try:
+            try:
+                if job.id in self.cancel_requested:
+                    raise asyncio.CancelledError
+                completion = await self.backend.generate(job, publisher.write)
+                self._tokens += completion.usage.completion_tokens
+                await publisher.close(completion.finish_reason, completion.usage)
+            except asyncio.CancelledError:
+                if job.id in self.cancel_requested:
+                    status = JobStatus.CANCELLED
+                    await publisher.close("cancelled")
+                else:
+                    status = JobStatus.FAILED
+                    await publisher.close(
+                        "error",
+                        error={
+                            "message": "The executor shut down before the answer was complete.",
+                            "code": "executor_shutdown",
+                        },
+                    )
+            except BackendError as exc:
+                status = JobStatus.FAILED
+                await publisher.close("error", error={"message": str(exc), "code": "model_error"})
+            except Exception as exc:
+                log.exception("executor %s: job %s failed", self.id, job.id)
+                status = JobStatus.FAILED
+                await publisher.close(
+                    "error",
+                    error={
+                        "message": f"The model failed: {type(exc).__name__}",
+                        "code": "model_error",
+                    },
+                )
+        except (RedisError, OSError) as exc:
+            log.warning("executor %s: could not publish job %s: %s", self.id, job.id, exc)
+            await publisher.abort()
+            status = JobStatus.FAILED
+        finally:
+            with contextlib.suppress(RedisError, OSError):
+                await self.queue.finish(q, status)
+            self.running.pop(job.id, None)
+            self.cancel_requested.discard(job.id)
+            self.completed += 1
+            self._slot_freed.set()
+
+    async def _finish_unstarted(self, q: QueuedJob, *, cancelled: bool = True) -> None:
+        publisher = ChunkPublisher(
+            self.redis, q.job.id, interval=0, transcript_ttl=self.settings.transcript_ttl
+        )
+        if cancelled:
+            await publisher.close("cancelled")
+            await self.queue.finish(q, JobStatus.CANCELLED)
+        else:
+            await publisher.close(
+                "error",
+                error={
+                    "message": "The executor shut down; please retry.",
+                    "code": "executor_shutdown",
+                },
+            )
+            await self.queue.finish(q, JobStatus.FAILED)
+
+    # --- background loops ---------------------------------------------------------------
+    async def _heartbeat_loop(self) -> None:
+        interval = self.settings.heartbeat_ttl / 3
+        last_tokens, last_time = 0, time.monotonic()
+        while True:
+            await asyncio.sleep(interval)
+            now = time.monotonic()
+            self.info.used = len(self.running)
+            self.info.tokens_per_s = round((self._tokens - last_tokens) / (now - last_time), 1)
+            self.info.state = "draining" if self._stopping.is_set() else "ready"
+            last_tokens, last_time = self._tokens, now
+            try:
+                await self.registry.heartbeat(self.info)
+            except (RedisError, OSError) as exc:
+                log.warning("executor %s: heartbeat failed: %s", self.id, exc)
+
+    async def _cancel_loop(self) -> None:
+        pubsub = self.redis.pubsub(ignore_subscribe_messages=True)
+        await pubsub.subscribe(keys.CANCEL_CHANNEL)
+        try:
+            while True:
+                try:
+                    message = await pubsub.get_message(timeout=None)
+                except (RedisError, OSError) as exc:
+                    log.warning("executor %s: cancel channel lost (%s)", self.id, exc)
+                    await asyncio.sleep(0.5)
+                    with contextlib.suppress(RedisError, OSError):
+                        await pubsub.connect()  # type: ignore[no-untyped-call]
+                    continue
+                if message is None or message["type"] != "message":
+                    continue
+                job_id = message["data"].decode()
+                if any(q.job.id == job_id for q in self.backlog):
+                    self.cancel_requested.add(job_id)
+                task = self.running.get(job_id)
+                if task is not None:
+                    log.info("executor %s: cancelling job %s", self.id, job_id)
+                    self.cancel_requested.add(job_id)
+                    task.cancel()
+        finally:
+            with contextlib.suppress(RedisError, OSError):
+                await pubsub.aclose()  # type: ignore[no-untyped-call]

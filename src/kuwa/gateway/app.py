@@ -1,0 +1,96 @@
+"""The gateway's ASGI app: ``create_app(settings)``."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+
+from redis.exceptions import RedisError
+from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from kuwa import web
+from kuwa.accounts import Accounts, close_database, open_database
+from kuwa.broker import Hub, JobQueue, Registry, connect
+from kuwa.errors import BrokerError, KuwaError
+from kuwa.gateway import kuwa_api, openai_api
+from kuwa.gateway.auth import TokenAuth
+from kuwa.gateway.chat import ChatService
+from kuwa.gateway.http import (
+    JSONResponse,
+    http_error_handler,
+    kuwa_error_handler,
+    server_error_handler,
+)
+from kuwa.gateway.state import GatewayState, state_of
+from kuwa.settings import Settings
+
+log = logging.getLogger(__name__)
+
+
+async def healthz(request: Request) -> Response:
+    state = state_of(request)
+    try:
+        await state.redis.ping()
+    except (RedisError, OSError) as exc:
+        raise BrokerError(f"Redis is unreachable: {exc}") from None
+    return JSONResponse({"status": "ok", "streams": state.chat.hub.active})
+
+
+def create_app(settings: Settings, *, accounts: Accounts | None = None) -> Starlette:
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        redis = connect(settings.effective_redis_url)
+        hub = Hub(redis)
+        await hub.start()
+        db = None
+        acc = accounts
+        if acc is None:
+            db = open_database(settings)
+            acc = Accounts(db, settings.load_secret_key())
+        chat = ChatService(
+            hub,
+            JobQueue(redis, max_queue=settings.max_queue, state_ttl=settings.transcript_ttl),
+            Registry(redis, ttl=settings.heartbeat_ttl),
+            idle_timeout=settings.stream_idle_timeout,
+        )
+        app.state.kuwa = GatewayState(
+            settings, redis, chat, TokenAuth(acc, cache_seconds=settings.token_cache_seconds)
+        )
+        log.info("gateway ready (redis %s)", _safe_url(settings.effective_redis_url))
+        try:
+            yield
+        finally:
+            await hub.stop()
+            await redis.aclose()
+            if db is not None:
+                close_database(db)
+
+    routes = [
+        Route("/v1.0/chat/completions", kuwa_api.chat_completions, methods=["POST"]),
+        Route("/v1/chat/completions", openai_api.chat_completions, methods=["POST"]),
+        Route("/v1/models", openai_api.list_models, methods=["GET"]),
+        Route("/healthz", healthz, methods=["GET"]),
+        *web.routes(),
+    ]
+    return Starlette(
+        routes=routes,
+        lifespan=lifespan,
+        exception_handlers={
+            KuwaError: kuwa_error_handler,
+            HTTPException: http_error_handler,
+            Exception: server_error_handler,
+        },
+    )
+
+
+def _safe_url(url: str) -> str:
+    """A Redis URL without its password, for logs."""
+    if "@" in url:
+        scheme, _, rest = url.partition("://")
+        return f"{scheme}://***@{rest.rpartition('@')[2]}"
+    return url

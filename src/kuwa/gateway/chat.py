@@ -1,0 +1,126 @@
+"""Starting a chat job and following its stream, independent of the API dialect."""
+
+from __future__ import annotations
+
+import contextlib
+import time
+import uuid
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+
+from redis.exceptions import RedisError
+
+from kuwa import keys
+from kuwa.broker import Hub, JobQueue, Registry, Subscription
+from kuwa.broker.connection import redis_errors
+from kuwa.errors import JobFailedError, ModelNotFoundError
+from kuwa.schemas import ChatRequest, Chunk, Job, Usage
+
+KNOWN_MODEL_TTL = 5.0
+
+
+@dataclass(frozen=True, slots=True)
+class Answer:
+    text: str
+    finish_reason: str
+    usage: Usage
+
+
+class ChatStream:
+    """One running job as the gateway sees it. Always :meth:`close` it."""
+
+    def __init__(self, service: ChatService, job: Job, sub: Subscription) -> None:
+        self.service = service
+        self.job = job
+        self.sub = sub
+        self.created = int(job.created)
+        self.finished = False
+
+    @property
+    def id(self) -> str:
+        return self.job.id
+
+    async def chunks(self) -> AsyncIterator[Chunk]:
+        """Chunks until the final one. A failed job raises :class:`JobFailedError`."""
+        async for chunk in self.sub.chunks(idle_timeout=self.service.idle_timeout):
+            if chunk.final:
+                self.finished = True
+                if chunk.error is not None:
+                    if chunk.text:
+                        yield Chunk(chunk.seq, chunk.text)
+                    raise JobFailedError(
+                        chunk.error.get("message", "The model failed."),
+                        code=chunk.error.get("code", "job_failed"),
+                    )
+            yield chunk
+
+    async def collect(self) -> Answer:
+        parts: list[str] = []
+        finish, usage = "stop", Usage()
+        async for chunk in self.chunks():
+            parts.append(chunk.text)
+            if chunk.final:
+                finish = chunk.finish_reason or "stop"
+                usage = chunk.usage or Usage()
+        return Answer("".join(parts), finish, usage)
+
+    async def close(self) -> None:
+        """Cancel the job unless it finished, and stop listening."""
+        try:
+            if not self.finished:
+                with contextlib.suppress(RedisError, OSError):
+                    await self.service.queue.cancel(self.job.id)
+        finally:
+            await self.sub.close()
+
+
+class ChatService:
+    def __init__(
+        self, hub: Hub, queue: JobQueue, registry: Registry, *, idle_timeout: float
+    ) -> None:
+        self.hub = hub
+        self.queue = queue
+        self.registry = registry
+        self.idle_timeout = idle_timeout
+        self._known: dict[str, float] = {}
+
+    async def start(self, request: ChatRequest, user_id: int | None) -> ChatStream:
+        """Subscribe to a new job's channel, then enqueue it (in that order)."""
+        await self._check_model(request.model)
+        job = Job(
+            id=f"chatcmpl-{uuid.uuid4().hex}",
+            model=request.model,
+            messages=request.messages,
+            params=request.params,
+            user_id=user_id,
+            created=time.time(),
+        )
+        with redis_errors("subscribing to a job"):
+            sub = await self.hub.subscribe(job.id)
+        try:
+            await self.queue.enqueue(job)
+        except BaseException:
+            await sub.close()
+            raise
+        return ChatStream(self, job, sub)
+
+    async def _check_model(self, code: str) -> None:
+        now = time.monotonic()
+        if self._known.get(code, 0.0) > now:
+            return
+        known = False
+        if keys.valid_access_code(code):
+            with redis_errors("looking up a model"):
+                known = await self.registry.is_known(code)
+        if not known:
+            raise ModelNotFoundError(
+                f"The model '{code}' does not exist; GET /v1/models lists the models you can use.",
+                param="model",
+            )
+        self._known[code] = now + KNOWN_MODEL_TTL
+
+    async def live_models(self) -> list[tuple[str, dict[str, object]]]:
+        with redis_errors("listing models"):
+            known = await self.registry.known_models()
+            counts = await self.registry.live_counts(sorted(known))
+        return [(code, known[code]) for code, n in counts.items() if n > 0]

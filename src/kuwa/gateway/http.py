@@ -1,0 +1,84 @@
+"""Reading requests and writing JSON responses and errors in Kuwa's one error shape."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import orjson
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import Response
+
+from kuwa.errors import (
+    InvalidRequestError,
+    KuwaError,
+    MethodNotAllowedError,
+    NotFoundError,
+    PayloadTooLargeError,
+    error_body,
+)
+from kuwa.schemas import SchemaError
+
+log = logging.getLogger(__name__)
+
+
+class JSONResponse(Response):
+    media_type = "application/json"
+
+    def render(self, content: Any) -> bytes:
+        return orjson.dumps(content)
+
+
+async def read_json(request: Request, limit: int) -> Any:
+    """The request body decoded as JSON, at most ``limit`` bytes."""
+    length = request.headers.get("content-length")
+    if length is not None and length.isdigit() and int(length) > limit:
+        raise PayloadTooLargeError(f"The request body is larger than the limit of {limit} bytes.")
+    body = bytearray()
+    async for part in request.stream():
+        body += part
+        if len(body) > limit:
+            raise PayloadTooLargeError(
+                f"The request body is larger than the limit of {limit} bytes."
+            )
+    if not body:
+        raise InvalidRequestError("The request body is empty; send a JSON object.")
+    try:
+        return orjson.loads(body)
+    except orjson.JSONDecodeError as exc:
+        raise InvalidRequestError(f"The request body is not valid JSON: {exc}") from None
+
+
+def schema_error(exc: SchemaError) -> InvalidRequestError:
+    return InvalidRequestError(exc.message, param=exc.param)
+
+
+def error_response(exc: KuwaError) -> JSONResponse:
+    return JSONResponse(exc.body(), status_code=exc.status, headers=exc.headers)
+
+
+async def kuwa_error_handler(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, KuwaError)
+    return error_response(exc)
+
+
+async def http_error_handler(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, HTTPException)
+    if exc.status_code == 404:
+        err: KuwaError = NotFoundError(f"There is no {request.url.path} here.")
+    elif exc.status_code == 405:
+        err = MethodNotAllowedError(f"{request.method} is not allowed on {request.url.path}.")
+    else:
+        return JSONResponse(
+            error_body(str(exc.detail), "invalid_request_error"), status_code=exc.status_code
+        )
+    return error_response(err)
+
+
+async def server_error_handler(request: Request, exc: Exception) -> Response:
+    log.exception("unhandled error on %s %s", request.method, request.url.path, exc_info=exc)
+    return JSONResponse(
+        error_body("Something went wrong inside Kuwa; it has been logged.", "server_error"),
+        status_code=500,
+    )

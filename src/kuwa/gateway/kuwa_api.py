@@ -1,0 +1,72 @@
+"""``/v1.0``: the Kuwa Multi-Chat 1.0 API, exactly as the seed's guide and clients use it.
+
+Every streamed event carries exactly one character (the seed's Python client prints
+``content[-1]``), JSON is ASCII-escaped like the original PHP server's (so a client that
+decodes each network read on its own never splits a multi-byte character), and the stream
+ends with ``event: close``.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator
+
+from starlette.requests import Request
+from starlette.responses import Response
+
+from kuwa.errors import KuwaError
+from kuwa.gateway.chat import ChatStream
+from kuwa.gateway.http import JSONResponse, read_json, schema_error
+from kuwa.gateway.sse import CLOSE, SSEResponse, data_event
+from kuwa.gateway.state import state_of
+from kuwa.schemas import ChatRequest, SchemaError, parse_chat_request
+
+
+async def chat_completions(request: Request) -> Response:
+    state = state_of(request)
+    user = await state.auth.authenticate(request)
+    body = await read_json(request, state.settings.max_body_bytes)
+    try:
+        chat = parse_chat_request(body, "kuwa")
+    except SchemaError as exc:
+        raise schema_error(exc) from None
+    stream = await state.chat.start(chat, user.id)
+    if chat.stream:
+        return SSEResponse(_events(stream, chat))
+    try:
+        answer = await stream.collect()
+    finally:
+        await stream.close()
+    return JSONResponse(
+        {
+            "choices": [
+                {
+                    "index": 0,
+                    "message": {"content": answer.text, "role": "assistant"},
+                    "finish_reason": answer.finish_reason,
+                }
+            ],
+            "created": stream.created,
+            "id": stream.id,
+            "model": chat.model,
+            "object": "chat.completion",
+            "usage": answer.usage.to_openai(),
+        }
+    )
+
+
+async def _events(stream: ChatStream, chat: ChatRequest) -> AsyncIterator[bytes]:
+    head = b'data: {"choices":[{"delta":{"content":'
+    tail = (
+        f',"role":"assistant"}}}}],"created":{stream.created},"id":"{stream.id}",'
+        f'"model":{json.dumps(chat.model)},"object":"chat.completion","usage":[]}}\n\n'
+    ).encode()
+    try:
+        async for chunk in stream.chunks():
+            if chunk.text:
+                yield b"".join(head + json.dumps(ch).encode() + tail for ch in chunk.text)
+    except KuwaError as exc:
+        yield data_event(exc.body())
+    finally:
+        await stream.close()
+    yield CLOSE

@@ -1,0 +1,115 @@
+"""``/v1``: the OpenAI chat completions and models API, as the official SDKs expect it."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator
+
+import orjson
+from starlette.requests import Request
+from starlette.responses import Response
+
+from kuwa.errors import KuwaError
+from kuwa.gateway.chat import ChatStream
+from kuwa.gateway.http import JSONResponse, read_json, schema_error
+from kuwa.gateway.sse import DONE, SSEResponse, data_event
+from kuwa.gateway.state import state_of
+from kuwa.schemas import ChatRequest, SchemaError, parse_chat_request
+
+
+async def chat_completions(request: Request) -> Response:
+    state = state_of(request)
+    user = await state.auth.authenticate(request)
+    body = await read_json(request, state.settings.max_body_bytes)
+    try:
+        chat = parse_chat_request(body, "openai")
+    except SchemaError as exc:
+        raise schema_error(exc) from None
+    stream = await state.chat.start(chat, user.id)
+    if chat.stream:
+        return SSEResponse(_events(stream, chat))
+    try:
+        answer = await stream.collect()
+    finally:
+        await stream.close()
+    return JSONResponse(
+        {
+            "id": stream.id,
+            "object": "chat.completion",
+            "created": stream.created,
+            "model": chat.model,
+            "choices": [
+                {
+                    "index": 0,
+                    "message": {"role": "assistant", "content": answer.text, "refusal": None},
+                    "logprobs": None,
+                    "finish_reason": answer.finish_reason,
+                }
+            ],
+            "usage": answer.usage.to_openai(),
+        }
+    )
+
+
+async def _events(stream: ChatStream, chat: ChatRequest) -> AsyncIterator[bytes]:
+    head = (
+        f'data: {{"id":"{stream.id}","object":"chat.completion.chunk",'
+        f'"created":{stream.created},"model":{json.dumps(chat.model)},'
+        '"choices":[{"index":0,"delta":'
+    ).encode()
+    usage_tail = b',"usage":null' if chat.include_usage else b""
+    content_tail = b',"logprobs":null,"finish_reason":null}]' + usage_tail + b"}\n\n"
+    try:
+        yield head + b'{"role":"assistant","content":""}' + content_tail
+        async for chunk in stream.chunks():
+            out = b""
+            if chunk.text:
+                out = head + b'{"content":' + orjson.dumps(chunk.text) + b"}" + content_tail
+            if chunk.final:
+                reason = orjson.dumps(chunk.finish_reason)
+                out += (
+                    head
+                    + b'{},"logprobs":null,"finish_reason":'
+                    + reason
+                    + b"}]"
+                    + usage_tail
+                    + b"}\n\n"
+                )
+                if chat.include_usage and chunk.usage is not None:
+                    out += data_event(
+                        {
+                            "id": stream.id,
+                            "object": "chat.completion.chunk",
+                            "created": stream.created,
+                            "model": chat.model,
+                            "choices": [],
+                            "usage": chunk.usage.to_openai(),
+                        }
+                    )
+            if out:
+                yield out
+    except KuwaError as exc:
+        yield data_event(exc.body())
+    finally:
+        await stream.close()
+    yield DONE
+
+
+async def list_models(request: Request) -> Response:
+    state = state_of(request)
+    await state.auth.authenticate(request)
+    models = await state.chat.live_models()
+    return JSONResponse(
+        {
+            "object": "list",
+            "data": [
+                {
+                    "id": code,
+                    "object": "model",
+                    "created": int(float(str(meta.get("seen", 0)))),
+                    "owned_by": "kuwa",
+                }
+                for code, meta in models
+            ],
+        }
+    )

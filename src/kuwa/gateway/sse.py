@@ -1,0 +1,75 @@
+"""Server-sent events: the one place SSE is framed, and a response that notices disconnects.
+
+Starlette's StreamingResponse only learns that a client left when a write fails, which for
+a slow model can be minutes later. :class:`SSEResponse` watches ``receive`` for
+``http.disconnect`` while it streams and cancels the stream at once, so the job's ``finally``
+blocks cancel the job within milliseconds.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator, Mapping
+
+import orjson
+from starlette.responses import Response
+from starlette.types import Receive, Scope, Send
+
+DONE = b"data: [DONE]\n\n"
+CLOSE = b"event: close\n\n"
+
+
+def data_event(payload: object) -> bytes:
+    """``data: <json>`` followed by a blank line."""
+    return b"data: " + orjson.dumps(payload) + b"\n\n"
+
+
+class SSEResponse(Response):
+    media_type = "text/event-stream"
+
+    def __init__(
+        self, events: AsyncIterator[bytes], *, headers: Mapping[str, str] | None = None
+    ) -> None:
+        self.events = events
+        self.extra_headers = dict(headers or {})
+        self.status_code = 200
+        self.background = None
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        raw_headers = [
+            (b"content-type", b"text/event-stream; charset=utf-8"),
+            (b"cache-control", b"no-cache"),
+            (b"x-accel-buffering", b"no"),
+        ]
+        raw_headers += [(k.lower().encode(), v.encode()) for k, v in self.extra_headers.items()]
+        streaming = asyncio.current_task()
+        assert streaming is not None
+        disconnected = False
+
+        async def watch() -> None:
+            nonlocal disconnected
+            while True:
+                message = await receive()
+                if message["type"] == "http.disconnect":
+                    disconnected = True
+                    streaming.cancel()
+                    return
+
+        watcher = asyncio.create_task(watch())
+        try:
+            await send({"type": "http.response.start", "status": 200, "headers": raw_headers})
+            async for data in self.events:
+                await send({"type": "http.response.body", "body": data, "more_body": True})
+            await send({"type": "http.response.body", "body": b"", "more_body": False})
+        except asyncio.CancelledError:
+            if not disconnected:
+                raise
+            streaming.uncancel()
+        except OSError:
+            pass  # the client went away while we wrote
+        finally:
+            watcher.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await watcher
+            await self.events.aclose()  # type: ignore[attr-defined]

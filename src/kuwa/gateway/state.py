@@ -1,0 +1,25 @@
+"""What a gateway process holds while it runs (built in the app's lifespan)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import redis.asyncio as aioredis
+from starlette.requests import Request
+
+from kuwa.gateway.auth import TokenAuth
+from kuwa.gateway.chat import ChatService
+from kuwa.settings import Settings
+
+
+@dataclass(slots=True)
+class GatewayState:
+    settings: Settings
+    redis: aioredis.Redis
+    chat: ChatService
+    auth: TokenAuth
+
+
+def state_of(request: Request) -> GatewayState:
+    state: GatewayState = request.app.state.kuwa
+    return state

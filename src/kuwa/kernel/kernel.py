@@ -1,0 +1,156 @@
+"""One active kernel (a leader lease in Redis) watches executors and recovers orphaned jobs.
+
+A job whose executor stopped heartbeating is handed out again if it had not started
+streaming (up to ``max_deliveries`` times); if its reader had already seen part of the
+answer, the reader gets an explicit error chunk instead. No client waits forever.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import socket
+import time
+import uuid
+from typing import Any
+
+import redis.asyncio as aioredis
+from redis.exceptions import RedisError
+
+from kuwa import keys
+from kuwa.broker import ChunkPublisher, Registry
+from kuwa.broker.connection import text
+from kuwa.schemas import Job, JobStatus
+from kuwa.settings import Settings
+
+log = logging.getLogger(__name__)
+
+LEASE_MS = 5000
+_RENEW = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then
+  return redis.call('PEXPIRE', KEYS[1], ARGV[2])
+end
+return redis.call('SET', KEYS[1], ARGV[1], 'NX', 'PX', ARGV[2]) and 1 or 0
+"""
+
+
+class Kernel:
+    def __init__(self, settings: Settings, redis: aioredis.Redis, *, interval: float = 1.0):
+        self.settings = settings
+        self.redis = redis
+        self.interval = interval
+        self.id = f"kernel-{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:4]}"
+        self.registry = Registry(redis, ttl=settings.heartbeat_ttl)
+        self._renew = redis.register_script(_RENEW)
+        self._stopping = asyncio.Event()
+        self.leader = False
+        self.recovered = 0
+
+    def request_stop(self) -> None:
+        self._stopping.set()
+
+    async def run(self, *, burst: bool = False) -> None:
+        log.info("kernel %s started", self.id)
+        while not self._stopping.is_set():
+            try:
+                await self.tick()
+            except (RedisError, OSError) as exc:
+                log.warning("kernel: Redis error (%s); retrying", exc)
+            if burst:
+                break
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._stopping.wait(), self.interval)
+        if self.leader:
+            await self.redis.delete(keys.KERNEL_LEADER)
+        log.info("kernel %s stopped (recovered %d job(s))", self.id, self.recovered)
+
+    async def tick(self) -> None:
+        leader = bool(await self._renew(keys=[keys.KERNEL_LEADER], args=[self.id, LEASE_MS]))
+        if leader != self.leader:
+            log.info("kernel %s is %s", self.id, "the leader" if leader else "a standby")
+            self.leader = leader
+        if leader:
+            await self.recover_orphans()
+
+    async def recover_orphans(self) -> int:
+        live = {e.id for e in await self.registry.executors()}
+        models = await self.registry.known_models()
+        recovered = 0
+        for code in models:
+            stream = keys.queue_stream(code)
+            try:
+                pending = await self.redis.xpending_range(
+                    stream, keys.CONSUMER_GROUP, "-", "+", 200
+                )
+            except RedisError:
+                continue  # no stream or group yet
+            for entry in pending:
+                consumer = text(entry["consumer"])
+                if consumer in live or consumer == self.id:
+                    continue
+                recovered += await self._recover(code, text(entry["message_id"]).encode(), consumer)
+            await self.redis.zremrangebyscore(keys.queue_executors(code), "-inf", time.time() - 60)
+        for dead in await self.registry.expired():
+            await self.registry.forget(dead, list(models))
+        self.recovered += recovered
+        return recovered
+
+    async def _recover(self, code: str, entry_id: bytes, consumer: str) -> int:
+        stream = keys.queue_stream(code)
+        claimed: Any = await self.redis.xclaim(stream, keys.CONSUMER_GROUP, self.id, 0, [entry_id])
+        if not claimed or not claimed[0][1]:
+            await self.redis.xack(stream, keys.CONSUMER_GROUP, entry_id)
+            return 0
+        job = Job.decode(claimed[0][1][b"job"])
+        streamed = await self.redis.llen(keys.job_transcript(job.id))
+        cancelled = await self.redis.exists(keys.job_cancel(job.id))
+        if cancelled:
+            status = JobStatus.CANCELLED
+            await self._fail(job, streamed, "cancelled", None)
+        elif streamed:
+            status = JobStatus.FAILED
+            await self._fail(
+                job,
+                streamed,
+                "error",
+                "The executor serving this model stopped in the middle of the answer.",
+            )
+        elif job.deliveries + 1 >= self.settings.max_deliveries:
+            status = JobStatus.FAILED
+            await self._fail(
+                job, 0, "error", f"The job failed on {job.deliveries + 1} executors; giving up."
+            )
+        else:
+            status = JobStatus.QUEUED
+            again = Job(
+                job.id,
+                job.model,
+                job.messages,
+                job.params,
+                job.user_id,
+                job.created,
+                job.deliveries + 1,
+            )
+            await self.redis.xadd(stream, {"id": job.id, "job": again.encode()})
+        async with self.redis.pipeline(transaction=False) as pipe:
+            pipe.xack(stream, keys.CONSUMER_GROUP, entry_id)
+            pipe.xdel(stream, entry_id)
+            pipe.hset(keys.job_state(job.id), "status", status.value)
+            await pipe.execute()
+        log.warning(
+            "kernel: job %s of dead executor %s on %s -> %s", job.id, consumer, code, status.value
+        )
+        return 1
+
+    async def _fail(self, job: Job, seq: int, reason: str, message: str | None) -> None:
+        publisher = ChunkPublisher(
+            self.redis,
+            job.id,
+            interval=0,
+            transcript_ttl=self.settings.transcript_ttl,
+            start_seq=seq,
+        )
+        error = {"message": message, "code": "executor_lost"} if message else None
+        await publisher.close(reason, error=error)

@@ -1,0 +1,72 @@
+"""Every Redis key and channel name Kuwa uses, built here and nowhere else.
+
+All names start with ``kuwa:``. Keys of one job share the hash tag ``{job:ID}`` and keys of one
+queue share ``{q:CODE}``, so a Redis Cluster keeps each group on one shard (and one Lua script
+may touch all of a group's keys).
+"""
+
+from __future__ import annotations
+
+import re
+
+PREFIX = "kuwa:"
+CONSUMER_GROUP = "executors"
+CANCEL_CHANNEL = PREFIX + "cancel"
+MODELS = PREFIX + "models"
+EXECUTORS = PREFIX + "executors"
+KERNEL_LEADER = PREFIX + "kernel:leader"
+
+_ACCESS_CODE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:/@+-]{0,127}$")
+_JOB_ID = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
+
+
+def valid_access_code(code: str) -> bool:
+    """Letters, digits and ``. _ : / @ + -``, 1-128 characters, starting alphanumeric."""
+    return bool(_ACCESS_CODE.match(code))
+
+
+def _code(code: str) -> str:
+    if not valid_access_code(code):
+        raise ValueError(f"invalid access code {code!r}")
+    return code
+
+
+def _job(job_id: str) -> str:
+    if not _JOB_ID.match(job_id):
+        raise ValueError(f"invalid job id {job_id!r}")
+    return job_id
+
+
+def queue_stream(code: str) -> str:
+    """The Redis Stream of jobs for one access code (consumer group ``executors``)."""
+    return f"{PREFIX}{{q:{_code(code)}}}:jobs"
+
+
+def queue_executors(code: str) -> str:
+    """Sorted set: executor ids serving ``code``, scored by heartbeat expiry (unix seconds)."""
+    return f"{PREFIX}{{q:{_code(code)}}}:executors"
+
+
+def executor(executor_id: str) -> str:
+    """JSON description of one live executor; expires with its heartbeat."""
+    return f"{PREFIX}executor:{executor_id}"
+
+
+def job_channel(job_id: str) -> str:
+    """Pub/sub channel the executor publishes a job's chunks on."""
+    return f"{PREFIX}{{job:{_job(job_id)}}}:chunks"
+
+
+def job_transcript(job_id: str) -> str:
+    """List of every chunk message of a job, in sequence order (capped, with a TTL)."""
+    return f"{PREFIX}{{job:{_job(job_id)}}}:transcript"
+
+
+def job_state(job_id: str) -> str:
+    """Hash: status, executor, owner, model, timestamps of one job (with a TTL)."""
+    return f"{PREFIX}{{job:{_job(job_id)}}}:state"
+
+
+def job_cancel(job_id: str) -> str:
+    """Flag set when a job is cancelled before an executor picked it up."""
+    return f"{PREFIX}{{job:{_job(job_id)}}}:cancel"

@@ -1,0 +1,202 @@
+"""Chat request validation for the OpenAI-style and the Kuwa v1.0 endpoints."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+ROLES = frozenset({"system", "user", "assistant"})
+ROLE_ALIASES = {"developer": "system"}
+MAX_STOP = 4
+
+
+class SchemaError(ValueError):
+    """The request does not match the schema; ``param`` names the offending field."""
+
+    def __init__(self, message: str, param: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.param = param
+
+
+@dataclass(frozen=True, slots=True)
+class Message:
+    role: str
+    content: str
+
+    def to_dict(self) -> dict[str, str]:
+        return {"role": self.role, "content": self.content}
+
+
+@dataclass(frozen=True, slots=True)
+class GenerationParams:
+    temperature: float | None = None
+    top_p: float | None = None
+    max_tokens: int | None = None
+    stop: tuple[str, ...] = ()
+    seed: int | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        for name in ("temperature", "top_p", "max_tokens", "seed"):
+            value = getattr(self, name)
+            if value is not None:
+                out[name] = value
+        if self.stop:
+            out["stop"] = list(self.stop)
+        return out
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> GenerationParams:
+        return cls(
+            temperature=data.get("temperature"),
+            top_p=data.get("top_p"),
+            max_tokens=data.get("max_tokens"),
+            stop=tuple(data.get("stop", ())),
+            seed=data.get("seed"),
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class ChatRequest:
+    model: str
+    messages: tuple[Message, ...]
+    params: GenerationParams = field(default_factory=GenerationParams)
+    stream: bool = True
+    include_usage: bool = False
+    user: str | None = None
+
+
+Dialect = Literal["openai", "kuwa"]
+
+
+def parse_chat_request(body: Any, dialect: Dialect) -> ChatRequest:
+    """Validate a decoded JSON body. Unknown fields are ignored.
+
+    ``openai``: ``stream`` defaults to false and content may be a list of text parts.
+    ``kuwa`` (the v1.0 API): ``stream`` defaults to true and content must be a string.
+    """
+    if not isinstance(body, dict):
+        raise SchemaError("The request body must be a JSON object.")
+    model = body.get("model")
+    if model is None or model == "":
+        raise SchemaError("'model' is required: the access code of the model to use.", "model")
+    if not isinstance(model, str):
+        raise SchemaError("'model' must be a string.", "model")
+    messages = _messages(body.get("messages"), allow_parts=dialect == "openai")
+    stream = body.get("stream", dialect == "kuwa")
+    if stream is None:
+        stream = dialect == "kuwa"
+    if not isinstance(stream, bool):
+        raise SchemaError("'stream' must be true or false.", "stream")
+    include_usage = False
+    options = body.get("stream_options")
+    if options is not None:
+        if not isinstance(options, dict):
+            raise SchemaError("'stream_options' must be an object.", "stream_options")
+        include_usage = options.get("include_usage", False) is True
+    n = body.get("n")
+    if n is not None and (n != 1 or isinstance(n, bool)):
+        raise SchemaError("Only n=1 is supported.", "n")
+    user = body.get("user")
+    return ChatRequest(
+        model=model,
+        messages=messages,
+        params=_params(body),
+        stream=stream,
+        include_usage=include_usage,
+        user=user if isinstance(user, str) else None,
+    )
+
+
+def _messages(raw: Any, *, allow_parts: bool) -> tuple[Message, ...]:
+    if raw is None:
+        raise SchemaError("'messages' is required: a non-empty list of messages.", "messages")
+    if not isinstance(raw, list):
+        raise SchemaError("'messages' must be a list of messages.", "messages")
+    if not raw:
+        raise SchemaError("'messages' must contain at least one message.", "messages")
+    out = []
+    for i, item in enumerate(raw):
+        param = f"messages[{i}]"
+        if not isinstance(item, dict):
+            raise SchemaError(f"{param} must be an object with 'role' and 'content'.", param)
+        role = item.get("role")
+        if not isinstance(role, str):
+            raise SchemaError(f"{param}.role must be a string.", f"{param}.role")
+        role = ROLE_ALIASES.get(role, role)
+        if role not in ROLES:
+            raise SchemaError(
+                f"{param}.role {role!r} is not supported; use system, user or assistant.",
+                f"{param}.role",
+            )
+        out.append(Message(role, _content(item.get("content"), f"{param}.content", allow_parts)))
+    return tuple(out)
+
+
+def _content(raw: Any, param: str, allow_parts: bool) -> str:
+    if isinstance(raw, str):
+        return raw
+    if raw is None:
+        raise SchemaError(f"{param} is required and must be a string.", param)
+    if allow_parts and isinstance(raw, list):
+        texts = []
+        for j, part in enumerate(raw):
+            if not isinstance(part, dict) or part.get("type") != "text":
+                raise SchemaError(
+                    f"{param}[{j}] is not supported: only text parts are accepted.",
+                    f"{param}[{j}]",
+                )
+            text = part.get("text")
+            if not isinstance(text, str):
+                raise SchemaError(f"{param}[{j}].text must be a string.", f"{param}[{j}].text")
+            texts.append(text)
+        return "".join(texts)
+    raise SchemaError(f"{param} must be a string.", param)
+
+
+def _number(body: dict[str, Any], name: str, lo: float, hi: float) -> float | None:
+    value = body.get(name)
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise SchemaError(f"'{name}' must be a number.", name)
+    if not lo <= value <= hi:
+        raise SchemaError(f"'{name}' must be between {lo:g} and {hi:g}.", name)
+    return float(value)
+
+
+def _int(body: dict[str, Any], name: str, lo: int) -> int | None:
+    value = body.get(name)
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise SchemaError(f"'{name}' must be an integer.", name)
+    if value < lo:
+        raise SchemaError(f"'{name}' must be at least {lo}.", name)
+    return value
+
+
+def _params(body: dict[str, Any]) -> GenerationParams:
+    temperature = _number(body, "temperature", 0.0, 2.0)
+    top_p = _number(body, "top_p", 0.0, 1.0)
+    max_tokens = _int(body, "max_completion_tokens", 1)
+    if max_tokens is None:
+        max_tokens = _int(body, "max_tokens", 1)
+    seed = body.get("seed")
+    if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int)):
+        raise SchemaError("'seed' must be an integer.", "seed")
+    raw_stop = body.get("stop")
+    stop: tuple[str, ...] = ()
+    if isinstance(raw_stop, str):
+        stop = (raw_stop,) if raw_stop else ()
+    elif isinstance(raw_stop, list):
+        if len(raw_stop) > MAX_STOP or not all(isinstance(s, str) and s for s in raw_stop):
+            raise SchemaError(
+                f"'stop' must be a string or a list of at most {MAX_STOP} non-empty strings.",
+                "stop",
+            )
+        stop = tuple(raw_stop)
+    elif raw_stop is not None:
+        raise SchemaError("'stop' must be a string or a list of strings.", "stop")
+    return GenerationParams(temperature, top_p, max_tokens, stop, seed)

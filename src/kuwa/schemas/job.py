@@ -1,0 +1,122 @@
+"""A chat job as it travels through Redis, and the chunk messages that stream its answer."""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass, field
+from typing import Any
+
+import orjson
+
+from kuwa.schemas.chat import GenerationParams, Message
+
+
+class JobStatus(enum.StrEnum):
+    """The same lowercase values in Redis, the database and JSON."""
+
+    QUEUED = "queued"
+    RUNNING = "running"
+    DONE = "done"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+
+    @property
+    def finished(self) -> bool:
+        return self in (JobStatus.DONE, JobStatus.FAILED, JobStatus.CANCELLED)
+
+
+@dataclass(frozen=True, slots=True)
+class Job:
+    id: str
+    model: str
+    messages: tuple[Message, ...]
+    params: GenerationParams = field(default_factory=GenerationParams)
+    user_id: int | None = None
+    created: float = 0.0
+    deliveries: int = 0
+
+    def encode(self) -> bytes:
+        return orjson.dumps(
+            {
+                "id": self.id,
+                "model": self.model,
+                "messages": [m.to_dict() for m in self.messages],
+                "params": self.params.to_dict(),
+                "user_id": self.user_id,
+                "created": self.created,
+                "deliveries": self.deliveries,
+            }
+        )
+
+    @classmethod
+    def decode(cls, raw: bytes | str) -> Job:
+        data = orjson.loads(raw)
+        return cls(
+            id=data["id"],
+            model=data["model"],
+            messages=tuple(Message(m["role"], m["content"]) for m in data["messages"]),
+            params=GenerationParams.from_dict(data.get("params") or {}),
+            user_id=data.get("user_id"),
+            created=data.get("created", 0.0),
+            deliveries=data.get("deliveries", 0),
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class Usage:
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+
+    @property
+    def total_tokens(self) -> int:
+        return self.prompt_tokens + self.completion_tokens
+
+    def to_openai(self) -> dict[str, int]:
+        return {
+            "prompt_tokens": self.prompt_tokens,
+            "completion_tokens": self.completion_tokens,
+            "total_tokens": self.total_tokens,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class Chunk:
+    """One message on a job's channel. ``seq`` counts from 0 with no gaps.
+
+    The last chunk of a job has ``finish_reason`` set (``stop``, ``length``, ``cancelled``
+    or ``error``); an error chunk also carries ``error`` = {"message", "code"}.
+    """
+
+    seq: int
+    text: str = ""
+    finish_reason: str | None = None
+    usage: Usage | None = None
+    error: dict[str, str] | None = None
+
+    @property
+    def final(self) -> bool:
+        return self.finish_reason is not None
+
+    def encode(self) -> bytes:
+        data: dict[str, Any] = {"s": self.seq}
+        if self.text:
+            data["t"] = self.text
+        if self.finish_reason is not None:
+            data["f"] = self.finish_reason
+        if self.usage is not None:
+            data["u"] = [self.usage.prompt_tokens, self.usage.completion_tokens]
+        if self.error is not None:
+            data["e"] = self.error
+        return orjson.dumps(data)
+
+    @classmethod
+    def decode(cls, raw: bytes | str) -> Chunk:
+        data = orjson.loads(raw)
+        usage = data.get("u")
+        return cls(
+            seq=data["s"],
+            text=data.get("t", ""),
+            finish_reason=data.get("f"),
+            usage=Usage(usage[0], usage[1]) if usage else None,
+            error=data.get("e"),
+        )

@@ -1,0 +1,259 @@
+"""One frozen, typed settings object built from ``KUWA_*`` environment variables.
+
+Every field is documented in ``docs/configuration.md`` (a test keeps the two in step).
+Command-line options override the environment; unknown ``KUWA_*`` names are rejected so a
+typo never silently falls back to a default.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import secrets
+import types
+import typing
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+PREFIX = "KUWA_"
+DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/0"
+
+
+class SettingsError(ValueError):
+    """A ``KUWA_*`` variable or option has a bad name or value."""
+
+
+def _doc(text: str) -> dict[str, str]:
+    return {"doc": text}
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    # --- where things live -------------------------------------------------------------
+    data_dir: Path = field(
+        default=Path("kuwa-data"),
+        metadata=_doc("Folder for the SQLite database, the secret key and the embedded Redis."),
+    )
+    redis_url: str | None = field(
+        default=None,
+        metadata=_doc(
+            "Redis to use, e.g. redis://host:6379/0 or unix:///path/redis.sock. Unset: "
+            "`kuwa-cli up` starts a private Redis in the data folder; other commands use "
+            f"{DEFAULT_REDIS_URL}."
+        ),
+    )
+    database_url: str | None = field(
+        default=None,
+        metadata=_doc(
+            "Database URL (sqlite:///path.db or postgresql://user:pw@host/db). "
+            "Unset: sqlite in the data folder (kuwa.db)."
+        ),
+    )
+    secret_key: str | None = field(
+        default=None,
+        metadata=_doc(
+            "Key that encrypts secrets at rest (API tokens). Unset: generated once into "
+            "DATA_DIR/secret.key. Every process sharing a database needs the same key."
+        ),
+    )
+    # --- gateway ------------------------------------------------------------------------
+    host: str = field(default="127.0.0.1", metadata=_doc("Address the gateway listens on."))
+    port: int = field(default=8000, metadata=_doc("Port the gateway listens on."))
+    max_body_bytes: int = field(
+        default=2 * 1024 * 1024,
+        metadata=_doc("Largest accepted request body in bytes; larger bodies get 413."),
+    )
+    max_queue: int = field(
+        default=256,
+        metadata=_doc(
+            "Most jobs waiting (not yet started) per access code; beyond it requests get 429."
+        ),
+    )
+    stream_idle_timeout: float = field(
+        default=300.0,
+        metadata=_doc("Seconds a stream may go without any chunk before the gateway fails it."),
+    )
+    token_cache_seconds: float = field(
+        default=10.0,
+        metadata=_doc("Seconds a verified API token is cached in a gateway process."),
+    )
+    log_level: str = field(default="info", metadata=_doc("debug, info, warning or error."))
+    # --- data plane ---------------------------------------------------------------------
+    heartbeat_ttl: float = field(
+        default=6.0,
+        metadata=_doc("Seconds an executor counts as live after its last heartbeat."),
+    )
+    transcript_ttl: int = field(
+        default=3600, metadata=_doc("Seconds a job's chunk transcript is kept for replay.")
+    )
+    transcript_max_chunks: int = field(
+        default=20000, metadata=_doc("Most chunk messages kept in one job's transcript.")
+    )
+    coalesce_ms: float = field(
+        default=3.0,
+        metadata=_doc(
+            "An executor sends at most one chunk message per job this often; tokens that "
+            "arrive faster are coalesced into one message."
+        ),
+    )
+    max_deliveries: int = field(
+        default=3, metadata=_doc("Times a job is handed to an executor before it fails.")
+    )
+    # --- executor -----------------------------------------------------------------------
+    access_code: tuple[str, ...] = field(
+        default=(),
+        metadata=_doc("Access codes an executor serves (comma-separated in the environment)."),
+    )
+    backend: str = field(
+        default="debug", metadata=_doc("Executor backend (an entry point in kuwa.executors).")
+    )
+    max_concurrency: int = field(
+        default=16, metadata=_doc("Jobs one executor runs at once (its slots).")
+    )
+    executor_name: str | None = field(
+        default=None, metadata=_doc("Name an executor registers under (default: host-pid).")
+    )
+    drain_timeout: float = field(
+        default=30.0,
+        metadata=_doc("Seconds an executor waits for running jobs after SIGTERM."),
+    )
+    debug_delay: float = field(
+        default=0.0, metadata=_doc("Debug backend: seconds to wait before each token.")
+    )
+    debug_transform: str = field(
+        default="echo",
+        metadata=_doc("Debug backend: echo, reverse or upper (applied to the last user message)."),
+    )
+    # --- kuwa-cli up --------------------------------------------------------------------
+    demo_models: tuple[str, ...] = field(
+        default=("echo", "reverse", "upper"),
+        metadata=_doc(
+            "Access codes of the demo debug executors `kuwa-cli up` starts (comma-separated; "
+            "empty for none). Each name that is a debug transform uses it."
+        ),
+    )
+    admin_email: str = field(
+        default="admin@localhost", metadata=_doc("Email of the admin `kuwa-cli up` creates.")
+    )
+    admin_password: str | None = field(
+        default=None,
+        metadata=_doc("Password of that admin (default: a random one, printed once)."),
+    )
+
+    # ------------------------------------------------------------------------------------
+    @classmethod
+    def from_env(
+        cls,
+        environ: Mapping[str, str] | None = None,
+        *,
+        allowed_extra: frozenset[str] = frozenset(),
+        **overrides: Any,
+    ) -> Settings:
+        """Build settings from ``KUWA_*`` variables, then apply non-None ``overrides``.
+
+        ``allowed_extra`` names variables that belong to command options, not to settings.
+        """
+        env = os.environ if environ is None else environ
+        known = {PREFIX + f.name.upper(): f for f in dataclasses.fields(cls)}
+        values: dict[str, Any] = {}
+        for name, raw in env.items():
+            if not name.startswith(PREFIX) or name in allowed_extra:
+                continue
+            f = known.get(name)
+            if f is None:
+                raise SettingsError(f"unknown setting {name}; see docs/configuration.md")
+            values[f.name] = _convert(name, raw, _field_type(f))
+        for key, value in overrides.items():
+            if key not in {f.name for f in dataclasses.fields(cls)}:
+                raise SettingsError(f"unknown setting {key!r}")
+            if value is not None:
+                values[key] = value
+        settings = cls(**values)
+        settings.validate()
+        return settings
+
+    def replace(self, **changes: Any) -> Settings:
+        return dataclasses.replace(self, **{k: v for k, v in changes.items() if v is not None})
+
+    def validate(self) -> None:
+        if not 0 < self.port < 65536:
+            raise SettingsError(f"port must be 1-65535, not {self.port}")
+        for name in ("max_body_bytes", "max_queue", "max_concurrency", "transcript_max_chunks"):
+            if getattr(self, name) < 1:
+                raise SettingsError(f"{name} must be at least 1")
+        if self.heartbeat_ttl <= 0 or self.coalesce_ms < 0 or self.debug_delay < 0:
+            raise SettingsError("heartbeat_ttl must be > 0; coalesce_ms, debug_delay >= 0")
+        if self.log_level.lower() not in {"debug", "info", "warning", "error"}:
+            raise SettingsError(
+                f"log_level must be debug, info, warning or error, not {self.log_level}"
+            )
+
+    # --- derived values -----------------------------------------------------------------
+    @property
+    def effective_redis_url(self) -> str:
+        return self.redis_url or DEFAULT_REDIS_URL
+
+    @property
+    def effective_database_url(self) -> str:
+        return self.database_url or f"sqlite:///{(self.data_dir / 'kuwa.db').resolve()}"
+
+    def load_secret_key(self) -> str:
+        """The configured key, else the one in DATA_DIR/secret.key (created on first use)."""
+        if self.secret_key:
+            return self.secret_key
+        path = self.data_dir / "secret.key"
+        if path.exists():
+            return path.read_text().strip()
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        key = secrets.token_urlsafe(32)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as fh:
+            fh.write(key + "\n")
+        return key
+
+
+def _field_type(f: dataclasses.Field[Any]) -> Any:
+    hints = typing.get_type_hints(Settings)
+    return hints[f.name]
+
+
+def _convert(name: str, raw: str, tp: Any) -> Any:
+    optional = False
+    origin = typing.get_origin(tp)
+    if origin in (typing.Union, types.UnionType):
+        args = [a for a in typing.get_args(tp) if a is not type(None)]
+        optional, tp = True, args[0]
+        origin = typing.get_origin(tp)
+    if optional and raw == "":
+        return None
+    try:
+        if tp is bool:
+            if raw.lower() in {"1", "true", "yes", "on"}:
+                return True
+            if raw.lower() in {"0", "false", "no", "off", ""}:
+                return False
+            raise ValueError(raw)
+        if tp is int:
+            return int(raw)
+        if tp is float:
+            return float(raw)
+        if tp is Path:
+            return Path(raw)
+        if origin is tuple:
+            return tuple(p.strip() for p in raw.split(",") if p.strip())
+        return raw
+    except ValueError:
+        raise SettingsError(
+            f"{name}={raw!r} is not a valid {getattr(tp, '__name__', tp)}"
+        ) from None
+
+
+def setting_names() -> list[str]:
+    """Every ``KUWA_*`` variable a Settings field reads, for docs and tests."""
+    return [PREFIX + f.name.upper() for f in dataclasses.fields(Settings)]
+
+
+def setting_docs() -> dict[str, str]:
+    return {PREFIX + f.name.upper(): f.metadata["doc"] for f in dataclasses.fields(Settings)}

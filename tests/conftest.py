@@ -1,0 +1,53 @@
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.stack import RedisServer, Stack
+
+pytest_plugins = ["tests.dbfixtures"]
+
+
+@pytest.fixture(scope="session")
+def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServer]:
+    server = RedisServer(tmp_path_factory.mktemp("redis"))
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def redis_url(redis_server: RedisServer) -> str:
+    """A private, empty Redis for this test."""
+    client = redis_server.client()
+    client.flushall()
+    client.close()
+    return redis_server.url
+
+
+@pytest.fixture
+def anyio_backend() -> str:
+    return "asyncio"
+
+
+@pytest.fixture(scope="module")
+def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+    """A running gateway with debug executors on its own Redis, and a user's API token.
+
+    Access codes: ``echo`` (instant, 128 slots), ``slow`` (50 ms per token, 8 slots),
+    ``reverse`` (reverses the prompt).
+    """
+    folder: Path = tmp_path_factory.mktemp("stack")
+    server = RedisServer(folder / "redis")
+    s = Stack(folder, server)
+    try:
+        s.token = s.create_user()
+        s.executor("echo", concurrency=128)
+        s.executor("slow", delay=0.05, concurrency=8)
+        s.executor("reverse", transform="reverse")
+        s.gateway()
+        yield s
+    finally:
+        s.stop()
+        server.stop()

@@ -1,0 +1,214 @@
+"""Real processes for end-to-end tests: a private redis-server, gateways and executors.
+
+Every process is a real ``python -m kuwa …`` (or ``redis-server``) child on a free port or a
+unix socket in a temporary folder; logs go to files the tests can read.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import httpx
+import redis
+
+from kuwa import keys
+from kuwa.accounts import Accounts, close_database, open_database
+from kuwa.settings import Settings
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+        return port
+
+
+def wait_until(check: Callable[[], bool], timeout: float = 15.0, what: str = "condition") -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if check():
+            return
+        time.sleep(0.02)
+    raise TimeoutError(f"timed out after {timeout}s waiting for {what}")
+
+
+class RedisServer:
+    """A private redis-server on a unix socket (nothing on disk, nothing shared)."""
+
+    def __init__(self, folder: Path) -> None:
+        binary = shutil.which("redis-server")
+        assert binary, "redis-server must be installed (the test command installs it)"
+        folder.mkdir(parents=True, exist_ok=True)
+        self.port = free_port()
+        self.url = f"redis://127.0.0.1:{self.port}/0"
+        self.proc = subprocess.Popen(
+            [
+                binary,
+                "--port",
+                str(self.port),
+                "--bind",
+                "127.0.0.1",
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+                "--dir",
+                str(folder),
+                "--logfile",
+                str(folder / "redis.log"),
+            ],
+        )
+        client = redis.Redis.from_url(self.url)
+
+        def up() -> bool:
+            try:
+                return bool(client.ping())
+            except redis.RedisError:
+                return False
+
+        wait_until(up, 10, "redis-server")
+        client.close()
+
+    def client(self) -> redis.Redis:
+        return redis.Redis.from_url(self.url)
+
+    def stop(self) -> None:
+        self.proc.terminate()
+        self.proc.wait(10)
+
+
+@dataclass
+class Proc:
+    name: str
+    popen: subprocess.Popen[bytes]
+    log: Path
+
+    def text(self) -> str:
+        return self.log.read_text(errors="replace")
+
+    def stop(self, sig: int = signal.SIGTERM, timeout: float = 20) -> int:
+        if self.popen.poll() is None:
+            self.popen.send_signal(sig)
+        try:
+            return self.popen.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.popen.kill()
+            return self.popen.wait()
+
+
+@dataclass
+class Stack:
+    """A data folder, a Redis, a user with a token, and the processes started on them."""
+
+    folder: Path
+    redis: RedisServer
+    token: str = ""
+    procs: list[Proc] = field(default_factory=list)
+    base_url: str = ""
+
+    @property
+    def env(self) -> dict[str, str]:
+        env = {k: v for k, v in os.environ.items() if not k.startswith("KUWA_")}
+        env.update(
+            KUWA_REDIS_URL=self.redis.url,
+            KUWA_DATA_DIR=str(self.folder / "data"),
+            PYTHONUNBUFFERED="1",
+        )
+        return env
+
+    def settings(self) -> Settings:
+        return Settings(data_dir=self.folder / "data", redis_url=self.redis.url)
+
+    def create_user(self, email: str = "tester@example.com") -> str:
+        settings = self.settings()
+        db = open_database(settings)
+        try:
+            accounts = Accounts(db, settings.load_secret_key())
+            user = accounts.find_user(email) or accounts.create_user(
+                email, "Tester", "correct horse battery"
+            )
+            return accounts.ensure_token(user.id)
+        finally:
+            close_database(db)
+
+    def spawn(self, name: str, args: list[str], extra_env: dict[str, str] | None = None) -> Proc:
+        log = self.folder / f"{name}.log"
+        env = self.env | (extra_env or {})
+        with log.open("wb") as fh:
+            popen = subprocess.Popen(
+                [sys.executable, "-m", "kuwa", *args], env=env, stdout=fh, stderr=subprocess.STDOUT
+            )
+        proc = Proc(name, popen, log)
+        self.procs.append(proc)
+        return proc
+
+    def gateway(self, extra_env: dict[str, str] | None = None) -> str:
+        port = free_port()
+        proc = self.spawn(f"gateway-{port}", ["gateway", "start", "--port", str(port)], extra_env)
+        url = f"http://127.0.0.1:{port}"
+
+        def ready() -> bool:
+            if proc.popen.poll() is not None:
+                raise RuntimeError(f"gateway exited:\n{proc.text()}")
+            try:
+                return httpx.get(url + "/healthz", timeout=1).status_code == 200
+            except httpx.HTTPError:
+                return False
+
+        wait_until(ready, 30, "the gateway")
+        self.base_url = self.base_url or url
+        return url
+
+    def executor(
+        self,
+        *codes: str,
+        delay: float = 0.0,
+        concurrency: int = 16,
+        transform: str = "echo",
+        name: str | None = None,
+        extra: list[str] | None = None,
+    ) -> Proc:
+        args = [
+            "executor",
+            "start",
+            "--backend",
+            "debug",
+            "--delay",
+            str(delay),
+            "--max-concurrency",
+            str(concurrency),
+            "--debug-transform",
+            transform,
+        ]
+        for code in codes:
+            args += ["--access-code", code]
+        if name:
+            args += ["--name", name]
+        proc = self.spawn(
+            name or f"executor-{'-'.join(codes)}-{len(self.procs)}", args + (extra or [])
+        )
+        client = self.redis.client()
+
+        def live() -> bool:
+            if proc.popen.poll() is not None:
+                raise RuntimeError(f"executor exited:\n{proc.text()}")
+            now = time.time()
+            return all(client.zcount(keys.queue_executors(c), now, "+inf") > 0 for c in codes)
+
+        wait_until(live, 30, f"executor for {codes}")
+        client.close()
+        return proc
+
+    def stop(self) -> None:
+        for proc in reversed(self.procs):
+            proc.stop()
+        self.procs.clear()
