@@ -176,6 +176,7 @@ class Stack:
         transform: str = "echo",
         name: str | None = None,
         extra: list[str] | None = None,
+        env: dict[str, str] | None = None,
     ) -> Proc:
         args = [
             "executor",
@@ -194,7 +195,7 @@ class Stack:
         if name:
             args += ["--name", name]
         proc = self.spawn(
-            name or f"executor-{'-'.join(codes)}-{len(self.procs)}", args + (extra or [])
+            name or f"executor-{'-'.join(codes)}-{len(self.procs)}", args + (extra or []), env
         )
         client = self.redis.client()
 

@@ -105,8 +105,12 @@ class Hub:
         with contextlib.suppress(RedisError, OSError):
             await self._pubsub.aclose()  # type: ignore[no-untyped-call]
 
-    async def subscribe(self, job_id: str) -> Subscription:
-        """Subscribe to a job's channel and wait until Redis confirms it."""
+    async def subscribe(self, job_id: str, *, replay: bool = False) -> Subscription:
+        """Subscribe to a job's channel and wait until Redis confirms it.
+
+        With ``replay`` the reader first gets what the job's transcript already holds (a
+        late or reconnecting reader), then follows live messages without duplicates.
+        """
         channel = keys.job_channel(job_id).encode()
         sub = Subscription(self, job_id, channel)
         self._subs[channel] = sub
@@ -119,6 +123,8 @@ class Hub:
             self._drop_confirm(channel, future)
             await self.unsubscribe(sub)
             raise
+        if replay:
+            sub.queue.put_nowait(_RESYNC)
         return sub
 
     async def unsubscribe(self, sub: Subscription) -> None:

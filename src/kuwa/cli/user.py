@@ -9,17 +9,22 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
-from kuwa.accounts import Accounts, close_database, open_database
 from kuwa.cli import options
 from kuwa.cli.common import build_settings
 from kuwa.errors import KuwaError
 
+if TYPE_CHECKING:
+    from kuwa.accounts import Accounts
+
 
 @contextmanager
 def _accounts(data_dir: Path | None, database_url: str | None) -> Iterator[Accounts]:
+    from kuwa.accounts import Accounts, close_database, open_database
+
     settings = build_settings(data_dir=data_dir, database_url=database_url)
     try:
         secret_key = settings.load_secret_key()

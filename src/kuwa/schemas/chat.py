@@ -120,14 +120,16 @@ def _messages(raw: Any, *, allow_parts: bool) -> tuple[Message, ...]:
     for i, item in enumerate(raw):
         param = f"messages[{i}]"
         if not isinstance(item, dict):
-            raise SchemaError(f"{param} must be an object with 'role' and 'content'.", param)
+            raise SchemaError(
+                f"In {param}: a message must be an object with 'role' and 'content'.", param
+            )
         role = item.get("role")
         if not isinstance(role, str):
-            raise SchemaError(f"{param}.role must be a string.", f"{param}.role")
+            raise SchemaError(f"In {param}: 'role' must be a string.", f"{param}.role")
         role = ROLE_ALIASES.get(role, role)
         if role not in ROLES:
             raise SchemaError(
-                f"{param}.role {role!r} is not supported; use system, user or assistant.",
+                f"In {param}: the role {role!r} is not supported; use system, user or assistant.",
                 f"{param}.role",
             )
         out.append(Message(role, _content(item.get("content"), f"{param}.content", allow_parts)))
@@ -138,21 +140,23 @@ def _content(raw: Any, param: str, allow_parts: bool) -> str:
     if isinstance(raw, str):
         return raw
     if raw is None:
-        raise SchemaError(f"{param} is required and must be a string.", param)
+        raise SchemaError(f"In {param}: 'content' is required and must be a string.", param)
     if allow_parts and isinstance(raw, list):
         texts = []
         for j, part in enumerate(raw):
             if not isinstance(part, dict) or part.get("type") != "text":
                 raise SchemaError(
-                    f"{param}[{j}] is not supported: only text parts are accepted.",
+                    f"In {param}[{j}]: only text parts are supported.",
                     f"{param}[{j}]",
                 )
             text = part.get("text")
             if not isinstance(text, str):
-                raise SchemaError(f"{param}[{j}].text must be a string.", f"{param}[{j}].text")
+                raise SchemaError(
+                    f"In {param}[{j}]: 'text' must be a string.", f"{param}[{j}].text"
+                )
             texts.append(text)
         return "".join(texts)
-    raise SchemaError(f"{param} must be a string.", param)
+    raise SchemaError(f"In {param}: 'content' must be a string.", param)
 
 
 def _number(body: dict[str, Any], name: str, lo: float, hi: float) -> float | None:

@@ -1,0 +1,224 @@
+"""The Redis data plane against a real Redis: queues, chunk streams, transcripts, replay."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator
+
+import pytest
+import redis.asyncio as aioredis
+
+from kuwa import keys
+from kuwa.broker import ChunkPublisher, ExecutorInfo, Hub, JobQueue, Registry, connect
+from kuwa.errors import JobFailedError, ModelUnavailableError, QueueFullError
+from kuwa.schemas import Chunk, Job, Message, Usage
+
+pytestmark = pytest.mark.anyio
+
+
+@pytest.fixture
+async def redis(redis_url: str) -> AsyncIterator[aioredis.Redis]:
+    client = connect(redis_url)
+    yield client
+    await client.aclose()
+
+
+@pytest.fixture
+async def hub(redis: aioredis.Redis) -> AsyncIterator[Hub]:
+    h = Hub(redis)
+    await h.start()
+    yield h
+    await h.stop()
+
+
+def make_job(code: str = "echo", text: str = "hi", job_id: str | None = None) -> Job:
+    return Job(
+        job_id or f"chatcmpl-{time.monotonic_ns()}", code, (Message("user", text),), created=1.0
+    )
+
+
+async def register(redis: aioredis.Redis, *codes: str, ttl: float = 5.0) -> ExecutorInfo:
+    info = ExecutorInfo("ex-1", codes, "debug", "debug-echo", "host", 1, slots=4)
+    await Registry(redis, ttl=ttl).heartbeat(info)
+    await JobQueue(redis).ensure_groups(list(codes))
+    return info
+
+
+async def test_enqueue_without_live_executor_is_refused_at_once(redis: aioredis.Redis) -> None:
+    started = time.monotonic()
+    with pytest.raises(ModelUnavailableError):
+        await JobQueue(redis).enqueue(make_job())
+    assert time.monotonic() - started < 0.5
+    assert await redis.exists(keys.queue_stream("echo")) == 0
+
+
+async def test_expired_executor_does_not_count(redis: aioredis.Redis) -> None:
+    await register(redis, "echo", ttl=0.05)
+    await asyncio.sleep(0.1)
+    with pytest.raises(ModelUnavailableError):
+        await JobQueue(redis).enqueue(make_job())
+
+
+async def test_enqueue_and_read_back(redis: aioredis.Redis) -> None:
+    await register(redis, "echo")
+    queue = JobQueue(redis)
+    job = make_job(text="你好")
+    await queue.enqueue(job)
+    got = await queue.read("ex-1", ["echo"], count=10, block_ms=100)
+    assert [q.job for q in got] == [job]
+    assert await queue.owner_and_status(job.id) == ("", "queued")
+    await queue.start(got, "ex-1")
+    assert await queue.owner_and_status(job.id) == ("", "running")
+
+
+async def test_read_takes_only_as_many_jobs_as_asked(redis: aioredis.Redis) -> None:
+    await register(redis, "echo")
+    queue = JobQueue(redis)
+    for _ in range(5):
+        await queue.enqueue(make_job())
+    first = await queue.read("ex-1", ["echo"], count=2, block_ms=100)
+    second = await queue.read("ex-1", ["echo"], count=10, block_ms=100)
+    assert (len(first), len(second)) == (2, 3)
+
+
+async def test_queue_full_gives_retry_after(redis: aioredis.Redis) -> None:
+    await register(redis, "echo")
+    queue = JobQueue(redis, max_queue=2)
+    await queue.enqueue(make_job())
+    await queue.enqueue(make_job())
+    with pytest.raises(QueueFullError) as info:
+        await queue.enqueue(make_job())
+    assert info.value.status == 429
+    assert info.value.headers["Retry-After"].isdigit()
+    # A job taken by an executor no longer counts as waiting.
+    await queue.read("ex-1", ["echo"], count=1, block_ms=100)
+    await queue.enqueue(make_job())
+
+
+async def test_chunks_arrive_in_order_with_usage(redis: aioredis.Redis, hub: Hub) -> None:
+    sub = await hub.subscribe("job-1")
+    pub = ChunkPublisher(redis, "job-1", interval=0)
+    words = [f"w{i} " for i in range(50)]
+    for word in words:
+        pub.write(word)
+        await asyncio.sleep(0)
+    await pub.close("stop", Usage(3, 50))
+    got = [c async for c in sub.chunks(idle_timeout=5)]
+    await sub.close()
+    assert "".join(c.text for c in got) == "".join(words)
+    assert [c.seq for c in got] == list(range(len(got)))
+    assert got[-1].finish_reason == "stop"
+    assert got[-1].usage == Usage(3, 50)
+
+
+async def test_fast_tokens_are_coalesced_slow_ones_are_not(redis: aioredis.Redis, hub: Hub) -> None:
+    fast = ChunkPublisher(redis, "fast", interval=0.003)
+    for _ in range(500):
+        fast.write("x")
+        await asyncio.sleep(0)
+    await fast.close("stop")
+    assert fast.sent < 100  # 500 tokens, far fewer messages
+
+    slow = ChunkPublisher(redis, "slow", interval=0.003)
+    for _ in range(5):
+        slow.write("x")
+        await asyncio.sleep(0.02)
+    await slow.close("stop")
+    assert slow.sent == 6  # every token on its own, then the final chunk
+
+
+async def test_first_token_is_not_delayed_by_coalescing(redis: aioredis.Redis, hub: Hub) -> None:
+    sub = await hub.subscribe("ttft")
+    pub = ChunkPublisher(redis, "ttft", interval=0.5)
+    started = time.monotonic()
+    pub.write("first")
+    chunks = sub.chunks(idle_timeout=5)
+    first = await chunks.__anext__()
+    assert first.text == "first"
+    assert time.monotonic() - started < 0.1
+    await pub.close("stop")
+    await chunks.aclose()
+    await sub.close()
+
+
+async def test_gap_is_filled_from_the_transcript(redis: aioredis.Redis, hub: Hub) -> None:
+    sub = await hub.subscribe("gap")
+    # Chunk 0 reaches the transcript but its pub/sub message is "lost".
+    await redis.rpush(keys.job_transcript("gap"), Chunk(0, "lost ").encode())
+    pub = ChunkPublisher(redis, "gap", interval=0, start_seq=1)
+    pub.write("found")
+    await pub.close("stop")
+    got = [c async for c in sub.chunks(idle_timeout=5)]
+    assert "".join(c.text for c in got) == "lost found"
+
+
+async def test_unfillable_gap_is_an_error(redis: aioredis.Redis, hub: Hub) -> None:
+    sub = await hub.subscribe("hole")
+    await ChunkPublisher(redis, "hole", interval=0, start_seq=3).close("stop")
+    with pytest.raises(JobFailedError, match="lost"):
+        _ = [c async for c in sub.chunks(idle_timeout=5)]
+
+
+async def test_late_reader_replays_then_follows(redis: aioredis.Redis, hub: Hub) -> None:
+    pub = ChunkPublisher(redis, "late", interval=0)
+    pub.write("early ")
+    await asyncio.sleep(0.05)  # published before anyone listened
+    sub = await hub.subscribe("late", replay=True)
+    pub.write("late")
+    await pub.close("stop")
+    got = [c async for c in sub.chunks(idle_timeout=5)]
+    assert "".join(c.text for c in got) == "early late"
+    assert [c.seq for c in got] == list(range(len(got)))
+
+
+async def test_reader_resumes_from_a_sequence_number(redis: aioredis.Redis, hub: Hub) -> None:
+    pub = ChunkPublisher(redis, "resume", interval=0)
+    for word in ("a", "b", "c"):
+        pub.write(word)
+        await asyncio.sleep(0.01)
+    await pub.close("stop")
+    sub = await hub.subscribe("resume", replay=True)
+    got = [c async for c in sub.chunks(idle_timeout=5, from_seq=2)]
+    assert [c.text for c in got] == ["c", ""]
+
+
+async def test_transcript_is_capped_and_expires(redis: aioredis.Redis) -> None:
+    pub = ChunkPublisher(redis, "cap", interval=0, transcript_ttl=100, transcript_max=3)
+    for _ in range(6):
+        pub.write("x")
+        await asyncio.sleep(0.005)
+    await pub.close("stop")
+    assert await redis.llen(keys.job_transcript("cap")) == 3
+    assert 0 < await redis.ttl(keys.job_transcript("cap")) <= 100
+
+
+async def test_idle_stream_times_out(hub: Hub) -> None:
+    sub = await hub.subscribe("silent")
+    with pytest.raises(JobFailedError) as info:
+        _ = [c async for c in sub.chunks(idle_timeout=0.1)]
+    assert info.value.code == "timeout"
+
+
+async def test_one_connection_serves_many_streams(redis: aioredis.Redis, hub: Hub) -> None:
+    subs = [await hub.subscribe(f"many-{i}") for i in range(50)]
+    clients = await redis.client_list(_type="pubsub")
+    assert len(clients) == 1
+    assert hub.active == 50
+    for sub in subs:
+        await sub.close()
+    assert hub.active == 0
+
+
+async def test_hub_recovers_after_its_connection_is_killed(redis: aioredis.Redis, hub: Hub) -> None:
+    sub = await hub.subscribe("killed")
+    pub = ChunkPublisher(redis, "killed", interval=0)
+    pub.write("before ")
+    await asyncio.sleep(0.05)
+    await redis.client_kill_filter(_type="pubsub")
+    pub.write("during ")  # published while the hub is reconnecting: only in the transcript
+    await asyncio.sleep(0.3)
+    pub.write("after")
+    await pub.close("stop")
+    got = [c async for c in sub.chunks(idle_timeout=5)]
+    assert "".join(c.text for c in got) == "before during after"

@@ -1,0 +1,159 @@
+"""`kuwa-cli up` as a new user runs it: one command, a private Redis, demo models, Ctrl-C."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import psutil
+import pytest
+
+from tests.stack import free_port, wait_until
+
+
+def clean_env(**extra: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("KUWA_")}
+    env.update(PYTHONUNBUFFERED="1", **extra)
+    return env
+
+
+def kuwa(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "kuwa", *args], env=env, capture_output=True, text=True, timeout=60
+    )
+
+
+def healthy(base: str, proc: subprocess.Popen[str]) -> bool:
+    assert proc.poll() is None, "kuwa-cli up exited early"
+    try:
+        return httpx.get(base + "/healthz", timeout=1).status_code == 200
+    except httpx.HTTPError:
+        return False
+
+
+@pytest.fixture
+def up(tmp_path: Path):  # type: ignore[no-untyped-def]
+    port = free_port()
+    out = (tmp_path / "up.out").open("w+")
+    err = (tmp_path / "up.err").open("w+")
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "kuwa",
+            "up",
+            "--port",
+            str(port),
+            "--data-dir",
+            str(tmp_path / "d"),
+        ],
+        env=clean_env(),
+        stdout=out,
+        stderr=err,
+        cwd=tmp_path,
+    )
+    base = f"http://127.0.0.1:{port}"
+
+    wait_until(lambda: healthy(base, proc), 60, "kuwa-cli up")
+    yield proc, base, tmp_path
+    if proc.poll() is None:
+        for child in psutil.Process(proc.pid).children(recursive=True):
+            child.kill()
+        proc.kill()
+        proc.wait()
+    out.close()
+    err.close()
+
+
+def test_up_runs_everything_and_stops_cleanly(up) -> None:  # type: ignore[no-untyped-def]
+    proc, base, folder = up
+    printed = (folder / "up.out").read_text()
+    token = re.search(r"API token: (\S+)", printed)
+    assert token, printed
+    assert "login:     admin@localhost" in printed
+    headers = {"Authorization": f"Bearer {token.group(1)}"}
+
+    def models() -> set[str]:
+        r = httpx.get(base + "/v1/models", headers=headers)
+        return {m["id"] for m in r.json()["data"]}
+
+    wait_until(lambda: models() == {"echo", "reverse", "upper"}, 30, "demo executors")
+    answers = {}
+    for code in ("echo", "reverse", "upper"):
+        r = httpx.post(
+            base + "/v1/chat/completions",
+            headers=headers,
+            json={"model": code, "messages": [{"role": "user", "content": "Kuwa 你好"}]},
+            timeout=30,
+        )
+        answers[code] = r.json()["choices"][0]["message"]["content"]
+    assert answers == {"echo": "Kuwa 你好", "reverse": "好你 awuK", "upper": "KUWA 你好"}
+
+    # The CLI works on the same database while `up` runs, and prints only the token.
+    env = clean_env(KUWA_DATA_DIR=str(folder / "d"))
+    got = kuwa("user", "token", "--email", "admin@localhost", env=env)
+    assert got.returncode == 0, got.stderr
+    assert got.stdout == token.group(1) + "\n"
+    listed = kuwa(
+        "executor", "list", "--json", env=clean_env(KUWA_REDIS_URL=f"unix://{folder}/d/redis.sock")
+    )
+    assert sorted(c for e in json.loads(listed.stdout) for c in e["access_codes"]) == [
+        "echo",
+        "reverse",
+        "upper",
+    ]
+
+    children = psutil.Process(proc.pid).children(recursive=True)
+    assert len(children) >= 6  # redis, kernel, 3 executors, gateway
+    assert any("redis-server" in " ".join(c.cmdline()) for c in children)
+    started = time.monotonic()
+    proc.send_signal(signal.SIGINT)
+    assert proc.wait(30) == 0
+    assert time.monotonic() - started < 20
+    _, alive = psutil.wait_procs(children, timeout=5)
+    assert alive == []
+
+
+def test_second_start_keeps_the_admin(tmp_path: Path) -> None:
+    env = clean_env(KUWA_DATA_DIR=str(tmp_path / "d"))
+    created = kuwa(
+        "user",
+        "create",
+        "--email",
+        "admin@localhost",
+        "--name",
+        "A",
+        "--password",
+        "long enough pw",
+        "--admin",
+        env=env,
+    )
+    assert created.returncode == 0, created.stderr
+    port = free_port()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "kuwa", "up", "--port", str(port), "--demo-models", ""],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        wait_until(lambda: healthy(f"http://127.0.0.1:{port}", proc), 60, "kuwa-cli up")
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        out, _ = proc.communicate(timeout=30)
+    assert "API token" not in out
+    assert proc.returncode == 0
+
+
+def test_bad_setting_is_a_clear_error(tmp_path: Path) -> None:
+    got = kuwa("up", env=clean_env(KUWA_PROT="1", KUWA_DATA_DIR=str(tmp_path)))
+    assert got.returncode == 2
+    assert "unknown setting KUWA_PROT" in got.stderr

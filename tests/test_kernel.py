@@ -1,0 +1,142 @@
+"""The kernel: leader lease and recovery of jobs whose executor died."""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+import time
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+import redis.asyncio as aioredis
+
+from kuwa import keys
+from kuwa.broker import ExecutorInfo, Hub, JobQueue, Registry, connect
+from kuwa.kernel import Kernel
+from kuwa.schemas import Chunk, Job, Message
+from kuwa.settings import Settings
+from tests.stack import RedisServer, Stack
+
+pytestmark = pytest.mark.anyio
+
+
+@pytest.fixture
+async def redis(redis_url: str) -> AsyncIterator[aioredis.Redis]:
+    client = connect(redis_url)
+    yield client
+    await client.aclose()
+
+
+@pytest.fixture
+async def hub(redis: aioredis.Redis) -> AsyncIterator[Hub]:
+    h = Hub(redis)
+    await h.start()
+    yield h
+    await h.stop()
+
+
+def make_job(deliveries: int = 0) -> Job:
+    return Job(
+        f"chatcmpl-{time.monotonic_ns()}", "echo", (Message("user", "x"),), deliveries=deliveries
+    )
+
+
+async def orphan(redis: aioredis.Redis, job: Job) -> None:
+    """Queue a job and let a 'ghost' executor take it and die without a trace."""
+    ghost = ExecutorInfo("ghost", ("echo",), "debug", "m", "h", 1, 1)
+    await JobQueue(redis).ensure_groups(["echo"])
+    await Registry(redis, ttl=0.05).heartbeat(ghost)
+    await JobQueue(redis).enqueue(job)
+    taken = await JobQueue(redis).read("ghost", ["echo"], 1, 100)
+    assert [q.job.id for q in taken] == [job.id]
+    await asyncio.sleep(0.1)  # its heartbeat lapses
+
+
+async def test_one_leader_at_a_time(redis: aioredis.Redis) -> None:
+    a, b = Kernel(Settings(), redis), Kernel(Settings(), redis)
+    await a.tick()
+    await b.tick()
+    assert (a.leader, b.leader) == (True, False)
+    await a.tick()
+    assert a.leader
+    await redis.delete(keys.KERNEL_LEADER)  # the leader died and its lease ran out
+    await b.tick()
+    assert b.leader
+
+
+async def test_unstarted_job_of_dead_executor_is_queued_again(
+    redis: aioredis.Redis, hub: Hub
+) -> None:
+    job = make_job()
+    sub = await hub.subscribe(job.id)
+    await orphan(redis, job)
+    kernel = Kernel(Settings(), redis)
+    await kernel.tick()
+    assert kernel.recovered == 1
+    # Another executor picks it up again, with one more delivery counted.
+    await Registry(redis).heartbeat(ExecutorInfo("alive", ("echo",), "debug", "m", "h", 1, 1))
+    [again] = await JobQueue(redis).read("alive", ["echo"], 1, 100)
+    assert again.job.id == job.id and again.job.deliveries == 1
+    await sub.close()
+
+
+async def test_job_that_failed_too_often_fails_its_reader(redis: aioredis.Redis, hub: Hub) -> None:
+    job = make_job(deliveries=2)
+    sub = await hub.subscribe(job.id)
+    await orphan(redis, job)
+    await Kernel(Settings(max_deliveries=3), redis).tick()
+    [chunk] = [c async for c in sub.chunks(idle_timeout=5)]
+    assert chunk.finish_reason == "error"
+    assert chunk.error is not None and chunk.error["code"] == "executor_lost"
+    await sub.close()
+
+
+async def test_reader_of_half_streamed_job_gets_an_error(redis: aioredis.Redis, hub: Hub) -> None:
+    job = make_job()
+    sub = await hub.subscribe(job.id)
+    await orphan(redis, job)
+    await redis.rpush(keys.job_transcript(job.id), Chunk(0, "half").encode())
+    await Kernel(Settings(), redis).tick()
+    got = [c async for c in sub.chunks(idle_timeout=5)]
+    assert got[0].text == "half"
+    assert got[-1].finish_reason == "error"
+    assert got[-1].error is not None and "stopped" in got[-1].error["message"]
+    assert await redis.xlen(keys.queue_stream("echo")) == 0
+    await sub.close()
+
+
+def test_killed_executor_mid_stream_ends_the_stream_with_an_error(tmp_path: Path) -> None:
+    """Real processes: SIGKILL an executor mid-answer; the kernel tells the reader."""
+    server = RedisServer(tmp_path / "redis")
+    stack = Stack(tmp_path, server)
+    try:
+        stack.spawn("kernel", ["kernel", "start"], {"KUWA_HEARTBEAT_TTL": "1"})
+        victim = stack.executor("echo", delay=0.05, name="victim", env={"KUWA_HEARTBEAT_TTL": "1"})
+
+        async def scenario() -> list[Chunk]:
+            client = connect(server.url)
+            h = Hub(client)
+            await h.start()
+            try:
+                job = make_job()
+                job = Job(job.id, "echo", (Message("user", " ".join(["w"] * 200)),))
+                sub = await h.subscribe(job.id)
+                await JobQueue(client).enqueue(job)
+                chunks = sub.chunks(idle_timeout=20)
+                got = [await chunks.__anext__()]
+                victim.popen.send_signal(signal.SIGKILL)
+                got += [c async for c in chunks]
+                return got
+            finally:
+                await h.stop()
+                await client.aclose()
+
+        started = time.monotonic()
+        got = asyncio.run(scenario())
+        assert got[-1].finish_reason == "error"
+        assert got[-1].error is not None and got[-1].error["code"] == "executor_lost"
+        assert time.monotonic() - started < 15  # heartbeat TTL (1 s) + a kernel tick + start-up
+    finally:
+        stack.stop()
+        server.stop()

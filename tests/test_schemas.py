@@ -1,0 +1,150 @@
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from kuwa.executors.debug import tokenize
+from kuwa.schemas import (
+    Chunk,
+    GenerationParams,
+    Job,
+    JobStatus,
+    Message,
+    SchemaError,
+    Usage,
+    parse_chat_request,
+)
+
+USER = [{"role": "user", "content": "hi"}]
+
+
+def test_minimal_requests_per_dialect() -> None:
+    openai = parse_chat_request({"model": "m", "messages": USER}, "openai")
+    kuwa = parse_chat_request({"model": "m", "messages": USER}, "kuwa")
+    assert openai.stream is False
+    assert kuwa.stream is True
+    assert openai.messages == (Message("user", "hi"),)
+
+
+def test_parameters_are_parsed_and_unknown_fields_ignored() -> None:
+    req = parse_chat_request(
+        {
+            "model": "m",
+            "messages": USER,
+            "temperature": 0.5,
+            "top_p": 1,
+            "max_tokens": 5,
+            "stop": "x",
+            "seed": 7,
+            "n": 1,
+            "logit_bias": {},
+            "stream": True,
+            "stream_options": {"include_usage": True},
+        },
+        "openai",
+    )
+    assert req.params == GenerationParams(0.5, 1.0, 5, ("x",), 7)
+    assert req.include_usage
+
+
+def test_max_completion_tokens_wins() -> None:
+    req = parse_chat_request(
+        {"model": "m", "messages": USER, "max_tokens": 5, "max_completion_tokens": 3}, "openai"
+    )
+    assert req.params.max_tokens == 3
+
+
+def test_developer_role_and_text_parts_on_openai() -> None:
+    req = parse_chat_request(
+        {
+            "model": "m",
+            "messages": [
+                {"role": "developer", "content": "be brief"},
+                {
+                    "role": "user",
+                    "content": [{"type": "text", "text": "a"}, {"type": "text", "text": "b"}],
+                },
+            ],
+        },
+        "openai",
+    )
+    assert req.messages == (Message("system", "be brief"), Message("user", "ab"))
+
+
+@pytest.mark.parametrize(
+    ("body", "param"),
+    [
+        ([], None),
+        ({"messages": USER}, "model"),
+        ({"model": 3, "messages": USER}, "model"),
+        ({"model": "m"}, "messages"),
+        ({"model": "m", "messages": []}, "messages"),
+        ({"model": "m", "messages": "hi"}, "messages"),
+        ({"model": "m", "messages": ["hi"]}, "messages[0]"),
+        ({"model": "m", "messages": [{"role": "tool", "content": "x"}]}, "messages[0].role"),
+        ({"model": "m", "messages": [{"content": "x"}]}, "messages[0].role"),
+        ({"model": "m", "messages": [{"role": "user", "content": 5}]}, "messages[0].content"),
+        ({"model": "m", "messages": [{"role": "user"}]}, "messages[0].content"),
+        ({"model": "m", "messages": USER, "temperature": 3}, "temperature"),
+        ({"model": "m", "messages": USER, "temperature": "hot"}, "temperature"),
+        ({"model": "m", "messages": USER, "top_p": True}, "top_p"),
+        ({"model": "m", "messages": USER, "max_tokens": 0}, "max_tokens"),
+        ({"model": "m", "messages": USER, "max_tokens": 1.5}, "max_tokens"),
+        ({"model": "m", "messages": USER, "stop": ["a"] * 5}, "stop"),
+        ({"model": "m", "messages": USER, "stop": 3}, "stop"),
+        ({"model": "m", "messages": USER, "seed": "x"}, "seed"),
+        ({"model": "m", "messages": USER, "n": 2}, "n"),
+        ({"model": "m", "messages": USER, "stream": "yes"}, "stream"),
+    ],
+)
+def test_invalid_requests_name_the_field(body: Any, param: str | None) -> None:
+    with pytest.raises(SchemaError) as info:
+        parse_chat_request(body, "openai")
+    assert info.value.param == param
+    assert info.value.message[0].isupper() or info.value.message[0] == "'"
+
+
+def test_kuwa_dialect_requires_string_content() -> None:
+    body = {
+        "model": "m",
+        "messages": [{"role": "user", "content": [{"type": "text", "text": "a"}]}],
+    }
+    with pytest.raises(SchemaError):
+        parse_chat_request(body, "kuwa")
+
+
+def test_job_round_trip() -> None:
+    job = Job(
+        "chatcmpl-1",
+        "m",
+        (Message("user", "你好 🌍"),),
+        GenerationParams(max_tokens=3, stop=("x",)),
+        user_id=4,
+        created=1.5,
+    )
+    assert Job.decode(job.encode()) == job
+
+
+@pytest.mark.parametrize(
+    "chunk",
+    [
+        Chunk(0, "abc"),
+        Chunk(3, "", "stop", Usage(1, 2)),
+        Chunk(5, "x", "error", None, {"message": "boom", "code": "model_error"}),
+    ],
+)
+def test_chunk_round_trip(chunk: Chunk) -> None:
+    assert Chunk.decode(chunk.encode()) == chunk
+
+
+def test_job_status_values_are_lowercase_strings() -> None:
+    assert [s.value for s in JobStatus] == ["queued", "running", "done", "failed", "cancelled"]
+    assert JobStatus("done").finished and not JobStatus.RUNNING.finished
+
+
+def test_debug_tokenizer_round_trips_text() -> None:
+    text = "Hello, world!  你好🌍 it's\n ok"
+    tokens = tokenize(text)
+    assert "".join(tokens) == text
+    assert tokens[:3] == ["Hello", ",", " world"]
