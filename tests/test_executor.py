@@ -229,3 +229,19 @@ def test_sigterm_drains_running_jobs(tmp_path: Path) -> None:
     finally:
         stack.stop()
         server.stop()
+
+
+async def test_drain_puts_untaken_jobs_back(redis: aioredis.Redis, hub: Hub) -> None:
+    """Jobs read but not started when SIGTERM comes go back to the queue, not to an error."""
+    s = settings(max_concurrency=1, debug_delay=0.01)
+    runtime = ExecutorRuntime(s, DebugBackend(s), redis)
+    await runtime.backend.start()
+    await runtime.queue.ensure_groups(["echo"])
+    await runtime.registry.heartbeat(runtime.info)
+    j = job("later")
+    await JobQueue(redis).enqueue(j)
+    runtime.backlog.extend(await runtime.queue.read(runtime.id, ["echo"], 1, 100))
+    await runtime._drain()
+    [again] = await JobQueue(redis).read("other", ["echo"], 1, 100)
+    assert again.job.id == j.id
+    assert await redis.hget(keys.job_state(j.id), "status") == b"queued"

@@ -140,3 +140,42 @@ def test_killed_executor_mid_stream_ends_the_stream_with_an_error(tmp_path: Path
     finally:
         stack.stop()
         server.stop()
+
+
+async def test_jobs_stranded_without_executor_fail_after_a_grace(
+    redis: aioredis.Redis, hub: Hub
+) -> None:
+    await JobQueue(redis).ensure_groups(["echo"])
+    await Registry(redis, ttl=0.05).heartbeat(
+        ExecutorInfo("leaving", ("echo",), "debug", "m", "h", 1, 1)
+    )
+    job = make_job()
+    sub = await hub.subscribe(job.id)
+    await JobQueue(redis).enqueue(job)
+    await asyncio.sleep(0.1)  # the only executor is gone; nobody will read the queue
+    kernel = Kernel(Settings(heartbeat_ttl=0.05), redis)
+    await kernel.tick()
+    [chunk] = [c async for c in sub.chunks(idle_timeout=5)]
+    assert chunk.error is not None and chunk.error["code"] == "model_unavailable"
+    assert await redis.xlen(keys.queue_stream("echo")) == 0
+    await sub.close()
+
+
+async def test_fresh_waiting_jobs_are_left_alone(redis: aioredis.Redis) -> None:
+    await JobQueue(redis).ensure_groups(["echo"])
+    await Registry(redis, ttl=0.05).heartbeat(
+        ExecutorInfo("leaving", ("echo",), "debug", "m", "h", 1, 1)
+    )
+    await JobQueue(redis).enqueue(make_job())
+    await asyncio.sleep(0.1)
+    await Kernel(Settings(heartbeat_ttl=30), redis).tick()  # grace of 60 s not over
+    assert await redis.xlen(keys.queue_stream("echo")) == 1
+
+
+async def test_stopping_kernel_releases_only_its_own_lease(redis: aioredis.Redis) -> None:
+    kernel = Kernel(Settings(), redis)
+    await kernel.tick()
+    await redis.set(keys.KERNEL_LEADER, "someone-else")
+    kernel.request_stop()
+    await kernel.run()
+    assert await redis.get(keys.KERNEL_LEADER) == b"someone-else"

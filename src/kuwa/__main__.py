@@ -1,3 +1,4 @@
 from kuwa.cli import main
 
-main()
+if __name__ == "__main__":  # engines may start workers with "spawn", which re-imports this
+    main()

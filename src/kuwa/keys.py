@@ -15,6 +15,7 @@ CANCEL_CHANNEL = PREFIX + "cancel"
 MODELS = PREFIX + "models"
 EXECUTORS = PREFIX + "executors"
 KERNEL_LEADER = PREFIX + "kernel:leader"
+GATEWAY_CONTROL = PREFIX + "gateway:control"  # every gateway's hub listens here
 
 _ACCESS_CODE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:/@+-]{0,127}$")
 _JOB_ID = re.compile(r"^[A-Za-z0-9_-]{1,64}$")

@@ -126,6 +126,35 @@ class Settings:
         default="echo",
         metadata=_doc("Debug backend: echo, reverse or upper (applied to the last user message)."),
     )
+    # --- model engines (vllm backend) -------------------------------------------------------
+    model: str | None = field(
+        default=None, metadata=_doc("Model an executor serves: a Hugging Face id or a path.")
+    )
+    gpu_memory_utilization: float | None = field(
+        default=None, metadata=_doc("vLLM: fraction of GPU memory the engine may use.")
+    )
+    tensor_parallel_size: int | None = field(
+        default=None, metadata=_doc("vLLM: GPUs to split the model over.")
+    )
+    max_model_len: int | None = field(
+        default=None, metadata=_doc("Context window in tokens (default: the model's own).")
+    )
+    dtype: str | None = field(
+        default=None, metadata=_doc("Weights dtype: auto, bfloat16, float16, float32.")
+    )
+    quantization: str | None = field(
+        default=None, metadata=_doc("vLLM quantization method (awq, gptq, fp8, ...).")
+    )
+    trust_remote_code: bool = field(
+        default=False, metadata=_doc("Allow the model repository's own Python code to run.")
+    )
+    load_format: str | None = field(
+        default=None,
+        metadata=_doc("vLLM load format; 'dummy' gives random weights (benchmarks, tests)."),
+    )
+    enforce_eager: bool = field(
+        default=False, metadata=_doc("vLLM: skip CUDA graph capture (faster start).")
+    )
     # --- kuwa-cli up --------------------------------------------------------------------
     demo_models: tuple[str, ...] = field(
         default=("echo", "reverse", "upper"),

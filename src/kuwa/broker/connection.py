@@ -18,14 +18,16 @@ def text(value: object) -> str:
     return str(value)
 
 
-def connect(url: str, *, max_connections: int | None = None) -> aioredis.Redis:
-    """An asyncio Redis client (bytes replies) for ``redis://``, ``rediss://`` or ``unix://``."""
-    return aioredis.Redis.from_url(
-        url,
-        decode_responses=False,
-        max_connections=max_connections,
-        health_check_interval=0,
+def connect(url: str, *, max_connections: int = 256) -> aioredis.Redis:
+    """An asyncio Redis client (bytes replies) for ``redis://``, ``rediss://`` or ``unix://``.
+
+    The pool blocks (up to 30 s) when all its connections are busy instead of failing, so a
+    burst of thousands of requests queues for a connection rather than erroring.
+    """
+    pool = aioredis.BlockingConnectionPool.from_url(
+        url, max_connections=max_connections, timeout=30, health_check_interval=0
     )
+    return aioredis.Redis.from_pool(pool)  # closing the client closes the pool
 
 
 @contextlib.contextmanager

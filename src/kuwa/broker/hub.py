@@ -87,7 +87,7 @@ class Hub:
         self._subs: dict[bytes, Subscription] = {}
         self._confirm: dict[bytes, deque[asyncio.Future[None]]] = {}
         self._reader: asyncio.Task[None] | None = None
-        self._control = (keys.PREFIX + "gateway:control").encode()
+        self._control = keys.GATEWAY_CONTROL.encode()
 
     @property
     def active(self) -> int:

@@ -62,6 +62,8 @@ class JobQueue:
                 results = await pipe.execute(raise_on_error=False)
         outcome = results[-1]
         if isinstance(outcome, ResponseError):
+            with redis_errors("cleaning up a refused job"):
+                await self.redis.delete(state)
             text = str(outcome)
             if text.startswith("NOEXEC"):
                 raise ModelUnavailableError(
@@ -144,6 +146,16 @@ class JobQueue:
                 )
             results = await pipe.execute()
         return [bool(results[i]) for i in range(0, len(results), 2)]
+
+    async def requeue(self, q: QueuedJob) -> None:
+        """Put a taken job back at the end of its queue for another executor."""
+        stream = keys.queue_stream(q.code)
+        async with self.redis.pipeline(transaction=False) as pipe:
+            pipe.xadd(stream, {"id": q.job.id, "job": q.job.encode()})
+            pipe.xack(stream, keys.CONSUMER_GROUP, q.entry_id)
+            pipe.xdel(stream, q.entry_id)
+            pipe.hset(keys.job_state(q.job.id), "status", JobStatus.QUEUED.value)
+            await pipe.execute()
 
     async def finish(self, q: QueuedJob, status: JobStatus) -> None:
         """Acknowledge and delete the stream entry; record the final status."""

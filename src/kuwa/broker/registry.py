@@ -26,6 +26,7 @@ class ExecutorInfo:
     started: float = field(default_factory=time.time)
     heartbeat: float = 0.0
     state: str = "ready"  # ready | draining
+    engine: dict[str, float | int] = field(default_factory=dict)
 
     def encode(self) -> bytes:
         return orjson.dumps(asdict(self))

@@ -76,6 +76,67 @@ def command() -> None:
     default=None,
     help="Name to register under. [default: HOST-PID-RANDOM]",
 )
+@click.option(
+    "--gpu-memory-utilization",
+    envvar="KUWA_GPU_MEMORY_UTILIZATION",
+    show_envvar=True,
+    type=click.FloatRange(0, 1, min_open=True),
+    default=None,
+    help="vLLM: fraction of GPU memory to use.",
+)
+@click.option(
+    "--tensor-parallel-size",
+    envvar="KUWA_TENSOR_PARALLEL_SIZE",
+    show_envvar=True,
+    type=click.IntRange(min=1),
+    default=None,
+    help="vLLM: GPUs to split the model over.",
+)
+@click.option(
+    "--max-model-len",
+    envvar="KUWA_MAX_MODEL_LEN",
+    show_envvar=True,
+    type=click.IntRange(min=16),
+    default=None,
+    help="Context window in tokens.",
+)
+@click.option(
+    "--dtype",
+    envvar="KUWA_DTYPE",
+    show_envvar=True,
+    default=None,
+    help="Weights dtype: auto, bfloat16, float16, float32.",
+)
+@click.option(
+    "--quantization",
+    envvar="KUWA_QUANTIZATION",
+    show_envvar=True,
+    default=None,
+    help="vLLM quantization method.",
+)
+@click.option(
+    "--trust-remote-code",
+    envvar="KUWA_TRUST_REMOTE_CODE",
+    show_envvar=True,
+    is_flag=True,
+    default=None,
+    help="Allow the model's own Python code to run.",
+)
+@click.option(
+    "--load-format",
+    envvar="KUWA_LOAD_FORMAT",
+    show_envvar=True,
+    default=None,
+    help="vLLM load format ('dummy': random weights, for benchmarks).",
+)
+@click.option(
+    "--enforce-eager",
+    envvar="KUWA_ENFORCE_EAGER",
+    show_envvar=True,
+    is_flag=True,
+    default=None,
+    help="vLLM: skip CUDA graph capture.",
+)
 @options.redis_url
 @options.log_level
 @options.burst
@@ -87,13 +148,21 @@ def start(
     delay: float | None,
     debug_transform: str | None,
     name: str | None,
+    gpu_memory_utilization: float | None,
+    tensor_parallel_size: int | None,
+    max_model_len: int | None,
+    dtype: str | None,
+    quantization: str | None,
+    trust_remote_code: bool | None,
+    load_format: str | None,
+    enforce_eager: bool | None,
     redis_url: str | None,
     log_level: str | None,
     burst: bool,
 ) -> None:
     """Pull jobs for the access codes and stream answers until SIGTERM (which drains)."""
     from kuwa.broker import connect
-    from kuwa.executors import load_backend
+    from kuwa.executors import BackendError, load_backend
     from kuwa.executors.runtime import ExecutorRuntime
 
     settings = build_settings(
@@ -103,6 +172,15 @@ def start(
         debug_delay=delay,
         debug_transform=debug_transform,
         executor_name=name,
+        model=model,
+        gpu_memory_utilization=gpu_memory_utilization,
+        tensor_parallel_size=tensor_parallel_size,
+        max_model_len=max_model_len,
+        dtype=dtype,
+        quantization=quantization,
+        trust_remote_code=trust_remote_code or None,
+        load_format=load_format,
+        enforce_eager=enforce_eager or None,
         redis_url=redis_url,
         log_level=log_level,
     )
@@ -117,7 +195,7 @@ def start(
     async def main() -> None:
         redis = connect(settings.effective_redis_url)
         try:
-            runtime = ExecutorRuntime(settings, backend_cls(settings, model), redis)
+            runtime = ExecutorRuntime(settings, backend_cls(settings, settings.model), redis)
         except ValueError as exc:
             raise click.UsageError(str(exc)) from None
         loop = asyncio.get_running_loop()
@@ -125,6 +203,8 @@ def start(
             loop.add_signal_handler(sig, runtime.request_stop)
         try:
             await runtime.run(burst=burst)
+        except BackendError as exc:
+            raise click.ClickException(f"the {settings.backend} backend failed: {exc}") from None
         finally:
             await redis.aclose()
 
@@ -133,7 +213,14 @@ def start(
 
 @command.command("list")
 @options.redis_url
-@click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
+@click.option(
+    "--json",
+    "as_json",
+    is_flag=True,
+    envvar="KUWA_JSON",
+    show_envvar=True,
+    help="Print JSON instead of a table.",
+)
 def list_(redis_url: str | None, as_json: bool) -> None:
     """Show live executors."""
     from kuwa.broker import Registry, connect
@@ -154,6 +241,7 @@ def list_(redis_url: str | None, as_json: bool) -> None:
                     "slots": e.slots,
                     "tokens_per_s": e.tokens_per_s,
                     "state": e.state,
+                    "engine": e.engine,
                     "heartbeat": e.heartbeat,
                 }
                 for e in await Registry(redis, ttl=settings.heartbeat_ttl).executors()

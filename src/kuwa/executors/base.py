@@ -43,5 +43,9 @@ class Backend(abc.ABC):
     async def stop(self) -> None:  # noqa: B027 - optional hook
         """Release the model. Called once after the last job."""
 
+    def stats(self) -> dict[str, float | int]:
+        """Engine figures for the heartbeat (e.g. requests the engine is running)."""
+        return {}
+
     @abc.abstractmethod
     async def generate(self, job: Job, emit: Emit) -> Completion: ...

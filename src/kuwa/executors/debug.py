@@ -53,27 +53,46 @@ class DebugBackend(Backend):
         if limit is not None and len(tokens) > limit:
             tokens, finish = tokens[:limit], "length"
         delay = self.settings.debug_delay
-        produced = ""
+        stops = job.params.stop
+        text = ""  # everything generated so far
+        sent = 0  # how much of it was emitted (text that may start a stop string waits)
         count = 0
         for token in tokens:
             if delay:
                 await asyncio.sleep(delay)
             else:
                 await asyncio.sleep(0)  # like a real engine: other jobs run between tokens
-            candidate = produced + token
-            cut = _stop_index(candidate, job.params.stop)
-            if cut is not None:
-                if cut > len(produced):
-                    emit(candidate[len(produced) : cut])
-                break
-            emit(token)
-            produced = candidate
+            text += token
             count += 1
+            cut = _stop_index(text, stops, start=max(0, sent - 1))
+            if cut is not None:
+                if cut > sent:
+                    emit(text[sent:cut])
+                sent = len(text)
+                break
+            safe = len(text) - _held_back(text, stops)
+            if safe > sent:
+                emit(text[sent:safe])
+                sent = safe
+        if sent < len(text):
+            emit(text[sent:])
         if fail:
             raise BackendError("the debug backend was asked to fail (/debug error)")
         return Completion(finish, Usage(prompt_tokens, count))
 
 
-def _stop_index(text: str, stops: tuple[str, ...]) -> int | None:
-    found = [i for i in (text.find(s) for s in stops) if i >= 0]
+def _stop_index(text: str, stops: tuple[str, ...], start: int = 0) -> int | None:
+    """Where the first stop string begins in ``text`` (searching from ``start``)."""
+    found = [i for i in (text.find(s, start) for s in stops) if i >= 0]
     return min(found) if found else None
+
+
+def _held_back(text: str, stops: tuple[str, ...]) -> int:
+    """Length of the longest end of ``text`` that could be the start of a stop string."""
+    best = 0
+    for stop in stops:
+        for n in range(min(len(stop) - 1, len(text)), best, -1):
+            if text.endswith(stop[:n]):
+                best = n
+                break
+    return best

@@ -136,8 +136,11 @@ class ExecutorRuntime:
         self.running[q.job.id] = task
 
     async def _drain(self) -> None:
-        for q in self.backlog:  # taken but never started: fail them visibly
-            await self._finish_unstarted(q, cancelled=False)
+        for q in self.backlog:  # taken but never started: another executor can have them
+            if q.job.id in self.cancel_requested:
+                await self._finish_unstarted(q)
+            else:
+                await self.queue.requeue(q)
         self.backlog.clear()
         if not self.running:
             return
@@ -208,22 +211,13 @@ class ExecutorRuntime:
             self.completed += 1
             self._slot_freed.set()
 
-    async def _finish_unstarted(self, q: QueuedJob, *, cancelled: bool = True) -> None:
+    async def _finish_unstarted(self, q: QueuedJob) -> None:
+        """A job cancelled before it started: tell its readers, then drop it."""
         publisher = ChunkPublisher(
             self.redis, q.job.id, interval=0, transcript_ttl=self.settings.transcript_ttl
         )
-        if cancelled:
-            await publisher.close("cancelled")
-            await self.queue.finish(q, JobStatus.CANCELLED)
-        else:
-            await publisher.close(
-                "error",
-                error={
-                    "message": "The executor shut down; please retry.",
-                    "code": "executor_shutdown",
-                },
-            )
-            await self.queue.finish(q, JobStatus.FAILED)
+        await publisher.close("cancelled")
+        await self.queue.finish(q, JobStatus.CANCELLED)
 
     # --- background loops ---------------------------------------------------------------
     async def _heartbeat_loop(self) -> None:
@@ -235,6 +229,7 @@ class ExecutorRuntime:
             self.info.used = len(self.running)
             self.info.tokens_per_s = round((self._tokens - last_tokens) / (now - last_time), 1)
             self.info.state = "draining" if self._stopping.is_set() else "ready"
+            self.info.engine = self.backend.stats()
             last_tokens, last_time = self._tokens, now
             try:
                 await self.registry.heartbeat(self.info)

@@ -21,7 +21,9 @@ from kuwa.gateway import kuwa_api, openai_api
 from kuwa.gateway.auth import TokenAuth
 from kuwa.gateway.chat import ChatService
 from kuwa.gateway.http import (
+    ClientGone,
     JSONResponse,
+    client_gone_handler,
     http_error_handler,
     kuwa_error_handler,
     server_error_handler,
@@ -82,6 +84,7 @@ def create_app(settings: Settings, *, accounts: Accounts | None = None) -> Starl
         lifespan=lifespan,
         exception_handlers={
             KuwaError: kuwa_error_handler,
+            ClientGone: client_gone_handler,
             HTTPException: http_error_handler,
             Exception: server_error_handler,
         },

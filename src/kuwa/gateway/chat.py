@@ -42,6 +42,11 @@ class ChatStream:
 
     async def chunks(self) -> AsyncIterator[Chunk]:
         """Chunks until the final one. A failed job raises :class:`JobFailedError`."""
+        with redis_errors("following the answer"):
+            async for chunk in self._chunks():
+                yield chunk
+
+    async def _chunks(self) -> AsyncIterator[Chunk]:
         async for chunk in self.sub.chunks(idle_timeout=self.service.idle_timeout):
             if chunk.final:
                 self.finished = True

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
-from typing import Any
+from collections.abc import Awaitable
+from typing import Any, TypeVar
 
 import orjson
 from starlette.exceptions import HTTPException
@@ -21,6 +23,7 @@ from kuwa.errors import (
 from kuwa.schemas import SchemaError
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 
 class JSONResponse(Response):
@@ -48,6 +51,34 @@ async def read_json(request: Request, limit: int) -> Any:
         return orjson.loads(body)
     except orjson.JSONDecodeError as exc:
         raise InvalidRequestError(f"The request body is not valid JSON: {exc}") from None
+
+
+class ClientGone(Exception):
+    """The client disconnected before the answer was ready."""
+
+
+async def unless_disconnected(request: Request, work: Awaitable[T]) -> T:
+    """Await ``work``; if the client disconnects first, cancel it and raise ClientGone."""
+    task = asyncio.ensure_future(work)
+
+    async def watch() -> None:
+        while (await request.receive())["type"] != "http.disconnect":
+            pass
+
+    watcher = asyncio.ensure_future(watch())
+    try:
+        await asyncio.wait({task, watcher}, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        watcher.cancel()
+        if not task.done():
+            task.cancel()
+    if task.cancelled():
+        raise ClientGone
+    return task.result()
+
+
+async def client_gone_handler(request: Request, exc: Exception) -> Response:
+    return Response(status_code=499)  # nobody reads it; the access log shows what happened
 
 
 def schema_error(exc: SchemaError) -> InvalidRequestError:
@@ -79,6 +110,11 @@ async def http_error_handler(request: Request, exc: Exception) -> Response:
 async def server_error_handler(request: Request, exc: Exception) -> Response:
     log.exception("unhandled error on %s %s", request.method, request.url.path, exc_info=exc)
     return JSONResponse(
-        error_body("Something went wrong inside Kuwa; it has been logged.", "server_error"),
+        error_body(
+            "Something went wrong inside Kuwa; it has been logged.",
+            "server_error",
+            None,
+            "internal_error",
+        ),
         status_code=500,
     )

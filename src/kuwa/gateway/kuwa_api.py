@@ -16,8 +16,8 @@ from starlette.responses import Response
 
 from kuwa.errors import KuwaError
 from kuwa.gateway.chat import ChatStream
-from kuwa.gateway.http import JSONResponse, read_json, schema_error
-from kuwa.gateway.sse import CLOSE, SSEResponse, data_event
+from kuwa.gateway.http import JSONResponse, read_json, schema_error, unless_disconnected
+from kuwa.gateway.sse import CLOSE, SSEResponse
 from kuwa.gateway.state import state_of
 from kuwa.schemas import ChatRequest, SchemaError, parse_chat_request
 
@@ -34,7 +34,7 @@ async def chat_completions(request: Request) -> Response:
     if chat.stream:
         return SSEResponse(_events(stream, chat))
     try:
-        answer = await stream.collect()
+        answer = await unless_disconnected(request, stream.collect())
     finally:
         await stream.close()
     return JSONResponse(
@@ -66,7 +66,7 @@ async def _events(stream: ChatStream, chat: ChatRequest) -> AsyncIterator[bytes]
             if chunk.text:
                 yield b"".join(head + json.dumps(ch).encode() + tail for ch in chunk.text)
     except KuwaError as exc:
-        yield data_event(exc.body())
+        yield b"data: " + json.dumps(exc.body()).encode() + b"\n\n"
     finally:
         await stream.close()
     yield CLOSE

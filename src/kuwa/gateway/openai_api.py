@@ -11,7 +11,7 @@ from starlette.responses import Response
 
 from kuwa.errors import KuwaError
 from kuwa.gateway.chat import ChatStream
-from kuwa.gateway.http import JSONResponse, read_json, schema_error
+from kuwa.gateway.http import JSONResponse, read_json, schema_error, unless_disconnected
 from kuwa.gateway.sse import DONE, SSEResponse, data_event
 from kuwa.gateway.state import state_of
 from kuwa.schemas import ChatRequest, SchemaError, parse_chat_request
@@ -29,7 +29,7 @@ async def chat_completions(request: Request) -> Response:
     if chat.stream:
         return SSEResponse(_events(stream, chat))
     try:
-        answer = await stream.collect()
+        answer = await unless_disconnected(request, stream.collect())
     finally:
         await stream.close()
     return JSONResponse(

@@ -20,7 +20,7 @@ import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
 from kuwa import keys
-from kuwa.broker import ChunkPublisher, Registry
+from kuwa.broker import ChunkPublisher, JobQueue, QueuedJob, Registry
 from kuwa.broker.connection import text
 from kuwa.schemas import Job, JobStatus
 from kuwa.settings import Settings
@@ -36,6 +36,12 @@ return redis.call('SET', KEYS[1], ARGV[1], 'NX', 'PX', ARGV[2]) and 1 or 0
 """
 
 
+_RELEASE = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
+return 0
+"""
+
+
 class Kernel:
     def __init__(self, settings: Settings, redis: aioredis.Redis, *, interval: float = 1.0):
         self.settings = settings
@@ -44,6 +50,7 @@ class Kernel:
         self.id = f"kernel-{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:4]}"
         self.registry = Registry(redis, ttl=settings.heartbeat_ttl)
         self._renew = redis.register_script(_RENEW)
+        self._release = redis.register_script(_RELEASE)
         self._stopping = asyncio.Event()
         self.leader = False
         self.recovered = 0
@@ -63,7 +70,7 @@ class Kernel:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._stopping.wait(), self.interval)
         if self.leader:
-            await self.redis.delete(keys.KERNEL_LEADER)
+            await self._release(keys=[keys.KERNEL_LEADER], args=[self.id])
         log.info("kernel %s stopped (recovered %d job(s))", self.id, self.recovered)
 
     async def tick(self) -> None:
@@ -78,6 +85,10 @@ class Kernel:
         live = {e.id for e in await self.registry.executors()}
         models = await self.registry.known_models()
         recovered = 0
+        counts = await self.registry.live_counts(list(models))
+        for code, n in counts.items():
+            if n == 0:
+                recovered += await self.fail_stranded(code)
         for code in models:
             stream = keys.queue_stream(code)
             try:
@@ -96,6 +107,38 @@ class Kernel:
             await self.registry.forget(dead, list(models))
         self.recovered += recovered
         return recovered
+
+    async def fail_stranded(self, code: str) -> int:
+        """Fail jobs that wait on a queue whose last executor left more than a grace ago."""
+        stream = keys.queue_stream(code)
+        grace_ms = int(self.settings.heartbeat_ttl * 2 * 1000)
+        newest_allowed = int(time.time() * 1000) - grace_ms
+        entries: Any = await self.redis.xrange(stream, "-", f"{newest_allowed}", count=200)
+        failed = 0
+        for entry_id, fields in entries:
+            if not fields:
+                continue
+            job = Job.decode(fields[b"job"])
+            pending: Any = await self.redis.xpending_range(
+                stream, keys.CONSUMER_GROUP, entry_id, entry_id, 1
+            )
+            if pending:
+                continue  # handed to an executor: recover_orphans deals with it
+            await self._fail(
+                job,
+                0,
+                "error",
+                f"No executor is serving '{code}' any more; try again when it is back.",
+                code="model_unavailable",
+            )
+            async with self.redis.pipeline(transaction=False) as pipe:
+                pipe.xdel(stream, entry_id)
+                pipe.hset(keys.job_state(job.id), "status", JobStatus.FAILED.value)
+                await pipe.execute()
+            failed += 1
+        if failed:
+            log.warning("kernel: failed %d job(s) stranded on %s (no executor)", failed, code)
+        return failed
 
     async def _recover(self, code: str, entry_id: bytes, consumer: str) -> int:
         stream = keys.queue_stream(code)
@@ -123,7 +166,6 @@ class Kernel:
                 job, 0, "error", f"The job failed on {job.deliveries + 1} executors; giving up."
             )
         else:
-            status = JobStatus.QUEUED
             again = Job(
                 job.id,
                 job.model,
@@ -133,7 +175,11 @@ class Kernel:
                 job.created,
                 job.deliveries + 1,
             )
-            await self.redis.xadd(stream, {"id": job.id, "job": again.encode()})
+            await JobQueue(self.redis).requeue(QueuedJob(code, entry_id, again))
+            log.warning(
+                "kernel: job %s of dead executor %s on %s queued again", job.id, consumer, code
+            )
+            return 1
         async with self.redis.pipeline(transaction=False) as pipe:
             pipe.xack(stream, keys.CONSUMER_GROUP, entry_id)
             pipe.xdel(stream, entry_id)
@@ -144,7 +190,9 @@ class Kernel:
         )
         return 1
 
-    async def _fail(self, job: Job, seq: int, reason: str, message: str | None) -> None:
+    async def _fail(
+        self, job: Job, seq: int, reason: str, message: str | None, code: str = "executor_lost"
+    ) -> None:
         publisher = ChunkPublisher(
             self.redis,
             job.id,
@@ -152,5 +200,5 @@ class Kernel:
             transcript_ttl=self.settings.transcript_ttl,
             start_seq=seq,
         )
-        error = {"message": message, "code": "executor_lost"} if message else None
+        error = {"message": message, "code": code} if message else None
         await publisher.close(reason, error=error)

@@ -35,6 +35,7 @@ class GenerationParams:
     max_tokens: int | None = None
     stop: tuple[str, ...] = ()
     seed: int | None = None
+    ignore_eos: bool = False
 
     def to_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {}
@@ -44,6 +45,8 @@ class GenerationParams:
                 out[name] = value
         if self.stop:
             out["stop"] = list(self.stop)
+        if self.ignore_eos:
+            out["ignore_eos"] = True
         return out
 
     @classmethod
@@ -54,6 +57,7 @@ class GenerationParams:
             max_tokens=data.get("max_tokens"),
             stop=tuple(data.get("stop", ())),
             seed=data.get("seed"),
+            ignore_eos=bool(data.get("ignore_eos", False)),
         )
 
 
@@ -203,4 +207,7 @@ def _params(body: dict[str, Any]) -> GenerationParams:
         stop = tuple(raw_stop)
     elif raw_stop is not None:
         raise SchemaError("'stop' must be a string or a list of strings.", "stop")
-    return GenerationParams(temperature, top_p, max_tokens, stop, seed)
+    ignore_eos = body.get("ignore_eos", False)
+    if not isinstance(ignore_eos, bool):
+        raise SchemaError("'ignore_eos' must be true or false.", "ignore_eos")
+    return GenerationParams(temperature, top_p, max_tokens, stop, seed, ignore_eos)

@@ -1,0 +1,53 @@
+"""Turning chat messages into prompt token ids that fit the model's context window."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from kuwa.executors.base import BackendError
+from kuwa.schemas import Message
+
+MIN_ANSWER_TOKENS = 1
+
+
+class PromptBuilder:
+    """Applies the tokenizer's chat template; trims the oldest history when it is too long.
+
+    System messages and the last message are always kept; earlier turns are dropped, oldest
+    first, until the prompt leaves room for at least one answer token. A last message that
+    alone is too long is a clear error, never a crash in the engine.
+    """
+
+    def __init__(self, tokenizer: Any, max_len: int) -> None:
+        self.tokenizer = tokenizer
+        self.max_len = max_len
+
+    def encode(self, messages: Sequence[Message]) -> list[int]:
+        kept = list(messages)
+        while True:
+            ids = self._encode(kept)
+            if len(ids) + MIN_ANSWER_TOKENS <= self.max_len:
+                return ids
+            droppable = [i for i, m in enumerate(kept[:-1]) if m.role != "system"]
+            if not droppable:
+                raise BackendError(
+                    f"The prompt is {len(ids)} tokens long; this model accepts at most "
+                    f"{self.max_len - MIN_ANSWER_TOKENS}. Shorten the message."
+                )
+            del kept[droppable[0]]
+
+    def room_for(self, prompt_tokens: int) -> int:
+        return max(self.max_len - prompt_tokens, MIN_ANSWER_TOKENS)
+
+    def _encode(self, messages: Sequence[Message]) -> list[int]:
+        dicts = [m.to_dict() for m in messages]
+        if getattr(self.tokenizer, "chat_template", None):
+            ids = self.tokenizer.apply_chat_template(
+                dicts, tokenize=True, add_generation_prompt=True
+            )
+            if not isinstance(ids, list):  # a BatchEncoding in newer transformers
+                ids = ids["input_ids"]
+            return list(ids)
+        text = "".join(f"{m.role}: {m.content}\n" for m in messages) + "assistant:"
+        return list(self.tokenizer.encode(text))
