@@ -10,7 +10,7 @@ import pytest
 import redis.asyncio as aioredis
 
 from kuwa import keys
-from kuwa.broker import ChunkPublisher, ExecutorInfo, Hub, JobQueue, Registry, connect
+from kuwa.broker import ChunkBatcher, ChunkPublisher, ExecutorInfo, Hub, JobQueue, Registry, connect
 from kuwa.errors import JobFailedError, ModelUnavailableError, QueueFullError
 from kuwa.schemas import Chunk, Job, Message, Usage
 
@@ -222,3 +222,21 @@ async def test_hub_recovers_after_its_connection_is_killed(redis: aioredis.Redis
     await pub.close("stop")
     got = [c async for c in sub.chunks(idle_timeout=5)]
     assert "".join(c.text for c in got) == "before during after"
+
+
+async def test_one_round_trip_carries_many_jobs(redis: aioredis.Redis, hub: Hub) -> None:
+    batcher = ChunkBatcher(redis, interval=0.003)
+    subs = [await hub.subscribe(f"b-{i}") for i in range(20)]
+    pubs = [batcher.publisher(f"b-{i}") for i in range(20)]
+    for n in range(30):
+        for i, pub in enumerate(pubs):
+            pub.write(f"{i}:{n} ")
+        await asyncio.sleep(0)
+    await asyncio.gather(*(p.close("stop") for p in pubs))
+    for i, sub in enumerate(subs):
+        got = [c async for c in sub.chunks(idle_timeout=5)]
+        assert "".join(c.text for c in got) == "".join(f"{i}:{n} " for n in range(30))
+        await sub.close()
+    assert batcher.messages >= 40  # every job sent its own messages...
+    assert batcher.rounds < batcher.messages / 5  # ...many of them per round trip
+    await batcher.stop()

@@ -7,11 +7,12 @@ themselves with heartbeat keys. Key names come from :mod:`kuwa.keys`.
 
 from kuwa.broker.connection import connect, redis_errors
 from kuwa.broker.hub import Hub, Subscription
-from kuwa.broker.publisher import ChunkPublisher
+from kuwa.broker.publisher import ChunkBatcher, ChunkPublisher
 from kuwa.broker.queue import JobQueue, QueuedJob
 from kuwa.broker.registry import ExecutorInfo, Registry
 
 __all__ = [
+    "ChunkBatcher",
     "ChunkPublisher",
     "ExecutorInfo",
     "Hub",

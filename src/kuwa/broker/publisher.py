@@ -1,26 +1,114 @@
-"""Executor side of a job's stream: numbered, coalesced chunk messages over pub/sub."""
+"""Executor side of job streams: numbered, coalesced chunk messages over pub/sub.
+
+A :class:`ChunkBatcher` (one per executor) sends the pending text of *every* running job in
+one pipelined round trip, at most once per ``interval``: under load one message carries
+many tokens and one round trip carries many jobs. A job's first chunk and its final chunk
+wake the batcher at once, so coalescing never delays the first token or the end of a job.
+Each chunk is appended to the job's transcript (while under the cap) before it is published,
+so a reader that sees a gap can always fill it.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-from importlib import resources
+import logging
 
 import redis.asyncio as aioredis
+from redis.exceptions import RedisError
 
 from kuwa import keys
 from kuwa.schemas import Chunk, Usage
 
-_PUBLISH = resources.files("kuwa.broker").joinpath("publish.lua").read_text()
+log = logging.getLogger(__name__)
+
+
+class ChunkBatcher:
+    def __init__(
+        self,
+        redis: aioredis.Redis,
+        *,
+        interval: float = 0.003,
+        transcript_ttl: int = 3600,
+        transcript_max: int = 20000,
+    ) -> None:
+        self.redis = redis
+        self.interval = interval
+        self.transcript_ttl = transcript_ttl
+        self.transcript_max = transcript_max
+        self._dirty: dict[ChunkPublisher, None] = {}
+        self._wake = asyncio.Event()
+        self._urgent = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+        self.rounds = 0
+        self.messages = 0
+
+    def publisher(self, job_id: str, *, start_seq: int = 0) -> ChunkPublisher:
+        return ChunkPublisher(self.redis, job_id, start_seq=start_seq, batcher=self)
+
+    def mark(self, publisher: ChunkPublisher, *, urgent: bool) -> None:
+        self._dirty[publisher] = None
+        self._wake.set()
+        if urgent:
+            self._urgent.set()
+        if self._task is None or self._task.done():
+            self._task = asyncio.create_task(self._loop(), name="chunk-batcher")
+
+    def forget(self, publisher: ChunkPublisher) -> None:
+        self._dirty.pop(publisher, None)
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+
+    async def _loop(self) -> None:
+        while True:
+            await self._wake.wait()
+            self._wake.clear()
+            self._urgent.clear()
+            batch = list(self._dirty)
+            self._dirty.clear()
+            chunks = [(p, p.take()) for p in batch]
+            try:
+                await self._send([(p, c) for p, c in chunks if c is not None])
+            except (RedisError, OSError) as exc:
+                log.warning("publishing %d chunk(s) failed: %s", len(chunks), exc)
+                for p, chunk in chunks:
+                    if chunk is not None:
+                        p.on_failed(exc)
+            else:
+                for p, chunk in chunks:
+                    if chunk is not None:
+                        p.on_sent(chunk)
+            if self.interval and not self._urgent.is_set():
+                with contextlib.suppress(TimeoutError):
+                    async with asyncio.timeout(self.interval):
+                        await self._urgent.wait()
+
+    async def _send(self, items: list[tuple[ChunkPublisher, Chunk]]) -> None:
+        if not items:
+            return
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for publisher, chunk in items:
+                message = chunk.encode()
+                if chunk.seq < self.transcript_max:
+                    pipe.rpush(publisher.transcript, message)
+                    if chunk.seq == 0 or chunk.final:
+                        pipe.expire(publisher.transcript, self.transcript_ttl)
+                pipe.publish(publisher.channel, message)
+            await pipe.execute()
+        self.rounds += 1
+        self.messages += len(items)
 
 
 class ChunkPublisher:
-    """Streams one job's output.
+    """Streams one job's output through a batcher.
 
-    :meth:`write` never waits: text is buffered and a flusher task sends it. The first
-    text goes out at once; after each message the flusher waits ``interval`` seconds, so
-    tokens that arrive faster than that share one message. :meth:`close` sends what is left
-    with the finish reason and usage, and returns once everything is published.
+    :meth:`write` never waits. :meth:`close` queues what is left with the finish reason and
+    usage, and returns once everything is published. Without a ``batcher`` the publisher
+    gets a private one (a single job, e.g. the kernel's error notices, or tests).
     """
 
     def __init__(
@@ -32,30 +120,30 @@ class ChunkPublisher:
         transcript_ttl: int = 3600,
         transcript_max: int = 20000,
         start_seq: int = 0,
+        batcher: ChunkBatcher | None = None,
     ) -> None:
-        self._script = redis.register_script(_PUBLISH)
-        self._transcript = keys.job_transcript(job_id)
-        self._channel = keys.job_channel(job_id)
-        self._ttl = transcript_ttl
-        self._max = transcript_max
-        self._interval = interval
+        self.batcher = batcher or ChunkBatcher(
+            redis, interval=interval, transcript_ttl=transcript_ttl, transcript_max=transcript_max
+        )
+        self._own_batcher = batcher is None
+        self.transcript = keys.job_transcript(job_id)
+        self.channel = keys.job_channel(job_id)
         self._buffer: list[str] = []
-        self._wake = asyncio.Event()
         self._final: Chunk | None = None
         self._seq = start_seq
-        self._task = asyncio.create_task(self._flush_loop(), name=f"publish-{job_id}")
+        self._done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self.chars = 0
 
     @property
     def sent(self) -> int:
-        """Chunk messages published so far."""
+        """Sequence number of the next chunk (= chunks published, from ``start_seq``)."""
         return self._seq
 
     def write(self, text: str) -> None:
-        if text:
+        if text and self._final is None:
             self._buffer.append(text)
             self.chars += len(text)
-            self._wake.set()
+            self.batcher.mark(self, urgent=self._seq == 0 and len(self._buffer) == 1)
 
     async def close(
         self,
@@ -63,37 +151,41 @@ class ChunkPublisher:
         usage: Usage | None = None,
         error: dict[str, str] | None = None,
     ) -> None:
-        """Publish the rest of the text and the final chunk, then stop the flusher."""
-        self._final = Chunk(-1, "", finish_reason, usage, error)
-        self._wake.set()
-        await self._task
+        """Publish the rest of the text and the final chunk."""
+        if self._final is None:
+            self._final = Chunk(-1, "", finish_reason, usage, error)
+            self.batcher.mark(self, urgent=True)
+        try:
+            await self._done
+        finally:
+            if self._own_batcher:
+                await self.batcher.stop()
 
     async def abort(self) -> None:
         """Stop without sending anything more (the job's readers are gone)."""
-        self._task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await self._task
+        self.batcher.forget(self)
+        if not self._done.done():
+            self._done.cancel()
+        if self._own_batcher:
+            await self.batcher.stop()
 
-    async def _flush_loop(self) -> None:
-        while True:
-            await self._wake.wait()
-            self._wake.clear()
-            text = "".join(self._buffer)
-            self._buffer.clear()
-            final = self._final
-            if final is not None:
-                await self._send(
-                    Chunk(self._seq, text, final.finish_reason, final.usage, final.error)
-                )
-                return
-            if text:
-                await self._send(Chunk(self._seq, text))
-                if self._interval:
-                    await asyncio.sleep(self._interval)
+    # --- called by the batcher ------------------------------------------------------------
+    def take(self) -> Chunk | None:
+        """The next chunk to send: the buffered text, final if the job has ended."""
+        if self._done.done():
+            return None
+        text = "".join(self._buffer)
+        self._buffer.clear()
+        final = self._final
+        if final is not None:
+            return Chunk(self._seq, text, final.finish_reason, final.usage, final.error)
+        return Chunk(self._seq, text) if text else None
 
-    async def _send(self, chunk: Chunk) -> None:
-        await self._script(
-            keys=[self._transcript],
-            args=[self._channel, chunk.encode(), self._ttl, self._max],
-        )
+    def on_sent(self, chunk: Chunk) -> None:
         self._seq += 1
+        if chunk.final and not self._done.done():
+            self._done.set_result(None)
+
+    def on_failed(self, exc: BaseException) -> None:
+        if not self._done.done():
+            self._done.set_exception(exc)

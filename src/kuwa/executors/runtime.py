@@ -18,7 +18,7 @@ import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
 from kuwa import keys
-from kuwa.broker import ChunkPublisher, ExecutorInfo, JobQueue, QueuedJob, Registry
+from kuwa.broker import ChunkBatcher, ExecutorInfo, JobQueue, QueuedJob, Registry
 from kuwa.executors.base import Backend, BackendError
 from kuwa.schemas import JobStatus
 from kuwa.settings import Settings
@@ -52,6 +52,12 @@ class ExecutorRuntime:
             host=socket.gethostname(),
             pid=os.getpid(),
             slots=settings.max_concurrency,
+        )
+        self.batcher = ChunkBatcher(
+            redis,
+            interval=settings.coalesce_ms / 1000,
+            transcript_ttl=settings.transcript_ttl,
+            transcript_max=settings.transcript_max_chunks,
         )
         self.running: dict[str, asyncio.Task[None]] = {}
         self.cancel_requested: set[str] = set()
@@ -99,6 +105,7 @@ class ExecutorRuntime:
                     await task
             with contextlib.suppress(RedisError, OSError):
                 await self.registry.deregister(self.info)
+            await self.batcher.stop()
             await self.backend.stop()
             log.info("executor %s stopped after %d job(s)", self.id, self.completed)
 
@@ -158,13 +165,7 @@ class ExecutorRuntime:
     # --- one job ------------------------------------------------------------------------
     async def _run_job(self, q: QueuedJob) -> None:
         job = q.job
-        publisher = ChunkPublisher(
-            self.redis,
-            job.id,
-            interval=self.settings.coalesce_ms / 1000,
-            transcript_ttl=self.settings.transcript_ttl,
-            transcript_max=self.settings.transcript_max_chunks,
-        )
+        publisher = self.batcher.publisher(job.id)
         status = JobStatus.DONE
         try:
             try:
@@ -213,9 +214,7 @@ class ExecutorRuntime:
 
     async def _finish_unstarted(self, q: QueuedJob) -> None:
         """A job cancelled before it started: tell its readers, then drop it."""
-        publisher = ChunkPublisher(
-            self.redis, q.job.id, interval=0, transcript_ttl=self.settings.transcript_ttl
-        )
+        publisher = self.batcher.publisher(q.job.id)
         await publisher.close("cancelled")
         await self.queue.finish(q, JobStatus.CANCELLED)
 
