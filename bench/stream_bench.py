@@ -9,8 +9,8 @@ For each concurrency level the client runs Kuwa and the direct server alternatel
 interleaved rounds whose order alternates, so slow drift on a shared machine hits both. It
 reports TTFT p50/p99 for both and the TTFT Kuwa adds, tokens/s for both and their ratio,
 the CPU each process used per 1,000 tokens, and Kuwa's chunk messages/s (PUBLISH calls
-from ``INFO commandstats``, which counts the ones inside the publish script) next to
-``redis-benchmark -t publish`` on the same Redis.
+counted by ``INFO commandstats``, which also counts calls made inside Lua scripts) next to
+``redis-benchmark``'s PUBLISH/s on the same Redis.
 
     .venv/bin/python bench/stream_bench.py [--streams 1,100,1000] [--tokens 200]
         [--rounds 3] [--json OUT] [--profile DIR]
@@ -302,7 +302,7 @@ def run_once(bench: Bench, target: str, streams: int, per_stream: int) -> dict[s
     result["cpu_s"]["client"] = result.pop("cpu_s_client", result["cpu_s"]["client"])
     result["redis_calls"] = {
         name: calls1.get(name, 0) - calls0.get(name, 0)
-        for name in ("publish", "evalsha", "eval")
+        for name in ("publish", "rpush", "evalsha")
         if calls1.get(name, 0) - calls0.get(name, 0)
     }
     return result

@@ -20,7 +20,7 @@ import sys
 import time
 from typing import Any
 
-import httpx
+import aiohttp
 
 MESSAGES = [
     [{"role": "user", "content": f"Tell me story number {i} about a lighthouse keeper."}]
@@ -56,7 +56,7 @@ def summarize(label: str, streams: int, runs: list[dict[str, Any]], wall: float)
 
 # --- through Kuwa ---------------------------------------------------------------------------
 async def kuwa_one(
-    client: httpx.AsyncClient, base: str, token: str, model: str, i: int, n: int
+    session: aiohttp.ClientSession, base: str, token: str, model: str, i: int, n: int
 ) -> dict[str, Any]:
     body = {
         "model": model,
@@ -70,21 +70,21 @@ async def kuwa_one(
     first = last = None
     tokens = 0
     error = None
-    async with client.stream(
-        "POST",
-        base + "/v1/chat/completions",
-        json=body,
-        headers={"Authorization": f"Bearer {token}"},
+    job_id = None
+    async with session.post(
+        base + "/v1/chat/completions", json=body, headers={"Authorization": f"Bearer {token}"}
     ) as r:
-        if r.status_code != 200:
-            return {"tokens": 0, "ttft": None, "itl": None, "error": await r.aread()}
-        async for line in r.aiter_lines():
+        if r.status != 200:
+            return {"tokens": 0, "ttft": None, "itl": None, "error": await r.text()}
+        async for raw in r.content:
+            line = raw.decode().strip()
             if not line.startswith("data: ") or line == "data: [DONE]":
                 continue
             data = json.loads(line[6:])
             if "error" in data:
                 error = data["error"]
                 continue
+            job_id = job_id or data.get("id")
             if data.get("usage"):
                 tokens = data["usage"]["completion_tokens"]
             for choice in data.get("choices", []):
@@ -94,18 +94,54 @@ async def kuwa_one(
                     last = now
     ttft = None if first is None else first - started
     itl = None if first is None or last is None or tokens < 2 else (last - first) / (tokens - 1)
-    return {"tokens": tokens, "ttft": ttft, "itl": itl, "error": error}
+    return {
+        "tokens": tokens,
+        "ttft": ttft,
+        "itl": itl,
+        "error": error,
+        "job": job_id,
+        "sent_at": time.time() - (time.perf_counter() - started),
+    }
 
 
 async def kuwa_level(base: str, token: str, model: str, streams: int, n: int) -> dict[str, Any]:
-    limits = httpx.Limits(max_connections=streams + 8, max_keepalive_connections=streams + 8)
-    async with httpx.AsyncClient(limits=limits, timeout=httpx.Timeout(300)) as client:
+    connector = aiohttp.TCPConnector(limit=streams + 8)
+    timeout = aiohttp.ClientTimeout(total=600)
+    async with aiohttp.ClientSession(connector=connector, timeout=timeout) as session:
         started = time.perf_counter()
         runs = await asyncio.gather(
-            *(kuwa_one(client, base, token, model, i, n) for i in range(streams))
+            *(kuwa_one(session, base, token, model, i, n) for i in range(streams))
         )
         wall = time.perf_counter() - started
-    return summarize("kuwa", streams, list(runs), wall)
+    return summarize("kuwa", streams, list(runs), wall) | {"breakdown": breakdown(list(runs))}
+
+
+def breakdown(runs: list[dict[str, Any]]) -> dict[str, float]:
+    """Where Kuwa's TTFT goes, from the job state the gateway and executor record in Redis."""
+    url = os.environ.get("KUWA_REDIS_URL")
+    if not url:
+        return {}
+    import redis
+
+    client = redis.Redis.from_url(url)
+    parts: dict[str, list[float]] = {
+        "client_to_queued": [],
+        "queued_to_started": [],
+        "started_to_first": [],
+    }
+    for r in runs:
+        if not r.get("job"):
+            continue
+        created, started, first = client.hmget(
+            f"kuwa:{{job:{r['job']}}}:state", ["created", "started", "first"]
+        )
+        if not (created and started and first):
+            continue
+        parts["client_to_queued"].append((float(created) - r["sent_at"]) * 1000)
+        parts["queued_to_started"].append((float(started) - float(created)) * 1000)
+        parts["started_to_first"].append((float(first) - float(started)) * 1000)
+    client.close()
+    return {f"{k}_p50_ms": round(pct(v, 50), 1) for k, v in parts.items() if v}
 
 
 # --- vLLM alone -----------------------------------------------------------------------------
@@ -192,23 +228,20 @@ async def cancel_check(base: str, token: str, model: str, heartbeat: float) -> d
         "ignore_eos": True,
         "stream": True,
     }
-    async with (
-        httpx.AsyncClient(timeout=httpx.Timeout(60)) as client,
-        client.stream(
-            "POST",
-            base + "/v1/chat/completions",
-            json=body,
-            headers={"Authorization": f"Bearer {token}"},
-        ) as r,
-    ):
-        n = 0
-        async for line in r.aiter_lines():
+    events: list[str] = []
+    async with aiohttp.ClientSession() as session:
+        r = await session.post(
+            base + "/v1/chat/completions", json=body, headers={"Authorization": f"Bearer {token}"}
+        )
+        async for raw in r.content:
+            line = raw.decode().strip()
             if line.startswith("data: "):
-                n += 1
-            if n >= 5:
+                events.append(line[:120])
+            if len(events) >= 5:
                 break
         await asyncio.sleep(heartbeat * 1.5)
         during = await engine_running(base)
+        r.close()  # drop the connection: the gateway must cancel the job
     closed_at = time.perf_counter()
     await asyncio.sleep(heartbeat * 1.5)
     after = await engine_running(base)
@@ -216,6 +249,8 @@ async def cancel_check(base: str, token: str, model: str, heartbeat: float) -> d
         "engine_running_while_streaming": during,
         "engine_running_after_disconnect": after,
         "checked_after_s": round(time.perf_counter() - closed_at, 2),
+        "status": r.status,
+        "first_events": events[:2],
     }
 
 
@@ -294,6 +329,9 @@ async def main() -> int:
             "added_ttft_p50_ms": round(k_ttft - d["ttft_p50_ms"], 1),
         }
     print(table(rows), flush=True)
+    for r in rows:
+        if r.get("breakdown"):
+            print("BREAKDOWN", r["label"], r["streams"], json.dumps(r["breakdown"]), flush=True)
     print("RATIOS", json.dumps(ratios), flush=True)
     print("CANCEL", json.dumps(cancel), flush=True)
     print(

@@ -14,9 +14,13 @@ started=$(date +%s)
 log() { echo "[$(( $(date +%s) - started ))s] $*"; }
 
 # Kuwa from this checkout (the newest code), its entry points included.
-$PY -m pip install -q --no-deps --no-build-isolation --no-index --target /tmp/kuwa-site . 2>/dev/null \
-  || $PY -m pip install -q --no-deps --target /tmp/kuwa-site . \
-  || { log "installing kuwa failed"; exit 1; }
+# A wheel built beside the parts (.gpu/kuwa-*.whl) is used when present.
+if ls .gpu/kuwa-*.whl >/dev/null 2>&1; then
+  $PY -m pip install -q --no-deps --no-index --upgrade --target /tmp/kuwa-site .gpu/kuwa-*.whl
+else
+  $PY -m pip install -q --no-deps --no-build-isolation --no-index --target /tmp/kuwa-site . 2>/dev/null \
+    || $PY -m pip install -q --no-deps --target /tmp/kuwa-site .
+fi || { log "installing kuwa failed"; exit 1; }
 export PYTHONPATH="/tmp/kuwa-site${PYTHONPATH:+:$PYTHONPATH}"
 
 # Redis from the shipped Debian packages (never unpacked into /).
@@ -37,7 +41,7 @@ rm -rf "$KUWA_DATA_DIR"
 $PY -m kuwa user create --email bench@localhost --name Bench --password bench-password \
   || { log "user create failed"; exit 1; }
 TOKEN=$($PY -m kuwa user token --email bench@localhost)
-$PY -m kuwa gateway start --port 8000 >"$OUT/gateway.log" 2>&1 &
+$PY -m kuwa gateway start --port 8000 --workers "${WORKERS:-4}" >"$OUT/gateway.log" 2>&1 &
 GATEWAY=$!
 if [ "$LOCAL" = 1 ]; then
   $PY -m kuwa executor start --backend debug --access-code tinyllama --max-concurrency 256 \

@@ -61,6 +61,9 @@ class Settings:
     # --- gateway ------------------------------------------------------------------------
     host: str = field(default="127.0.0.1", metadata=_doc("Address the gateway listens on."))
     port: int = field(default=8000, metadata=_doc("Port the gateway listens on."))
+    workers: int = field(
+        default=1, metadata=_doc("Gateway worker processes (each with its own event loop).")
+    )
     max_body_bytes: int = field(
         default=2 * 1024 * 1024,
         metadata=_doc("Largest accepted request body in bytes; larger bodies get 413."),
@@ -209,7 +212,13 @@ class Settings:
     def validate(self) -> None:
         if not 0 < self.port < 65536:
             raise SettingsError(f"port must be 1-65535, not {self.port}")
-        for name in ("max_body_bytes", "max_queue", "max_concurrency", "transcript_max_chunks"):
+        for name in (
+            "max_body_bytes",
+            "max_queue",
+            "max_concurrency",
+            "transcript_max_chunks",
+            "workers",
+        ):
             if getattr(self, name) < 1:
                 raise SettingsError(f"{name} must be at least 1")
         if self.heartbeat_ttl <= 0 or self.coalesce_ms < 0 or self.debug_delay < 0:

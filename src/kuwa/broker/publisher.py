@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 
 import redis.asyncio as aioredis
 from redis.exceptions import RedisError
@@ -98,6 +99,9 @@ class ChunkBatcher:
                     if chunk.seq == 0 or chunk.final:
                         pipe.expire(publisher.transcript, self.transcript_ttl)
                 pipe.publish(publisher.channel, message)
+                if chunk.seq == 0:  # when the first token left, for latency figures
+                    pipe.hset(publisher.state, "first", repr(time.time()))
+                    pipe.expire(publisher.state, self.transcript_ttl)
             await pipe.execute()
         self.rounds += 1
         self.messages += len(items)
@@ -128,6 +132,7 @@ class ChunkPublisher:
         self._own_batcher = batcher is None
         self.transcript = keys.job_transcript(job_id)
         self.channel = keys.job_channel(job_id)
+        self.state = keys.job_state(job_id)
         self._buffer: list[str] = []
         self._final: Chunk | None = None
         self._seq = start_seq

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import sys
 from typing import Any
 
 import click
 
-from kuwa.settings import Settings, SettingsError
+from kuwa.settings import PREFIX, Settings, SettingsError
 
 
 def option_envvars(command: click.Command) -> set[str]:
@@ -36,6 +37,21 @@ def build_settings(**overrides: Any) -> Settings:
         return Settings.from_env(allowed_extra=extra, **overrides)
     except SettingsError as exc:
         raise click.UsageError(str(exc)) from None
+
+
+def settings_environment(settings: Settings) -> dict[str, str]:
+    """``KUWA_*`` variables that rebuild ``settings`` in a child process."""
+    out: dict[str, str] = {}
+    for f in dataclasses.fields(settings):
+        value = getattr(settings, f.name)
+        if value is None or value == f.default:
+            continue
+        if isinstance(value, tuple):
+            value = ",".join(value)
+        elif isinstance(value, bool):
+            value = "1" if value else "0"
+        out[PREFIX + f.name.upper()] = str(value)
+    return out
 
 
 def setup_logging(settings: Settings, name: str) -> None:

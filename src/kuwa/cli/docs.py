@@ -36,6 +36,7 @@ READ_BY: dict[str, str] = {
     "secret_key": "gateway, up, user",
     "host": "gateway, up",
     "port": "gateway, up",
+    "workers": "gateway",
     "max_body_bytes": "gateway",
     "max_queue": "gateway",
     "stream_idle_timeout": "gateway",

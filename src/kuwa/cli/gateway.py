@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
+from typing import Any
 
 import click
 
 from kuwa.cli import options
-from kuwa.cli.common import build_settings, setup_logging
+from kuwa.cli.common import build_settings, settings_environment, setup_logging
 
 
 @click.group("gateway")
@@ -22,6 +24,14 @@ def command() -> None:
 @options.data_dir
 @options.database_url
 @options.log_level
+@click.option(
+    "--workers",
+    envvar="KUWA_WORKERS",
+    show_envvar=True,
+    type=click.IntRange(min=1),
+    default=None,
+    help="Worker processes, each with its own event loop. [default: 1]",
+)
 def start(
     host: str | None,
     port: int | None,
@@ -29,6 +39,7 @@ def start(
     data_dir: Path | None,
     database_url: str | None,
     log_level: str | None,
+    workers: int | None,
 ) -> None:
     """Serve the API and web UI with uvicorn."""
     import uvicorn
@@ -42,13 +53,21 @@ def start(
         data_dir=data_dir,
         database_url=database_url,
         log_level=log_level,
+        workers=workers,
     )
     setup_logging(settings, "gateway")
+    common: dict[str, Any] = {
+        "host": settings.host,
+        "port": settings.port,
+        "log_level": settings.log_level.lower(),
+        "log_config": None,
+        "timeout_graceful_shutdown": 5,
+    }
+    if settings.workers == 1:
+        uvicorn.run(create_app(settings), **common)
+        return
+    # Worker processes build their own app from the environment: hand the options on.
+    os.environ.update(settings_environment(settings))
     uvicorn.run(
-        create_app(settings),
-        host=settings.host,
-        port=settings.port,
-        log_level=settings.log_level.lower(),
-        log_config=None,
-        timeout_graceful_shutdown=5,
+        "kuwa.gateway.app:create_app_from_env", factory=True, workers=settings.workers, **common
     )

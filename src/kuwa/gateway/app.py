@@ -91,6 +91,16 @@ def create_app(settings: Settings, *, accounts: Accounts | None = None) -> Starl
     )
 
 
+def create_app_from_env() -> Starlette:
+    """App factory for worker processes (``uvicorn --factory``): settings from ``KUWA_*``."""
+    settings = Settings.from_env()
+    logging.basicConfig(
+        level=settings.log_level.upper(),
+        format="%(asctime)s %(levelname)s [gateway] %(name)s: %(message)s",
+    )
+    return create_app(settings)
+
+
 def _safe_url(url: str) -> str:
     """A Redis URL without its password, for logs."""
     if "@" in url:
