@@ -22,6 +22,7 @@ met, and exits 0 unless the stack could not be started.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import math
 import os
 import re
@@ -47,9 +48,6 @@ from tests.stack import RedisServer, Stack, free_port, wait_until  # noqa: E402
 
 MODEL = "bench"
 TARGETS = ("kuwa", "direct")
-# A 1,000-stream burst is larger than the default admission limit (256 waiting jobs per
-# access code); the benchmark measures streaming, so the gateway may queue all of them.
-GATEWAY_ENV = {"KUWA_MAX_QUEUE": "4096"}
 EXECUTOR_SLOTS = 1024
 # Targets from the issue.
 ADDED_TTFT_P50_MAX = 0.001
@@ -153,42 +151,80 @@ def start_direct(folder: Path) -> tuple[subprocess.Popen[bytes], str]:
 
 
 def start(folder: Path, prompt: str, timeout: float) -> Bench:
+    """Start every process; on any failure stop the ones already started."""
     redis = RedisServer(folder / "redis")
     stack = Stack(folder, redis)
+    direct: subprocess.Popen[bytes] | None = None
+    client: subprocess.Popen[bytes] | None = None
     try:
         stack.token = stack.create_user("bench@example.com")
         executor = stack.executor(MODEL, delay=0.0, concurrency=EXECUTOR_SLOTS, name="bench-exec")
-        gateway_url = stack.gateway(GATEWAY_ENV)
+        gateway_url = stack.gateway()  # default settings
         gateway = stack.procs[-1]
         direct, direct_url = start_direct(folder)
+        client = subprocess.Popen(
+            [sys.executable, str(ROOT / "bench" / "stream_client.py")],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+        )
+        bench = Bench(folder, redis, stack, gateway_url, direct_url, direct, client)
+        bench.pids = {
+            "gateway": gateway.popen.pid,
+            "executor": executor.popen.pid,
+            "redis": redis.proc.pid,
+            "direct": direct.pid,
+            "client": client.pid,
+        }
+        bench.ask(
+            {
+                "op": "init",
+                "targets": {"kuwa": gateway_url, "direct": direct_url},
+                "token": stack.token,
+                "model": MODEL,
+                "prompt": prompt,
+                "timeout": timeout,
+            }
+        )
     except BaseException:
+        for proc in (client, direct):
+            if proc is not None and proc.poll() is None:
+                proc.kill()
+                proc.wait()
         stack.stop()
         redis.stop()
         raise
-    client = subprocess.Popen(
-        [sys.executable, str(ROOT / "bench" / "stream_client.py")],
-        stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE,
-    )
-    bench = Bench(folder, redis, stack, gateway_url, direct_url, direct, client)
-    bench.pids = {
-        "gateway": gateway.popen.pid,
-        "executor": executor.popen.pid,
-        "redis": redis.proc.pid,
-        "direct": direct.pid,
-        "client": client.pid,
-    }
-    bench.ask(
-        {
-            "op": "init",
-            "targets": {"kuwa": gateway_url, "direct": direct_url},
-            "token": stack.token,
-            "model": MODEL,
-            "prompt": prompt,
-            "timeout": timeout,
-        }
-    )
     return bench
+
+
+def machine() -> dict[str, Any]:
+    """What the figures were measured on (other tenants show in the load average)."""
+    from importlib import metadata
+
+    model = ""
+    with contextlib.suppress(OSError):
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                model = line.partition(":")[2].strip()
+                break
+    versions = {}
+    for dist in ("uvicorn", "uvloop", "httptools", "starlette", "redis", "hiredis"):
+        try:
+            versions[dist] = metadata.version(dist)
+        except metadata.PackageNotFoundError:
+            versions[dist] = None
+    redis_version = (
+        subprocess.run(["redis-server", "--version"], capture_output=True, text=True, check=False)
+        .stdout.split(" v=")[-1]
+        .split()[0]
+    )
+    return {
+        "cpu": model,
+        "cpus": os.cpu_count(),
+        "load_average_at_start": os.getloadavg(),
+        "python": sys.version.split()[0],
+        "redis_server": redis_version,
+        "packages": versions,
+    }
 
 
 # --- Redis figures ------------------------------------------------------------------------
@@ -282,7 +318,11 @@ def summarize_profile(path: Path, top: int = 25) -> str:
 def run_once(bench: Bench, target: str, streams: int, per_stream: int) -> dict[str, Any]:
     # Warm-up: one 1-token request per stream opens (or re-opens) every keep-alive
     # connection, so connection set-up is not part of any measured TTFT.
-    bench.ask({"op": "run", "target": target, "streams": streams, "per_stream": 1, "max_tokens": 1})
+    warm = bench.ask(
+        {"op": "run", "target": target, "streams": streams, "per_stream": 1, "max_tokens": 1}
+    )
+    if warm["errors"]:
+        print(f"  warm-up errors ({target}): {warm['errors']}", flush=True)
     cpu0 = {name: cpu_seconds(pid) for name, pid in bench.pids.items()}
     calls0 = command_calls(bench)
     result = bench.ask(
@@ -294,12 +334,10 @@ def run_once(bench: Bench, target: str, streams: int, per_stream: int) -> dict[s
             "max_tokens": None,
         }
     )
-    result["cpu_s_client"] = result.pop("cpu_s")
     cpu1 = {name: cpu_seconds(pid) for name, pid in bench.pids.items()}
     calls1 = command_calls(bench)
-    result["cpu_s"] = {name: cpu1[name] - cpu0[name] for name in cpu0}
-    # The client's own figure covers only the timed window (not the answer checks after it).
-    result["cpu_s"]["client"] = result.pop("cpu_s_client", result["cpu_s"]["client"])
+    client_cpu = result.pop("cpu_s")  # the client's own: the timed window, not the checks
+    result["cpu_s"] = {name: cpu1[name] - cpu0[name] for name in cpu0} | {"client": client_cpu}
     result["redis_calls"] = {
         name: calls1.get(name, 0) - calls0.get(name, 0)
         for name in ("publish", "rpush", "evalsha")
@@ -529,16 +567,19 @@ def main() -> None:
 
     folder = Path(tempfile.mkdtemp(prefix="kuwa-bench-"))
     started = time.monotonic()
-    bench = start(folder, prompt, args.timeout)
+    results: dict[str, Any] = {
+        "command": " ".join(["bench/stream_bench.py", *sys.argv[1:]]),
+        "machine": machine(),
+        "tokens_per_answer": args.tokens,
+        "rounds": args.rounds,
+        "levels": [],
+    }
+    print(f"machine: {results['machine']}", flush=True)
+    bench: Bench | None = None
     try:
+        bench = start(folder, prompt, args.timeout)
         print(f"stack up in {folder} (redis {bench.redis.url})", flush=True)
-        results: dict[str, Any] = {
-            "machine": {"cpus": os.cpu_count(), "python": sys.version.split()[0]},
-            "tokens_per_answer": args.tokens,
-            "rounds": args.rounds,
-            "redis_benchmark": redis_benchmark_publish(bench, args.publish_n),
-            "levels": [],
-        }
+        results["redis_benchmark"] = redis_benchmark_publish(bench, args.publish_n)
         print(f"redis-benchmark: {results['redis_benchmark']}", flush=True)
         for streams in levels:
             profile = args.profile if args.profile and streams == max(levels) else None
@@ -547,7 +588,8 @@ def main() -> None:
             )
         results["elapsed_s"] = time.monotonic() - started
     finally:
-        bench.stop()
+        if bench is not None:
+            bench.stop()
         if args.keep:
             print(f"logs kept in {folder}")
         else:

@@ -55,10 +55,17 @@ def auth(stack: Stack) -> dict[str, str]:
     return {"Authorization": f"Bearer {stack.token}"}
 
 
-def post(stack: Stack, path: str, body: Any, base_url: str | None = None) -> httpx.Response:
-    return httpx.post(
-        (base_url or stack.base_url) + path, headers=auth(stack), json=body, timeout=10
-    )
+@pytest.fixture(scope="module")
+def http() -> Iterator[httpx.Client]:
+    """One client (one keep-alive connection) for the module: a new client per request is slow."""
+    with httpx.Client(timeout=10) as client:
+        yield client
+
+
+def post(
+    http: httpx.Client, stack: Stack, path: str, body: Any, base_url: str | None = None
+) -> httpx.Response:
+    return http.post((base_url or stack.base_url) + path, headers=auth(stack), json=body)
 
 
 # --- 400: the request itself is wrong ------------------------------------------------------
@@ -70,8 +77,8 @@ def post(stack: Stack, path: str, body: Any, base_url: str | None = None) -> htt
     [b'{"model": "echo", "messages": [', b"not json at all", b"{'model': 'echo'}", b"\xff\xfe"],
     ids=["truncated", "text", "single-quotes", "binary"],
 )
-def test_malformed_json(stack: Stack, path: str, content: bytes) -> None:
-    r = httpx.post(
+def test_malformed_json(http: httpx.Client, stack: Stack, path: str, content: bytes) -> None:
+    r = http.post(
         stack.base_url + path,
         headers=auth(stack) | {"Content-Type": "application/json"},
         content=content,
@@ -82,15 +89,15 @@ def test_malformed_json(stack: Stack, path: str, content: bytes) -> None:
 
 
 @pytest.mark.parametrize("path", CHAT_PATHS)
-def test_empty_body(stack: Stack, path: str) -> None:
-    r = httpx.post(stack.base_url + path, headers=auth(stack), content=b"", timeout=10)
+def test_empty_body(http: httpx.Client, stack: Stack, path: str) -> None:
+    r = http.post(stack.base_url + path, headers=auth(stack), content=b"")
     assert_error(r, 400, "invalid_request_error", "invalid_request")
 
 
 @pytest.mark.parametrize("path", CHAT_PATHS)
 @pytest.mark.parametrize("body", [[], "echo", 42, None], ids=["list", "string", "number", "null"])
-def test_body_not_an_object(stack: Stack, path: str, body: Any) -> None:
-    assert_error(post(stack, path, body), 400, "invalid_request_error", "invalid_request")
+def test_body_not_an_object(http: httpx.Client, stack: Stack, path: str, body: Any) -> None:
+    assert_error(post(http, stack, path, body), 400, "invalid_request_error", "invalid_request")
 
 
 BAD_BODIES: list[tuple[str, dict[str, Any], str]] = [
@@ -158,31 +165,31 @@ BAD_BODIES: list[tuple[str, dict[str, Any], str]] = [
     ("body", "param"), [b[1:] for b in BAD_BODIES], ids=[b[0] for b in BAD_BODIES]
 )
 def test_invalid_request_names_the_param(
-    stack: Stack, path: str, body: dict[str, Any], param: str
+    http: httpx.Client, stack: Stack, path: str, body: dict[str, Any], param: str
 ) -> None:
     error = assert_error(
-        post(stack, path, body), 400, "invalid_request_error", "invalid_request", param
+        post(http, stack, path, body), 400, "invalid_request_error", "invalid_request", param
     )
     assert param.split(".")[0].split("[")[0] in error["message"]
 
 
-def test_v10_content_must_be_a_string(stack: Stack) -> None:
+def test_v10_content_must_be_a_string(http: httpx.Client, stack: Stack) -> None:
     parts = [{"type": "text", "text": "hi"}]
     body = {"model": "echo", "messages": [{"role": "user", "content": parts}]}
     assert_error(
-        post(stack, "/v1.0/chat/completions", body),
+        post(http, stack, "/v1.0/chat/completions", body),
         400,
         "invalid_request_error",
         "invalid_request",
         "messages[0].content",
     )
     # The OpenAI dialect accepts text parts, but nothing else.
-    r = post(stack, "/v1/chat/completions", body)
+    r = post(http, stack, "/v1/chat/completions", body)
     assert r.status_code == 200, r.text
     assert r.json()["choices"][0]["message"]["content"] == "hi"
     body["messages"][0]["content"] = [{"type": "image_url", "image_url": {"url": "x"}}]
     assert_error(
-        post(stack, "/v1/chat/completions", body),
+        post(http, stack, "/v1/chat/completions", body),
         400,
         "invalid_request_error",
         "invalid_request",
@@ -199,10 +206,12 @@ def small_body_gateway(stack: Stack) -> str:
 
 
 @pytest.mark.parametrize("path", CHAT_PATHS)
-def test_oversized_body(stack: Stack, small_body_gateway: str, path: str) -> None:
+def test_oversized_body(
+    http: httpx.Client, stack: Stack, small_body_gateway: str, path: str
+) -> None:
     big = {"model": "echo", "messages": [{"role": "user", "content": "x" * 3000}]}
     error = assert_error(
-        post(stack, path, big, small_body_gateway),
+        post(http, stack, path, big, small_body_gateway),
         413,
         "invalid_request_error",
         "payload_too_large",
@@ -215,13 +224,13 @@ def test_oversized_body(stack: Stack, small_body_gateway: str, path: str) -> Non
         for i in range(0, len(raw), 512):
             yield raw[i : i + 512]
 
-    r = httpx.post(small_body_gateway + path, headers=auth(stack), content=chunks(), timeout=10)
+    r = http.post(small_body_gateway + path, headers=auth(stack), content=chunks())
     assert "content-length" not in r.request.headers
     assert_error(r, 413, "invalid_request_error", "payload_too_large")
     # Just under the limit is fine.
     ok = {"model": "echo", "stream": False, "messages": [{"role": "user", "content": "y" * 1900}]}
     assert len(json.dumps(ok)) < 2048
-    r = post(stack, path, ok, small_body_gateway)
+    r = post(http, stack, path, ok, small_body_gateway)
     assert r.status_code == 200, r.text
 
 
@@ -239,10 +248,12 @@ BAD_AUTH = {
 
 @pytest.mark.parametrize(("method", "path"), ALL_AUTH_PATHS)
 @pytest.mark.parametrize("kind", list(BAD_AUTH))
-def test_unauthenticated(stack: Stack, method: str, path: str, kind: str) -> None:
+def test_unauthenticated(
+    http: httpx.Client, stack: Stack, method: str, path: str, kind: str
+) -> None:
     template = BAD_AUTH[kind]
     headers = {} if template is None else {"Authorization": template.format(token=stack.token)}
-    r = httpx.request(
+    r = http.request(
         method,
         stack.base_url + path,
         headers=headers,
@@ -254,8 +265,8 @@ def test_unauthenticated(stack: Stack, method: str, path: str, kind: str) -> Non
 
 
 @pytest.mark.parametrize("path", CHAT_PATHS)
-def test_auth_is_checked_before_the_body(stack: Stack, path: str) -> None:
-    r = httpx.post(stack.base_url + path, content=b"not json", timeout=10)
+def test_auth_is_checked_before_the_body(http: httpx.Client, stack: Stack, path: str) -> None:
+    r = http.post(stack.base_url + path, content=b"not json")
     assert_error(r, 401, "authentication_error", "invalid_api_key")
 
 
@@ -265,24 +276,28 @@ def test_auth_is_checked_before_the_body(stack: Stack, path: str) -> None:
 @pytest.mark.parametrize("path", CHAT_PATHS)
 @pytest.mark.parametrize("model", ["no-such-model", "bad model!", "x" * 300])
 @pytest.mark.parametrize("stream", [True, False])
-def test_unknown_model(stack: Stack, path: str, model: str, stream: bool) -> None:
+def test_unknown_model(
+    http: httpx.Client, stack: Stack, path: str, model: str, stream: bool
+) -> None:
     body = {"model": model, "messages": GOOD_MESSAGES, "stream": stream}
     error = assert_error(
-        post(stack, path, body), 404, "invalid_request_error", "model_not_found", "model"
+        post(http, stack, path, body), 404, "invalid_request_error", "model_not_found", "model"
     )
     assert "/v1/models" in error["message"]
 
 
-def test_model_whose_executor_stopped_is_unavailable(stack: Stack) -> None:
+def test_model_whose_executor_stopped_is_unavailable(http: httpx.Client, stack: Stack) -> None:
     proc = stack.executor("doomed", concurrency=2)
     for path in CHAT_PATHS:
-        r = post(stack, path, {"model": "doomed", "messages": GOOD_MESSAGES, "stream": False})
+        r = post(http, stack, path, {"model": "doomed", "messages": GOOD_MESSAGES, "stream": False})
         assert r.status_code == 200, r.text
     assert proc.stop() == 0
     for path in CHAT_PATHS:
         for stream in (True, False):
             start = time.monotonic()
-            r = post(stack, path, {"model": "doomed", "messages": GOOD_MESSAGES, "stream": stream})
+            r = post(
+                http, stack, path, {"model": "doomed", "messages": GOOD_MESSAGES, "stream": stream}
+            )
             elapsed = time.monotonic() - start
             error = assert_error(r, 503, "service_unavailable", "model_unavailable")
             assert "doomed" in error["message"]
@@ -315,7 +330,7 @@ def open_stream(client: httpx.Client, path: str, stack: Stack, prompt: str) -> h
 def test_queue_full(stack: Stack, small_queue_gateway: str) -> None:
     long_prompt = " ".join(f"w{i}" for i in range(200))  # 10 s at 50 ms per token
     with contextlib.ExitStack() as cleanup:
-        client = cleanup.enter_context(httpx.Client(base_url=small_queue_gateway, timeout=10))
+        client = cleanup.enter_context(httpx.Client(base_url=small_queue_gateway))
         running = open_stream(client, "/v1/chat/completions", stack, long_prompt)
         cleanup.callback(running.close)
         assert running.status_code == 200
@@ -357,8 +372,8 @@ def test_queue_full(stack: Stack, small_queue_gateway: str) -> None:
     ("method", "path"),
     [("GET", "/v1/nope"), ("POST", "/v2/chat/completions"), ("GET", "/v1.0/models/x")],
 )
-def test_unknown_path(stack: Stack, method: str, path: str) -> None:
-    r = httpx.request(method, stack.base_url + path, headers=auth(stack), timeout=10)
+def test_unknown_path(http: httpx.Client, stack: Stack, method: str, path: str) -> None:
+    r = http.request(method, stack.base_url + path, headers=auth(stack))
     error = assert_error(r, 404, "invalid_request_error", "not_found")
     assert path in error["message"]
 
@@ -372,8 +387,8 @@ def test_unknown_path(stack: Stack, method: str, path: str) -> None:
         ("POST", "/v1/models"),
     ],
 )
-def test_method_not_allowed(stack: Stack, method: str, path: str) -> None:
-    r = httpx.request(method, stack.base_url + path, headers=auth(stack), timeout=10)
+def test_method_not_allowed(http: httpx.Client, stack: Stack, method: str, path: str) -> None:
+    r = http.request(method, stack.base_url + path, headers=auth(stack))
     error = assert_error(r, 405, "invalid_request_error", "method_not_allowed")
     assert method in error["message"]
 
@@ -418,13 +433,13 @@ def sse_lines(r: httpx.Response) -> list[str]:
     return [line for line in r.text.split("\n") if line]
 
 
-def test_openai_stream_error_after_tokens(stack: Stack) -> None:
+def test_openai_stream_error_after_tokens(http: httpx.Client, stack: Stack) -> None:
     body = {
         "model": "echo",
         "stream": True,
         "messages": [{"role": "user", "content": "/debug error hello world 你好"}],
     }
-    r = post(stack, "/v1/chat/completions", body)
+    r = post(http, stack, "/v1/chat/completions", body)
     assert r.status_code == 200
     assert r.text.endswith("\n\n")
     lines = sse_lines(r)
@@ -446,9 +461,9 @@ def test_openai_stream_error_after_tokens(stack: Stack) -> None:
     assert all(c["choices"][0]["finish_reason"] is None for c in chunks)
 
 
-def test_kuwa_stream_error_after_tokens(stack: Stack) -> None:
+def test_kuwa_stream_error_after_tokens(http: httpx.Client, stack: Stack) -> None:
     body = {"model": "echo", "messages": [{"role": "user", "content": "/debug error 你好 ok"}]}
-    r = post(stack, "/v1.0/chat/completions", body)
+    r = post(http, stack, "/v1.0/chat/completions", body)
     assert r.status_code == 200
     lines = sse_lines(r)
     assert lines[-1] == "event: close"
@@ -465,13 +480,13 @@ def test_kuwa_stream_error_after_tokens(stack: Stack) -> None:
 
 
 @pytest.mark.parametrize("path", CHAT_PATHS)
-def test_non_stream_error(stack: Stack, path: str) -> None:
+def test_non_stream_error(http: httpx.Client, stack: Stack, path: str) -> None:
     body = {
         "model": "echo",
         "stream": False,
         "messages": [{"role": "user", "content": "/debug error partial"}],
     }
-    assert_error(post(stack, path, body), 500, "server_error", "model_error")
+    assert_error(post(http, stack, path, body), 500, "server_error", "model_error")
 
 
 def test_sdk_stream_error_raises(stack: Stack) -> None:

@@ -104,11 +104,13 @@ async def test_concurrent_streams_no_cross_talk(stack: Stack) -> None:
 class RawStream:
     """A streaming request on a plain socket, so the test controls exactly when it closes."""
 
-    def __init__(self, stack: Stack, path: str, model: str, prompt: str) -> None:
+    def __init__(
+        self, stack: Stack, path: str, model: str, prompt: str, *, stream: bool = True
+    ) -> None:
         host, port = stack.base_url.removeprefix("http://").split(":")
         body = {
             "model": model,
-            "stream": True,
+            "stream": stream,
             "messages": [{"role": "user", "content": prompt}],
         }
         payload = json.dumps(body).encode()
@@ -236,4 +238,43 @@ def test_disconnect_while_queued_never_runs(stack: Stack, slow_one: str) -> None
     assert len(chunks) == 1
     assert chunks[0].finish_reason == "cancelled"
     assert chunks[0].text == ""
+    assert_slot_free(stack, slow_one)
+
+
+def running_job_of(stack: Stack, model: str) -> str | None:
+    """The id of the job an executor has taken from ``model``'s queue, once it is running."""
+    client = stack.redis.client()
+    try:
+        entries = client.xrange(keys.queue_stream(model))
+    finally:
+        client.close()
+    for _, fields in entries:  # type: ignore[union-attr]
+        job_id = fields[b"id"].decode()
+        if job_state(stack, job_id).get("status") == "running":
+            return str(job_id)
+    return None
+
+
+@pytest.mark.parametrize("path", ["/v1/chat/completions", "/v1.0/chat/completions"])
+def test_disconnect_cancels_a_non_streaming_request(stack: Stack, slow_one: str, path: str) -> None:
+    raw = RawStream(stack, path, slow_one, LONG_PROMPT, stream=False)
+    found: list[str] = []
+
+    def running() -> bool:
+        job_id = running_job_of(stack, slow_one)
+        if job_id and transcript(stack, job_id):  # it has produced something
+            found.append(job_id)
+        return bool(found)
+
+    wait_until(running, 5, "the non-streaming job to run")
+    job_id = found[0]
+    disconnected = raw.close()
+
+    state = wait_for_status(stack, job_id, "cancelled")
+    stopped_after = float(state["finished"]) - disconnected
+    assert stopped_after < 0.1, f"the executor stopped {stopped_after * 1000:.0f} ms after"
+    chunks = transcript(stack, job_id)
+    assert chunks[-1].finish_reason == "cancelled"
+    time.sleep(0.3)
+    assert len(transcript(stack, job_id)) == len(chunks)
     assert_slot_free(stack, slow_one)

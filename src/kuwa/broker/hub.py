@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import math
 from collections import deque
 from collections.abc import AsyncIterator
 
@@ -145,10 +146,15 @@ class Hub:
                 del self._confirm[channel]
 
     async def _read_loop(self) -> None:
+        """Read the shared connection. Chunk messages are dispatched straight from the raw
+        reply (the hot path: no per-message dict); (un)subscribe confirmations go through
+        redis-py's own bookkeeping, which it needs to resubscribe after a reconnect."""
         backoff = 0.05
         while True:
             try:
-                message = await self._pubsub.get_message(timeout=None)
+                conn = self._pubsub.connection
+                assert conn is not None
+                response = await conn.read_response(timeout=math.inf, push_request=True)
                 backoff = 0.05
             except (RedisError, OSError) as exc:
                 log.warning("pub/sub connection lost (%s); reconnecting", exc)
@@ -159,15 +165,17 @@ class Hub:
                     for sub in self._subs.values():
                         sub.queue.put_nowait(_RESYNC)
                 continue
-            if message is None:
+            if not isinstance(response, list) or len(response) < 3:
                 continue
-            kind = message["type"]
-            channel = message["channel"]
-            if kind == "message":
+            kind = response[0]
+            channel = response[1]
+            if kind == b"message":
                 target = self._subs.get(channel)
                 if target is not None:
-                    target.queue.put_nowait(message["data"])
-            elif kind == "subscribe":
+                    target.queue.put_nowait(response[2])
+                continue
+            await self._pubsub.handle_message(response)
+            if kind == b"subscribe":
                 waiters = self._confirm.get(channel)
                 if waiters:
                     future = waiters.popleft()
