@@ -217,7 +217,14 @@ def machine() -> dict[str, Any]:
         .stdout.split(" v=")[-1]
         .split()[0]
     )
+    git = ["git", "-C", str(ROOT)]
+    commit = subprocess.run([*git, "rev-parse", "--short", "HEAD"], capture_output=True, text=True)
+    changed = subprocess.run([*git, "status", "--porcelain", "src"], capture_output=True, text=True)
     return {
+        "source": {
+            "commit": commit.stdout.strip() or None,
+            "uncommitted_in_src": [line[3:] for line in changed.stdout.splitlines()],
+        },
         "cpu": model,
         "cpus": os.cpu_count(),
         "load_average_at_start": os.getloadavg(),

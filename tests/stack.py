@@ -210,6 +210,10 @@ class Stack:
         return proc
 
     def stop(self) -> None:
+        """SIGTERM every process at once, then wait for each (killing stragglers)."""
+        for proc in self.procs:
+            if proc.popen.poll() is None:
+                proc.popen.send_signal(signal.SIGTERM)
         for proc in reversed(self.procs):
             proc.stop()
         self.procs.clear()

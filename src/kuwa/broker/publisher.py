@@ -79,8 +79,11 @@ class ChunkBatcher:
             chunks = [(p, p.take()) for p in batch]
             try:
                 await self._send([(p, c) for p, c in chunks if c is not None])
-            except (RedisError, OSError) as exc:
-                log.warning("publishing %d chunk(s) failed: %s", len(chunks), exc)
+            except Exception as exc:  # never die with callers waiting on close()
+                if not isinstance(exc, RedisError | OSError):
+                    log.exception("publishing %d chunk(s) failed", len(chunks))
+                else:
+                    log.warning("publishing %d chunk(s) failed: %s", len(chunks), exc)
                 for p, chunk in chunks:
                     if chunk is not None:
                         p.on_failed(exc)

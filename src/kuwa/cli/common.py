@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import dataclasses
-import logging
-import sys
 from typing import Any
 
 import click
 
+from kuwa import logs
 from kuwa.settings import PREFIX, Settings, SettingsError
 
 
@@ -55,8 +54,4 @@ def settings_environment(settings: Settings) -> dict[str, str]:
 
 
 def setup_logging(settings: Settings, name: str) -> None:
-    logging.basicConfig(
-        level=settings.log_level.upper(),
-        stream=sys.stderr,
-        format=f"%(asctime)s %(levelname)s [{name}] %(name)s: %(message)s",
-    )
+    logs.setup_logging(settings.log_level, name)

@@ -29,6 +29,7 @@ from kuwa.gateway.http import (
     server_error_handler,
 )
 from kuwa.gateway.state import GatewayState, state_of
+from kuwa.logs import setup_logging
 from kuwa.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -94,10 +95,7 @@ def create_app(settings: Settings, *, accounts: Accounts | None = None) -> Starl
 def create_app_from_env() -> Starlette:
     """App factory for worker processes (``uvicorn --factory``): settings from ``KUWA_*``."""
     settings = Settings.from_env()
-    logging.basicConfig(
-        level=settings.log_level.upper(),
-        format="%(asctime)s %(levelname)s [gateway] %(name)s: %(message)s",
-    )
+    setup_logging(settings.log_level, "gateway")
     return create_app(settings)
 
 
