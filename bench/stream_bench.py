@@ -43,6 +43,8 @@ import orjson
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from profiling import start_profilers, stop_profilers, summarize_profile  # noqa: E402
+
 from kuwa.executors.debug import tokenize  # noqa: E402
 from tests.stack import RedisServer, Stack, free_port, wait_until  # noqa: E402
 
@@ -269,58 +271,6 @@ def redis_benchmark_publish(bench: Bench, n: int) -> dict[str, Any]:
     return {"error": f"could not parse redis-benchmark output: {out[-300:]!r}"}
 
 
-# --- profiling (optional) -----------------------------------------------------------------
-def start_profilers(bench: Bench, folder: Path, names: list[str]) -> list[subprocess.Popen[bytes]]:
-    binary = os.environ.get("PY_SPY") or shutil.which("py-spy")
-    if binary is None:
-        print("--profile: py-spy not found (set PY_SPY=/path/to/py-spy)", file=sys.stderr)
-        return []
-    folder.mkdir(parents=True, exist_ok=True)
-    procs = []
-    for name in names:
-        cmd = [binary, "record", "--pid", str(bench.pids[name]), "--format", "raw"]
-        cmd += ["--rate", "250", "--nonblocking", "--output", str(folder / f"{name}.txt")]
-        procs.append(subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
-    time.sleep(1.0)  # let py-spy attach
-    return procs
-
-
-def stop_profilers(procs: list[subprocess.Popen[bytes]]) -> None:
-    for proc in procs:
-        proc.send_signal(signal.SIGINT)
-    for proc in procs:
-        try:
-            proc.wait(30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-
-
-def summarize_profile(path: Path, top: int = 25) -> str:
-    """Self and inclusive sample shares per function from a py-spy ``raw`` (collapsed) file."""
-    if not path.exists():
-        return f"(no profile at {path})"
-    total = 0
-    own: Counter[str] = Counter()
-    incl: Counter[str] = Counter()
-    for line in path.read_text().splitlines():
-        stack, _, count = line.rpartition(" ")
-        if not stack or not count.isdigit():
-            continue
-        n = int(count)
-        total += n
-        frames = [re.sub(r" \(.*?/((?:site-packages|src)/)?", " (", f) for f in stack.split(";")]
-        own[frames[-1]] += n
-        for frame in set(frames):
-            incl[frame] += n
-    if not total:
-        return "(empty profile)"
-    lines = [f"{total} samples; top self time:"]
-    lines += [f"  {100 * n / total:5.1f}%  {name}" for name, n in own.most_common(top)]
-    lines.append("top inclusive time:")
-    lines += [f"  {100 * n / total:5.1f}%  {name}" for name, n in incl.most_common(top)]
-    return "\n".join(lines)
-
-
 # --- the measurement ----------------------------------------------------------------------
 def run_once(bench: Bench, target: str, streams: int, per_stream: int) -> dict[str, Any]:
     # Warm-up: one 1-token request per stream opens (or re-opens) every keep-alive
@@ -395,8 +345,8 @@ def run_level(
             profilers: list[subprocess.Popen[bytes]] = []
             if profile is not None:
                 names = ["gateway", "executor"] if target == "kuwa" else ["direct"]
-                names.append("client")
-                profilers = start_profilers(bench, profile / f"{streams}-r{r}-{target}", names)
+                pids = {name: bench.pids[name] for name in [*names, "client"]}
+                profilers = start_profilers(pids, profile / f"{streams}-r{r}-{target}")
             try:
                 result = run_once(bench, target, streams, per_stream)
             finally:

@@ -245,3 +245,12 @@ async def test_one_round_trip_carries_many_jobs(redis: aioredis.Redis, hub: Hub)
     assert batcher.messages >= 40  # every job sent its own messages...
     assert batcher.rounds < batcher.messages / 5  # ...many of them per round trip
     await batcher.stop()
+
+
+async def test_enqueue_survives_a_flushed_script_cache(redis: aioredis.Redis) -> None:
+    await register(redis, "echo")
+    queue = JobQueue(redis)
+    await queue.enqueue(make_job())
+    await redis.script_flush()  # e.g. Redis restarted between two requests
+    await queue.enqueue(make_job())
+    assert await redis.xlen(keys.queue_stream("echo")) == 2

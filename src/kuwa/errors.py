@@ -109,6 +109,14 @@ class JobFailedError(KuwaError):
     code = "job_failed"
 
 
+class ContentBlockedError(KuwaError):
+    """A rule of the model's operator refused the request or stopped the answer."""
+
+    status = 400
+    type = "invalid_request_error"
+    code = "content_blocked"
+
+
 class ConfigError(KuwaError):
     """Bad configuration found at start-up."""
 

@@ -53,6 +53,7 @@ class Settings:
     )
     secret_key: str | None = field(
         default=None,
+        repr=False,
         metadata=_doc(
             "Key that encrypts secrets at rest (API tokens). Unset: generated once into "
             "DATA_DIR/secret.key. Every process sharing a database needs the same key."
@@ -109,8 +110,13 @@ class Settings:
         default=(),
         metadata=_doc("Access codes an executor serves (comma-separated in the environment)."),
     )
-    backend: str = field(
-        default="debug", metadata=_doc("Executor backend (an entry point in kuwa.executors).")
+    backend: str | None = field(
+        default=None,
+        metadata=_doc(
+            "Executor backend: vllm, transformers, openai, debug or any entry point in "
+            "kuwa.executors. Unset: vllm when a model is given and vLLM and a GPU are present, "
+            "transformers when a model is given otherwise, debug without a model."
+        ),
     )
     max_concurrency: int = field(
         default=16, metadata=_doc("Jobs one executor runs at once (its slots).")
@@ -128,6 +134,46 @@ class Settings:
     debug_transform: str = field(
         default="echo",
         metadata=_doc("Debug backend: echo, reverse or upper (applied to the last user message)."),
+    )
+    system_prompt: str | None = field(
+        default=None, metadata=_doc("Executor: system prompt for every job (like SYSTEM).")
+    )
+    modelfile: Path | None = field(
+        default=None,
+        metadata=_doc("Executor: the model's Modelfile (SYSTEM, PARAMETER, MESSAGE, TEMPLATE, …)."),
+    )
+    rules: Path | None = field(
+        default=None,
+        metadata=_doc(
+            "Executor: rule file (YAML or TOML): input/output filters, bounds, trimming."
+        ),
+    )
+    upstream_base_url: str | None = field(
+        default=None,
+        metadata=_doc(
+            "openai backend: base URL of an OpenAI-compatible API up to /v1, e.g. "
+            "https://api.openai.com/v1, http://127.0.0.1:11434/v1 (Ollama) or another "
+            "Kuwa gateway's /v1."
+        ),
+    )
+    upstream_api_key: str | None = field(
+        default=None,
+        repr=False,
+        metadata=_doc(
+            "openai backend: API key sent to the upstream as a Bearer token; never logged. "
+            "Prefer this variable to --api-key, which other users can see in the process list."
+        ),
+    )
+    upstream_model: str | None = field(
+        default=None,
+        metadata=_doc("openai backend: the upstream's model name (default: --model)."),
+    )
+    upstream_timeout: float = field(
+        default=60.0,
+        metadata=_doc(
+            "openai backend: seconds to wait for the upstream to connect, and for each next "
+            "piece of an answer."
+        ),
     )
     # --- model engines (vllm backend) -------------------------------------------------------
     model: str | None = field(
@@ -221,6 +267,8 @@ class Settings:
         ):
             if getattr(self, name) < 1:
                 raise SettingsError(f"{name} must be at least 1")
+        if self.upstream_timeout <= 0:
+            raise SettingsError("upstream_timeout must be > 0")
         if self.heartbeat_ttl <= 0 or self.coalesce_ms < 0 or self.debug_delay < 0:
             raise SettingsError("heartbeat_ttl must be > 0; coalesce_ms, debug_delay >= 0")
         if self.log_level.lower() not in {"debug", "info", "warning", "error"}:

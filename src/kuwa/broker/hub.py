@@ -24,7 +24,8 @@ from kuwa.schemas import Chunk
 
 log = logging.getLogger(__name__)
 
-_RESYNC = b""  # put in every queue after a reconnect: re-read the transcript
+_RESYNC = b"\x00resync"  # put in every queue after a reconnect: re-read the transcript
+_TIMEOUT = b"\x00timeout"  # put in a queue when its stream has been idle too long
 
 
 class Subscription:
@@ -42,17 +43,37 @@ class Subscription:
         a gap cannot be filled from the transcript.
         """
         expected = from_seq
+        loop = asyncio.get_running_loop()
+        last = loop.time()
+        timer: asyncio.TimerHandle | None = None
+
+        def check_idle() -> None:  # one timer per stream, re-armed only when it fires
+            nonlocal timer
+            due = last + idle_timeout
+            if loop.time() >= due:
+                self.queue.put_nowait(_TIMEOUT)
+            else:
+                timer = loop.call_at(due, check_idle)
+
+        timer = loop.call_at(last + idle_timeout, check_idle)
+        try:
+            async for chunk in self._ordered(expected):
+                last = loop.time()
+                yield chunk
+                if chunk.final:
+                    return
+        finally:
+            timer.cancel()
+
+    async def _ordered(self, expected: int) -> AsyncIterator[Chunk]:
         while True:
-            try:
-                async with asyncio.timeout(idle_timeout):
-                    raw = await self.queue.get()
-            except TimeoutError:
+            raw = await self.queue.get()
+            if raw is _TIMEOUT:
                 raise JobFailedError(
-                    f"The model sent nothing for {idle_timeout:g} seconds; the request was "
-                    "stopped.",
+                    "The model sent nothing for a long time; the request was stopped.",
                     code="timeout",
-                ) from None
-            if raw is _RESYNC or raw == _RESYNC:
+                )
+            if raw is _RESYNC:
                 pending = await self.hub.transcript(self.job_id, expected)
             else:
                 chunk = Chunk.decode(raw)
@@ -72,8 +93,6 @@ class Subscription:
                     )
                 expected += 1
                 yield chunk
-                if chunk.final:
-                    return
 
     async def close(self) -> None:
         if not self.closed:

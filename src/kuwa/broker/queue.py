@@ -8,7 +8,7 @@ from importlib import resources
 from typing import Any
 
 import redis.asyncio as aioredis
-from redis.exceptions import ResponseError
+from redis.exceptions import NoScriptError, ResponseError
 
 from kuwa import keys
 from kuwa.broker.connection import redis_errors, text
@@ -35,7 +35,7 @@ class JobQueue:
         self._enqueue = redis.register_script(_ENQUEUE)
 
     # --- gateway side -------------------------------------------------------------------
-    async def enqueue(self, job: Job, *, retry_after: int = 2) -> None:
+    async def enqueue(self, job: Job, *, retry_after: int = 2, _retry: bool = False) -> None:
         """Record the job's state and add it to its queue, in one round trip.
 
         Raises :class:`ModelUnavailableError` when no executor is live for the model and
@@ -53,14 +53,26 @@ class JobQueue:
                 },
             )
             pipe.expire(state, self.state_ttl)
-            await self._enqueue(
-                keys=[keys.queue_stream(job.model), keys.queue_executors(job.model)],
-                args=[time.time(), self.max_queue, job.id, job.encode()],
-                client=pipe,
+            # EVALSHA straight away: a script object in a pipeline costs a SCRIPT EXISTS
+            # round trip on every call. A Redis that lost the script gets it loaded again.
+            pipe.evalsha(
+                self._enqueue.sha,
+                2,
+                keys.queue_stream(job.model),
+                keys.queue_executors(job.model),
+                time.time(),
+                self.max_queue,
+                job.id,
+                job.encode(),
             )
             with redis_errors("enqueueing a job"):
                 results = await pipe.execute(raise_on_error=False)
         outcome = results[-1]
+        if isinstance(outcome, NoScriptError) and not _retry:
+            with redis_errors("loading the enqueue script"):
+                await self.redis.script_load(_ENQUEUE)
+            await self.enqueue(job, retry_after=retry_after, _retry=True)
+            return
         if isinstance(outcome, ResponseError):
             with redis_errors("cleaning up a refused job"):
                 await self.redis.delete(state)

@@ -27,6 +27,7 @@ class ExecutorInfo:
     heartbeat: float = 0.0
     state: str = "ready"  # ready | draining
     engine: dict[str, float | int] = field(default_factory=dict)
+    rules: dict[str, int] = field(default_factory=dict)  # rule decisions so far, by kind
 
     def encode(self) -> bytes:
         return orjson.dumps(asdict(self))

@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
-from typing import Any
+from collections.abc import Coroutine
+from typing import Any, TypeVar
 
 import click
 
 from kuwa import logs
 from kuwa.settings import PREFIX, Settings, SettingsError
+
+T = TypeVar("T")
 
 
 def option_envvars(command: click.Command) -> set[str]:
@@ -55,3 +59,12 @@ def settings_environment(settings: Settings) -> dict[str, str]:
 
 def setup_logging(settings: Settings, name: str) -> None:
     logs.setup_logging(settings.log_level, name)
+
+
+def run_async(main: Coroutine[Any, Any, T]) -> T:
+    """Run a process's main coroutine on uvloop when it is installed (it is, with uvicorn)."""
+    try:
+        import uvloop
+    except ImportError:
+        return asyncio.run(main)
+    return uvloop.run(main)

@@ -4,14 +4,20 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import logging
 import signal
 import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, TypeVar
 
 import click
 import orjson
 
 from kuwa.cli import options
-from kuwa.cli.common import build_settings, setup_logging
+from kuwa.cli.common import build_settings, run_async, setup_logging
+
+F = TypeVar("F", bound=Callable[..., Any])
 
 
 def _codes(ctx: click.Context, param: click.Parameter, value: tuple[str, ...]) -> tuple[str, ...]:
@@ -25,168 +31,159 @@ def command() -> None:
     """Executors: run a model and serve its queue(s)."""
 
 
+def _setting_option(*flags: str, field: str, **kw: Any) -> Callable[[F], F]:
+    """An option that sets the Settings field ``field`` (read from ``KUWA_<FIELD>`` too)."""
+    return click.option(
+        *flags, field, envvar="KUWA_" + field.upper(), show_envvar=True, default=None, **kw
+    )
+
+
+START_OPTIONS = [
+    click.option(
+        "--access-code",
+        "access_code",
+        multiple=True,
+        envvar="KUWA_ACCESS_CODE",
+        show_envvar=True,
+        callback=_codes,
+        help="Access code to serve; repeat for several (comma-separated in the variable). "
+        "[default: a name derived from --model]",
+    ),
+    _setting_option(
+        "--backend",
+        field="backend",
+        help="vllm, transformers, openai, debug, or another kuwa.executors entry point. "
+        "[default: vllm with a model, vLLM and a GPU; transformers with a model; else debug]",
+    ),
+    _setting_option("--model", field="model", help="Model: a Hugging Face id or a local path."),
+    _setting_option(
+        "--max-concurrency",
+        field="max_concurrency",
+        type=click.IntRange(min=1),
+        help="Jobs run at once (vLLM batches them). [default: 16]",
+    ),
+    _setting_option("--system-prompt", field="system_prompt", help="System prompt for every job."),
+    _setting_option(
+        "--modelfile",
+        field="modelfile",
+        type=click.Path(exists=True, dir_okay=False, path_type=Path),
+        help="The model's Modelfile (SYSTEM, PARAMETER, MESSAGE, TEMPLATE, BEFORE-PROMPT, …).",
+    ),
+    _setting_option(
+        "--rules",
+        field="rules",
+        type=click.Path(exists=True, dir_okay=False, path_type=Path),
+        help="Rule file (YAML or TOML): input/output filters, parameter bounds, trimming.",
+    ),
+    _setting_option("--name", field="executor_name", help="Name to register under."),
+    _setting_option(
+        "--gpu-memory-utilization",
+        field="gpu_memory_utilization",
+        type=click.FloatRange(0, 1, min_open=True),
+        help="vLLM: fraction of GPU memory to use.",
+    ),
+    _setting_option(
+        "--tensor-parallel-size",
+        field="tensor_parallel_size",
+        type=click.IntRange(min=1),
+        help="vLLM: GPUs to split the model over.",
+    ),
+    _setting_option(
+        "--max-model-len",
+        field="max_model_len",
+        type=click.IntRange(min=16),
+        help="Context window in tokens. [default: the model's]",
+    ),
+    _setting_option("--dtype", field="dtype", help="Weights dtype: auto, bfloat16, float16, …"),
+    _setting_option("--quantization", field="quantization", help="vLLM quantization method."),
+    _setting_option(
+        "--trust-remote-code",
+        field="trust_remote_code",
+        is_flag=True,
+        help="Allow the model's own Python code to run.",
+    ),
+    _setting_option(
+        "--load-format", field="load_format", help="vLLM load format ('dummy': random weights)."
+    ),
+    _setting_option(
+        "--enforce-eager", field="enforce_eager", is_flag=True, help="vLLM: no CUDA graphs."
+    ),
+    _setting_option(
+        "--base-url", field="upstream_base_url", help="openai backend: the upstream API URL."
+    ),
+    _setting_option(
+        "--api-key",
+        field="upstream_api_key",
+        help="openai backend: the upstream API key (prefer the variable: ps shows arguments).",
+    ),
+    _setting_option(
+        "--upstream-model", field="upstream_model", help="openai backend: the upstream's model."
+    ),
+    _setting_option(
+        "--upstream-timeout",
+        field="upstream_timeout",
+        type=click.FloatRange(min=0, min_open=True),
+        help="openai backend: seconds to wait for the upstream. [default: 60]",
+    ),
+    _setting_option(
+        "--delay",
+        field="debug_delay",
+        type=click.FloatRange(min=0),
+        help="Debug backend: seconds before each token. [default: 0]",
+    ),
+    _setting_option(
+        "--debug-transform",
+        field="debug_transform",
+        type=click.Choice(["echo", "reverse", "upper"]),
+        help="Debug backend: what to do to the last user message. [default: echo]",
+    ),
+    options.redis_url,
+    options.log_level,
+    options.burst,
+]
+
+
+def _apply(decorators: list[Callable[[F], F]]) -> Callable[[F], F]:
+    def wrap(fn: F) -> F:
+        for decorator in reversed(decorators):
+            fn = decorator(fn)
+        return fn
+
+    return wrap
+
+
 @command.command("start")
-@click.option(
-    "--access-code",
-    "access_codes",
-    multiple=True,
-    envvar="KUWA_ACCESS_CODE",
-    show_envvar=True,
-    callback=_codes,
-    help="Access code to serve; repeat for several (comma-separated in the variable).",
-)
-@click.option(
-    "--backend",
-    envvar="KUWA_BACKEND",
-    show_envvar=True,
-    default=None,
-    help="Backend: an entry point of group kuwa.executors. [default: debug]",
-)
-@click.option(
-    "--model", envvar="KUWA_MODEL", show_envvar=True, default=None, help="Model id or path."
-)
-@click.option(
-    "--max-concurrency",
-    envvar="KUWA_MAX_CONCURRENCY",
-    show_envvar=True,
-    type=click.IntRange(min=1),
-    default=None,
-    help="Jobs run at once. [default: 16]",
-)
-@click.option(
-    "--delay",
-    envvar="KUWA_DEBUG_DELAY",
-    show_envvar=True,
-    type=click.FloatRange(min=0),
-    default=None,
-    help="Debug backend: seconds before each token. [default: 0]",
-)
-@click.option(
-    "--debug-transform",
-    envvar="KUWA_DEBUG_TRANSFORM",
-    show_envvar=True,
-    type=click.Choice(["echo", "reverse", "upper"]),
-    default=None,
-    help="Debug backend: what to do to the last user message. [default: echo]",
-)
-@click.option(
-    "--name",
-    envvar="KUWA_EXECUTOR_NAME",
-    show_envvar=True,
-    default=None,
-    help="Name to register under. [default: HOST-PID-RANDOM]",
-)
-@click.option(
-    "--gpu-memory-utilization",
-    envvar="KUWA_GPU_MEMORY_UTILIZATION",
-    show_envvar=True,
-    type=click.FloatRange(0, 1, min_open=True),
-    default=None,
-    help="vLLM: fraction of GPU memory to use.",
-)
-@click.option(
-    "--tensor-parallel-size",
-    envvar="KUWA_TENSOR_PARALLEL_SIZE",
-    show_envvar=True,
-    type=click.IntRange(min=1),
-    default=None,
-    help="vLLM: GPUs to split the model over.",
-)
-@click.option(
-    "--max-model-len",
-    envvar="KUWA_MAX_MODEL_LEN",
-    show_envvar=True,
-    type=click.IntRange(min=16),
-    default=None,
-    help="Context window in tokens.",
-)
-@click.option(
-    "--dtype",
-    envvar="KUWA_DTYPE",
-    show_envvar=True,
-    default=None,
-    help="Weights dtype: auto, bfloat16, float16, float32.",
-)
-@click.option(
-    "--quantization",
-    envvar="KUWA_QUANTIZATION",
-    show_envvar=True,
-    default=None,
-    help="vLLM quantization method.",
-)
-@click.option(
-    "--trust-remote-code",
-    envvar="KUWA_TRUST_REMOTE_CODE",
-    show_envvar=True,
-    is_flag=True,
-    default=None,
-    help="Allow the model's own Python code to run.",
-)
-@click.option(
-    "--load-format",
-    envvar="KUWA_LOAD_FORMAT",
-    show_envvar=True,
-    default=None,
-    help="vLLM load format ('dummy': random weights, for benchmarks).",
-)
-@click.option(
-    "--enforce-eager",
-    envvar="KUWA_ENFORCE_EAGER",
-    show_envvar=True,
-    is_flag=True,
-    default=None,
-    help="vLLM: skip CUDA graph capture.",
-)
-@options.redis_url
-@options.log_level
-@options.burst
-def start(
-    access_codes: tuple[str, ...],
-    backend: str | None,
-    model: str | None,
-    max_concurrency: int | None,
-    delay: float | None,
-    debug_transform: str | None,
-    name: str | None,
-    gpu_memory_utilization: float | None,
-    tensor_parallel_size: int | None,
-    max_model_len: int | None,
-    dtype: str | None,
-    quantization: str | None,
-    trust_remote_code: bool | None,
-    load_format: str | None,
-    enforce_eager: bool | None,
-    redis_url: str | None,
-    log_level: str | None,
-    burst: bool,
-) -> None:
-    """Pull jobs for the access codes and stream answers until SIGTERM (which drains)."""
+@_apply(START_OPTIONS)
+def start(burst: bool, **values: Any) -> None:
+    """Pull jobs for the access codes and stream answers until SIGTERM (which drains).
+
+    \b
+    Examples:
+      kuwa-cli executor start --model Qwen/Qwen2.5-7B-Instruct
+      kuwa-cli executor start --backend openai --model gpt-4o-mini \\
+          --base-url https://api.openai.com/v1 --api-key "$OPENAI_API_KEY"
+      kuwa-cli executor start --backend debug --access-code echo
+    """
     from kuwa.broker import connect
-    from kuwa.executors import BackendError, load_backend
+    from kuwa.errors import KuwaError
+    from kuwa.executors import BackendError, access_code_for, default_backend, load_backend
     from kuwa.executors.runtime import ExecutorRuntime
 
-    settings = build_settings(
-        access_code=access_codes or None,
-        backend=backend,
-        max_concurrency=max_concurrency,
-        debug_delay=delay,
-        debug_transform=debug_transform,
-        executor_name=name,
-        model=model,
-        gpu_memory_utilization=gpu_memory_utilization,
-        tensor_parallel_size=tensor_parallel_size,
-        max_model_len=max_model_len,
-        dtype=dtype,
-        quantization=quantization,
-        trust_remote_code=trust_remote_code or None,
-        load_format=load_format,
-        enforce_eager=enforce_eager or None,
-        redis_url=redis_url,
-        log_level=log_level,
-    )
-    if not settings.access_code:
-        raise click.UsageError("give at least one --access-code (or KUWA_ACCESS_CODE)")
+    values["access_code"] = values["access_code"] or None
+    for flag in ("trust_remote_code", "enforce_eager"):
+        values[flag] = values[flag] or None
+    settings = build_settings(**values)
     setup_logging(settings, "executor")
+    log = logging.getLogger("kuwa.executor")
+    if settings.backend is None:
+        name, reason = default_backend(settings.model)
+        log.info("%s", reason)
+        settings = settings.replace(backend=name)
+    if not settings.access_code:
+        if not settings.model:
+            raise click.UsageError("give --access-code (or --model, to derive one from it)")
+        settings = settings.replace(access_code=(access_code_for(settings.model),))
+    assert settings.backend is not None
     try:
         backend_cls = load_backend(settings.backend)
     except (LookupError, TypeError) as exc:
@@ -196,7 +193,8 @@ def start(
         redis = connect(settings.effective_redis_url)
         try:
             runtime = ExecutorRuntime(settings, backend_cls(settings, settings.model), redis)
-        except ValueError as exc:
+        except (ValueError, KuwaError) as exc:  # bad access code, Modelfile or rule file
+            await redis.aclose()
             raise click.UsageError(str(exc)) from None
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
@@ -208,7 +206,7 @@ def start(
         finally:
             await redis.aclose()
 
-    asyncio.run(main())
+    run_async(main())
 
 
 @command.command("list")
@@ -242,6 +240,7 @@ def list_(redis_url: str | None, as_json: bool) -> None:
                     "tokens_per_s": e.tokens_per_s,
                     "state": e.state,
                     "engine": e.engine,
+                    "rules": e.rules,
                     "heartbeat": e.heartbeat,
                 }
                 for e in await Registry(redis, ttl=settings.heartbeat_ttl).executors()
@@ -249,7 +248,7 @@ def list_(redis_url: str | None, as_json: bool) -> None:
         finally:
             await redis.aclose()
 
-    rows = asyncio.run(main())
+    rows = run_async(main())
     if as_json:
         sys.stdout.write(orjson.dumps(rows).decode() + "\n")
         return

@@ -8,7 +8,7 @@ import signal
 import click
 
 from kuwa.cli import options
-from kuwa.cli.common import build_settings, setup_logging
+from kuwa.cli.common import build_settings, run_async, setup_logging
 
 
 @click.group("kernel")
@@ -39,4 +39,4 @@ def start(redis_url: str | None, log_level: str | None, burst: bool) -> None:
         finally:
             await redis.aclose()
 
-    asyncio.run(main())
+    run_async(main())

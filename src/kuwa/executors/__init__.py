@@ -6,7 +6,11 @@ This package never imports Starlette.
 
 from __future__ import annotations
 
+import importlib.util
+import re
+import shutil
 from importlib.metadata import entry_points
+from pathlib import Path
 
 from kuwa.executors.base import Backend, BackendError, Completion, Emit
 
@@ -27,4 +31,34 @@ def load_backend(name: str) -> type[Backend]:
     raise LookupError(f"no executor backend {name!r}; installed: {', '.join(backend_names())}")
 
 
-__all__ = ["Backend", "BackendError", "Completion", "Emit", "backend_names", "load_backend"]
+__all__ = [
+    "Backend",
+    "BackendError",
+    "Completion",
+    "Emit",
+    "access_code_for",
+    "backend_names",
+    "default_backend",
+    "load_backend",
+]
+
+
+def access_code_for(model: str) -> str:
+    """A readable access code from a model id or path: ``Qwen/Qwen2.5-7B-Instruct`` →
+    ``qwen2.5-7b-instruct``."""
+    name = model.rstrip("/").rsplit("/", 1)[-1].lower()
+    name = re.sub(r"[^a-z0-9._:@+-]+", "-", name).strip("-._") or "model"
+    return name[:128]
+
+
+def default_backend(model: str | None) -> tuple[str, str]:
+    """The backend to use when none is named, and why (for the log)."""
+    if not model:
+        return "debug", "no --model given: using the debug backend"
+    has_vllm = importlib.util.find_spec("vllm") is not None
+    # Never touch CUDA here: vLLM forks its engine and a CUDA call in the parent breaks it.
+    has_gpu = Path("/dev/nvidiactl").exists() or shutil.which("nvidia-smi") is not None
+    if has_vllm and has_gpu:
+        return "vllm", "vLLM and a GPU are present: using the vllm backend"
+    missing = "vLLM is not installed" if not has_vllm else "no GPU was found"
+    return "transformers", f"{missing}: using the transformers backend"

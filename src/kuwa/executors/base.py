@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import abc
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import ClassVar
 
-from kuwa.schemas import Job, Usage
+from kuwa.schemas import Job, Message, Usage
 from kuwa.settings import Settings
 
 Emit = Callable[[str], None]
@@ -42,6 +42,10 @@ class Backend(abc.ABC):
 
     async def stop(self) -> None:  # noqa: B027 - optional hook
         """Release the model. Called once after the last job."""
+
+    def count_tokens(self, messages: Sequence[Message]) -> int:
+        """Tokens the messages take (for history trimming). Default: ~4 characters a token."""
+        return sum(len(m.content) // 4 + 4 for m in messages)
 
     def stats(self) -> dict[str, float | int]:
         """Engine figures for the heartbeat (e.g. requests the engine is running)."""

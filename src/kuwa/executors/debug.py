@@ -11,10 +11,11 @@ from __future__ import annotations
 
 import asyncio
 import re
+from collections.abc import Sequence
 from typing import ClassVar
 
 from kuwa.executors.base import Backend, BackendError, Completion, Emit
-from kuwa.schemas import Job, Usage
+from kuwa.schemas import Job, Message, Usage
 
 _TOKEN = re.compile(r"\s*[A-Za-z0-9_']+|\s*[^\sA-Za-z0-9_']|\s+", re.DOTALL)
 ERROR_COMMAND = "/debug error"
@@ -39,6 +40,9 @@ class DebugBackend(Backend):
                 f"use one of {', '.join(TRANSFORMS)}"
             )
         self.model = f"debug-{self.settings.debug_transform}"
+
+    def count_tokens(self, messages: Sequence[Message]) -> int:
+        return sum(len(tokenize(m.content)) for m in messages)
 
     async def generate(self, job: Job, emit: Emit) -> Completion:
         prompt = next((m.content for m in reversed(job.messages) if m.role == "user"), "")

@@ -37,6 +37,10 @@ class PromptBuilder:
                 )
             del kept[droppable[0]]
 
+    def count(self, messages: Sequence[Message]) -> int:
+        """Prompt tokens of the messages as they are (no trimming)."""
+        return len(self._encode(messages))
+
     def room_for(self, prompt_tokens: int) -> int:
         return max(self.max_len - prompt_tokens, MIN_ANSWER_TOKENS)
 

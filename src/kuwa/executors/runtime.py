@@ -13,13 +13,15 @@ import socket
 import time
 import uuid
 from collections import deque
+from collections.abc import Callable
 
 import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
 from kuwa import keys
 from kuwa.broker import ChunkBatcher, ExecutorInfo, JobQueue, QueuedJob, Registry
-from kuwa.executors.base import Backend, BackendError
+from kuwa.executors.base import Backend, BackendError, Emit
+from kuwa.executors.control import Blocked, Control
 from kuwa.schemas import JobStatus
 from kuwa.settings import Settings
 
@@ -59,6 +61,8 @@ class ExecutorRuntime:
             transcript_ttl=settings.transcript_ttl,
             transcript_max=settings.transcript_max_chunks,
         )
+        self.control = Control.from_settings(settings)
+        self.blocked: dict[str, str] = {}  # job id -> why an output rule stopped it
         self.running: dict[str, asyncio.Task[None]] = {}
         self.cancel_requested: set[str] = set()
         self.backlog: deque[QueuedJob] = deque()
@@ -171,11 +175,24 @@ class ExecutorRuntime:
             try:
                 if job.id in self.cancel_requested:
                     raise asyncio.CancelledError
-                completion = await self.backend.generate(job, publisher.write)
+                prepared = self.control.prepare(job, self.backend.count_tokens)
+                emit, finish = self._output(job.id, publisher.write)
+                completion = await self.backend.generate(prepared, emit)
+                finish()
                 self._tokens += completion.usage.completion_tokens
+                if job.id in self.blocked:
+                    raise Blocked(self.blocked[job.id])
                 await publisher.close(completion.finish_reason, completion.usage)
+            except Blocked as exc:
+                status = JobStatus.FAILED
+                await publisher.close("error", error={"message": exc.message, "code": "blocked"})
             except asyncio.CancelledError:
-                if job.id in self.cancel_requested:
+                if job.id in self.blocked:
+                    status = JobStatus.FAILED
+                    await publisher.close(
+                        "error", error={"message": self.blocked[job.id], "code": "blocked"}
+                    )
+                elif job.id in self.cancel_requested:
                     status = JobStatus.CANCELLED
                     await publisher.close("cancelled")
                 else:
@@ -209,8 +226,33 @@ class ExecutorRuntime:
                 await self.queue.finish(q, status)
             self.running.pop(job.id, None)
             self.cancel_requested.discard(job.id)
+            self.blocked.pop(job.id, None)
             self.completed += 1
             self._slot_freed.set()
+
+    def _output(self, job_id: str, write: Emit) -> tuple[Emit, Callable[[], None]]:
+        """``emit`` for the backend (through the output rules) and what flushes it at the end.
+
+        When an output rule blocks, the text before the match is sent, the rest never is,
+        and the job's task is cancelled so the engine stops generating."""
+        flt = self.control.output_filter()
+        if flt is None:
+            return write, lambda: None
+        task = asyncio.current_task()
+
+        def emit(text: str) -> None:
+            write(flt.feed(text))
+            if flt.blocked is not None and job_id not in self.blocked:
+                self.blocked[job_id] = flt.blocked
+                if task is not None:
+                    task.cancel()
+
+        def finish() -> None:
+            write(flt.finish())
+            if flt.blocked is not None:
+                self.blocked.setdefault(job_id, flt.blocked)
+
+        return emit, finish
 
     async def _finish_unstarted(self, q: QueuedJob) -> None:
         """A job cancelled before it started: tell its readers, then drop it."""
@@ -229,6 +271,7 @@ class ExecutorRuntime:
             self.info.tokens_per_s = round((self._tokens - last_tokens) / (now - last_time), 1)
             self.info.state = "draining" if self._stopping.is_set() else "ready"
             self.info.engine = self.backend.stats()
+            self.info.rules = self.control.counters()
             last_tokens, last_time = self._tokens, now
             try:
                 await self.registry.heartbeat(self.info)

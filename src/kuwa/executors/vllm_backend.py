@@ -10,11 +10,12 @@ from __future__ import annotations
 
 import asyncio
 import os
+from collections.abc import Sequence
 from typing import Any, ClassVar
 
 from kuwa.executors.base import Backend, BackendError, Completion, Emit
 from kuwa.executors.prompt import PromptBuilder
-from kuwa.schemas import Job, Usage
+from kuwa.schemas import Job, Message, Usage
 
 # Set before vLLM is imported (its engine-core process inherits them).
 _ENV_DEFAULTS = {
@@ -55,6 +56,9 @@ class VLLMBackend(Backend):
         if self.engine is not None:
             self.engine.shutdown()
             self.engine = None
+
+    def count_tokens(self, messages: Sequence[Message]) -> int:
+        return self.prompts.count(messages)
 
     def stats(self) -> dict[str, float | int]:
         if self.engine is None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import time
 from typing import TYPE_CHECKING
@@ -22,6 +23,7 @@ class TokenAuth:
         self.accounts = accounts
         self.cache_seconds = cache_seconds
         self._cache: dict[bytes, tuple[UserInfo, float]] = {}
+        self._inflight: dict[bytes, asyncio.Future[UserInfo | None]] = {}
 
     async def authenticate(self, request: Request) -> UserInfo:
         header = request.headers.get("authorization", "")
@@ -37,7 +39,7 @@ class TokenAuth:
         hit = self._cache.get(key)
         if hit is not None and hit[1] > now:
             return hit[0]
-        user = await run_in_threadpool(self.accounts.verify_token, token)
+        user = await self._verify(key, token)
         if user is None:
             self._cache.pop(key, None)
             raise AuthenticationError("Invalid API token.")
@@ -45,3 +47,22 @@ class TokenAuth:
             self._cache.clear()
         self._cache[key] = (user, now + self.cache_seconds)
         return user
+
+    async def _verify(self, key: bytes, token: str) -> UserInfo | None:
+        """One database lookup per token at a time: a burst of requests shares it."""
+        pending = self._inflight.get(key)
+        if pending is not None:
+            return await asyncio.shield(pending)
+        future: asyncio.Future[UserInfo | None] = asyncio.get_running_loop().create_future()
+        self._inflight[key] = future
+        try:
+            user = await run_in_threadpool(self.accounts.verify_token, token)
+        except BaseException as exc:
+            future.set_exception(exc)
+            future.exception()  # retrieved: waiters re-raise it, nobody else must
+            raise
+        else:
+            future.set_result(user)
+            return user
+        finally:
+            del self._inflight[key]

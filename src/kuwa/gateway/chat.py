@@ -13,7 +13,7 @@ from redis.exceptions import RedisError
 from kuwa import keys
 from kuwa.broker import Hub, JobQueue, Registry, Subscription
 from kuwa.broker.connection import redis_errors
-from kuwa.errors import JobFailedError, ModelNotFoundError
+from kuwa.errors import ContentBlockedError, JobFailedError, ModelNotFoundError
 from kuwa.schemas import ChatRequest, Chunk, Job, Usage
 
 KNOWN_MODEL_TTL = 5.0
@@ -53,10 +53,10 @@ class ChatStream:
                 if chunk.error is not None:
                     if chunk.text:
                         yield Chunk(chunk.seq, chunk.text)
-                    raise JobFailedError(
-                        chunk.error.get("message", "The model failed."),
-                        code=chunk.error.get("code", "job_failed"),
-                    )
+                    message = chunk.error.get("message", "The model failed.")
+                    if chunk.error.get("code") == "blocked":
+                        raise ContentBlockedError(message)
+                    raise JobFailedError(message, code=chunk.error.get("code", "job_failed"))
             yield chunk
 
     async def collect(self) -> Answer:

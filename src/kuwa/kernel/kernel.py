@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import logging
 import os
 import socket
@@ -166,15 +167,7 @@ class Kernel:
                 job, 0, "error", f"The job failed on {job.deliveries + 1} executors; giving up."
             )
         else:
-            again = Job(
-                job.id,
-                job.model,
-                job.messages,
-                job.params,
-                job.user_id,
-                job.created,
-                job.deliveries + 1,
-            )
+            again = dataclasses.replace(job, deliveries=job.deliveries + 1)
             await JobQueue(self.redis).requeue(QueuedJob(code, entry_id, again))
             log.warning(
                 "kernel: job %s of dead executor %s on %s queued again", job.id, consumer, code

@@ -34,6 +34,7 @@ class Job:
     user_id: int | None = None
     created: float = 0.0
     deliveries: int = 0
+    modelfile: str | None = None  # a bot's Modelfile, applied on top of the model's
 
     def encode(self) -> bytes:
         return orjson.dumps(
@@ -45,6 +46,7 @@ class Job:
                 "user_id": self.user_id,
                 "created": self.created,
                 "deliveries": self.deliveries,
+                "modelfile": self.modelfile,
             }
         )
 
@@ -59,6 +61,7 @@ class Job:
             user_id=data.get("user_id"),
             created=data.get("created", 0.0),
             deliveries=data.get("deliveries", 0),
+            modelfile=data.get("modelfile"),
         )
 
 

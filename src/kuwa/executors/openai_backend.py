@@ -1,0 +1,241 @@
+"""The openai backend: relay jobs to any OpenAI-compatible chat completions API.
+
+OpenAI, Gemini's OpenAI-compatible endpoint, Groq, an existing ``vllm serve``, Ollama or
+another Kuwa gateway: each job becomes one streamed ``POST {base_url}/chat/completions``
+on one pooled ``httpx.AsyncClient`` (as many connections as the executor has slots), and
+the server-sent events are parsed by ``httpx-sse``. Upstream failures become
+:class:`BackendError` messages a user can act on; the API key never reaches a log line or
+an error message. A cancelled job leaves the ``async with`` blocks, which closes the
+upstream response (and so its connection) at once.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from typing import Any, ClassVar
+
+import httpx
+import orjson
+from httpx_sse import SSEError, aconnect_sse
+
+from kuwa.executors.base import Backend, BackendError, Completion, Emit
+from kuwa.schemas import Job, Usage
+
+log = logging.getLogger(__name__)
+
+DEFAULT_TIMEOUT = 60.0
+DETAIL_MAX = 300  # characters of an upstream error message passed on to the user
+
+
+class OpenAIBackend(Backend):
+    name: ClassVar[str] = "openai"
+
+    client: httpx.AsyncClient | None = None
+
+    async def start(self) -> None:
+        base_url = getattr(self.settings, "upstream_base_url", None)
+        if not base_url:
+            raise BackendError(
+                "the openai backend needs --base-url (KUWA_UPSTREAM_BASE_URL), "
+                "e.g. https://api.openai.com/v1"
+            )
+        url = httpx.URL(str(base_url).rstrip("/") + "/")
+        if url.scheme not in ("http", "https") or not url.host:
+            raise BackendError(f"the upstream base URL must be an http(s) URL, not {base_url!r}")
+        timeout = float(getattr(self.settings, "upstream_timeout", DEFAULT_TIMEOUT))
+        if timeout <= 0:
+            raise BackendError("upstream_timeout must be more than 0 seconds")
+        codes = tuple(getattr(self.settings, "access_code", ()) or ())
+        model = (
+            getattr(self.settings, "upstream_model", None)
+            or getattr(self.settings, "model", None)
+            or (codes[0] if codes else None)
+        )
+        if not model:
+            raise BackendError("the openai backend needs --upstream-model (the upstream's name)")
+        self.model = str(model)
+        self.timeout = timeout
+        self.host = f"{url.host}:{url.port}" if url.port else url.host
+        slots = int(getattr(self.settings, "max_concurrency", 16))
+        self.client = httpx.AsyncClient(
+            base_url=url,
+            timeout=httpx.Timeout(timeout),
+            limits=httpx.Limits(max_connections=slots, max_keepalive_connections=slots),
+        )
+        log.info("openai backend: model %s at %s", self.model, self.host)
+
+    async def stop(self) -> None:
+        if self.client is not None:
+            await self.client.aclose()
+            self.client = None
+
+    def _api_key_for(self, job: Job) -> str | None:
+        """The key to send for ``job``: for now the executor's own (``upstream_api_key``).
+
+        A user's own provider key will travel with the job once the Job schema carries it.
+        """
+        key = getattr(self.settings, "upstream_api_key", None)
+        return str(key) if key else None
+
+    def request_body(self, job: Job) -> dict[str, Any]:
+        """The chat completions request for ``job``; only the parameters that are set."""
+        body: dict[str, Any] = {
+            "model": self.model,
+            "messages": [m.to_dict() for m in job.messages],
+            "stream": True,
+            "stream_options": {"include_usage": True},
+        }
+        p = job.params
+        for name in ("temperature", "top_p", "max_tokens", "seed"):
+            value = getattr(p, name)
+            if value is not None:
+                body[name] = value
+        if p.stop:
+            body["stop"] = list(p.stop)
+        return body
+
+    async def generate(self, job: Job, emit: Emit) -> Completion:
+        if self.client is None:
+            raise BackendError("the openai backend was not started")
+        key = self._api_key_for(job)
+        headers = {"Authorization": f"Bearer {key}"} if key else {}
+        stream = _Stream(emit)
+        content_type = "none"
+        try:
+            async with aconnect_sse(
+                self.client,
+                "POST",
+                "chat/completions",
+                json=self.request_body(job),
+                headers=headers,
+            ) as source:
+                response = source.response
+                content_type = response.headers.get("content-type", "none")
+                if response.status_code >= 400:
+                    await response.aread()
+                    raise self._status_error(response, key)
+                async with contextlib.aclosing(source.aiter_sse()) as events:
+                    async for event in events:
+                        data = event.data.strip()
+                        if data == "[DONE]":
+                            stream.done = True
+                            break
+                        if not data:  # a keep-alive or a named event without data
+                            continue
+                        try:
+                            stream.feed(data, key, error=event.event == "error")
+                        except BackendError as exc:
+                            raise self._fail(str(exc)) from None
+        except SSEError:
+            raise self._fail(
+                f"the upstream at {self.host} did not answer with an event stream "
+                f"(content type {content_type!r}); "
+                "is the base URL an OpenAI-compatible API?"
+            ) from None
+        except (httpx.ConnectError, httpx.ConnectTimeout):
+            raise self._fail(f"could not reach the upstream at {self.host}") from None
+        except httpx.TimeoutException:
+            if stream.finish is None:
+                raise self._fail(f"the upstream did not answer within {self.timeout:g} s") from None
+        except httpx.TransportError:
+            if stream.finish is None:
+                raise self._fail(stream.broke_off()) from None
+        if stream.finish is None and not stream.done:
+            raise self._fail(stream.broke_off())
+        return stream.completion()
+
+    def _fail(self, message: str) -> BackendError:
+        log.warning("openai backend (%s): %s", self.host, message)
+        return BackendError(message)
+
+    def _status_error(self, response: httpx.Response, key: str | None) -> BackendError:
+        status = response.status_code
+        detail = _redact(_error_message(response.content), key)
+        suffix = f": {detail}" if detail else ""
+        if status in (401, 403):
+            message = f"the upstream rejected the API key (HTTP {status}{suffix})"
+        elif status == 404:
+            message = (
+                f"the model {self.model!r} was not found upstream at {self.host} (HTTP 404{suffix})"
+            )
+        elif status == 429:
+            message = "the upstream is rate-limiting; try again later"
+            retry = response.headers.get("retry-after", "").strip()
+            if retry:
+                message += f" (retry after {retry}{' s' if retry.isdigit() else ''})"
+        elif status >= 500:
+            message = f"the upstream failed with HTTP {status}{suffix}"
+        else:
+            message = f"the upstream refused the request (HTTP {status}{suffix})"
+        return self._fail(message)
+
+
+class _Stream:
+    """What one answer has streamed so far: text length, deltas, finish reason, usage."""
+
+    def __init__(self, emit: Emit) -> None:
+        self.emit = emit
+        self.chars = 0
+        self.deltas = 0
+        self.finish: str | None = None
+        self.usage: Usage | None = None
+        self.done = False
+
+    def feed(self, data: str, key: str | None, *, error: bool = False) -> None:
+        try:
+            chunk = orjson.loads(data)
+        except orjson.JSONDecodeError:
+            if error:  # ``event: error`` with a plain-text message
+                raise BackendError(_redact(data[:DETAIL_MAX], key)) from None
+            raise BackendError(
+                f"the upstream sent an event that is not JSON: {_redact(data[:80], key)!r}"
+            ) from None
+        if error or (isinstance(chunk, dict) and "error" in chunk):
+            detail = _redact(_error_message(chunk), key)
+            raise BackendError(detail or "the upstream failed mid-answer (no details given)")
+        if not isinstance(chunk, dict):
+            return
+        usage = chunk.get("usage")
+        if isinstance(usage, dict):
+            self.usage = Usage(
+                int(usage.get("prompt_tokens") or 0), int(usage.get("completion_tokens") or 0)
+            )
+        for choice in chunk.get("choices") or ():
+            if not isinstance(choice, dict):
+                continue
+            delta = choice.get("delta") or {}
+            text = delta.get("content")
+            if isinstance(text, str) and text:
+                self.emit(text)
+                self.chars += len(text)
+                self.deltas += 1
+            if choice.get("finish_reason"):
+                self.finish = "length" if choice["finish_reason"] == "length" else "stop"
+
+    def broke_off(self) -> str:
+        return f"the upstream stream broke off after {self.chars} characters"
+
+    def completion(self) -> Completion:
+        return Completion(self.finish or "stop", self.usage or Usage(0, self.deltas))
+
+
+def _error_message(raw: Any) -> str:
+    """The message of an OpenAI-style error body (``{"error": {"message": …}}``), if any."""
+    data: Any = raw
+    if isinstance(raw, bytes):
+        try:
+            data = orjson.loads(raw)
+        except orjson.JSONDecodeError:
+            return raw.decode(errors="replace").strip()[:DETAIL_MAX]
+    if isinstance(data, list) and data:  # Gemini wraps its error in a list
+        data = data[0]
+    error = data.get("error", data) if isinstance(data, dict) else data
+    if isinstance(error, dict):
+        error = error.get("message") or error.get("detail") or ""
+    return str(error or "").strip()[:DETAIL_MAX]
+
+
+def _redact(text: str, key: str | None) -> str:
+    """``text`` with the API key (should an upstream echo it) masked."""
+    return text.replace(key, "***") if key else text
