@@ -57,7 +57,18 @@ for _ in $(seq 300); do
   if curl -sf -H "Authorization: Bearer $TOKEN" http://127.0.0.1:8000/v1/models | grep -q tinyllama; then
     break
   fi
-  kill -0 $EXECUTOR 2>/dev/null || { log "executor died"; tail -50 "$OUT/executor.log"; exit 1; }
+  if ! kill -0 $EXECUTOR 2>/dev/null; then
+    if [ "$LOCAL" != 1 ] && [ -z "${KUWA_EVENT_LOOP:-}" ]; then
+      log "executor died on uvloop; retrying on asyncio"; tail -20 "$OUT/executor.log"
+      export KUWA_EVENT_LOOP=asyncio
+      $PY -m kuwa executor start --backend vllm --model "$ACC/tinyllama" --access-code tinyllama \
+        --load-format dummy --enforce-eager --dtype bfloat16 --gpu-memory-utilization 0.4 \
+        --max-model-len 2048 --max-concurrency 256 >"$OUT/executor2.log" 2>&1 &
+      EXECUTOR=$!
+    else
+      log "executor died"; tail -50 "$OUT/executor.log"; exit 1
+    fi
+  fi
   sleep 1
 done
 log "executor live"

@@ -84,6 +84,12 @@ class Settings:
         metadata=_doc("Seconds a verified API token is cached in a gateway process."),
     )
     log_level: str = field(default="info", metadata=_doc("debug, info, warning or error."))
+    event_loop: str = field(
+        default="auto",
+        metadata=_doc(
+            "Executor and kernel event loop: auto (uvloop when installed), uvloop, asyncio."
+        ),
+    )
     # --- data plane ---------------------------------------------------------------------
     heartbeat_ttl: float = field(
         default=6.0,
@@ -267,6 +273,10 @@ class Settings:
         ):
             if getattr(self, name) < 1:
                 raise SettingsError(f"{name} must be at least 1")
+        if self.event_loop not in {"auto", "uvloop", "asyncio"}:
+            raise SettingsError(
+                f"event_loop must be auto, uvloop or asyncio, not {self.event_loop}"
+            )
         if self.upstream_timeout <= 0:
             raise SettingsError("upstream_timeout must be > 0")
         if self.heartbeat_ttl <= 0 or self.coalesce_ms < 0 or self.debug_delay < 0:

@@ -19,10 +19,11 @@ import time
 from importlib import resources
 
 import redis.asyncio as aioredis
-from redis.exceptions import RedisError
+from redis.exceptions import NoScriptError, RedisError
 
 from kuwa import keys
-from kuwa.schemas import Chunk, Usage
+from kuwa.broker.queue import QueuedJob
+from kuwa.schemas import Chunk, JobStatus, Usage
 
 log = logging.getLogger(__name__)
 _PUBLISH = resources.files("kuwa.broker").joinpath("publish.lua").read_text()
@@ -97,12 +98,12 @@ class ChunkBatcher:
                         await self._urgent.wait()
 
     async def _send(self, items: list[tuple[ChunkPublisher, Chunk]]) -> None:
-        """One script call publishes the whole round (one command, whatever the job count)."""
+        """One round: a script call publishes every chunk, whatever the job count; first-token
+        times and finished jobs' acknowledgements ride in the same pipeline."""
         if not items:
             return
         transcripts: list[str] = []
         args: list[bytes | str | int] = [self.transcript_ttl]
-        firsts: list[ChunkPublisher] = []
         for publisher, chunk in items:
             if chunk.seq >= self.transcript_max:
                 flag = 0
@@ -110,16 +111,26 @@ class ChunkBatcher:
                 flag = 2 if chunk.seq == 0 or chunk.final else 1
             transcripts.append(publisher.transcript)
             args += [publisher.channel, chunk.encode(), flag]
-            if chunk.seq == 0:
-                firsts.append(publisher)
-        await self._script(keys=transcripts, args=args)
-        if firsts:  # when each job's first token left, for latency figures
-            now = repr(time.time())
-            async with self.redis.pipeline(transaction=False) as pipe:
-                for publisher in firsts:
+        now = repr(time.time())
+        async with self.redis.pipeline(transaction=False) as pipe:
+            pipe.evalsha(self._script.sha, len(transcripts), *transcripts, *args)
+            for publisher, chunk in items:
+                if chunk.seq == 0:  # when the job's first token left, for latency figures
                     pipe.hset(publisher.state, "first", now)
                     pipe.expire(publisher.state, self.transcript_ttl)
-                await pipe.execute()
+                if chunk.final and publisher.finish is not None:
+                    q, status = publisher.finish
+                    stream = keys.queue_stream(q.code)
+                    pipe.xack(stream, keys.CONSUMER_GROUP, q.entry_id)
+                    pipe.xdel(stream, q.entry_id)
+                    pipe.hset(publisher.state, mapping={"status": status.value, "finished": now})
+            results = await pipe.execute(raise_on_error=False)
+        if isinstance(results[0], NoScriptError):  # Redis lost its scripts (a restart)
+            await self.redis.script_load(self._script.script)
+            await self.redis.evalsha(self._script.sha, len(transcripts), *transcripts, *args)
+        for result in results:
+            if isinstance(result, Exception) and not isinstance(result, NoScriptError):
+                raise result
         self.rounds += 1
         self.messages += len(items)
 
@@ -154,6 +165,7 @@ class ChunkPublisher:
         self._final: Chunk | None = None
         self._seq = start_seq
         self._done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self.finish: tuple[QueuedJob, JobStatus] | None = None
         self.chars = 0
 
     @property
@@ -172,8 +184,14 @@ class ChunkPublisher:
         finish_reason: str,
         usage: Usage | None = None,
         error: dict[str, str] | None = None,
+        *,
+        finish: tuple[QueuedJob, JobStatus] | None = None,
     ) -> None:
-        """Publish the rest of the text and the final chunk."""
+        """Publish the rest of the text and the final chunk.
+
+        With ``finish``, the job's stream entry is acknowledged and its status recorded in
+        the same round trip as the final chunk."""
+        self.finish = finish
         if self._final is None:
             self._final = Chunk(-1, "", finish_reason, usage, error)
             self.batcher.mark(self, urgent=True)

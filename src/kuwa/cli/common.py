@@ -61,10 +61,17 @@ def setup_logging(settings: Settings, name: str) -> None:
     logs.setup_logging(settings.log_level, name)
 
 
-def run_async(main: Coroutine[Any, Any, T]) -> T:
-    """Run a process's main coroutine on uvloop when it is installed (it is, with uvicorn)."""
-    try:
-        import uvloop
-    except ImportError:
-        return asyncio.run(main)
-    return uvloop.run(main)
+def run_async(main: Coroutine[Any, Any, T], loop: str = "auto") -> T:
+    """Run a process's main coroutine: on uvloop when installed (it is, with uvicorn) unless
+    ``loop`` is ``asyncio``."""
+    if loop != "asyncio":
+        try:
+            import uvloop
+        except ImportError:
+            if loop == "uvloop":
+                raise click.UsageError(
+                    "KUWA_EVENT_LOOP=uvloop, but uvloop is not installed"
+                ) from None
+        else:
+            return uvloop.run(main)
+    return asyncio.run(main)

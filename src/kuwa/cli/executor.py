@@ -206,7 +206,7 @@ def start(burst: bool, **values: Any) -> None:
         finally:
             await redis.aclose()
 
-    run_async(main())
+    run_async(main(), settings.event_loop)
 
 
 @command.command("list")

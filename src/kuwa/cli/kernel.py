@@ -39,4 +39,4 @@ def start(redis_url: str | None, log_level: str | None, burst: bool) -> None:
         finally:
             await redis.aclose()
 
-    run_async(main())
+    run_async(main(), settings.event_loop)

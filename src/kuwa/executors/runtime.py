@@ -14,6 +14,7 @@ import time
 import uuid
 from collections import deque
 from collections.abc import Callable
+from dataclasses import dataclass
 
 import redis.asyncio as aioredis
 from redis.exceptions import RedisError
@@ -22,12 +23,24 @@ from kuwa import keys
 from kuwa.broker import ChunkBatcher, ExecutorInfo, JobQueue, QueuedJob, Registry
 from kuwa.executors.base import Backend, BackendError, Emit
 from kuwa.executors.control import Blocked, Control
-from kuwa.schemas import JobStatus
+from kuwa.schemas import Job, JobStatus, Usage
 from kuwa.settings import Settings
 
 log = logging.getLogger(__name__)
 
 READ_BLOCK_MS = 500
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    status: JobStatus
+    reason: str  # the final chunk's finish_reason
+    usage: Usage | None = None
+    error: dict[str, str] | None = None
+
+    @classmethod
+    def failed(cls, message: str, code: str) -> Outcome:
+        return cls(JobStatus.FAILED, "error", None, {"message": message, "code": code})
 
 
 class ExecutorRuntime:
@@ -170,65 +183,52 @@ class ExecutorRuntime:
     async def _run_job(self, q: QueuedJob) -> None:
         job = q.job
         publisher = self.batcher.publisher(job.id)
-        status = JobStatus.DONE
         try:
-            try:
-                if job.id in self.cancel_requested:
-                    raise asyncio.CancelledError
-                prepared = self.control.prepare(job, self.backend.count_tokens)
-                emit, finish = self._output(job.id, publisher.write)
-                completion = await self.backend.generate(prepared, emit)
-                finish()
-                self._tokens += completion.usage.completion_tokens
-                if job.id in self.blocked:
-                    raise Blocked(self.blocked[job.id])
-                await publisher.close(completion.finish_reason, completion.usage)
-            except Blocked as exc:
-                status = JobStatus.FAILED
-                await publisher.close("error", error={"message": exc.message, "code": "blocked"})
-            except asyncio.CancelledError:
-                if job.id in self.blocked:
-                    status = JobStatus.FAILED
-                    await publisher.close(
-                        "error", error={"message": self.blocked[job.id], "code": "blocked"}
-                    )
-                elif job.id in self.cancel_requested:
-                    status = JobStatus.CANCELLED
-                    await publisher.close("cancelled")
-                else:
-                    status = JobStatus.FAILED
-                    await publisher.close(
-                        "error",
-                        error={
-                            "message": "The executor shut down before the answer was complete.",
-                            "code": "executor_shutdown",
-                        },
-                    )
-            except BackendError as exc:
-                status = JobStatus.FAILED
-                await publisher.close("error", error={"message": str(exc), "code": "model_error"})
-            except Exception as exc:
-                log.exception("executor %s: job %s failed", self.id, job.id)
-                status = JobStatus.FAILED
-                await publisher.close(
-                    "error",
-                    error={
-                        "message": f"The model failed: {type(exc).__name__}",
-                        "code": "model_error",
-                    },
-                )
+            outcome = await self._generate(job, publisher.write)
+            # The final chunk and the job's acknowledgement leave in the same round trip.
+            await publisher.close(
+                outcome.reason, outcome.usage, outcome.error, finish=(q, outcome.status)
+            )
         except (RedisError, OSError) as exc:
             log.warning("executor %s: could not publish job %s: %s", self.id, job.id, exc)
             await publisher.abort()
-            status = JobStatus.FAILED
-        finally:
             with contextlib.suppress(RedisError, OSError):
-                await self.queue.finish(q, status)
+                await self.queue.finish(q, JobStatus.FAILED)
+        finally:
             self.running.pop(job.id, None)
             self.cancel_requested.discard(job.id)
             self.blocked.pop(job.id, None)
             self.completed += 1
             self._slot_freed.set()
+
+    async def _generate(self, job: Job, write: Emit) -> Outcome:
+        """Run the job through the rules and the backend; how it ended, never an exception."""
+        try:
+            if job.id in self.cancel_requested:
+                raise asyncio.CancelledError
+            prepared = self.control.prepare(job, self.backend.count_tokens)
+            emit, flush = self._output(job.id, write)
+            completion = await self.backend.generate(prepared, emit)
+            flush()
+            self._tokens += completion.usage.completion_tokens
+            if job.id in self.blocked:
+                return Outcome.failed(self.blocked[job.id], "blocked")
+            return Outcome(JobStatus.DONE, completion.finish_reason, completion.usage)
+        except Blocked as exc:
+            return Outcome.failed(exc.message, "blocked")
+        except asyncio.CancelledError:
+            if job.id in self.blocked:
+                return Outcome.failed(self.blocked[job.id], "blocked")
+            if job.id in self.cancel_requested:
+                return Outcome(JobStatus.CANCELLED, "cancelled")
+            return Outcome.failed(
+                "The executor shut down before the answer was complete.", "executor_shutdown"
+            )
+        except BackendError as exc:
+            return Outcome.failed(str(exc), "model_error")
+        except Exception as exc:
+            log.exception("executor %s: job %s failed", self.id, job.id)
+            return Outcome.failed(f"The model failed: {type(exc).__name__}", "model_error")
 
     def _output(self, job_id: str, write: Emit) -> tuple[Emit, Callable[[], None]]:
         """``emit`` for the backend (through the output rules) and what flushes it at the end.
@@ -257,8 +257,7 @@ class ExecutorRuntime:
     async def _finish_unstarted(self, q: QueuedJob) -> None:
         """A job cancelled before it started: tell its readers, then drop it."""
         publisher = self.batcher.publisher(q.job.id)
-        await publisher.close("cancelled")
-        await self.queue.finish(q, JobStatus.CANCELLED)
+        await publisher.close("cancelled", finish=(q, JobStatus.CANCELLED))
 
     # --- background loops ---------------------------------------------------------------
     async def _heartbeat_loop(self) -> None:
