@@ -2,15 +2,27 @@
 PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
-STAMP  := $(VENV)/.kuwa-installed
+RUN_STAMP  := $(VENV)/.kuwa-run
+TEST_STAMP := $(VENV)/.kuwa-test
 
 .PHONY: run test lint check format bench clean services
 
-$(STAMP): pyproject.toml
-	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+# torch is pinned to the CPU build this kind of machine keeps on disk (the tests run a tiny
+# model on the CPU); `make test TORCH=torch` lets pip choose instead.
+TORCH ?= torch==2.13.0
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
+
+$(RUN_STAMP): pyproject.toml | $(BIN)/python
+	$(BIN)/python -m pip install -q -e .
+	@touch $@
+
+$(TEST_STAMP): pyproject.toml | $(BIN)/python
+	$(BIN)/python -m pip install -q '$(TORCH)'
 	$(BIN)/python -m pip install -q -e '.[test]'
-	@touch $(STAMP)
+	@touch $@ $(RUN_STAMP)
 
 # Redis must be installable: `up` starts a private redis-server when no KUWA_REDIS_URL is set.
 services:
@@ -19,24 +31,24 @@ services:
 	  (apt-get install -y -q redis-server || (apt-get update -q && apt-get install -y -q redis-server)) >/dev/null; }
 	@command -v node >/dev/null || echo "note: node not found; the seed's JavaScript test needs Node.js 20+"
 
-run: $(STAMP) services
+run: $(RUN_STAMP) services
 	$(BIN)/kuwa-cli up
 
-test: $(STAMP) services
+test: $(TEST_STAMP) services
 	$(BIN)/pytest
 
-lint: $(STAMP)
+lint: $(TEST_STAMP)
 	$(BIN)/ruff format --check src tests bench
 	$(BIN)/ruff check src tests bench
 	$(BIN)/mypy
 
 check: lint test
 
-format: $(STAMP)
+format: $(TEST_STAMP)
 	$(BIN)/ruff format src tests bench
 	$(BIN)/ruff check --fix src tests bench
 
-bench: $(STAMP) services
+bench: $(TEST_STAMP) services
 	$(BIN)/python bench/stream_bench.py
 
 clean:
