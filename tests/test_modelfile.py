@@ -350,3 +350,13 @@ def test_max_tokens_is_preferred_to_num_predict_and_minus_one_means_no_limit() -
     unlimited = Modelfile.parse("PARAMETER num_predict -1")
     assert unlimited.generation_params(GenerationParams()).max_tokens is None
     assert Modelfile().generation_params(GenerationParams()) == GenerationParams()
+
+
+def test_sampling_parameters_fill_in_unset_request_values() -> None:
+    from kuwa.schemas import GenerationParams
+
+    mf = Modelfile.parse(
+        "PARAMETER top_k 40\nPARAMETER repeat_penalty 1.1\nPARAMETER presence_penalty 0.2\n"
+    )
+    p = mf.generation_params(GenerationParams(presence_penalty=0.5))
+    assert (p.top_k, p.repetition_penalty, p.presence_penalty) == (40, 1.1, 0.5)

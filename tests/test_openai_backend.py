@@ -466,3 +466,16 @@ async def test_upstream_model_defaults(upstream: Upstream) -> None:
     assert backend.client is None
     with pytest.raises(BackendError, match="--upstream-model"):
         await OpenAIBackend(settings(upstream_base_url=upstream.url, access_code=()), None).start()
+
+
+async def test_penalties_and_the_users_own_key_travel_upstream(upstream: Upstream) -> None:
+    import dataclasses
+
+    async with started(**at(upstream, "ok", upstream_api_key=KEY)) as backend:
+        j = job(PROMPT, presence_penalty=0.5, frequency_penalty=-0.25, top_k=5)
+        j = dataclasses.replace(j, upstream_key="sk-users-own")
+        await backend.generate(j, lambda _: None)
+        body, headers = upstream.requests[-1]
+    assert headers["authorization"] == "Bearer sk-users-own"
+    assert body["presence_penalty"] == 0.5 and body["frequency_penalty"] == -0.25
+    assert "top_k" not in body  # not an OpenAI parameter

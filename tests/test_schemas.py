@@ -148,3 +148,33 @@ def test_debug_tokenizer_round_trips_text() -> None:
     tokens = tokenize(text)
     assert "".join(tokens) == text
     assert tokens[:3] == ["Hello", ",", " world"]
+
+
+def test_extended_sampling_parameters() -> None:
+    req = parse_chat_request(
+        {
+            "model": "m",
+            "messages": USER,
+            "top_k": 40,
+            "presence_penalty": 0.5,
+            "frequency_penalty": -1,
+            "repetition_penalty": 1.1,
+        },
+        "openai",
+    )
+    assert (req.params.top_k, req.params.presence_penalty) == (40, 0.5)
+    assert (req.params.frequency_penalty, req.params.repetition_penalty) == (-1.0, 1.1)
+    assert GenerationParams.from_dict(req.params.to_dict()) == req.params
+    assert (
+        parse_chat_request({"model": "m", "messages": USER, "top_k": -1}, "openai").params.top_k
+        is None
+    )
+    for bad in ({"top_k": 0}, {"presence_penalty": 3}, {"repetition_penalty": 0}):
+        with pytest.raises(SchemaError):
+            parse_chat_request({"model": "m", "messages": USER} | bad, "openai")
+
+
+def test_upstream_key_travels_with_the_job_but_is_not_shown() -> None:
+    job = Job("chatcmpl-1", "m", (Message("user", "x"),), upstream_key="sk-secret")
+    assert Job.decode(job.encode()).upstream_key == "sk-secret"
+    assert "sk-secret" not in repr(job)

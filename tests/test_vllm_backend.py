@@ -248,3 +248,42 @@ async def test_missing_vllm_gives_an_install_hint(monkeypatch: pytest.MonkeyPatc
 async def test_model_is_required() -> None:
     with pytest.raises(BackendError, match="--model"):
         await VLLMBackend(Settings(), None).start()
+
+
+def test_extra_sampling_parameters_are_mapped() -> None:
+    kw = sampling_kwargs(
+        job(
+            Message("user", "x"),
+            top_k=20,
+            presence_penalty=0.1,
+            frequency_penalty=0.2,
+            repetition_penalty=1.05,
+        ),
+        room=10,
+    )
+    assert kw == {
+        "max_tokens": 10,
+        "top_k": 20,
+        "presence_penalty": 0.1,
+        "frequency_penalty": 0.2,
+        "repetition_penalty": 1.05,
+    }
+
+
+class TemplateTokenizer(CharTokenizer):
+    def apply_chat_template(  # type: ignore[override]
+        self,
+        messages: list[dict[str, str]],
+        tokenize: bool,
+        add_generation_prompt: bool,
+        chat_template: str | None = None,
+    ) -> list[int]:
+        if chat_template is None:
+            return super().apply_chat_template(messages, tokenize, add_generation_prompt)
+        return [ord(c) for c in chat_template + messages[-1]["content"]]
+
+
+def test_a_modelfile_template_replaces_the_tokenizers() -> None:
+    builder = PromptBuilder(TemplateTokenizer(), max_len=100)
+    assert "".join(map(chr, builder.encode([Message("user", "hi")], "T:"))) == "T:hi"
+    assert "".join(map(chr, builder.encode([Message("user", "hi")]))) == "<user>hi<assistant>"

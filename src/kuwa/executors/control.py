@@ -64,7 +64,8 @@ class Control:
             params = modelfile.generation_params(params)
         params = self.rules.bound(params)
         messages = self.rules.trim(messages, count_tokens)
-        return dataclasses.replace(job, messages=messages, params=params)
+        template = modelfile.template if modelfile is not None else None
+        return dataclasses.replace(job, messages=messages, params=params, chat_template=template)
 
     def output_filter(self) -> OutputFilter | None:
         return self.rules.output_filter() if self.rules.output else None

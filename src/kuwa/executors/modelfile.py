@@ -148,6 +148,18 @@ class Modelfile:
         raw_stop = p.get("stop")
         if not stop and isinstance(raw_stop, tuple | list):
             stop = tuple(str(s) for s in raw_stop)
+
+        def fill(name: str, *aliases: str) -> float | None:
+            value = getattr(params, name)
+            if value is not None:
+                return float(value)
+            for key in (name, *aliases):
+                found = _as_float(p.get(key))
+                if found is not None:
+                    return found
+            return None
+
+        top_k = params.top_k if params.top_k is not None else _as_int(p.get("top_k"))
         return replace(
             params,
             temperature=temperature,
@@ -155,6 +167,10 @@ class Modelfile:
             max_tokens=max_tokens,
             seed=seed,
             stop=stop,
+            top_k=top_k,
+            presence_penalty=fill("presence_penalty"),
+            frequency_penalty=fill("frequency_penalty"),
+            repetition_penalty=fill("repetition_penalty", "repeat_penalty"),
         )
 
 

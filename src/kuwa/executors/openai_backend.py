@@ -71,11 +71,8 @@ class OpenAIBackend(Backend):
             self.client = None
 
     def _api_key_for(self, job: Job) -> str | None:
-        """The key to send for ``job``: for now the executor's own (``upstream_api_key``).
-
-        A user's own provider key will travel with the job once the Job schema carries it.
-        """
-        key = getattr(self.settings, "upstream_api_key", None)
+        """The user's own provider key when one travels with the job, else the executor's."""
+        key = job.upstream_key or getattr(self.settings, "upstream_api_key", None)
         return str(key) if key else None
 
     def request_body(self, job: Job) -> dict[str, Any]:
@@ -87,7 +84,14 @@ class OpenAIBackend(Backend):
             "stream_options": {"include_usage": True},
         }
         p = job.params
-        for name in ("temperature", "top_p", "max_tokens", "seed"):
+        for name in (
+            "temperature",
+            "top_p",
+            "max_tokens",
+            "seed",
+            "presence_penalty",
+            "frequency_penalty",
+        ):
             value = getattr(p, name)
             if value is not None:
                 body[name] = value

@@ -23,10 +23,11 @@ class PromptBuilder:
         self.tokenizer = tokenizer
         self.max_len = max_len
 
-    def encode(self, messages: Sequence[Message]) -> list[int]:
+    def encode(self, messages: Sequence[Message], template: str | None = None) -> list[int]:
+        """Token ids of the chat, with ``template`` (a Modelfile's TEMPLATE) if given."""
         kept = list(messages)
         while True:
-            ids = self._encode(kept)
+            ids = self._encode(kept, template)
             if len(ids) + MIN_ANSWER_TOKENS <= self.max_len:
                 return ids
             droppable = [i for i, m in enumerate(kept[:-1]) if m.role != "system"]
@@ -44,11 +45,12 @@ class PromptBuilder:
     def room_for(self, prompt_tokens: int) -> int:
         return max(self.max_len - prompt_tokens, MIN_ANSWER_TOKENS)
 
-    def _encode(self, messages: Sequence[Message]) -> list[int]:
+    def _encode(self, messages: Sequence[Message], template: str | None = None) -> list[int]:
         dicts = [m.to_dict() for m in messages]
-        if getattr(self.tokenizer, "chat_template", None):
+        if template or getattr(self.tokenizer, "chat_template", None):
+            extra = {"chat_template": template} if template else {}
             ids = self.tokenizer.apply_chat_template(
-                dicts, tokenize=True, add_generation_prompt=True
+                dicts, tokenize=True, add_generation_prompt=True, **extra
             )
             if not isinstance(ids, list):  # a BatchEncoding in newer transformers
                 ids = ids["input_ids"]

@@ -122,7 +122,7 @@ class TransformersBackend(Backend):
         return {"running": min(self._in_flight, 1), "waiting": max(self._in_flight - 1, 0)}
 
     async def generate(self, job: Job, emit: Emit) -> Completion:
-        ids = self.prompts.encode(job.messages)
+        ids = self.prompts.encode(job.messages, job.chat_template)
         kwargs = generation_kwargs(job.params, self.prompts.room_for(len(ids)))
         loop = asyncio.get_running_loop()
 
@@ -184,12 +184,16 @@ def generation_kwargs(p: GenerationParams, room: int) -> dict[str, Any]:
     kwargs: dict[str, Any] = {"max_new_tokens": min(p.max_tokens or room, room)}
     if p.temperature is not None and p.temperature <= 0:
         kwargs["do_sample"] = False
-    elif p.temperature is not None or p.top_p is not None:
+    elif p.temperature is not None or p.top_p is not None or p.top_k is not None:
         kwargs["do_sample"] = True
         if p.temperature is not None:
             kwargs["temperature"] = p.temperature
         if p.top_p is not None:
             kwargs["top_p"] = p.top_p
+        if p.top_k is not None:
+            kwargs["top_k"] = p.top_k
+    if p.repetition_penalty is not None:
+        kwargs["repetition_penalty"] = p.repetition_penalty
     if p.ignore_eos:
         kwargs["min_new_tokens"] = kwargs["max_new_tokens"]
     return kwargs

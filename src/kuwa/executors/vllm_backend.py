@@ -66,7 +66,7 @@ class VLLMBackend(Backend):
         return {"running": int(self.engine.output_processor.get_num_unfinished_requests())}
 
     async def generate(self, job: Job, emit: Emit) -> Completion:
-        ids = self.prompts.encode(job.messages)
+        ids = self.prompts.encode(job.messages, job.chat_template)
         params = sampling_params(job, self.prompts.room_for(len(ids)))
         produced = 0
         finish: str | None = None
@@ -124,4 +124,8 @@ def sampling_kwargs(job: Job, room: int) -> dict[str, Any]:
         kwargs["stop"] = list(p.stop)
     if p.ignore_eos:
         kwargs["ignore_eos"] = True
+    for name in ("top_k", "presence_penalty", "frequency_penalty", "repetition_penalty"):
+        value = getattr(p, name)
+        if value is not None:
+            kwargs[name] = value
     return kwargs

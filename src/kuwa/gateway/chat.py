@@ -89,8 +89,13 @@ class ChatService:
         self.idle_timeout = idle_timeout
         self._known: dict[str, float] = {}
 
-    async def start(self, request: ChatRequest, user_id: int | None) -> ChatStream:
-        """Subscribe to a new job's channel, then enqueue it (in that order)."""
+    async def start(
+        self, request: ChatRequest, user_id: int | None, upstream_key: str | None = None
+    ) -> ChatStream:
+        """Subscribe to a new job's channel, then enqueue it (in that order).
+
+        ``upstream_key`` is the user's own provider key for models served through the openai
+        backend; it travels only in the queued job, never in logs or the job's state."""
         await self._check_model(request.model)
         job = Job(
             id=f"chatcmpl-{uuid.uuid4().hex}",
@@ -99,6 +104,7 @@ class ChatService:
             params=request.params,
             user_id=user_id,
             created=time.time(),
+            upstream_key=upstream_key or None,
         )
         with redis_errors("subscribing to a job"):
             sub = await self.hub.subscribe(job.id)

@@ -23,6 +23,7 @@ from kuwa.errors import (
 from kuwa.schemas import SchemaError
 
 log = logging.getLogger(__name__)
+UPSTREAM_KEY_HEADER = "x-kuwa-upstream-key"  # a user's own provider key (openai backend)
 T = TypeVar("T")
 
 

@@ -16,7 +16,13 @@ from starlette.responses import Response
 
 from kuwa.errors import KuwaError
 from kuwa.gateway.chat import ChatStream
-from kuwa.gateway.http import JSONResponse, read_json, schema_error, unless_disconnected
+from kuwa.gateway.http import (
+    UPSTREAM_KEY_HEADER,
+    JSONResponse,
+    read_json,
+    schema_error,
+    unless_disconnected,
+)
 from kuwa.gateway.sse import CLOSE, SSEResponse
 from kuwa.gateway.state import state_of
 from kuwa.schemas import ChatRequest, SchemaError, parse_chat_request
@@ -30,7 +36,7 @@ async def chat_completions(request: Request) -> Response:
         chat = parse_chat_request(body, "kuwa")
     except SchemaError as exc:
         raise schema_error(exc) from None
-    stream = await state.chat.start(chat, user.id)
+    stream = await state.chat.start(chat, user.id, request.headers.get(UPSTREAM_KEY_HEADER))
     if chat.stream:
         return SSEResponse(_events(stream, chat))
     try:

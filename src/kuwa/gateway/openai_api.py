@@ -11,7 +11,13 @@ from starlette.responses import Response
 
 from kuwa.errors import KuwaError
 from kuwa.gateway.chat import ChatStream
-from kuwa.gateway.http import JSONResponse, read_json, schema_error, unless_disconnected
+from kuwa.gateway.http import (
+    UPSTREAM_KEY_HEADER,
+    JSONResponse,
+    read_json,
+    schema_error,
+    unless_disconnected,
+)
 from kuwa.gateway.sse import DONE, SSEResponse, data_event
 from kuwa.gateway.state import state_of
 from kuwa.schemas import ChatRequest, SchemaError, parse_chat_request
@@ -25,7 +31,7 @@ async def chat_completions(request: Request) -> Response:
         chat = parse_chat_request(body, "openai")
     except SchemaError as exc:
         raise schema_error(exc) from None
-    stream = await state.chat.start(chat, user.id)
+    stream = await state.chat.start(chat, user.id, request.headers.get(UPSTREAM_KEY_HEADER))
     if chat.stream:
         return SSEResponse(_events(stream, chat))
     try:

@@ -6,6 +6,16 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 ROLES = frozenset({"system", "user", "assistant"})
+OPTIONAL_PARAMS = (
+    "temperature",
+    "top_p",
+    "max_tokens",
+    "seed",
+    "top_k",
+    "presence_penalty",
+    "frequency_penalty",
+    "repetition_penalty",
+)
 ROLE_ALIASES = {"developer": "system"}
 MAX_STOP = 4
 
@@ -36,10 +46,14 @@ class GenerationParams:
     stop: tuple[str, ...] = ()
     seed: int | None = None
     ignore_eos: bool = False
+    top_k: int | None = None
+    presence_penalty: float | None = None
+    frequency_penalty: float | None = None
+    repetition_penalty: float | None = None
 
     def to_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {}
-        for name in ("temperature", "top_p", "max_tokens", "seed"):
+        for name in OPTIONAL_PARAMS:
             value = getattr(self, name)
             if value is not None:
                 out[name] = value
@@ -58,6 +72,10 @@ class GenerationParams:
             stop=tuple(data.get("stop", ())),
             seed=data.get("seed"),
             ignore_eos=bool(data.get("ignore_eos", False)),
+            top_k=data.get("top_k"),
+            presence_penalty=data.get("presence_penalty"),
+            frequency_penalty=data.get("frequency_penalty"),
+            repetition_penalty=data.get("repetition_penalty"),
         )
 
 
@@ -210,4 +228,16 @@ def _params(body: dict[str, Any]) -> GenerationParams:
     ignore_eos = body.get("ignore_eos", False)
     if not isinstance(ignore_eos, bool):
         raise SchemaError("'ignore_eos' must be true or false.", "ignore_eos")
-    return GenerationParams(temperature, top_p, max_tokens, stop, seed, ignore_eos)
+    top_k = None if body.get("top_k") == -1 else _int(body, "top_k", 1)  # -1: vLLM's "no limit"
+    return GenerationParams(
+        temperature,
+        top_p,
+        max_tokens,
+        stop,
+        seed,
+        ignore_eos,
+        top_k=top_k,
+        presence_penalty=_number(body, "presence_penalty", -2.0, 2.0),
+        frequency_penalty=_number(body, "frequency_penalty", -2.0, 2.0),
+        repetition_penalty=_number(body, "repetition_penalty", 0.01, 10.0),
+    )

@@ -35,6 +35,8 @@ class Job:
     created: float = 0.0
     deliveries: int = 0
     modelfile: str | None = None  # a bot's Modelfile, applied on top of the model's
+    chat_template: str | None = None  # a Modelfile's TEMPLATE, set by the executor
+    upstream_key: str | None = field(default=None, repr=False)  # the user's own provider key
 
     def encode(self) -> bytes:
         return orjson.dumps(
@@ -47,6 +49,7 @@ class Job:
                 "created": self.created,
                 "deliveries": self.deliveries,
                 "modelfile": self.modelfile,
+                "upstream_key": self.upstream_key,
             }
         )
 
@@ -62,6 +65,7 @@ class Job:
             created=data.get("created", 0.0),
             deliveries=data.get("deliveries", 0),
             modelfile=data.get("modelfile"),
+            upstream_key=data.get("upstream_key"),
         )
 
 
