@@ -42,14 +42,18 @@ def wait_until(check: Callable[[], bool], timeout: float = 15.0, what: str = "co
 
 
 class RedisServer:
-    """A private redis-server on a unix socket (nothing on disk, nothing shared)."""
+    """A private redis-server on a free port (nothing on disk, nothing shared)."""
 
     def __init__(self, folder: Path) -> None:
-        binary = shutil.which("redis-server")
-        assert binary, "redis-server must be installed (the test command installs it)"
         folder.mkdir(parents=True, exist_ok=True)
+        self.folder = folder
         self.port = free_port()
         self.url = f"redis://127.0.0.1:{self.port}/0"
+        self.start()
+
+    def start(self) -> None:
+        binary = shutil.which("redis-server")
+        assert binary, "redis-server must be installed (the test command installs it)"
         self.proc = subprocess.Popen(
             [
                 binary,
@@ -62,9 +66,9 @@ class RedisServer:
                 "--appendonly",
                 "no",
                 "--dir",
-                str(folder),
+                str(self.folder),
                 "--logfile",
-                str(folder / "redis.log"),
+                str(self.folder / "redis.log"),
             ],
         )
         client = redis.Redis.from_url(self.url)
@@ -77,6 +81,12 @@ class RedisServer:
 
         wait_until(up, 10, "redis-server")
         client.close()
+
+    def restart(self, down_for: float = 0.5) -> None:
+        """Stop the server (losing everything, like a crash without persistence), start again."""
+        self.stop()
+        time.sleep(down_for)
+        self.start()
 
     def client(self) -> redis.Redis:
         return redis.Redis.from_url(self.url)

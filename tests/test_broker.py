@@ -254,3 +254,15 @@ async def test_enqueue_survives_a_flushed_script_cache(redis: aioredis.Redis) ->
     await redis.script_flush()  # e.g. Redis restarted between two requests
     await queue.enqueue(make_job())
     assert await redis.xlen(keys.queue_stream("echo")) == 2
+
+
+async def test_reader_of_a_job_redis_lost_gets_an_error(redis: aioredis.Redis, hub: Hub) -> None:
+    await register(redis, "echo")
+    job = make_job()
+    sub = await hub.subscribe(job.id)
+    await JobQueue(redis).enqueue(job)
+    await redis.flushall()  # what a restart without persistence looks like
+    await redis.client_kill_filter(_type="pubsub")
+    with pytest.raises(JobFailedError) as info:
+        _ = [c async for c in sub.chunks(idle_timeout=10)]
+    assert info.value.code == "broker_restarted"

@@ -40,3 +40,11 @@ def test_cli_start_is_light() -> None:
     mods = loaded_after("kuwa.cli")
     heavy = {"starlette", "uvicorn", "peewee", "kuwa.gateway", "kuwa.executors"}
     assert not {m for m in mods if m in heavy or m.split(".")[0] in heavy}
+
+
+@pytest.mark.parametrize(
+    "module", ["kuwa.executors.vllm_backend", "kuwa.executors.transformers_backend"]
+)
+def test_engine_backends_import_their_engine_only_when_started(module: str) -> None:
+    mods = loaded_after(module)
+    assert not {m for m in mods if m.split(".")[0] in {"torch", "vllm", "transformers"}}

@@ -92,7 +92,7 @@ class Settings:
     )
     # --- data plane ---------------------------------------------------------------------
     heartbeat_ttl: float = field(
-        default=6.0,
+        default=3.0,
         metadata=_doc("Seconds an executor counts as live after its last heartbeat."),
     )
     transcript_ttl: int = field(

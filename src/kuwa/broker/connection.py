@@ -6,7 +6,9 @@ import contextlib
 from collections.abc import Iterator
 
 import redis.asyncio as aioredis
-from redis.exceptions import RedisError
+from redis.asyncio.retry import Retry
+from redis.backoff import ExponentialBackoff
+from redis.exceptions import ConnectionError, RedisError, TimeoutError
 
 from kuwa.errors import BrokerError
 
@@ -25,7 +27,13 @@ def connect(url: str, *, max_connections: int = 256) -> aioredis.Redis:
     burst of thousands of requests queues for a connection rather than erroring.
     """
     pool = aioredis.BlockingConnectionPool.from_url(
-        url, max_connections=max_connections, timeout=30, health_check_interval=0
+        url,
+        max_connections=max_connections,
+        timeout=30,
+        health_check_interval=0,
+        # A pooled connection can be stale after Redis restarts: reconnect and try again.
+        retry=Retry(ExponentialBackoff(cap=0.5, base=0.05), 3),
+        retry_on_error=[ConnectionError, TimeoutError],
     )
     return aioredis.Redis.from_pool(pool)  # closing the client closes the pool
 

@@ -75,6 +75,11 @@ class Subscription:
                 )
             if raw is _RESYNC:
                 pending = await self.hub.transcript(self.job_id, expected)
+                if not pending and not await self.hub.job_exists(self.job_id):
+                    raise JobFailedError(
+                        "Redis lost this request (it restarted or was flushed); please retry.",
+                        code="broker_restarted",
+                    )
             else:
                 chunk = Chunk.decode(raw)
                 if chunk.seq < expected:
@@ -152,6 +157,9 @@ class Hub:
             del self._subs[sub.channel]
             with contextlib.suppress(RedisError, OSError):
                 await self._pubsub.unsubscribe(sub.channel)
+
+    async def job_exists(self, job_id: str) -> bool:
+        return bool(await self.redis.exists(keys.job_state(job_id)))
 
     async def transcript(self, job_id: str, start: int, end: int = -1) -> list[Chunk]:
         raws = await self.redis.lrange(keys.job_transcript(job_id), start, end)

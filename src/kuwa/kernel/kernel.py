@@ -28,7 +28,7 @@ from kuwa.settings import Settings
 
 log = logging.getLogger(__name__)
 
-LEASE_MS = 5000
+LEASE_MS = 3000  # a standby (ticking every second) takes over within ~4 s
 _RENEW = """
 if redis.call('GET', KEYS[1]) == ARGV[1] then
   return redis.call('PEXPIRE', KEYS[1], ARGV[2])
@@ -54,6 +54,7 @@ class Kernel:
         self._release = redis.register_script(_RELEASE)
         self._stopping = asyncio.Event()
         self.leader = False
+        self.ticks = 0
         self.recovered = 0
 
     def request_stop(self) -> None:
@@ -76,9 +77,10 @@ class Kernel:
 
     async def tick(self) -> None:
         leader = bool(await self._renew(keys=[keys.KERNEL_LEADER], args=[self.id, LEASE_MS]))
-        if leader != self.leader:
+        if leader != self.leader or self.ticks == 0:
             log.info("kernel %s is %s", self.id, "the leader" if leader else "a standby")
             self.leader = leader
+        self.ticks += 1
         if leader:
             await self.recover_orphans()
 

@@ -1,0 +1,166 @@
+"""Faults with real processes: an executor killed mid-answer, the leader kernel killed."""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+import time
+from pathlib import Path
+
+import httpx
+
+from kuwa import keys
+from tests.stack import RedisServer, Stack, wait_until
+
+FAST_HEARTBEAT = {"KUWA_HEARTBEAT_TTL": "1.5"}
+
+
+def test_kill_9_executor_with_streams_running_and_waiting(tmp_path: Path) -> None:
+    """20 streams run on an executor and 20 wait; it is killed with SIGKILL.
+
+    The waiting jobs finish on a second executor; the running ones get an error event within
+    5 s; no client hangs; nothing stays pending in Redis."""
+    server = RedisServer(tmp_path / "redis")
+    stack = Stack(tmp_path, server)
+    try:
+        stack.token = stack.create_user()
+        stack.spawn("kernel", ["kernel", "start"], FAST_HEARTBEAT)
+        victim = stack.executor("m", delay=0.05, concurrency=20, name="victim", env=FAST_HEARTBEAT)
+        base = stack.gateway(FAST_HEARTBEAT)
+        redis = server.client()
+        prompt = " ".join(["word"] * 400)  # 20 s of answer at 50 ms a token
+        outcome: dict[int, str] = {}
+        first_chunks = asyncio.Event()
+        killed_at = 0.0
+        errors_at: list[float] = []
+
+        async def one(client: httpx.AsyncClient, i: int, started: list[int]) -> None:
+            body = {
+                "model": "m",
+                "stream": True,
+                "messages": [{"role": "user", "content": prompt if i < 20 else f"short {i}"}],
+            }
+            async with client.stream(
+                "POST",
+                base + "/v1/chat/completions",
+                json=body,
+                headers={"Authorization": f"Bearer {stack.token}"},
+            ) as r:
+                text = ""
+                async for line in r.aiter_lines():
+                    if line.startswith('data: {"error"'):
+                        outcome[i] = "error"
+                        errors_at.append(time.monotonic())
+                    elif '"content":"' in line and i < 20 and i not in started:
+                        started.append(i)
+                        if len(started) == 20:
+                            first_chunks.set()
+                    elif line == "data: [DONE]":
+                        outcome.setdefault(i, "done")
+                    text += line
+
+        async def scenario() -> None:
+            nonlocal killed_at
+            started: list[int] = []
+            limits = httpx.Limits(max_connections=50)
+            async with httpx.AsyncClient(limits=limits, timeout=60) as client:
+                tasks = [asyncio.create_task(one(client, i, started)) for i in range(20)]
+                await asyncio.wait_for(first_chunks.wait(), 20)
+                tasks += [asyncio.create_task(one(client, i, started)) for i in range(20, 40)]
+                await asyncio.sleep(0.5)  # the 20 short ones wait in the queue
+                assert redis.xlen(keys.queue_stream("m")) == 40
+                victim.popen.send_signal(signal.SIGKILL)
+                killed_at = time.monotonic()
+                stack.executor("m", concurrency=20, name="backup", env=FAST_HEARTBEAT)
+                await asyncio.wait_for(asyncio.gather(*tasks), 30)
+
+        asyncio.run(scenario())
+        assert {outcome[i] for i in range(20)} == {"error"}
+        assert {outcome[i] for i in range(20, 40)} == {"done"}
+        assert max(errors_at) - killed_at < 5.0
+        wait_until(lambda: redis.xlen(keys.queue_stream("m")) == 0, 5, "an empty queue")
+        assert redis.xpending(keys.queue_stream("m"), keys.CONSUMER_GROUP)["pending"] == 0
+        redis.close()
+    finally:
+        stack.stop()
+        server.stop()
+
+
+def test_kill_9_leader_kernel_standby_takes_over(tmp_path: Path) -> None:
+    server = RedisServer(tmp_path / "redis")
+    stack = Stack(tmp_path, server)
+    try:
+        redis = server.client()
+        first = stack.spawn("kernel-a", ["kernel", "start"])
+        wait_until(lambda: redis.get(keys.KERNEL_LEADER) is not None, 10, "a leader")
+        leader = redis.get(keys.KERNEL_LEADER)
+        second = stack.spawn("kernel-b", ["kernel", "start"])
+        wait_until(lambda: "a standby" in second.text(), 10, "the standby")
+        assert redis.get(keys.KERNEL_LEADER) == leader
+        first.popen.send_signal(signal.SIGKILL)
+        killed = time.monotonic()
+        wait_until(lambda: redis.get(keys.KERNEL_LEADER) not in (None, leader), 10, "takeover")
+        assert time.monotonic() - killed < 5.0
+        assert "the leader" in second.text()
+        redis.close()
+    finally:
+        stack.stop()
+        server.stop()
+
+
+def test_redis_restart_mid_run(tmp_path: Path) -> None:
+    """Redis restarts (losing everything): in-flight streams end with a clear error, every
+    process reconnects by itself, and new requests succeed within seconds."""
+    server = RedisServer(tmp_path / "redis")
+    stack = Stack(tmp_path, server)
+    try:
+        stack.token = stack.create_user()
+        stack.spawn("kernel", ["kernel", "start"], FAST_HEARTBEAT)
+        stack.executor("m", delay=0.05, name="ex", env=FAST_HEARTBEAT)
+        base = stack.gateway(FAST_HEARTBEAT)
+        headers = {"Authorization": f"Bearer {stack.token}"}
+        lines: list[str] = []
+
+        def stream() -> None:
+            body = {
+                "model": "m",
+                "stream": True,
+                "messages": [{"role": "user", "content": " ".join(["w"] * 200)}],
+            }
+            with httpx.stream(
+                "POST", base + "/v1/chat/completions", json=body, headers=headers, timeout=60
+            ) as r:
+                for line in r.iter_lines():
+                    lines.append(line)
+                    if len(lines) == 3:
+                        server.restart()
+
+        started = time.monotonic()
+        stream()
+        assert time.monotonic() - started < 20  # no hang
+        events = [line for line in lines if line]
+        errors = [line for line in events if line.startswith('data: {"error"')]
+        assert errors, events[-3:]
+        assert "Redis" in errors[0] or "lost" in errors[0], errors[0]
+        assert events[-1] == "data: [DONE]"
+
+        def answered() -> bool:
+            try:
+                r = httpx.post(
+                    base + "/v1/chat/completions",
+                    headers=headers,
+                    timeout=10,
+                    json={"model": "m", "messages": [{"role": "user", "content": "ok"}]},
+                )
+            except httpx.HTTPError:
+                return False
+            return r.status_code == 200 and r.json()["choices"][0]["message"]["content"] == "ok"
+
+        recovered_from = time.monotonic()
+        wait_until(answered, 20, "a request after the restart")
+        assert time.monotonic() - recovered_from < 10
+        for proc in stack.procs:
+            assert proc.popen.poll() is None, f"{proc.name} exited:\n{proc.text()[-2000:]}"
+    finally:
+        stack.stop()
+        server.stop()
