@@ -1,10 +1,12 @@
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import pytest
+import redis.asyncio as aioredis
 
+from kuwa.broker import Hub, connect
 from tests.stack import RedisServer, Stack
 
 pytest_plugins = ["tests.dbfixtures"]
@@ -29,6 +31,23 @@ def redis_url(redis_server: RedisServer) -> str:
 @pytest.fixture
 def anyio_backend() -> str:
     return "asyncio"
+
+
+@pytest.fixture
+async def redis(redis_url: str) -> AsyncIterator[aioredis.Redis]:
+    """An asyncio client (bytes replies) on this test's empty Redis."""
+    client = connect(redis_url)
+    yield client
+    await client.aclose()
+
+
+@pytest.fixture
+async def hub(redis: aioredis.Redis) -> AsyncIterator[Hub]:
+    """A started gateway hub (one shared pub/sub connection) on that Redis."""
+    h = Hub(redis)
+    await h.start()
+    yield h
+    await h.stop()
 
 
 @pytest.fixture(scope="module")

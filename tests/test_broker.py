@@ -4,32 +4,16 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator
 
 import pytest
 import redis.asyncio as aioredis
 
 from kuwa import keys
-from kuwa.broker import ChunkBatcher, ChunkPublisher, ExecutorInfo, Hub, JobQueue, Registry, connect
+from kuwa.broker import ChunkBatcher, ChunkPublisher, ExecutorInfo, Hub, JobQueue, Registry
 from kuwa.errors import JobFailedError, ModelUnavailableError, QueueFullError
 from kuwa.schemas import Chunk, Job, Message, Usage
 
 pytestmark = pytest.mark.anyio
-
-
-@pytest.fixture
-async def redis(redis_url: str) -> AsyncIterator[aioredis.Redis]:
-    client = connect(redis_url)
-    yield client
-    await client.aclose()
-
-
-@pytest.fixture
-async def hub(redis: aioredis.Redis) -> AsyncIterator[Hub]:
-    h = Hub(redis)
-    await h.start()
-    yield h
-    await h.stop()
 
 
 def make_job(code: str = "echo", text: str = "hi", job_id: str | None = None) -> Job:

@@ -4,14 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import httpx
 import pytest
 import redis.asyncio as aioredis
 
-from kuwa.broker import Hub, JobQueue, Registry, connect
+from kuwa.broker import Hub, JobQueue, Registry
 from kuwa.executors.debug import DebugBackend
 from kuwa.executors.runtime import ExecutorRuntime
 from kuwa.schemas import Chunk, Job, Message
@@ -38,21 +37,6 @@ output:
 parameters:
   max_tokens: {max: 50}
 """
-
-
-@pytest.fixture
-async def redis(redis_url: str) -> AsyncIterator[aioredis.Redis]:
-    client = connect(redis_url)
-    yield client
-    await client.aclose()
-
-
-@pytest.fixture
-async def hub(redis: aioredis.Redis) -> AsyncIterator[Hub]:
-    h = Hub(redis)
-    await h.start()
-    yield h
-    await h.stop()
 
 
 @pytest.fixture

@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import signal
 import time
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
@@ -22,21 +21,6 @@ from kuwa.settings import Settings
 from tests.stack import RedisServer, Stack, wait_until
 
 pytestmark = pytest.mark.anyio
-
-
-@pytest.fixture
-async def redis(redis_url: str) -> AsyncIterator[aioredis.Redis]:
-    client = connect(redis_url)
-    yield client
-    await client.aclose()
-
-
-@pytest.fixture
-async def hub(redis: aioredis.Redis) -> AsyncIterator[Hub]:
-    h = Hub(redis)
-    await h.start()
-    yield h
-    await h.stop()
 
 
 def settings(**kw: object) -> Settings:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import signal
 import time
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
@@ -19,21 +18,6 @@ from kuwa.settings import Settings
 from tests.stack import RedisServer, Stack
 
 pytestmark = pytest.mark.anyio
-
-
-@pytest.fixture
-async def redis(redis_url: str) -> AsyncIterator[aioredis.Redis]:
-    client = connect(redis_url)
-    yield client
-    await client.aclose()
-
-
-@pytest.fixture
-async def hub(redis: aioredis.Redis) -> AsyncIterator[Hub]:
-    h = Hub(redis)
-    await h.start()
-    yield h
-    await h.stop()
 
 
 def make_job(deliveries: int = 0) -> Job:

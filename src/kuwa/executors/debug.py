@@ -15,6 +15,7 @@ from collections.abc import Sequence
 from typing import ClassVar
 
 from kuwa.executors.base import Backend, BackendError, Completion, Emit
+from kuwa.executors.stops import held_back, stop_index
 from kuwa.schemas import Job, Message, Usage
 
 _TOKEN = re.compile(r"\s*[A-Za-z0-9_']+|\s*[^\sA-Za-z0-9_']|\s+", re.DOTALL)
@@ -68,13 +69,13 @@ class DebugBackend(Backend):
                 await asyncio.sleep(0)  # like a real engine: other jobs run between tokens
             text += token
             count += 1
-            cut = _stop_index(text, stops, start=max(0, sent - 1))
+            cut = stop_index(text, stops, start=max(0, sent - 1))
             if cut is not None:
                 if cut > sent:
                     emit(text[sent:cut])
                 sent = len(text)
                 break
-            safe = len(text) - _held_back(text, stops)
+            safe = len(text) - held_back(text, stops)
             if safe > sent:
                 emit(text[sent:safe])
                 sent = safe
@@ -83,20 +84,3 @@ class DebugBackend(Backend):
         if fail:
             raise BackendError("the debug backend was asked to fail (/debug error)")
         return Completion(finish, Usage(prompt_tokens, count))
-
-
-def _stop_index(text: str, stops: tuple[str, ...], start: int = 0) -> int | None:
-    """Where the first stop string begins in ``text`` (searching from ``start``)."""
-    found = [i for i in (text.find(s, start) for s in stops) if i >= 0]
-    return min(found) if found else None
-
-
-def _held_back(text: str, stops: tuple[str, ...]) -> int:
-    """Length of the longest end of ``text`` that could be the start of a stop string."""
-    best = 0
-    for stop in stops:
-        for n in range(min(len(stop) - 1, len(text)), best, -1):
-            if text.endswith(stop[:n]):
-                best = n
-                break
-    return best

@@ -29,8 +29,8 @@ from collections.abc import Callable, Sequence
 from typing import Any, ClassVar
 
 from kuwa.executors.base import Backend, BackendError, Completion, Emit
-from kuwa.executors.debug import _held_back, _stop_index
 from kuwa.executors.prompt import PromptBuilder
+from kuwa.executors.stops import held_back, stop_index
 from kuwa.schemas import GenerationParams, Job, Message, Usage
 
 log = logging.getLogger(__name__)
@@ -262,14 +262,14 @@ class _Stream:
             return
         self._text += new
         text, stops = self._text, self.stops
-        cut = _stop_index(text, stops, start=max(0, self._sent - 1))
+        cut = stop_index(text, stops, start=max(0, self._sent - 1))
         if cut is not None:
             self.stopped = True
             if cut > self._sent:
                 self.emit(text[self._sent : cut])
             self._sent = len(text)
             return
-        safe = len(text) - _held_back(text, stops)
+        safe = len(text) - held_back(text, stops)
         if safe > self._sent:
             self.emit(text[self._sent : safe])
             self._sent = safe
