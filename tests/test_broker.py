@@ -250,3 +250,19 @@ async def test_reader_of_a_job_redis_lost_gets_an_error(redis: aioredis.Redis, h
     with pytest.raises(JobFailedError) as info:
         _ = [c async for c in sub.chunks(idle_timeout=10)]
     assert info.value.code == "broker_restarted"
+
+
+async def test_two_readers_of_one_job_and_one_leaves(redis: aioredis.Redis, hub: Hub) -> None:
+    first = await hub.subscribe("shared")
+    second = await hub.subscribe("shared", replay=True)
+    assert hub.active == 2
+    pub = ChunkPublisher(redis, "shared", interval=0)
+    pub.write("a ")
+    await asyncio.sleep(0.05)
+    await second.close()  # one reader leaves; the channel stays subscribed for the other
+    pub.write("b")
+    await pub.close("stop")
+    got = [c async for c in first.chunks(idle_timeout=5)]
+    assert "".join(c.text for c in got) == "a b"
+    await first.close()
+    assert hub.active == 0

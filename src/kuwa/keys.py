@@ -32,6 +32,10 @@ def _code(code: str) -> str:
     return code
 
 
+def valid_job_id(job_id: str) -> bool:
+    return bool(_JOB_ID.match(job_id))
+
+
 def _job(job_id: str) -> str:
     if not _JOB_ID.match(job_id):
         raise ValueError(f"invalid job id {job_id!r}")

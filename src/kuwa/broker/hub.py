@@ -109,14 +109,15 @@ class Hub:
     def __init__(self, redis: aioredis.Redis) -> None:
         self.redis = redis
         self._pubsub = redis.pubsub()
-        self._subs: dict[bytes, Subscription] = {}
+        self._subs: dict[bytes, list[Subscription]] = {}  # a channel may have many readers
         self._confirm: dict[bytes, deque[asyncio.Future[None]]] = {}
         self._reader: asyncio.Task[None] | None = None
         self._control = keys.GATEWAY_CONTROL.encode()
 
     @property
     def active(self) -> int:
-        return len(self._subs)
+        """Open subscriptions (readers), over all channels."""
+        return sum(len(readers) for readers in self._subs.values())
 
     async def start(self) -> None:
         await self._pubsub.subscribe(self._control)
@@ -138,14 +139,24 @@ class Hub:
         """
         channel = keys.job_channel(job_id).encode()
         sub = Subscription(self, job_id, channel)
-        self._subs[channel] = sub
-        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        self._confirm.setdefault(channel, deque()).append(future)
+        readers = self._subs.setdefault(channel, [])
+        readers.append(sub)
         try:
-            await self._pubsub.subscribe(channel)
-            await future
+            if len(readers) == 1:  # the first reader of this channel subscribes it
+                future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+                self._confirm.setdefault(channel, deque()).append(future)
+                try:
+                    await self._pubsub.subscribe(channel)
+                except BaseException as exc:
+                    self._drop_confirm(channel, future)
+                    if not isinstance(exc, asyncio.CancelledError):
+                        future.set_exception(exc)
+                        future.exception()  # the other waiters re-raise it
+                    raise
+            pending = self._confirm.get(channel)
+            if pending:  # not confirmed yet: wait with whoever subscribed it
+                await asyncio.shield(pending[-1])
         except BaseException:
-            self._drop_confirm(channel, future)
             await self.unsubscribe(sub)
             raise
         if replay:
@@ -153,7 +164,11 @@ class Hub:
         return sub
 
     async def unsubscribe(self, sub: Subscription) -> None:
-        if self._subs.get(sub.channel) is sub:
+        readers = self._subs.get(sub.channel)
+        if readers is None or sub not in readers:
+            return
+        readers.remove(sub)
+        if not readers:  # the last reader leaves: unsubscribe the channel
             del self._subs[sub.channel]
             with contextlib.suppress(RedisError, OSError):
                 await self._pubsub.unsubscribe(sub.channel)
@@ -189,16 +204,16 @@ class Hub:
                 backoff = min(backoff * 2, 2.0)
                 with contextlib.suppress(RedisError, OSError):
                     await self._pubsub.connect()  # type: ignore[no-untyped-call]
-                    for sub in self._subs.values():
-                        sub.queue.put_nowait(_RESYNC)
+                    for readers in self._subs.values():
+                        for sub in readers:
+                            sub.queue.put_nowait(_RESYNC)
                 continue
             if not isinstance(response, list) or len(response) < 3:
                 continue
             kind = response[0]
             channel = response[1]
             if kind == b"message":
-                target = self._subs.get(channel)
-                if target is not None:
+                for target in self._subs.get(channel, ()):
                     target.queue.put_nowait(response[2])
                 continue
             await self._pubsub.handle_message(response)

@@ -102,6 +102,12 @@ class JobQueue:
                 pipe.publish(keys.CANCEL_CHANNEL, job_id.encode())
                 await pipe.execute()
 
+    async def state(self, job_id: str) -> dict[str, str]:
+        """The job's state hash (status, model, owner, created, …); empty once it expired."""
+        with redis_errors("reading job state"):
+            raw = await self.redis.hgetall(keys.job_state(job_id))
+        return {text(k): text(v) for k, v in raw.items()}
+
     async def owner_and_status(self, job_id: str) -> tuple[str | None, str | None]:
         with redis_errors("reading job state"):
             owner, status = await self.redis.hmget(keys.job_state(job_id), ["owner", "status"])

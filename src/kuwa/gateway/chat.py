@@ -13,7 +13,13 @@ from redis.exceptions import RedisError
 from kuwa import keys
 from kuwa.broker import Hub, JobQueue, Registry, Subscription
 from kuwa.broker.connection import redis_errors
-from kuwa.errors import ContentBlockedError, JobFailedError, ModelNotFoundError
+from kuwa.errors import (
+    ContentBlockedError,
+    JobFailedError,
+    KuwaError,
+    ModelNotFoundError,
+    NotFoundError,
+)
 from kuwa.schemas import ChatRequest, Chunk, Job, Usage
 
 KNOWN_MODEL_TTL = 5.0
@@ -24,6 +30,15 @@ class Answer:
     text: str
     finish_reason: str
     usage: Usage
+
+
+def error_of(chunk: Chunk) -> KuwaError:
+    """The error a failed job's final chunk stands for."""
+    error = chunk.error or {}
+    message = error.get("message", "The model failed.")
+    if error.get("code") == "blocked":
+        return ContentBlockedError(message)
+    return JobFailedError(message, code=error.get("code", "job_failed"))
 
 
 class ChatStream:
@@ -53,10 +68,7 @@ class ChatStream:
                 if chunk.error is not None:
                     if chunk.text:
                         yield Chunk(chunk.seq, chunk.text)
-                    message = chunk.error.get("message", "The model failed.")
-                    if chunk.error.get("code") == "blocked":
-                        raise ContentBlockedError(message)
-                    raise JobFailedError(message, code=chunk.error.get("code", "job_failed"))
+                    raise error_of(chunk)
             yield chunk
 
     async def collect(self) -> Answer:
@@ -114,6 +126,21 @@ class ChatService:
             await sub.close()
             raise
         return ChatStream(self, job, sub)
+
+    async def follow(self, job_id: str, user_id: int) -> tuple[Subscription, dict[str, str]]:
+        """Subscribe to one of the user's jobs with replay (a late or reconnecting reader).
+
+        Unknown, expired and other users' jobs are all 404 alike. Following never cancels
+        the job: only the request that started it does."""
+        state = await self.queue.state(job_id) if keys.valid_job_id(job_id) else {}
+        if not state or state.get("owner") != str(user_id):
+            raise NotFoundError(
+                f"There is no job '{job_id}' of yours (jobs are kept for a limited time).",
+                param="job_id",
+            )
+        with redis_errors("subscribing to a job"):
+            sub = await self.hub.subscribe(job_id, replay=True)
+        return sub, state
 
     async def _check_model(self, code: str) -> None:
         now = time.monotonic()

@@ -20,7 +20,7 @@ from kuwa.gateway.http import (
 )
 from kuwa.gateway.sse import DONE, SSEResponse, data_event
 from kuwa.gateway.state import state_of
-from kuwa.schemas import ChatRequest, SchemaError, parse_chat_request
+from kuwa.schemas import ChatRequest, Chunk, SchemaError, parse_chat_request
 
 
 async def chat_completions(request: Request) -> Response:
@@ -57,41 +57,60 @@ async def chat_completions(request: Request) -> Response:
     )
 
 
-async def _events(stream: ChatStream, chat: ChatRequest) -> AsyncIterator[bytes]:
-    head = (
-        f'data: {{"id":"{stream.id}","object":"chat.completion.chunk",'
-        f'"created":{stream.created},"model":{json.dumps(chat.model)},'
-        '"choices":[{"index":0,"delta":'
-    ).encode()
-    usage_tail = b',"usage":null' if chat.include_usage else b""
-    content_tail = b',"logprobs":null,"finish_reason":null}]' + usage_tail + b"}\n\n"
-    try:
-        yield head + b'{"role":"assistant","content":""}' + content_tail
-        async for chunk in stream.chunks():
-            out = b""
-            if chunk.text:
-                out = head + b'{"content":' + orjson.dumps(chunk.text) + b"}" + content_tail
-            if chunk.final:
-                reason = orjson.dumps(chunk.finish_reason)
-                out += (
-                    head
-                    + b'{},"logprobs":null,"finish_reason":'
-                    + reason
-                    + b"}]"
-                    + usage_tail
-                    + b"}\n\n"
+class ChunkFormat:
+    """OpenAI ``chat.completion.chunk`` events for one job, built from precomputed bytes."""
+
+    def __init__(self, job_id: str, created: int, model: str, include_usage: bool) -> None:
+        self.job_id, self.created, self.model = job_id, created, model
+        self.include_usage = include_usage
+        self.head = (
+            f'data: {{"id":"{job_id}","object":"chat.completion.chunk",'
+            f'"created":{created},"model":{json.dumps(model)},'
+            '"choices":[{"index":0,"delta":'
+        ).encode()
+        self.usage_tail = b',"usage":null' if include_usage else b""
+        self.tail = b',"logprobs":null,"finish_reason":null}]' + self.usage_tail + b"}\n\n"
+
+    def role(self) -> bytes:
+        return self.head + b'{"role":"assistant","content":""}' + self.tail
+
+    def chunk(self, chunk: Chunk, event_id: bool = False) -> bytes:
+        """The events for one chunk message (its text, then the finish and usage if final)."""
+        out = b""
+        if chunk.text:
+            out = self.head + b'{"content":' + orjson.dumps(chunk.text) + b"}" + self.tail
+        if chunk.final:
+            reason = orjson.dumps(chunk.finish_reason)
+            out += (
+                self.head
+                + b'{},"logprobs":null,"finish_reason":'
+                + reason
+                + b"}]"
+                + self.usage_tail
+                + b"}\n\n"
+            )
+            if self.include_usage and chunk.usage is not None:
+                out += data_event(
+                    {
+                        "id": self.job_id,
+                        "object": "chat.completion.chunk",
+                        "created": self.created,
+                        "model": self.model,
+                        "choices": [],
+                        "usage": chunk.usage.to_openai(),
+                    }
                 )
-                if chat.include_usage and chunk.usage is not None:
-                    out += data_event(
-                        {
-                            "id": stream.id,
-                            "object": "chat.completion.chunk",
-                            "created": stream.created,
-                            "model": chat.model,
-                            "choices": [],
-                            "usage": chunk.usage.to_openai(),
-                        }
-                    )
+        if out and event_id:  # lets a client resume after this chunk (Last-Event-ID)
+            out = f"id: {chunk.seq}\n".encode() + out
+        return out
+
+
+async def _events(stream: ChatStream, chat: ChatRequest) -> AsyncIterator[bytes]:
+    fmt = ChunkFormat(stream.id, stream.created, chat.model, chat.include_usage)
+    try:
+        yield fmt.role()
+        async for chunk in stream.chunks():
+            out = fmt.chunk(chunk)
             if out:
                 yield out
     except KuwaError as exc:
