@@ -84,6 +84,13 @@ class Settings:
         metadata=_doc("Seconds a verified API token is cached in a gateway process."),
     )
     log_level: str = field(default="info", metadata=_doc("debug, info, warning or error."))
+    metrics_token: str | None = field(
+        default=None,
+        repr=False,
+        metadata=_doc(
+            "Bearer token GET /metrics requires (unset: open; restrict it at the proxy)."
+        ),
+    )
     event_loop: str = field(
         default="auto",
         metadata=_doc(

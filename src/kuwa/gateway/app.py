@@ -17,7 +17,7 @@ from kuwa import web
 from kuwa.accounts import Accounts, close_database, open_database
 from kuwa.broker import Hub, JobQueue, Registry, connect
 from kuwa.errors import BrokerError, KuwaError
-from kuwa.gateway import jobs_api, kuwa_api, openai_api
+from kuwa.gateway import jobs_api, kuwa_api, metrics, openai_api
 from kuwa.gateway.auth import TokenAuth
 from kuwa.gateway.chat import ChatService
 from kuwa.gateway.http import (
@@ -79,6 +79,7 @@ def create_app(settings: Settings, *, accounts: Accounts | None = None) -> Starl
         Route("/v1/models", openai_api.list_models, methods=["GET"]),
         Route("/v1/jobs/{job_id}/events", jobs_api.follow_job, methods=["GET"]),
         Route("/healthz", healthz, methods=["GET"]),
+        Route("/metrics", metrics.metrics, methods=["GET"]),
         *web.routes(),
     ]
     return Starlette(

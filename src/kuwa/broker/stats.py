@@ -1,0 +1,78 @@
+"""A snapshot of every queue and executor, read from Redis (for metrics and operators)."""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import redis.asyncio as aioredis
+from redis.exceptions import ResponseError
+
+from kuwa import keys
+from kuwa.broker.connection import text
+from kuwa.broker.registry import ExecutorInfo, Registry
+
+
+@dataclass(frozen=True, slots=True)
+class QueueStats:
+    model: str
+    waiting: int  # queued, not yet taken by an executor
+    running: int  # taken by an executor, not yet finished
+    oldest_wait: float  # seconds the oldest waiting job has waited (0 when none waits)
+    executors: int  # live (ready) executors
+    slots: int  # their slots in all
+
+    @property
+    def desired_executors(self) -> int:
+        """Executors that would run every waiting and running job at once (a scaling hint).
+
+        One per ``slots`` of the executors seen (16 when none is live); at least one while
+        any job waits or runs, zero when the queue is idle."""
+        per = self.slots / self.executors if self.executors else 16
+        demand = self.waiting + self.running
+        return math.ceil(demand / per) if demand else 0
+
+
+@dataclass(frozen=True, slots=True)
+class Snapshot:
+    queues: list[QueueStats]
+    executors: list[ExecutorInfo] = field(default_factory=list)
+
+
+async def snapshot(redis: aioredis.Redis, registry: Registry) -> Snapshot:
+    executors = await registry.executors()
+    models = sorted(await registry.known_models())
+    now_ms = time.time() * 1000
+    queues = []
+    for code in models:
+        stream = keys.queue_stream(code)
+        length, group = await _length_and_group(redis, stream)
+        running = int(group.get("pending", 0)) if group else 0
+        waiting = max(length - running, 0)
+        oldest = 0.0
+        if waiting and group:
+            after = "(" + text(group.get("last-delivered-id", "0-0"))
+            first: Any = await redis.xrange(stream, after, "+", count=1)
+            if first:
+                oldest = max(now_ms - int(text(first[0][0]).split("-")[0]), 0) / 1000
+        live = [e for e in executors if code in e.access_codes and e.state == "ready"]
+        queues.append(
+            QueueStats(code, waiting, running, oldest, len(live), sum(e.slots for e in live))
+        )
+    return Snapshot(queues, executors)
+
+
+async def _length_and_group(redis: aioredis.Redis, stream: str) -> tuple[int, dict[str, Any]]:
+    async with redis.pipeline(transaction=False) as pipe:
+        pipe.xlen(stream)
+        pipe.xinfo_groups(stream)
+        length, groups = await pipe.execute(raise_on_error=False)
+    if isinstance(groups, ResponseError) or not groups:  # no stream or group yet
+        return (0 if isinstance(length, ResponseError) else int(length)), {}
+    for group in groups:
+        info = {text(k): v for k, v in group.items()}
+        if text(info.get("name", b"")) == keys.CONSUMER_GROUP:
+            return int(length), info
+    return int(length), {}
