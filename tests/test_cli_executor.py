@@ -51,10 +51,11 @@ def test_model_names_the_access_code_and_list_shows_the_executor(tmp_path: Path)
             "SLOTS",
             "TOK/S",
             "HEARTBEAT",
+            "STATE",
         ]
         row = out[1].split()
         assert row[:4] == ["node-1", "my-model-7b", "debug", "debug-echo"]
-        assert row[5] == "0/3"
+        assert row[5] == "0/3" and row[-1] == "ready"
         proc.popen.terminate()
         assert proc.popen.wait(20) == 0
         empty = subprocess.run(

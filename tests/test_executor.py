@@ -229,3 +229,43 @@ async def test_drain_puts_untaken_jobs_back(redis: aioredis.Redis, hub: Hub) -> 
     [again] = await JobQueue(redis).read("other", ["echo"], 1, 100)
     assert again.job.id == j.id
     assert await redis.hget(keys.job_state(j.id), "status") == b"queued"
+
+
+class SlowStart(DebugBackend):
+    started = asyncio.Event()
+
+    async def start(self) -> None:
+        await asyncio.sleep(0.5)  # like an engine loading its weights
+        await super().start()
+
+
+async def test_loading_executor_is_starting_and_requests_say_so(
+    redis: aioredis.Redis, hub: Hub
+) -> None:
+    from kuwa.errors import ModelUnavailableError
+    from kuwa.gateway.chat import ChatService
+    from kuwa.schemas import ChatRequest
+
+    s = settings(heartbeat_ttl=3.0)
+    runtime = ExecutorRuntime(s, SlowStart(s), redis)
+    task = asyncio.create_task(runtime.run())
+    chat = ChatService(hub, JobQueue(redis), Registry(redis), idle_timeout=5)
+    request = ChatRequest("echo", (Message("user", "hi"),))
+    for _ in range(50):
+        if await Registry(redis).executors():
+            break
+        await asyncio.sleep(0.01)
+    [info] = await Registry(redis).executors()
+    assert info.state == "starting"
+    with pytest.raises(ModelUnavailableError) as refused:
+        await chat.start(request, None)
+    assert refused.value.code == "model_starting"
+    assert refused.value.headers["Retry-After"] == "5"
+    for _ in range(200):
+        if (await Registry(redis).executors())[0].state == "ready":
+            break
+        await asyncio.sleep(0.01)
+    stream = await chat.start(request, None)
+    assert (await stream.collect()).text == "hi"
+    await stream.close()
+    await stop_runtime(runtime, task)

@@ -163,3 +163,22 @@ async def test_stopping_kernel_releases_only_its_own_lease(redis: aioredis.Redis
     kernel.request_stop()
     await kernel.run()
     assert await redis.get(keys.KERNEL_LEADER) == b"someone-else"
+
+
+async def test_job_waiting_past_the_queue_timeout_fails(redis: aioredis.Redis, hub: Hub) -> None:
+    await JobQueue(redis).ensure_groups(["echo"])
+    await Registry(redis, ttl=30).heartbeat(
+        ExecutorInfo("busy", ("echo",), "debug", "m", "h", 1, 1)
+    )
+    job = make_job()
+    sub = await hub.subscribe(job.id)
+    await JobQueue(redis).enqueue(job)
+    await asyncio.sleep(0.3)
+    await Kernel(Settings(queue_timeout=10), redis).tick()  # not overdue yet
+    assert await redis.xlen(keys.queue_stream("echo")) == 1
+    await redis.delete(keys.KERNEL_LEADER)  # hand over to a kernel with a shorter timeout
+    await Kernel(Settings(queue_timeout=0.2), redis).tick()
+    [chunk] = [c async for c in sub.chunks(idle_timeout=5)]
+    assert chunk.error is not None and chunk.error["code"] == "queue_timeout"
+    assert await redis.xlen(keys.queue_stream("echo")) == 0
+    await sub.close()

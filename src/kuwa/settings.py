@@ -75,6 +75,13 @@ class Settings:
             "Most jobs waiting (not yet started) per access code; beyond it requests get 429."
         ),
     )
+    queue_timeout: float = field(
+        default=240.0,
+        metadata=_doc(
+            "Seconds a job may wait for a free executor before the kernel fails it "
+            "(queue_timeout error)."
+        ),
+    )
     stream_idle_timeout: float = field(
         default=300.0,
         metadata=_doc("Seconds a stream may go without any chunk before the gateway fails it."),

@@ -25,7 +25,7 @@ class ExecutorInfo:
     tokens_per_s: float = 0.0
     started: float = field(default_factory=time.time)
     heartbeat: float = 0.0
-    state: str = "ready"  # ready | draining
+    state: str = "ready"  # starting | ready | draining
     engine: dict[str, float | int] = field(default_factory=dict)
     rules: dict[str, int] = field(default_factory=dict)  # rule decisions so far, by kind
 

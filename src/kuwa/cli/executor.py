@@ -255,7 +255,17 @@ def list_(redis_url: str | None, as_json: bool) -> None:
     if not rows:
         click.echo("no live executors")
         return
-    header = ("ID", "ACCESS CODES", "BACKEND", "MODEL", "HOST", "SLOTS", "TOK/S", "HEARTBEAT")
+    header = (
+        "ID",
+        "ACCESS CODES",
+        "BACKEND",
+        "MODEL",
+        "HOST",
+        "SLOTS",
+        "TOK/S",
+        "HEARTBEAT",
+        "STATE",
+    )
     table = [header] + [
         (
             str(r["id"]),
@@ -266,6 +276,7 @@ def list_(redis_url: str | None, as_json: bool) -> None:
             f"{r['slots_used']}/{r['slots']}",
             str(r["tokens_per_s"]),
             dt.datetime.fromtimestamp(float(r["heartbeat"])).strftime("%H:%M:%S"),  # type: ignore[arg-type]
+            str(r["state"]),
         )
         for r in rows
     ]

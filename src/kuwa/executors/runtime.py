@@ -82,6 +82,7 @@ class ExecutorRuntime:
         self._slot_freed = asyncio.Event()
         self._stopping = asyncio.Event()
         self._tokens = 0
+        self._started = False
         self.completed = 0
 
     # --- control ------------------------------------------------------------------------
@@ -94,14 +95,25 @@ class ExecutorRuntime:
 
     async def run(self, *, burst: bool = False) -> None:
         """Serve until stopped (or, with ``burst``, until the queues are empty)."""
-        await self.backend.start()
+        # Visible as "starting" while the engine loads (minutes for a big model): the model is
+        # known (503, not 404) but no job is sent here yet.
+        self.info.state = "starting"
+        await self.registry.heartbeat(self.info)
+        tasks = [asyncio.create_task(self._heartbeat_loop(), name="heartbeat")]
+        try:
+            await self.backend.start()
+        except BaseException:
+            tasks[0].cancel()
+            with contextlib.suppress(asyncio.CancelledError, RedisError, OSError):
+                await tasks[0]
+                await self.registry.deregister(self.info)
+            raise
         self.info.model = self.backend.model
         await self.queue.ensure_groups(self.codes)
+        self._started = True
+        self.info.state = "ready"
         await self.registry.heartbeat(self.info)
-        tasks = [
-            asyncio.create_task(self._heartbeat_loop(), name="heartbeat"),
-            asyncio.create_task(self._cancel_loop(), name="cancel-listener"),
-        ]
+        tasks.append(asyncio.create_task(self._cancel_loop(), name="cancel-listener"))
         log.info(
             "executor %s serving %s with %s (%d slots)",
             self.id,
@@ -268,7 +280,10 @@ class ExecutorRuntime:
             now = time.monotonic()
             self.info.used = len(self.running)
             self.info.tokens_per_s = round((self._tokens - last_tokens) / (now - last_time), 1)
-            self.info.state = "draining" if self._stopping.is_set() else "ready"
+            if self._stopping.is_set():
+                self.info.state = "draining"
+            else:
+                self.info.state = "ready" if self._started else "starting"
             self.info.engine = self.backend.stats()
             self.info.rules = self.control.counters()
             last_tokens, last_time = self._tokens, now

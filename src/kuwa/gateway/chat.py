@@ -18,6 +18,7 @@ from kuwa.errors import (
     JobFailedError,
     KuwaError,
     ModelNotFoundError,
+    ModelUnavailableError,
     NotFoundError,
 )
 from kuwa.schemas import ChatRequest, Chunk, Job, Usage
@@ -122,6 +123,16 @@ class ChatService:
             sub = await self.hub.subscribe(job.id)
         try:
             await self.queue.enqueue(job)
+        except ModelUnavailableError:
+            await sub.close()
+            if await self._starting(request.model):
+                raise ModelUnavailableError(
+                    f"The model '{request.model}' is starting (loading its weights); "
+                    "try again in a moment.",
+                    code="model_starting",
+                    headers={"Retry-After": "5"},
+                ) from None
+            raise
         except BaseException:
             await sub.close()
             raise
@@ -141,6 +152,11 @@ class ChatService:
         with redis_errors("subscribing to a job"):
             sub = await self.hub.subscribe(job_id, replay=True)
         return sub, state
+
+    async def _starting(self, code: str) -> bool:
+        with redis_errors("listing executors"):
+            executors = await self.registry.executors()
+        return any(code in e.access_codes and e.state == "starting" for e in executors)
 
     async def _check_model(self, code: str) -> None:
         now = time.monotonic()

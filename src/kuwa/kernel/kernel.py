@@ -92,6 +92,7 @@ class Kernel:
         for code, n in counts.items():
             if n == 0:
                 recovered += await self.fail_stranded(code)
+            recovered += await self.fail_overdue(code)
         for code in models:
             stream = keys.queue_stream(code)
             try:
@@ -113,34 +114,47 @@ class Kernel:
 
     async def fail_stranded(self, code: str) -> int:
         """Fail jobs that wait on a queue whose last executor left more than a grace ago."""
+        return await self._fail_waiting(
+            code,
+            self.settings.heartbeat_ttl * 2,
+            f"No executor is serving '{code}' any more; try again when it is back.",
+            "model_unavailable",
+        )
+
+    async def fail_overdue(self, code: str) -> int:
+        """Fail jobs that waited longer than the queue timeout for a free executor."""
+        timeout = self.settings.queue_timeout
+        return await self._fail_waiting(
+            code,
+            timeout,
+            f"'{code}' was too busy: the request waited {timeout:g} s without starting; "
+            "try again later.",
+            "queue_timeout",
+        )
+
+    async def _fail_waiting(self, code: str, older_than: float, message: str, why: str) -> int:
+        """Fail the jobs of a queue that have waited (not yet taken) at least ``older_than`` s."""
         stream = keys.queue_stream(code)
-        grace_ms = int(self.settings.heartbeat_ttl * 2 * 1000)
-        newest_allowed = int(time.time() * 1000) - grace_ms
+        newest_allowed = int((time.time() - older_than) * 1000)
         entries: Any = await self.redis.xrange(stream, "-", f"{newest_allowed}", count=200)
         failed = 0
         for entry_id, fields in entries:
             if not fields:
                 continue
-            job = Job.decode(fields[b"job"])
             pending: Any = await self.redis.xpending_range(
                 stream, keys.CONSUMER_GROUP, entry_id, entry_id, 1
             )
             if pending:
-                continue  # handed to an executor: recover_orphans deals with it
-            await self._fail(
-                job,
-                0,
-                "error",
-                f"No executor is serving '{code}' any more; try again when it is back.",
-                code="model_unavailable",
-            )
+                continue  # taken by an executor: recover_orphans deals with it
+            job = Job.decode(fields[b"job"])
+            await self._fail(job, 0, "error", message, code=why)
             async with self.redis.pipeline(transaction=False) as pipe:
                 pipe.xdel(stream, entry_id)
                 pipe.hset(keys.job_state(job.id), "status", JobStatus.FAILED.value)
                 await pipe.execute()
             failed += 1
         if failed:
-            log.warning("kernel: failed %d job(s) stranded on %s (no executor)", failed, code)
+            log.warning("kernel: failed %d job(s) waiting on %s (%s)", failed, code, why)
         return failed
 
     async def _recover(self, code: str, entry_id: bytes, consumer: str) -> int:
