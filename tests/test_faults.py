@@ -68,7 +68,8 @@ def test_kill_9_executor_with_streams_running_and_waiting(tmp_path: Path) -> Non
                 await asyncio.wait_for(first_chunks.wait(), 20)
                 tasks += [asyncio.create_task(one(client, i, started)) for i in range(20, 40)]
                 await asyncio.sleep(0.5)  # the 20 short ones wait in the queue
-                assert redis.xlen(keys.queue_stream("m")) == 40
+                in_line = redis.xlen(keys.queue_stream("m"))
+                assert in_line + int(redis.get(keys.queue_backlogged("m")) or 0) == 40
                 victim.popen.send_signal(signal.SIGKILL)
                 killed_at = time.monotonic()
                 stack.executor("m", concurrency=20, name="backup", env=FAST_HEARTBEAT)
@@ -79,6 +80,7 @@ def test_kill_9_executor_with_streams_running_and_waiting(tmp_path: Path) -> Non
         assert {outcome[i] for i in range(20, 40)} == {"done"}
         assert max(errors_at) - killed_at < 5.0
         wait_until(lambda: redis.xlen(keys.queue_stream("m")) == 0, 5, "an empty queue")
+        assert int(redis.get(keys.queue_backlogged("m")) or 0) == 0
         assert redis.xpending(keys.queue_stream("m"), keys.CONSUMER_GROUP)["pending"] == 0
         redis.close()
     finally:

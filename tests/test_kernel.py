@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import signal
 import time
 from pathlib import Path
@@ -182,3 +183,27 @@ async def test_job_waiting_past_the_queue_timeout_fails(redis: aioredis.Redis, h
     assert chunk.error is not None and chunk.error["code"] == "queue_timeout"
     assert await redis.xlen(keys.queue_stream("echo")) == 0
     await sub.close()
+
+
+async def test_overdue_jobs_in_backlogs_fail_too(redis: aioredis.Redis, hub: Hub) -> None:
+    await JobQueue(redis).ensure_groups(["echo"])
+    await Registry(redis, ttl=30).heartbeat(
+        ExecutorInfo("busy", ("echo",), "debug", "m", "h", 1, 1)
+    )
+    queue = JobQueue(redis, fair_window=1)
+    jobs = [
+        dataclasses.replace(make_job(), id=f"chatcmpl-b{i}", user_id=7, created=time.time())
+        for i in range(3)
+    ]
+    subs = [await hub.subscribe(j.id) for j in jobs]
+    for j in jobs:
+        await queue.enqueue(j)
+    assert int(await redis.get(keys.queue_backlogged("echo")) or 0) == 2
+    await asyncio.sleep(0.3)
+    await Kernel(Settings(queue_timeout=0.2, fair_window=1), redis).tick()
+    for sub in subs:
+        [chunk] = [c async for c in sub.chunks(idle_timeout=5)]
+        assert chunk.error is not None and chunk.error["code"] == "queue_timeout"
+        await sub.close()
+    assert int(await redis.get(keys.queue_backlogged("echo")) or 0) == 0
+    assert await redis.xlen(keys.queue_stream("echo")) == 0

@@ -52,6 +52,26 @@ def queue_executors(code: str) -> str:
     return f"{PREFIX}{{q:{_code(code)}}}:executors"
 
 
+def queue_ring(code: str) -> str:
+    """List of the users that have a backlog on this queue, in turn order."""
+    return f"{PREFIX}{{q:{_code(code)}}}:ring"
+
+
+def queue_backlogged(code: str) -> str:
+    """Counter: jobs waiting in the users' backlogs of this queue."""
+    return f"{PREFIX}{{q:{_code(code)}}}:backlogged"
+
+
+def queue_backlog_prefix(code: str) -> str:
+    """Prefix of the per-user backlog lists (append the user id)."""
+    return f"{PREFIX}{{q:{_code(code)}}}:backlog:"
+
+
+def queue_backlog(code: str, user: str) -> str:
+    """One user's jobs waiting their turn on this queue (``id\npayload`` items, FIFO)."""
+    return queue_backlog_prefix(code) + user
+
+
 def executor(executor_id: str) -> str:
     """JSON description of one live executor; expires with its heartbeat."""
     return f"{PREFIX}executor:{executor_id}"

@@ -75,6 +75,13 @@ class Settings:
             "Most jobs waiting (not yet started) per access code; beyond it requests get 429."
         ),
     )
+    fair_window: int = field(
+        default=8,
+        metadata=_doc(
+            "Jobs per access code that may wait in line directly; beyond them jobs wait in "
+            "per-user backlogs and users take turns (round-robin)."
+        ),
+    )
     queue_timeout: float = field(
         default=240.0,
         metadata=_doc(
@@ -284,6 +291,7 @@ class Settings:
             "max_concurrency",
             "transcript_max_chunks",
             "workers",
+            "fair_window",
         ):
             if getattr(self, name) < 1:
                 raise SettingsError(f"{name} must be at least 1")

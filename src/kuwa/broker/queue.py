@@ -16,6 +16,7 @@ from kuwa.errors import ModelUnavailableError, QueueFullError
 from kuwa.schemas import Job, JobStatus
 
 _ENQUEUE = resources.files("kuwa.broker").joinpath("enqueue.lua").read_text()
+_REFILL = resources.files("kuwa.broker").joinpath("refill.lua").read_text()
 
 
 @dataclass(frozen=True, slots=True)
@@ -28,11 +29,20 @@ class QueuedJob:
 
 
 class JobQueue:
-    def __init__(self, redis: aioredis.Redis, *, max_queue: int = 256, state_ttl: int = 3600):
+    def __init__(
+        self,
+        redis: aioredis.Redis,
+        *,
+        max_queue: int = 256,
+        state_ttl: int = 3600,
+        fair_window: int = 8,
+    ):
         self.redis = redis
         self.max_queue = max_queue
         self.state_ttl = state_ttl
+        self.fair_window = fair_window
         self._enqueue = redis.register_script(_ENQUEUE)
+        self._refill = redis.register_script(_REFILL)
 
     # --- gateway side -------------------------------------------------------------------
     async def enqueue(self, job: Job, *, retry_after: int = 2, _retry: bool = False) -> None:
@@ -55,15 +65,21 @@ class JobQueue:
             pipe.expire(state, self.state_ttl)
             # EVALSHA straight away: a script object in a pipeline costs a SCRIPT EXISTS
             # round trip on every call. A Redis that lost the script gets it loaded again.
+            user = "anon" if job.user_id is None else str(job.user_id)
             pipe.evalsha(
                 self._enqueue.sha,
-                2,
+                5,
                 keys.queue_stream(job.model),
                 keys.queue_executors(job.model),
+                keys.queue_ring(job.model),
+                keys.queue_backlogged(job.model),
+                keys.queue_backlog(job.model, user),
                 time.time(),
                 self.max_queue,
                 job.id,
                 job.encode(),
+                self.fair_window,
+                user,
             )
             with redis_errors("enqueueing a job"):
                 results = await pipe.execute(raise_on_error=False)
@@ -148,10 +164,35 @@ class JobQueue:
                 out.append(QueuedJob(code, entry_id, Job.decode(fields[b"job"])))
         return out
 
+    async def refill(self, code: str, count: int) -> int:
+        """Move up to ``count`` backlogged jobs into the stream, users taking turns."""
+        moved = await self._refill(
+            keys=[keys.queue_stream(code), keys.queue_ring(code), keys.queue_backlogged(code)],
+            args=[count, self.fair_window, keys.queue_backlog_prefix(code)],
+        )
+        return int(moved)
+
     async def start(self, jobs: list[QueuedJob], executor: str) -> list[bool]:
-        """Mark jobs running; returns for each whether it was cancelled while queued."""
+        """Mark jobs running; returns for each whether it was cancelled while queued.
+
+        In the same round trip, as many backlogged jobs as were taken move into the stream
+        (round-robin over users), so the queue's fair window stays full."""
         now = repr(time.time())
+        taken: dict[str, int] = {}
+        for q in jobs:
+            taken[q.code] = taken.get(q.code, 0) + 1
         async with self.redis.pipeline(transaction=False) as pipe:
+            for code, count in taken.items():
+                pipe.evalsha(
+                    self._refill.sha,
+                    3,
+                    keys.queue_stream(code),
+                    keys.queue_ring(code),
+                    keys.queue_backlogged(code),
+                    count,
+                    self.fair_window,
+                    keys.queue_backlog_prefix(code),
+                )
             for q in jobs:
                 pipe.exists(keys.job_cancel(q.job.id))
                 pipe.hset(
@@ -162,8 +203,18 @@ class JobQueue:
                         "started": now,
                     },
                 )
-            results = await pipe.execute()
-        return [bool(results[i]) for i in range(0, len(results), 2)]
+            results = await pipe.execute(raise_on_error=False)
+        for code, result in zip(taken, results, strict=False):
+            if isinstance(result, NoScriptError):
+                await self.redis.script_load(_REFILL)
+                await self.refill(code, taken[code])
+            elif isinstance(result, Exception):
+                raise result
+        flags = results[len(taken) :]
+        for result in flags:
+            if isinstance(result, Exception):
+                raise result
+        return [bool(flags[i]) for i in range(0, len(flags), 2)]
 
     async def requeue(self, q: QueuedJob) -> None:
         """Put a taken job back at the end of its queue for another executor."""

@@ -7,6 +7,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
+import orjson
 import redis.asyncio as aioredis
 from redis.exceptions import ResponseError
 
@@ -50,13 +51,16 @@ async def snapshot(redis: aioredis.Redis, registry: Registry) -> Snapshot:
         stream = keys.queue_stream(code)
         length, group = await _length_and_group(redis, stream)
         running = int(group.get("pending", 0)) if group else 0
-        waiting = max(length - running, 0)
+        in_line = max(length - running, 0)
         oldest = 0.0
-        if waiting and group:
+        if in_line and group:
             after = "(" + text(group.get("last-delivered-id", "0-0"))
             first: Any = await redis.xrange(stream, after, "+", count=1)
             if first:
                 oldest = max(now_ms - int(text(first[0][0]).split("-")[0]), 0) / 1000
+        backlogged, backlog_oldest = await _backlogs(redis, code, now_ms)
+        waiting = in_line + backlogged
+        oldest = max(oldest, backlog_oldest)
         live = [e for e in executors if code in e.access_codes and e.state == "ready"]
         queues.append(
             QueueStats(code, waiting, running, oldest, len(live), sum(e.slots for e in live))
@@ -76,3 +80,17 @@ async def _length_and_group(redis: aioredis.Redis, stream: str) -> tuple[int, di
         if text(info.get("name", b"")) == keys.CONSUMER_GROUP:
             return int(length), info
     return int(length), {}
+
+
+async def _backlogs(redis: aioredis.Redis, code: str, now_ms: float) -> tuple[int, float]:
+    """Jobs in the users' backlogs, and how long the oldest of them has waited."""
+    count = int(text(await redis.get(keys.queue_backlogged(code)) or b"0"))
+    if count <= 0:
+        return 0, 0.0
+    oldest = 0.0
+    for user in await redis.lrange(keys.queue_ring(code), 0, -1):
+        head: Any = await redis.lindex(keys.queue_backlog(code, text(user)), 0)
+        if head:
+            created = orjson.loads(bytes(head).split(b"\n", 1)[1]).get("created", 0.0)
+            oldest = max(oldest, now_ms / 1000 - float(created))
+    return count, oldest

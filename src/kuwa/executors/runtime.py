@@ -57,7 +57,9 @@ class ExecutorRuntime:
         self.id = settings.executor_name or (
             f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:4]}"
         )
-        self.queue = JobQueue(redis, state_ttl=settings.transcript_ttl)
+        self.queue = JobQueue(
+            redis, state_ttl=settings.transcript_ttl, fair_window=settings.fair_window
+        )
         self.registry = Registry(redis, ttl=settings.heartbeat_ttl)
         self.info = ExecutorInfo(
             id=self.id,

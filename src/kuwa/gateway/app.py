@@ -57,7 +57,12 @@ def create_app(settings: Settings, *, accounts: Accounts | None = None) -> Starl
             acc = Accounts(db, settings.load_secret_key())
         chat = ChatService(
             hub,
-            JobQueue(redis, max_queue=settings.max_queue, state_ttl=settings.transcript_ttl),
+            JobQueue(
+                redis,
+                max_queue=settings.max_queue,
+                state_ttl=settings.transcript_ttl,
+                fair_window=settings.fair_window,
+            ),
             Registry(redis, ttl=settings.heartbeat_ttl),
             idle_timeout=settings.stream_idle_timeout,
         )

@@ -50,6 +50,9 @@ class Kernel:
         self.interval = interval
         self.id = f"kernel-{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:4]}"
         self.registry = Registry(redis, ttl=settings.heartbeat_ttl)
+        self.queue = JobQueue(
+            redis, state_ttl=settings.transcript_ttl, fair_window=settings.fair_window
+        )
         self._renew = redis.register_script(_RENEW)
         self._release = redis.register_script(_RELEASE)
         self._stopping = asyncio.Event()
@@ -93,6 +96,7 @@ class Kernel:
             if n == 0:
                 recovered += await self.fail_stranded(code)
             recovered += await self.fail_overdue(code)
+            await self.queue.refill(code, self.settings.fair_window)  # a safety net
         for code in models:
             stream = keys.queue_stream(code)
             try:
@@ -153,9 +157,31 @@ class Kernel:
                 pipe.hset(keys.job_state(job.id), "status", JobStatus.FAILED.value)
                 await pipe.execute()
             failed += 1
+        failed += await self._fail_backlogged(code, older_than, message, why)
         if failed:
             log.warning("kernel: failed %d job(s) waiting on %s (%s)", failed, code, why)
         return failed
+
+    async def _fail_backlogged(self, code: str, older_than: float, message: str, why: str) -> int:
+        """The same for jobs still in the users' backlogs (oldest first in each)."""
+        cutoff = time.time() - older_than
+        failed = 0
+        for raw_user in await self.redis.lrange(keys.queue_ring(code), 0, -1):
+            backlog = keys.queue_backlog(code, text(raw_user))
+            while True:
+                head: Any = await self.redis.lindex(backlog, 0)
+                if head is None:
+                    break
+                job = Job.decode(bytes(head).split(b"\n", 1)[1])
+                if job.created > cutoff:
+                    break
+                if await self.redis.lrem(backlog, 1, head) == 0:
+                    continue  # moved to the stream meanwhile
+                await self.redis.decr(keys.queue_backlogged(code))
+                await self._fail(job, 0, "error", message, code=why)
+                await self.redis.hset(keys.job_state(job.id), "status", JobStatus.FAILED.value)
+                failed += 1
+        return failed  # users left with an empty backlog leave the ring in refill.lua
 
     async def _recover(self, code: str, entry_id: bytes, consumer: str) -> int:
         stream = keys.queue_stream(code)
@@ -184,7 +210,7 @@ class Kernel:
             )
         else:
             again = dataclasses.replace(job, deliveries=job.deliveries + 1)
-            await JobQueue(self.redis).requeue(QueuedJob(code, entry_id, again))
+            await self.queue.requeue(QueuedJob(code, entry_id, again))
             log.warning(
                 "kernel: job %s of dead executor %s on %s queued again", job.id, consumer, code
             )
