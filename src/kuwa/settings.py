@@ -82,6 +82,13 @@ class Settings:
             "per-user backlogs and users take turns (round-robin)."
         ),
     )
+    pool: Path | None = field(
+        default=None,
+        metadata=_doc(
+            "Kernel: pool file (TOML/YAML) of models whose executors the leader kernel starts "
+            "and stops on this node from the queue (see docs/operations.md)."
+        ),
+    )
     queue_timeout: float = field(
         default=240.0,
         metadata=_doc(

@@ -37,6 +37,7 @@ READ_BY: dict[str, str] = {
     "host": "gateway, up",
     "port": "gateway, up",
     "workers": "gateway",
+    "pool": "kernel",
     "fair_window": "gateway, executor, kernel",
     "queue_timeout": "kernel",
     "metrics_token": "gateway",

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import signal
+from pathlib import Path
 
 import click
 
@@ -20,17 +22,34 @@ def command() -> None:
 @options.redis_url
 @options.log_level
 @options.burst
-def start(redis_url: str | None, log_level: str | None, burst: bool) -> None:
-    """Watch executors and recover jobs whose executor died (one leader at a time)."""
+@click.option(
+    "--pool",
+    envvar="KUWA_POOL",
+    show_envvar=True,
+    default=None,
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="Pool file (TOML/YAML): executors to start and stop on this node from the queue.",
+)
+def start(redis_url: str | None, log_level: str | None, burst: bool, pool: Path | None) -> None:
+    """Watch executors, recover jobs whose executor died, enforce deadlines, and (with
+    --pool) scale executors on this node. One kernel leads; others wait as standbys."""
     from kuwa.broker import connect
+    from kuwa.errors import KuwaError
     from kuwa.kernel import Kernel
+    from kuwa.kernel.scaler import LocalScaler, Pool
 
-    settings = build_settings(redis_url=redis_url, log_level=log_level)
+    settings = build_settings(redis_url=redis_url, log_level=log_level, pool=pool)
     setup_logging(settings, "kernel")
+    scaler = None
+    if settings.pool is not None:
+        try:
+            scaler = LocalScaler(Pool.load_all(settings.pool), dict(os.environ))
+        except KuwaError as exc:
+            raise click.UsageError(exc.message) from None
 
     async def main() -> None:
         redis = connect(settings.effective_redis_url)
-        kernel = Kernel(settings, redis)
+        kernel = Kernel(settings, redis, scaler=scaler)
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, kernel.request_stop)

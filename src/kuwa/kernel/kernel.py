@@ -23,6 +23,8 @@ from redis.exceptions import RedisError
 from kuwa import keys
 from kuwa.broker import ChunkPublisher, JobQueue, QueuedJob, Registry
 from kuwa.broker.connection import text
+from kuwa.broker.stats import snapshot
+from kuwa.kernel.scaler import LocalScaler
 from kuwa.schemas import Job, JobStatus
 from kuwa.settings import Settings
 
@@ -44,7 +46,14 @@ return 0
 
 
 class Kernel:
-    def __init__(self, settings: Settings, redis: aioredis.Redis, *, interval: float = 1.0):
+    def __init__(
+        self,
+        settings: Settings,
+        redis: aioredis.Redis,
+        *,
+        interval: float = 1.0,
+        scaler: LocalScaler | None = None,
+    ):
         self.settings = settings
         self.redis = redis
         self.interval = interval
@@ -56,6 +65,7 @@ class Kernel:
         self._renew = redis.register_script(_RENEW)
         self._release = redis.register_script(_RELEASE)
         self._stopping = asyncio.Event()
+        self.scaler = scaler
         self.leader = False
         self.ticks = 0
         self.recovered = 0
@@ -74,6 +84,8 @@ class Kernel:
                 break
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._stopping.wait(), self.interval)
+        if self.scaler is not None:
+            await asyncio.to_thread(self.scaler.stop_all)
         if self.leader:
             await self._release(keys=[keys.KERNEL_LEADER], args=[self.id])
         log.info("kernel %s stopped (recovered %d job(s))", self.id, self.recovered)
@@ -86,6 +98,11 @@ class Kernel:
         self.ticks += 1
         if leader:
             await self.recover_orphans()
+            if self.scaler is not None:
+                snap = await snapshot(self.redis, self.registry)
+                self.scaler.step(snap.queues)
+        elif self.scaler is not None and self.ticks > 1:
+            await asyncio.to_thread(self.scaler.stop_all)  # the new leader scales now
 
     async def recover_orphans(self) -> int:
         live = {e.id for e in await self.registry.executors()}
