@@ -87,6 +87,14 @@ class QueueFullError(KuwaError):
     code = "queue_full"
 
 
+class RateLimitError(KuwaError):
+    """A user is over their limits (requests per minute, running jobs)."""
+
+    status = 429
+    type = "rate_limit_error"
+    code = "rate_limited"
+
+
 class ModelUnavailableError(KuwaError):
     status = 503
     type = "service_unavailable"

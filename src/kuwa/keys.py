@@ -72,6 +72,16 @@ def queue_backlog(code: str, user: str) -> str:
     return queue_backlog_prefix(code) + user
 
 
+def user_jobs(user: str) -> str:
+    """Sorted set: a user's running jobs (any model), scored by when the claim lapses."""
+    return f"{PREFIX}user:{user}:jobs"
+
+
+def user_requests(user: str, minute: int) -> str:
+    """Counter: a user's requests in one clock minute (expires after it)."""
+    return f"{PREFIX}user:{user}:rpm:{minute}"
+
+
 def executor(executor_id: str) -> str:
     """JSON description of one live executor; expires with its heartbeat."""
     return f"{PREFIX}executor:{executor_id}"

@@ -89,6 +89,14 @@ class Settings:
             "and stops on this node from the queue (see docs/operations.md)."
         ),
     )
+    user_max_jobs: int = field(
+        default=0,
+        metadata=_doc("Answers one user may have running at once, all models (0: no limit)."),
+    )
+    user_requests_per_minute: int = field(
+        default=0,
+        metadata=_doc("Chat requests one user may send per clock minute (0: no limit)."),
+    )
     queue_timeout: float = field(
         default=240.0,
         metadata=_doc(
@@ -306,6 +314,8 @@ class Settings:
             raise SettingsError(
                 f"event_loop must be auto, uvloop or asyncio, not {self.event_loop}"
             )
+        if self.user_max_jobs < 0 or self.user_requests_per_minute < 0:
+            raise SettingsError("user_max_jobs and user_requests_per_minute must be >= 0")
         if self.upstream_timeout <= 0:
             raise SettingsError("upstream_timeout must be > 0")
         if self.heartbeat_ttl <= 0 or self.coalesce_ms < 0 or self.debug_delay < 0:

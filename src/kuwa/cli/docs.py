@@ -37,6 +37,8 @@ READ_BY: dict[str, str] = {
     "host": "gateway, up",
     "port": "gateway, up",
     "workers": "gateway",
+    "user_max_jobs": "gateway",
+    "user_requests_per_minute": "gateway",
     "pool": "kernel",
     "fair_window": "gateway, executor, kernel",
     "queue_timeout": "kernel",

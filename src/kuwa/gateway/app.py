@@ -16,6 +16,7 @@ from starlette.routing import Route
 from kuwa import web
 from kuwa.accounts import Accounts, close_database, open_database
 from kuwa.broker import Hub, JobQueue, Registry, connect
+from kuwa.broker.limits import UserLimits
 from kuwa.errors import BrokerError, KuwaError
 from kuwa.gateway import jobs_api, kuwa_api, metrics, openai_api
 from kuwa.gateway.auth import TokenAuth
@@ -65,6 +66,12 @@ def create_app(settings: Settings, *, accounts: Accounts | None = None) -> Starl
             ),
             Registry(redis, ttl=settings.heartbeat_ttl),
             idle_timeout=settings.stream_idle_timeout,
+            limits=UserLimits(
+                redis,
+                max_jobs=settings.user_max_jobs,
+                per_minute=settings.user_requests_per_minute,
+                claim_seconds=settings.transcript_ttl,
+            ),
         )
         app.state.kuwa = GatewayState(
             settings, redis, chat, TokenAuth(acc, cache_seconds=settings.token_cache_seconds)

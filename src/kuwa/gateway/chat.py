@@ -13,6 +13,7 @@ from redis.exceptions import RedisError
 from kuwa import keys
 from kuwa.broker import Hub, JobQueue, Registry, Subscription
 from kuwa.broker.connection import redis_errors
+from kuwa.broker.limits import UserLimits
 from kuwa.errors import (
     ContentBlockedError,
     JobFailedError,
@@ -90,16 +91,24 @@ class ChatStream:
                     await self.service.queue.cancel(self.job.id)
         finally:
             await self.sub.close()
+            await self.service._release(self.job)
 
 
 class ChatService:
     def __init__(
-        self, hub: Hub, queue: JobQueue, registry: Registry, *, idle_timeout: float
+        self,
+        hub: Hub,
+        queue: JobQueue,
+        registry: Registry,
+        *,
+        idle_timeout: float,
+        limits: UserLimits | None = None,
     ) -> None:
         self.hub = hub
         self.queue = queue
         self.registry = registry
         self.idle_timeout = idle_timeout
+        self.limits = limits if limits is not None and limits.active else None
         self._known: dict[str, float] = {}
 
     async def start(
@@ -119,12 +128,19 @@ class ChatService:
             created=time.time(),
             upstream_key=upstream_key or None,
         )
-        with redis_errors("subscribing to a job"):
-            sub = await self.hub.subscribe(job.id)
+        if self.limits is not None and user_id is not None:
+            await self.limits.admit(str(user_id), job.id)
+        try:
+            with redis_errors("subscribing to a job"):
+                sub = await self.hub.subscribe(job.id)
+        except BaseException:
+            await self._release(job)
+            raise
         try:
             await self.queue.enqueue(job)
         except ModelUnavailableError:
             await sub.close()
+            await self._release(job)
             if await self._starting(request.model):
                 raise ModelUnavailableError(
                     f"The model '{request.model}' is starting (loading its weights); "
@@ -135,8 +151,14 @@ class ChatService:
             raise
         except BaseException:
             await sub.close()
+            await self._release(job)
             raise
         return ChatStream(self, job, sub)
+
+    async def _release(self, job: Job) -> None:
+        if self.limits is not None and job.user_id is not None:
+            with contextlib.suppress(KuwaError):
+                await self.limits.release(str(job.user_id), job.id)
 
     async def follow(self, job_id: str, user_id: int) -> tuple[Subscription, dict[str, str]]:
         """Subscribe to one of the user's jobs with replay (a late or reconnecting reader).
