@@ -46,7 +46,25 @@ def test_queue_figures_while_jobs_wait(stack: Stack) -> None:
     for t in threads:
         t.join(60)
     wait_until(lambda: scrape(stack).get(("kuwa_queue_running", "slow")) == 0, 10, "drained")
-    assert scrape(stack)[("kuwa_queue_wait_seconds", "slow")] == 0
+    after = scrape(stack)
+    assert after[("kuwa_queue_wait_seconds", "slow")] == 0
+    assert after[("kuwa_jobs_total", "slow")] >= 12
+    assert after[("kuwa_tokens_total", "slow")] >= 12 * 8  # "a b c d e f g h"
+    assert after[("kuwa_jobs_failed_total", "slow")] == 0
+
+
+def test_latency_percentiles(stack: Stack) -> None:
+    r = httpx.get(stack.base_url + "/metrics", timeout=10)
+    ttft = {
+        s.labels["quantile"]: s.value
+        for f in text_string_to_metric_families(r.text)
+        for s in f.samples
+        if s.name == "kuwa_latency_seconds"
+        and s.labels["model"] == "slow"
+        and s.labels["metric"] == "ttft"
+    }
+    assert set(ttft) == {"0.5", "0.95"}
+    assert 0 < ttft["0.5"] <= ttft["0.95"] < 30
 
 
 def test_metrics_token_is_required_when_set(stack: Stack) -> None:

@@ -82,6 +82,16 @@ def user_requests(user: str, minute: int) -> str:
     return f"{PREFIX}user:{user}:rpm:{minute}"
 
 
+def queue_latency(code: str) -> str:
+    """List of the latest jobs' ``"ttft tpot"`` seconds (newest first, capped)."""
+    return f"{PREFIX}{{q:{_code(code)}}}:latency"
+
+
+def queue_counters(code: str) -> str:
+    """Hash of running totals: ``tokens``, ``jobs``, ``failed``."""
+    return f"{PREFIX}{{q:{_code(code)}}}:counters"
+
+
 def executor(executor_id: str) -> str:
     """JSON description of one live executor; expires with its heartbeat."""
     return f"{PREFIX}executor:{executor_id}"

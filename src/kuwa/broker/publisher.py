@@ -17,6 +17,7 @@ import contextlib
 import logging
 import time
 from importlib import resources
+from typing import Any
 
 import redis.asyncio as aioredis
 from redis.exceptions import NoScriptError, RedisError
@@ -26,6 +27,7 @@ from kuwa.broker.queue import QueuedJob
 from kuwa.schemas import Chunk, JobStatus, Usage
 
 log = logging.getLogger(__name__)
+LATENCY_SAMPLES = 1000  # latest jobs per model kept for TTFT/TPOT percentiles
 _PUBLISH = resources.files("kuwa.broker").joinpath("publish.lua").read_text()
 
 
@@ -97,6 +99,23 @@ class ChunkBatcher:
                     async with asyncio.timeout(self.interval):
                         await self._urgent.wait()
 
+    @staticmethod
+    def _record(
+        pipe: Any, q: QueuedJob, status: JobStatus, chunk: Chunk, now: float, first: float | None
+    ) -> None:
+        """Per-model totals and the latest latencies, for metrics (same round trip)."""
+        counters = keys.queue_counters(q.code)
+        pipe.hincrby(counters, "jobs", 1)
+        if status == JobStatus.FAILED:
+            pipe.hincrby(counters, "failed", 1)
+        tokens = chunk.usage.completion_tokens if chunk.usage else 0
+        if tokens:
+            pipe.hincrby(counters, "tokens", tokens)
+        if status == JobStatus.DONE and first is not None and q.job.created:
+            tpot = (now - first) / (tokens - 1) if tokens > 1 else 0.0
+            pipe.lpush(keys.queue_latency(q.code), f"{first - q.job.created:.6f} {tpot:.6f}")
+            pipe.ltrim(keys.queue_latency(q.code), 0, LATENCY_SAMPLES - 1)
+
     async def _send(self, items: list[tuple[ChunkPublisher, Chunk]]) -> None:
         """One round: a script call publishes every chunk, whatever the job count; first-token
         times and finished jobs' acknowledgements ride in the same pipeline."""
@@ -116,6 +135,7 @@ class ChunkBatcher:
             pipe.evalsha(self._script.sha, len(transcripts), *transcripts, *args)
             for publisher, chunk in items:
                 if chunk.seq == 0:  # when the job's first token left, for latency figures
+                    publisher.first_at = float(now)
                     pipe.hset(publisher.state, "first", now)
                     pipe.expire(publisher.state, self.transcript_ttl)
                 if chunk.final and publisher.finish is not None:
@@ -124,6 +144,7 @@ class ChunkBatcher:
                     pipe.xack(stream, keys.CONSUMER_GROUP, q.entry_id)
                     pipe.xdel(stream, q.entry_id)
                     pipe.hset(publisher.state, mapping={"status": status.value, "finished": now})
+                    self._record(pipe, q, status, chunk, float(now), publisher.first_at)
             results = await pipe.execute(raise_on_error=False)
         if isinstance(results[0], NoScriptError):  # Redis lost its scripts (a restart)
             await self.redis.script_load(self._script.script)
@@ -166,6 +187,7 @@ class ChunkPublisher:
         self._seq = start_seq
         self._done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self.finish: tuple[QueuedJob, JobStatus] | None = None
+        self.first_at: float | None = None  # when the first chunk left
         self.chars = 0
 
     @property

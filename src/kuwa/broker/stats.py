@@ -24,6 +24,8 @@ class QueueStats:
     oldest_wait: float  # seconds the oldest waiting job has waited (0 when none waits)
     executors: int  # live (ready) executors
     slots: int  # their slots in all
+    totals: dict[str, int] = field(default_factory=dict)  # tokens, jobs, failed (since start)
+    latency: dict[str, float] = field(default_factory=dict)  # ttft/tpot p50 and p95, seconds
 
     @property
     def desired_executors(self) -> int:
@@ -62,8 +64,18 @@ async def snapshot(redis: aioredis.Redis, registry: Registry) -> Snapshot:
         waiting = in_line + backlogged
         oldest = max(oldest, backlog_oldest)
         live = [e for e in executors if code in e.access_codes and e.state == "ready"]
+        totals, latency = await _history(redis, code)
         queues.append(
-            QueueStats(code, waiting, running, oldest, len(live), sum(e.slots for e in live))
+            QueueStats(
+                code,
+                waiting,
+                running,
+                oldest,
+                len(live),
+                sum(e.slots for e in live),
+                totals,
+                latency,
+            )
         )
     return Snapshot(queues, executors)
 
@@ -94,3 +106,20 @@ async def _backlogs(redis: aioredis.Redis, code: str, now_ms: float) -> tuple[in
             created = orjson.loads(bytes(head).split(b"\n", 1)[1]).get("created", 0.0)
             oldest = max(oldest, now_ms / 1000 - float(created))
     return count, oldest
+
+
+async def _history(redis: aioredis.Redis, code: str) -> tuple[dict[str, int], dict[str, float]]:
+    """Running totals and TTFT/TPOT percentiles of the latest finished jobs of a queue."""
+    async with redis.pipeline(transaction=False) as pipe:
+        pipe.hgetall(keys.queue_counters(code))
+        pipe.lrange(keys.queue_latency(code), 0, -1)
+        raw_totals, raw_latency = await pipe.execute()
+    totals = {text(k): int(v) for k, v in raw_totals.items()}
+    samples = [tuple(float(x) for x in text(r).split()) for r in raw_latency]
+    latency: dict[str, float] = {}
+    for i, name in enumerate(("ttft", "tpot")):
+        values = sorted(s[i] for s in samples)
+        if values:
+            for q in (50, 95):
+                latency[f"{name}_p{q}"] = values[min(len(values) - 1, len(values) * q // 100)]
+    return totals, latency

@@ -44,6 +44,30 @@ async def metrics(request: Request) -> Response:
         gauge = Gauge(name, doc, ["model"], registry=registry)
         for q in snap.queues:
             gauge.labels(q.model).set(getattr(q, attr))
+    totals = {
+        "tokens": Gauge(
+            "kuwa_tokens_total",
+            "Tokens generated (rate() gives tokens/s).",
+            ["model"],
+            registry=registry,
+        ),
+        "jobs": Gauge("kuwa_jobs_total", "Jobs finished.", ["model"], registry=registry),
+        "failed": Gauge(
+            "kuwa_jobs_failed_total", "Jobs that failed.", ["model"], registry=registry
+        ),
+    }
+    latency = Gauge(
+        "kuwa_latency_seconds",
+        "TTFT (queued to first token sent) and TPOT of the latest 1,000 jobs.",
+        ["model", "metric", "quantile"],
+        registry=registry,
+    )
+    for q in snap.queues:
+        for name, gauge in totals.items():
+            gauge.labels(q.model).set(q.totals.get(name, 0))
+        for key, value in q.latency.items():
+            metric, quantile = key.split("_p")
+            latency.labels(q.model, metric, str(int(quantile) / 100)).set(value)
     used = Gauge(
         "kuwa_executor_slots_used",
         "Jobs running on an executor.",
