@@ -119,3 +119,54 @@ def test_kernel_scales_real_executors_with_the_queue(tmp_path: Path) -> None:
     finally:
         stack.stop()
         server.stop()
+
+
+def test_scaled_to_zero_model_starts_for_its_first_request(tmp_path: Path) -> None:
+    """min = 0: nothing runs while idle; the first request waits while the kernel starts an
+    executor, then gets its answer."""
+    server = RedisServer(tmp_path / "redis")
+    stack = Stack(tmp_path, server)
+    command = [
+        sys.executable,
+        "-m",
+        "kuwa",
+        "executor",
+        "start",
+        "--backend",
+        "debug",
+        "--access-code",
+        "zero",
+        "--max-concurrency",
+        "2",
+    ]
+    pool = tmp_path / "pool.toml"
+    pool.write_text(
+        f"[[pool]]\naccess_code = 'zero'\nmin = 0\nmax = 1\nscale_down_after = 1\n"
+        f"command = {command!r}\n".replace("'", '"')
+    )
+    try:
+        stack.token = stack.create_user()
+        stack.spawn("kernel", ["kernel", "start", "--pool", str(pool)])
+        client = server.client()
+        wait_until(lambda: client.exists(keys.queue_standby("zero")) == 1, 20, "the standby flag")
+        assert client.zcard(keys.queue_executors("zero")) == 0
+        base = stack.gateway()
+        started = time.monotonic()
+        r = httpx.post(
+            base + "/v1/chat/completions",
+            headers={"Authorization": f"Bearer {stack.token}"},
+            json={"model": "zero", "messages": [{"role": "user", "content": "wake up"}]},
+            timeout=60,
+        )
+        assert r.status_code == 200, r.text
+        assert r.json()["choices"][0]["message"]["content"] == "wake up"
+        assert time.monotonic() - started < 30
+        wait_until(
+            lambda: client.zcount(keys.queue_executors("zero"), time.time(), "+inf") == 0,
+            30,
+            "scaling back to zero",
+        )
+        client.close()
+    finally:
+        stack.stop()
+        server.stop()

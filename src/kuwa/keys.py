@@ -82,6 +82,11 @@ def user_requests(user: str, minute: int) -> str:
     return f"{PREFIX}user:{user}:rpm:{minute}"
 
 
+def queue_standby(code: str) -> str:
+    """Flag (with a short TTL) set by a scaling kernel: jobs may wait for an executor to start."""
+    return f"{PREFIX}{{q:{_code(code)}}}:standby"
+
+
 def queue_latency(code: str) -> str:
     """List of the latest jobs' ``"ttft tpot"`` seconds (newest first, capped)."""
     return f"{PREFIX}{{q:{_code(code)}}}:latency"

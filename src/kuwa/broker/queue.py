@@ -68,12 +68,13 @@ class JobQueue:
             user = "anon" if job.user_id is None else str(job.user_id)
             pipe.evalsha(
                 self._enqueue.sha,
-                5,
+                6,
                 keys.queue_stream(job.model),
                 keys.queue_executors(job.model),
                 keys.queue_ring(job.model),
                 keys.queue_backlogged(job.model),
                 keys.queue_backlog(job.model, user),
+                keys.queue_standby(job.model),
                 time.time(),
                 self.max_queue,
                 job.id,

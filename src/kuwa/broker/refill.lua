@@ -5,7 +5,7 @@
 -- Returns the number of jobs moved.
 local waiting = redis.call('XLEN', KEYS[1])
 local pending = redis.pcall('XPENDING', KEYS[1], 'executors')
-if type(pending) == 'table' then
+if type(pending) == 'table' and pending.err == nil then  -- no group yet: nothing pending
   waiting = waiting - pending[1]
 end
 local room = math.min(tonumber(ARGV[1]), tonumber(ARGV[2]) - waiting)

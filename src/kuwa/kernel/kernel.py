@@ -17,6 +17,7 @@ import time
 import uuid
 from typing import Any
 
+import orjson
 import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
@@ -99,6 +100,15 @@ class Kernel:
         if leader:
             await self.recover_orphans()
             if self.scaler is not None:
+                async with self.redis.pipeline(transaction=False) as pipe:
+                    for code in self.scaler.standby_codes():  # lapses if this kernel dies
+                        pipe.set(keys.queue_standby(code), b"1", ex=3)
+                        pipe.hsetnx(  # known before its first executor ever ran
+                            keys.MODELS,
+                            code,
+                            orjson.dumps({"backend": "pool", "model": code, "seen": time.time()}),
+                        )
+                    await pipe.execute()
                 snap = await snapshot(self.redis, self.registry)
                 self.scaler.step(snap.queues)
         elif self.scaler is not None and self.ticks > 1:
@@ -110,7 +120,7 @@ class Kernel:
         recovered = 0
         counts = await self.registry.live_counts(list(models))
         for code, n in counts.items():
-            if n == 0:
+            if n == 0 and not await self.redis.exists(keys.queue_standby(code)):
                 recovered += await self.fail_stranded(code)
             recovered += await self.fail_overdue(code)
             await self.queue.refill(code, self.settings.fair_window)  # a safety net

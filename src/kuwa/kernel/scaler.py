@@ -121,6 +121,10 @@ class LocalScaler:
             out[code] = len([p for p in run.procs if p.poll() is None])
         return out
 
+    def standby_codes(self) -> list[str]:
+        """Models scaled to zero: requests may wait while the scaler starts an executor."""
+        return [code for code, run in self.running.items() if run.pool.min == 0]
+
     def stop_all(self, timeout: float = 30.0) -> None:
         procs = [p for run in self.running.values() for p in run.procs if p.poll() is None]
         for run in self.running.values():
