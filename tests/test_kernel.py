@@ -207,3 +207,18 @@ async def test_overdue_jobs_in_backlogs_fail_too(redis: aioredis.Redis, hub: Hub
         await sub.close()
     assert int(await redis.get(keys.queue_backlogged("echo")) or 0) == 0
     assert await redis.xlen(keys.queue_stream("echo")) == 0
+
+
+async def test_dead_executor_is_listed_as_dead_for_a_while(redis: aioredis.Redis) -> None:
+    registry = Registry(redis, ttl=0.05)
+    await registry.heartbeat(ExecutorInfo("gone", ("echo",), "debug", "m", "h", 1, 1))
+    await asyncio.sleep(0.1)
+    assert await registry.executors() == []
+    [dead] = await registry.executors(include_dead=True)
+    assert (dead.id, dead.state) == ("gone", "dead")
+    await Kernel(Settings(), redis).tick()  # just died: still shown
+    assert [e.id for e in await registry.executors(include_dead=True)] == ["gone"]
+    await redis.zadd(keys.EXECUTORS, {"gone": time.time() - 120})  # died two minutes ago
+    await redis.delete(keys.KERNEL_LEADER)
+    await Kernel(Settings(), redis).tick()
+    assert await registry.executors(include_dead=True) == []

@@ -14,6 +14,7 @@ CONSUMER_GROUP = "executors"
 CANCEL_CHANNEL = PREFIX + "cancel"
 MODELS = PREFIX + "models"
 EXECUTORS = PREFIX + "executors"
+EXECUTOR_INFO = PREFIX + "executors:info"  # hash: id -> last heartbeat's JSON (dead ones too)
 KERNEL_LEADER = PREFIX + "kernel:leader"
 GATEWAY_CONTROL = PREFIX + "gateway:control"  # every gateway's hub listens here
 

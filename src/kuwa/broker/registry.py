@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import asdict, dataclass, field
+from typing import Any
 
 import orjson
 import redis.asyncio as aioredis
@@ -25,7 +26,7 @@ class ExecutorInfo:
     tokens_per_s: float = 0.0
     started: float = field(default_factory=time.time)
     heartbeat: float = 0.0
-    state: str = "ready"  # starting | ready | draining
+    state: str = "ready"  # starting | ready | draining (| dead, as listed by the registry)
     engine: dict[str, float | int] = field(default_factory=dict)
     rules: dict[str, int] = field(default_factory=dict)  # rule decisions so far, by kind
 
@@ -53,6 +54,7 @@ class Registry:
         live_score = expiry if info.state == "ready" else 0
         async with self.redis.pipeline(transaction=False) as pipe:
             pipe.set(keys.executor(info.id), info.encode(), px=int(self.ttl * 1000))
+            pipe.hset(keys.EXECUTOR_INFO, info.id, info.encode())
             pipe.zadd(keys.EXECUTORS, {info.id: expiry})
             for code in info.access_codes:
                 pipe.zadd(keys.queue_executors(code), {info.id: live_score})
@@ -66,6 +68,7 @@ class Registry:
     async def deregister(self, info: ExecutorInfo) -> None:
         async with self.redis.pipeline(transaction=False) as pipe:
             pipe.delete(keys.executor(info.id))
+            pipe.hdel(keys.EXECUTOR_INFO, info.id)
             pipe.zrem(keys.EXECUTORS, info.id)
             for code in info.access_codes:
                 pipe.zrem(keys.queue_executors(code), info.id)
@@ -87,8 +90,12 @@ class Registry:
             counts = await pipe.execute()
         return dict(zip(codes, counts, strict=True))
 
-    async def executors(self) -> list[ExecutorInfo]:
-        """Every executor whose heartbeat has not expired, sorted by id."""
+    async def executors(self, *, include_dead: bool = False) -> list[ExecutorInfo]:
+        """Every executor whose heartbeat has not expired, sorted by id; with
+        ``include_dead`` also those that stopped heartbeating (state ``dead``) until the
+        kernel forgets them a minute later."""
+        if include_dead:
+            return await self._with_dead()
         ids = await self.redis.zrangebyscore(keys.EXECUTORS, time.time(), "+inf")
         if not ids:
             return []
@@ -97,14 +104,31 @@ class Registry:
             (ExecutorInfo.decode(r) for r in raws if isinstance(r, bytes)), key=lambda e: e.id
         )
 
-    async def expired(self) -> list[str]:
-        """Ids of executors whose heartbeat lapsed (they died without deregistering)."""
-        ids = await self.redis.zrangebyscore(keys.EXECUTORS, 0, time.time())
+    async def _with_dead(self) -> list[ExecutorInfo]:
+        now = time.time()
+        scored: Any = await self.redis.zrange(keys.EXECUTORS, 0, -1, withscores=True)
+        raws: Any = await self.redis.hgetall(keys.EXECUTOR_INFO)
+        out = []
+        for raw_id, expiry in scored:
+            raw = raws.get(raw_id)
+            if raw is None:
+                continue
+            info = ExecutorInfo.decode(raw)
+            if float(expiry) < now:
+                info.state = "dead"
+            out.append(info)
+        return sorted(out, key=lambda e: e.id)
+
+    async def expired(self, older_than: float = 0.0) -> list[str]:
+        """Ids of executors whose heartbeat lapsed (they died without deregistering) at least
+        ``older_than`` seconds ago."""
+        ids = await self.redis.zrangebyscore(keys.EXECUTORS, 0, time.time() - older_than)
         return [text(i) for i in ids]
 
     async def forget(self, executor_id: str, codes: list[str]) -> None:
         async with self.redis.pipeline(transaction=False) as pipe:
             pipe.zrem(keys.EXECUTORS, executor_id)
+            pipe.hdel(keys.EXECUTOR_INFO, executor_id)
             pipe.delete(keys.executor(executor_id))
             for code in codes:
                 pipe.zrem(keys.queue_executors(code), executor_id)

@@ -243,7 +243,9 @@ def list_(redis_url: str | None, as_json: bool) -> None:
                     "rules": e.rules,
                     "heartbeat": e.heartbeat,
                 }
-                for e in await Registry(redis, ttl=settings.heartbeat_ttl).executors()
+                for e in await Registry(redis, ttl=settings.heartbeat_ttl).executors(
+                    include_dead=True
+                )
             ]
         finally:
             await redis.aclose()

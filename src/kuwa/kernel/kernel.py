@@ -31,6 +31,7 @@ from kuwa.settings import Settings
 
 log = logging.getLogger(__name__)
 
+DEAD_SHOWN_FOR = 60.0  # seconds a dead executor stays listed (state "dead") before it is forgotten
 LEASE_MS = 3000  # a standby (ticking every second) takes over within ~4 s
 _RENEW = """
 if redis.call('GET', KEYS[1]) == ARGV[1] then
@@ -138,7 +139,7 @@ class Kernel:
                     continue
                 recovered += await self._recover(code, text(entry["message_id"]).encode(), consumer)
             await self.redis.zremrangebyscore(keys.queue_executors(code), "-inf", time.time() - 60)
-        for dead in await self.registry.expired():
+        for dead in await self.registry.expired(older_than=DEAD_SHOWN_FOR):
             await self.registry.forget(dead, list(models))
         self.recovered += recovered
         return recovered
