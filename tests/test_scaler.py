@@ -19,6 +19,22 @@ from tests.stack import RedisServer, Stack, wait_until
 SLEEPER = (sys.executable, "-c", "import time; time.sleep(60)")
 
 
+def debug_executor(code: str, *options: str) -> list[str]:
+    """The command line a pool file uses to start a debug executor for ``code``."""
+    return [
+        sys.executable,
+        "-m",
+        "kuwa",
+        "executor",
+        "start",
+        "--backend",
+        "debug",
+        "--access-code",
+        code,
+        *options,
+    ]
+
+
 def stats(waiting: int, running: int, executors: int, slots: int) -> list[QueueStats]:
     return [QueueStats("m", waiting, running, 0.0, executors, slots)]
 
@@ -61,21 +77,7 @@ def test_bad_pool_files_are_clear(tmp_path: Path, text: str, message: str) -> No
 def test_kernel_scales_real_executors_with_the_queue(tmp_path: Path) -> None:
     server = RedisServer(tmp_path / "redis")
     stack = Stack(tmp_path, server)
-    command = [
-        sys.executable,
-        "-m",
-        "kuwa",
-        "executor",
-        "start",
-        "--backend",
-        "debug",
-        "--access-code",
-        "m",
-        "--delay",
-        "0.05",
-        "--max-concurrency",
-        "2",
-    ]
+    command = debug_executor("m", "--delay", "0.05", "--max-concurrency", "2")
     pool = tmp_path / "pool.yaml"
     pool.write_text(
         "pool:\n  - access_code: m\n    min: 1\n    max: 3\n    scale_down_after: 1\n"
@@ -126,19 +128,7 @@ def test_scaled_to_zero_model_starts_for_its_first_request(tmp_path: Path) -> No
     executor, then gets its answer."""
     server = RedisServer(tmp_path / "redis")
     stack = Stack(tmp_path, server)
-    command = [
-        sys.executable,
-        "-m",
-        "kuwa",
-        "executor",
-        "start",
-        "--backend",
-        "debug",
-        "--access-code",
-        "zero",
-        "--max-concurrency",
-        "2",
-    ]
+    command = debug_executor("zero", "--max-concurrency", "2")
     pool = tmp_path / "pool.toml"
     pool.write_text(
         f"[[pool]]\naccess_code = 'zero'\nmin = 0\nmax = 1\nscale_down_after = 1\n"
