@@ -25,10 +25,15 @@ $(TEST_STAMP): pyproject.toml | $(BIN)/python
 	@touch $@ $(RUN_STAMP)
 
 # Redis must be installable: `up` starts a private redis-server when no KUWA_REDIS_URL is set.
+# slapd (OpenLDAP) too: the LDAP tests start a private one.
 services:
 	@command -v redis-server >/dev/null || { \
 	  echo "installing redis-server (apt-get)"; \
 	  (apt-get install -y -q redis-server || (apt-get update -q && apt-get install -y -q redis-server)) >/dev/null; }
+	@command -v slapd >/dev/null || [ -x /usr/sbin/slapd ] || { \
+	  echo "installing slapd ldap-utils (apt-get; the LDAP tests start a private slapd)"; \
+	  export DEBIAN_FRONTEND=noninteractive; \
+	  (apt-get install -y -q slapd ldap-utils || (apt-get update -q && apt-get install -y -q slapd ldap-utils)) >/dev/null; }
 	@command -v node >/dev/null || echo "note: node not found; the seed's JavaScript test needs Node.js 20+"
 
 run: $(RUN_STAMP) services

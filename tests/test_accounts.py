@@ -13,7 +13,14 @@ import pytest
 from argon2 import PasswordHasher
 from cryptography.fernet import Fernet
 
-from kuwa.accounts import TOKEN_PREFIX, Accounts, UserInfo, close_database, open_database
+from kuwa.accounts import (
+    TOKEN_PREFIX,
+    Accounts,
+    UserInfo,
+    close_database,
+    open_database,
+    permissions,
+)
 from kuwa.accounts.service import derive_fernet_key
 from kuwa.errors import ConfigError, ConflictError, InvalidRequestError, KuwaError, NotFoundError
 from kuwa.settings import Settings
@@ -58,7 +65,13 @@ def utc_naive(delta: dt.timedelta) -> dt.datetime:
 # --- users ----------------------------------------------------------------------------------
 def test_create_user_normalizes_email_and_find_user_finds_it(accounts: Accounts) -> None:
     user = accounts.create_user("  Alice@Example.COM ", " Alice ", PASSWORD, is_admin=True)
-    assert user == UserInfo(id=user.id, email="alice@example.com", name="Alice", is_admin=True)
+    assert (user.email, user.name, user.group, user.is_admin) == (
+        "alice@example.com",
+        "Alice",
+        "Admins",
+        True,
+    )
+    assert user.permissions >= set(permissions.ALL)
     assert accounts.find_user("ALICE@example.com") == user
     assert accounts.find_user("bob@example.com") is None
 
@@ -127,11 +140,13 @@ def test_outdated_password_hash_is_upgraded_on_login(
     assert not PasswordHasher().check_needs_rehash(stored)
 
 
-def test_deleted_user_is_invisible(
+def test_deleting_a_user_removes_the_account_and_its_tokens(
     db: peewee.Database, accounts: Accounts, alice: UserInfo
 ) -> None:
     token = accounts.create_token(alice.id)
-    raw(db, "UPDATE users SET deleted_at = ? WHERE id = ?", utc_naive(dt.timedelta()), alice.id)
+    accounts.delete_user(alice.id)
+    assert raw(db, "SELECT COUNT(*) FROM users WHERE id = ?", alice.id) == [(0,)]
+    assert raw(db, "SELECT COUNT(*) FROM api_tokens WHERE user_id = ?", alice.id) == [(0,)]
     assert accounts.find_user("alice@example.com") is None
     assert accounts.check_password("alice@example.com", PASSWORD) is None
     assert accounts.verify_token(token) is None
@@ -279,7 +294,7 @@ def test_last_used_is_written_at_most_once_a_minute(
     assert info.last_used_at > dt.datetime.now(dt.UTC) - dt.timedelta(seconds=30)
 
 
-def test_verify_token_is_one_indexed_select(
+def test_verify_token_is_one_indexed_select_plus_the_groups_permissions(
     db: peewee.Database, accounts: Accounts, alice: UserInfo
 ) -> None:
     token = accounts.create_token(alice.id)
@@ -291,9 +306,11 @@ def test_verify_token_is_one_indexed_select(
         assert accounts.verify_token("kuwa-wrong") is None
     finally:
         db.query_hooks.clear()
-    assert len(statements) == 2
+    # A hit: the token joined with its user and group, then the group's permissions.
+    # A miss: the join alone.
+    assert len(statements) == 3
     assert all(sql.lstrip().upper().startswith("SELECT") for sql in statements)
-    assert all('"digest" =' in sql for sql in statements)
+    assert ['"digest" =' in sql for sql in statements] == [True, False, True]
     indexes = db.get_indexes("api_tokens")
     assert any(ix.unique and ix.columns == ["digest"] for ix in indexes)
 

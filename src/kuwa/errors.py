@@ -125,6 +125,14 @@ class ContentBlockedError(KuwaError):
     code = "content_blocked"
 
 
+class MailError(KuwaError):
+    """Kuwa could not hand a mail to its SMTP server (or mail is not configured)."""
+
+    status = 502
+    type = "server_error"
+    code = "mail_failed"
+
+
 class ConfigError(KuwaError):
     """Bad configuration found at start-up."""
 

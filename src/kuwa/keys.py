@@ -17,6 +17,7 @@ EXECUTORS = PREFIX + "executors"
 EXECUTOR_INFO = PREFIX + "executors:info"  # hash: id -> last heartbeat's JSON (dead ones too)
 KERNEL_LEADER = PREFIX + "kernel:leader"
 GATEWAY_CONTROL = PREFIX + "gateway:control"  # every gateway's hub listens here
+MODEL_CONFIG = PREFIX + "models:config"  # hash: access code -> JSON of per-model deadlines
 
 _ACCESS_CODE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:/@+-]{0,127}$")
 _JOB_ID = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
@@ -121,3 +122,18 @@ def job_state(job_id: str) -> str:
 def job_cancel(job_id: str) -> str:
     """Flag set when a job is cancelled before an executor picked it up."""
     return f"{PREFIX}{{job:{_job(job_id)}}}:cancel"
+
+
+def session(session_id: str) -> str:
+    """A web sign-in: JSON with the user id, created and CSRF-independent metadata."""
+    return f"{PREFIX}session:{session_id}"
+
+
+def user_sessions(user: int) -> str:
+    """Set: the session ids of a user's web sign-ins (to end them all at once)."""
+    return f"{PREFIX}user:{user}:sessions"
+
+
+def login_failures(kind: str, who: str) -> str:
+    """Counter of failed sign-ins by account or client address within the window."""
+    return f"{PREFIX}login:fail:{kind}:{who}"

@@ -108,6 +108,13 @@ class Settings:
         default=300.0,
         metadata=_doc("Seconds a stream may go without any chunk before the gateway fails it."),
     )
+    auto_register_models: bool = field(
+        default=True,
+        metadata=_doc(
+            "Add an access code that an executor serves to the model catalog on first sight "
+            "(open to every group); off: only models an admin adds can be used."
+        ),
+    )
     token_cache_seconds: float = field(
         default=10.0,
         metadata=_doc("Seconds a verified API token is cached in a gateway process."),
@@ -125,6 +132,140 @@ class Settings:
         metadata=_doc(
             "Executor and kernel event loop: auto (uvloop when installed), uvloop, asyncio."
         ),
+    )
+    # --- web sign-in and security --------------------------------------------------------
+    public_url: str | None = field(
+        default=None,
+        metadata=_doc(
+            "Address people reach Kuwa at, e.g. https://kuwa.example.org, for links in mail "
+            "and OIDC redirects (default: the address of the request)."
+        ),
+    )
+    trusted_proxies: tuple[str, ...] = field(
+        default=(),
+        metadata=_doc(
+            "Proxy addresses (IPs or CIDRs, comma-separated) whose X-Forwarded-For/-Proto "
+            "headers are trusted; empty: those headers are ignored."
+        ),
+    )
+    ip_allowlist: tuple[str, ...] = field(
+        default=(),
+        metadata=_doc(
+            "Client addresses (IPs or CIDRs, comma-separated) allowed to use the gateway; "
+            "empty: everyone. /healthz stays open."
+        ),
+    )
+    session_max_age: int = field(
+        default=14 * 24 * 3600, metadata=_doc("Seconds a web sign-in lasts.")
+    )
+    login_max_failures: int = field(
+        default=5,
+        metadata=_doc("Failed sign-ins per account within login_window before it is throttled."),
+    )
+    login_ip_max_failures: int = field(
+        default=30,
+        metadata=_doc("Failed sign-ins per client address within login_window before throttling."),
+    )
+    login_window: int = field(
+        default=900, metadata=_doc("Seconds over which failed sign-ins are counted.")
+    )
+    # --- mail ---------------------------------------------------------------------------
+    smtp_host: str | None = field(
+        default=None,
+        metadata=_doc(
+            "SMTP server for verification and password-reset mail; unset: no mail is sent "
+            "(the pages say so)."
+        ),
+    )
+    smtp_port: int = field(default=587, metadata=_doc("SMTP server port."))
+    smtp_security: str = field(
+        default="starttls", metadata=_doc("SMTP transport security: starttls, ssl or none.")
+    )
+    smtp_username: str | None = field(default=None, metadata=_doc("SMTP login name."))
+    smtp_password: str | None = field(
+        default=None, repr=False, metadata=_doc("SMTP password; never logged.")
+    )
+    smtp_from: str = field(
+        default="Kuwa <kuwa@localhost>", metadata=_doc("Sender address of Kuwa's mail.")
+    )
+    smtp_timeout: float = field(default=10.0, metadata=_doc("Seconds to wait for the SMTP server."))
+    # --- LDAP ---------------------------------------------------------------------------
+    ldap_url: str | None = field(
+        default=None,
+        metadata=_doc("LDAP server, ldap://host:389 or ldaps://host:636; unset: no LDAP sign-in."),
+    )
+    ldap_start_tls: bool = field(
+        default=False, metadata=_doc("LDAP: upgrade ldap:// connections with StartTLS.")
+    )
+    ldap_ca_file: Path | None = field(
+        default=None, metadata=_doc("LDAP: CA certificates (PEM) to verify the server with.")
+    )
+    ldap_base_dn: str = field(
+        default="",
+        metadata=_doc("LDAP: where to search for users, e.g. ou=people,dc=example,dc=org."),
+    )
+    ldap_user_filter: str = field(
+        default="(|(uid={username})(mail={username}))",
+        metadata=_doc(
+            "LDAP: search filter for a user; {username} is replaced by the escaped sign-in name."
+        ),
+    )
+    ldap_bind_dn: str | None = field(
+        default=None,
+        metadata=_doc(
+            "LDAP: account that searches for users (unset: anonymous search). The user's own "
+            "password is then checked by binding as the user."
+        ),
+    )
+    ldap_bind_password: str | None = field(
+        default=None, repr=False, metadata=_doc("LDAP: password of ldap_bind_dn; never logged.")
+    )
+    ldap_email_attribute: str = field(
+        default="mail", metadata=_doc("LDAP: attribute with the email.")
+    )
+    ldap_name_attribute: str = field(
+        default="cn", metadata=_doc("LDAP: attribute with the display name.")
+    )
+    ldap_group: str = field(
+        default="Users", metadata=_doc("Group that accounts created on first LDAP sign-in join.")
+    )
+    ldap_timeout: float = field(
+        default=5.0, metadata=_doc("LDAP: seconds to wait for the server before local fallback.")
+    )
+    # --- OIDC ---------------------------------------------------------------------------
+    oidc_provider: str | None = field(
+        default=None,
+        metadata=_doc(
+            "OIDC/OAuth2 sign-in: google, microsoft, github or custom (custom needs "
+            "oidc_discovery_url); unset: none."
+        ),
+    )
+    oidc_discovery_url: str | None = field(
+        default=None,
+        metadata=_doc("OIDC discovery URL (…/.well-known/openid-configuration) for custom."),
+    )
+    oidc_client_id: str | None = field(default=None, metadata=_doc("OIDC client id."))
+    oidc_client_secret: str | None = field(
+        default=None, repr=False, metadata=_doc("OIDC client secret; never logged.")
+    )
+    oidc_scopes: str = field(
+        default="openid email profile", metadata=_doc("OIDC scopes to ask for.")
+    )
+    oidc_label: str | None = field(
+        default=None, metadata=_doc("Text of the sign-in button (default: the provider's name).")
+    )
+    oidc_tenant: str = field(
+        default="common", metadata=_doc("microsoft preset: the Entra ID tenant.")
+    )
+    oidc_group_claim: str | None = field(
+        default=None,
+        metadata=_doc(
+            "Claim whose value names the Kuwa group of an account created on first OIDC "
+            "sign-in (unset or unknown group: oidc_group)."
+        ),
+    )
+    oidc_group: str = field(
+        default="Users", metadata=_doc("Group that accounts created on first OIDC sign-in join.")
     )
     # --- data plane ---------------------------------------------------------------------
     heartbeat_ttl: float = field(
@@ -320,6 +461,21 @@ class Settings:
             raise SettingsError("upstream_timeout must be > 0")
         if self.heartbeat_ttl <= 0 or self.coalesce_ms < 0 or self.debug_delay < 0:
             raise SettingsError("heartbeat_ttl must be > 0; coalesce_ms, debug_delay >= 0")
+        if self.smtp_security not in {"starttls", "ssl", "none"}:
+            raise SettingsError(
+                f"smtp_security must be starttls, ssl or none, not {self.smtp_security}"
+            )
+        if self.oidc_provider not in {None, "google", "microsoft", "github", "custom"}:
+            raise SettingsError(
+                "oidc_provider must be google, microsoft, github or custom, "
+                f"not {self.oidc_provider}"
+            )
+        if self.oidc_provider == "custom" and not self.oidc_discovery_url:
+            raise SettingsError("oidc_provider custom needs oidc_discovery_url")
+        if self.oidc_provider and not self.oidc_client_id:
+            raise SettingsError("oidc_provider needs oidc_client_id (and usually a secret)")
+        if min(self.login_max_failures, self.login_ip_max_failures, self.login_window) < 1:
+            raise SettingsError("login_max_failures, login_ip_max_failures, login_window >= 1")
         if self.log_level.lower() not in {"debug", "info", "warning", "error"}:
             raise SettingsError(
                 f"log_level must be debug, info, warning or error, not {self.log_level}"

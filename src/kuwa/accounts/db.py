@@ -15,8 +15,9 @@ from urllib.parse import urlsplit, urlunsplit
 import peewee
 from playhouse.db_url import connect as connect_url
 
+from kuwa.accounts.groups import Groups
 from kuwa.accounts.models import MODELS, database_proxy
-from kuwa.errors import ConfigError
+from kuwa.errors import ConfigError, KuwaError
 from kuwa.settings import Settings
 
 BUSY_TIMEOUT_MS = 10_000
@@ -32,7 +33,8 @@ def open_database(settings: Settings) -> peewee.Database:
         db.connect(reuse_if_open=True)
         database_proxy.initialize(db)
         _create_tables(db)
-    except peewee.PeeweeException as exc:
+        Groups(db).seed()
+    except (peewee.PeeweeException, KuwaError) as exc:
         close_database(db)
         raise ConfigError(f"cannot open database {redact_url(url)}: {exc}") from exc
     return db

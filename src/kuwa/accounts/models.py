@@ -1,4 +1,4 @@
-"""peewee models for users and API tokens.
+"""peewee models: users, groups, tokens, models, audit log and system settings.
 
 The models are bound to :data:`database_proxy`, which :func:`kuwa.accounts.db.open_database`
 points at the database it opens. :class:`kuwa.accounts.Accounts` also binds each of its
@@ -26,14 +26,44 @@ class BaseModel(peewee.Model):
         database = database_proxy
 
 
+class Group(BaseModel):
+    id = peewee.AutoField()
+    name = peewee.CharField(max_length=100, unique=True)
+    description = peewee.TextField(default="")
+    invite_code = peewee.CharField(max_length=64, unique=True, null=True)
+    # Per-user limits for members (None: the gateway's KUWA_USER_* defaults; 0: no limit).
+    max_jobs = peewee.IntegerField(null=True)
+    requests_per_minute = peewee.IntegerField(null=True)
+    created_at = peewee.DateTimeField(default=utcnow)
+    deleted_at = peewee.DateTimeField(null=True)
+
+    class Meta:
+        table_name = "groups"
+
+
+class GroupPermission(BaseModel):
+    id = peewee.AutoField()
+    group = peewee.ForeignKeyField(Group, backref="permissions", on_delete="CASCADE")
+    permission = peewee.CharField(max_length=160)
+
+    class Meta:
+        table_name = "group_permissions"
+        indexes = ((("group", "permission"), True),)
+
+
 class User(BaseModel):
     id = peewee.AutoField()
     email = peewee.CharField(max_length=254, unique=True)  # always lower-case
     name = peewee.CharField(max_length=200)
-    password_hash = peewee.CharField(max_length=255)  # argon2 (argon2-cffi PasswordHasher)
-    is_admin = peewee.BooleanField(default=False)
+    # argon2 (argon2-cffi PasswordHasher); "" for accounts that cannot sign in locally.
+    password_hash = peewee.CharField(max_length=255)
+    group = peewee.ForeignKeyField(Group, null=True, backref="users", on_delete="SET NULL")
+    source = peewee.CharField(max_length=16, default="local")  # local, ldap, oidc
+    email_verified_at = peewee.DateTimeField(null=True)
+    must_change_password = peewee.BooleanField(default=False)
+    terms_accepted = peewee.IntegerField(default=0)  # version of the terms accepted
     created_at = peewee.DateTimeField(default=utcnow)
-    deleted_at = peewee.DateTimeField(null=True)
+    last_login_at = peewee.DateTimeField(null=True)
 
     class Meta:
         table_name = "users"
@@ -53,4 +83,103 @@ class ApiToken(BaseModel):
         table_name = "api_tokens"
 
 
-MODELS: tuple[type[BaseModel], ...] = (User, ApiToken)
+class ExternalIdentity(BaseModel):
+    """An OIDC/OAuth2 account linked to a Kuwa account."""
+
+    id = peewee.AutoField()
+    user = peewee.ForeignKeyField(User, backref="identities", on_delete="CASCADE")
+    provider = peewee.CharField(max_length=32)
+    subject = peewee.CharField(max_length=255)
+    created_at = peewee.DateTimeField(default=utcnow)
+
+    class Meta:
+        table_name = "external_identities"
+        indexes = ((("provider", "subject"), True),)
+
+
+class ProviderKey(BaseModel):
+    """A user's own key for an upstream provider (openai, google, other), Fernet-encrypted."""
+
+    id = peewee.AutoField()
+    user = peewee.ForeignKeyField(User, backref="provider_keys", on_delete="CASCADE")
+    provider = peewee.CharField(max_length=32)
+    encrypted = peewee.TextField()
+    updated_at = peewee.DateTimeField(default=utcnow)
+
+    class Meta:
+        table_name = "provider_keys"
+        indexes = ((("user", "provider"), True),)
+
+
+class OneTimeCode(BaseModel):
+    """A single-use secret mailed to a user (email verification, password reset)."""
+
+    id = peewee.AutoField()
+    user = peewee.ForeignKeyField(User, backref="codes", on_delete="CASCADE")
+    purpose = peewee.CharField(max_length=32)
+    digest = peewee.CharField(max_length=64, unique=True)
+    data = peewee.TextField(default="")  # e.g. the new address of an email change
+    expires_at = peewee.DateTimeField()
+    used_at = peewee.DateTimeField(null=True)
+
+    class Meta:
+        table_name = "one_time_codes"
+
+
+class Model(BaseModel):
+    """A model people can chat with, by access code (what executors serve)."""
+
+    id = peewee.AutoField()
+    access_code = peewee.CharField(max_length=128, unique=True)
+    name = peewee.CharField(max_length=200)
+    description = peewee.TextField(default="")
+    image = peewee.TextField(default="")  # a URL or a data: URL (small images)
+    order = peewee.IntegerField(default=0)
+    enabled = peewee.BooleanField(default=True)
+    modelfile = peewee.TextField(default="")
+    react_buttons = peewee.CharField(max_length=200, default="copy,quote,feedback,translate")
+    # Deadlines for this model's jobs (None: the KUWA_QUEUE_TIMEOUT / idle defaults).
+    queue_timeout = peewee.FloatField(null=True)
+    idle_timeout = peewee.FloatField(null=True)
+    created_at = peewee.DateTimeField(default=utcnow)
+    deleted_at = peewee.DateTimeField(null=True)
+
+    class Meta:
+        table_name = "models"
+
+
+class AuditEvent(BaseModel):
+    id = peewee.AutoField()
+    at = peewee.DateTimeField(default=utcnow, index=True)
+    user = peewee.ForeignKeyField(User, null=True, backref="audit", on_delete="SET NULL")
+    actor = peewee.CharField(max_length=254, default="")  # email at the time, "" for none
+    action = peewee.CharField(max_length=64, index=True)
+    target = peewee.CharField(max_length=254, default="")
+    detail = peewee.TextField(default="")
+    ip = peewee.CharField(max_length=64, default="")
+    ok = peewee.BooleanField(default=True)
+
+    class Meta:
+        table_name = "audit_events"
+
+
+class SystemSetting(BaseModel):
+    key = peewee.CharField(max_length=64, primary_key=True)
+    value = peewee.TextField(default="")
+
+    class Meta:
+        table_name = "system_settings"
+
+
+MODELS: tuple[type[BaseModel], ...] = (
+    Group,
+    GroupPermission,
+    User,
+    ApiToken,
+    ExternalIdentity,
+    ProviderKey,
+    OneTimeCode,
+    Model,
+    AuditEvent,
+    SystemSetting,
+)

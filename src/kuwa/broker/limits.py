@@ -39,34 +39,47 @@ class UserLimits:
     def active(self) -> bool:
         return bool(self.max_jobs or self.per_minute)
 
-    async def admit(self, user: str, job_id: str) -> None:
-        """Count the request and claim a running-job slot; raise RateLimitError if over."""
+    async def admit(
+        self,
+        user: str,
+        job_id: str,
+        *,
+        max_jobs: int | None = None,
+        per_minute: int | None = None,
+    ) -> bool:
+        """Count the request and claim a running-job slot; raise RateLimitError if over.
+
+        ``max_jobs``/``per_minute`` override the defaults for this user (their group's
+        limits). True when a running-job slot was claimed (release it when the job ends)."""
+        max_jobs = self.max_jobs if max_jobs is None else max_jobs
+        per_minute = self.per_minute if per_minute is None else per_minute
+        if not (max_jobs or per_minute):
+            return False
         now = time.time()
         with redis_errors("checking your limits"):
             try:
                 await self._script(
                     keys=[keys.user_jobs(user), keys.user_requests(user, int(now // 60))],
-                    args=[now, self.max_jobs, self.per_minute, job_id, self.claim_seconds],
+                    args=[now, max_jobs, per_minute, job_id, self.claim_seconds],
                 )
-                return
+                return bool(max_jobs)
             except ResponseError as exc:
                 if not str(exc).startswith(("RPM", "JOBS")):
                     raise
                 reason = str(exc)
         if reason.startswith("RPM"):
             raise RateLimitError(
-                f"You sent more than {self.per_minute} requests this minute; "
+                f"You sent more than {per_minute} requests this minute; "
                 "wait a little and try again.",
                 code="user_rate_limit",
                 headers={"Retry-After": str(60 - int(now % 60))},
             )
         raise RateLimitError(
-            f"You already have {self.max_jobs} answers running; wait for one to finish.",
+            f"You already have {max_jobs} answers running; wait for one to finish.",
             code="user_job_limit",
             headers={"Retry-After": "2"},
         )
 
     async def release(self, user: str, job_id: str) -> None:
-        if self.max_jobs:
-            with redis_errors("releasing your job"):
-                await self.redis.zrem(keys.user_jobs(user), job_id)
+        with redis_errors("releasing your job"):
+            await self.redis.zrem(keys.user_jobs(user), job_id)

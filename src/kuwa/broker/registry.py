@@ -78,6 +78,11 @@ class Registry:
         """Has any executor ever served this access code?"""
         return bool(await self.redis.hexists(keys.MODELS, code))
 
+    async def model_meta(self, code: str) -> dict[str, object] | None:
+        """What the last executor serving ``code`` said about it (backend, model, seen)."""
+        raw = await self.redis.hget(keys.MODELS, code)
+        return None if raw is None else dict(orjson.loads(raw))
+
     async def known_models(self) -> dict[str, dict[str, object]]:
         raw = await self.redis.hgetall(keys.MODELS)
         return {text(k): orjson.loads(v) for k, v in raw.items()}

@@ -14,7 +14,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from kuwa import web
-from kuwa.accounts import Accounts, close_database, open_database
+from kuwa.accounts import Store, close_database, open_database
 from kuwa.broker import Hub, JobQueue, Registry, connect
 from kuwa.broker.limits import UserLimits
 from kuwa.errors import BrokerError, KuwaError
@@ -29,6 +29,7 @@ from kuwa.gateway.http import (
     kuwa_error_handler,
     server_error_handler,
 )
+from kuwa.gateway.models import ModelDirectory
 from kuwa.gateway.state import GatewayState, state_of
 from kuwa.logs import setup_logging
 from kuwa.settings import Settings
@@ -45,17 +46,15 @@ async def healthz(request: Request) -> Response:
     return JSONResponse({"status": "ok", "streams": state.chat.hub.active})
 
 
-def create_app(settings: Settings, *, accounts: Accounts | None = None) -> Starlette:
+def create_app(settings: Settings) -> Starlette:
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         redis = connect(settings.effective_redis_url)
         hub = Hub(redis)
         await hub.start()
-        db = None
-        acc = accounts
-        if acc is None:
-            db = open_database(settings)
-            acc = Accounts(db, settings.load_secret_key())
+        db = open_database(settings)
+        store = Store.over(db, settings.load_secret_key())
+        registry = Registry(redis, ttl=settings.heartbeat_ttl)
         chat = ChatService(
             hub,
             JobQueue(
@@ -64,7 +63,7 @@ def create_app(settings: Settings, *, accounts: Accounts | None = None) -> Starl
                 state_ttl=settings.transcript_ttl,
                 fair_window=settings.fair_window,
             ),
-            Registry(redis, ttl=settings.heartbeat_ttl),
+            registry,
             idle_timeout=settings.stream_idle_timeout,
             limits=UserLimits(
                 redis,
@@ -74,7 +73,18 @@ def create_app(settings: Settings, *, accounts: Accounts | None = None) -> Starl
             ),
         )
         app.state.kuwa = GatewayState(
-            settings, redis, chat, TokenAuth(acc, cache_seconds=settings.token_cache_seconds)
+            settings,
+            redis,
+            chat,
+            TokenAuth(store.accounts, cache_seconds=settings.token_cache_seconds),
+            store,
+            ModelDirectory(
+                store.catalog,
+                store.groups,
+                registry,
+                redis,
+                auto_register=settings.auto_register_models,
+            ),
         )
         log.info("gateway ready (redis %s)", _safe_url(settings.effective_redis_url))
         try:
@@ -82,8 +92,7 @@ def create_app(settings: Settings, *, accounts: Accounts | None = None) -> Starl
         finally:
             await hub.stop()
             await redis.aclose()
-            if db is not None:
-                close_database(db)
+            close_database(db)
 
     routes = [
         Route("/v1.0/chat/completions", kuwa_api.chat_completions, methods=["POST"]),

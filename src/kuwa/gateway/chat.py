@@ -52,6 +52,8 @@ class ChatStream:
         self.sub = sub
         self.created = int(job.created)
         self.finished = False
+        self.idle_timeout = service.idle_timeout
+        self.claimed = False  # holds a running-job slot in the user's limits
 
     @property
     def id(self) -> str:
@@ -64,7 +66,7 @@ class ChatStream:
                 yield chunk
 
     async def _chunks(self) -> AsyncIterator[Chunk]:
-        async for chunk in self.sub.chunks(idle_timeout=self.service.idle_timeout):
+        async for chunk in self.sub.chunks(idle_timeout=self.idle_timeout):
             if chunk.final:
                 self.finished = True
                 if chunk.error is not None:
@@ -91,7 +93,8 @@ class ChatStream:
                     await self.service.queue.cancel(self.job.id)
         finally:
             await self.sub.close()
-            await self.service._release(self.job)
+            if self.claimed:
+                await self.service._release(self.job)
 
 
 class ChatService:
@@ -108,17 +111,29 @@ class ChatService:
         self.queue = queue
         self.registry = registry
         self.idle_timeout = idle_timeout
-        self.limits = limits if limits is not None and limits.active else None
+        self.limits = limits
         self._known: dict[str, float] = {}
 
     async def start(
-        self, request: ChatRequest, user_id: int | None, upstream_key: str | None = None
+        self,
+        request: ChatRequest,
+        user_id: int | None,
+        upstream_key: str | None = None,
+        *,
+        max_jobs: int | None = None,
+        per_minute: int | None = None,
+        idle_timeout: float | None = None,
+        modelfile: str | None = None,
+        check_model: bool = True,
     ) -> ChatStream:
         """Subscribe to a new job's channel, then enqueue it (in that order).
 
         ``upstream_key`` is the user's own provider key for models served through the openai
-        backend; it travels only in the queued job, never in logs or the job's state."""
-        await self._check_model(request.model)
+        backend; it travels only in the queued job, never in logs or the job's state.
+        ``max_jobs``/``per_minute`` override the service's limits for this user (their
+        group's); ``idle_timeout`` and ``modelfile`` come from the model's catalog entry."""
+        if check_model:
+            await self._check_model(request.model)
         job = Job(
             id=f"chatcmpl-{uuid.uuid4().hex}",
             model=request.model,
@@ -127,20 +142,29 @@ class ChatService:
             user_id=user_id,
             created=time.time(),
             upstream_key=upstream_key or None,
+            modelfile=modelfile or None,
         )
+        claimed = False
         if self.limits is not None and user_id is not None:
-            await self.limits.admit(str(user_id), job.id)
+            claimed = await self.limits.admit(
+                str(user_id), job.id, max_jobs=max_jobs, per_minute=per_minute
+            )
+
+        async def release() -> None:
+            if claimed:
+                await self._release(job)
+
         try:
             with redis_errors("subscribing to a job"):
                 sub = await self.hub.subscribe(job.id)
         except BaseException:
-            await self._release(job)
+            await release()
             raise
         try:
             await self.queue.enqueue(job)
         except ModelUnavailableError:
             await sub.close()
-            await self._release(job)
+            await release()
             if await self._starting(request.model):
                 raise ModelUnavailableError(
                     f"The model '{request.model}' is starting (loading its weights); "
@@ -151,9 +175,13 @@ class ChatService:
             raise
         except BaseException:
             await sub.close()
-            await self._release(job)
+            await release()
             raise
-        return ChatStream(self, job, sub)
+        stream = ChatStream(self, job, sub)
+        stream.claimed = claimed
+        if idle_timeout is not None:
+            stream.idle_timeout = idle_timeout
+        return stream
 
     async def _release(self, job: Job) -> None:
         if self.limits is not None and job.user_id is not None:

@@ -16,6 +16,7 @@ from starlette.responses import Response
 from kuwa.broker import Subscription
 from kuwa.errors import InvalidRequestError, KuwaError
 from kuwa.gateway.chat import error_of
+from kuwa.gateway.models import require_api_access
 from kuwa.gateway.openai_api import ChunkFormat
 from kuwa.gateway.sse import DONE, SSEResponse, data_event
 from kuwa.gateway.state import state_of
@@ -25,6 +26,7 @@ from kuwa.schemas import Chunk
 async def follow_job(request: Request) -> Response:
     state = state_of(request)
     user = await state.auth.authenticate(request)
+    require_api_access(user)
     after = _after(request)
     job_id = request.path_params["job_id"]
     sub, job = await state.chat.follow(job_id, user.id)

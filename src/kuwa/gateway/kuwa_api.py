@@ -17,13 +17,13 @@ from starlette.responses import Response
 from kuwa.errors import KuwaError
 from kuwa.gateway.chat import ChatStream
 from kuwa.gateway.http import (
-    UPSTREAM_KEY_HEADER,
     JSONResponse,
     read_json,
     schema_error,
     unless_disconnected,
 )
 from kuwa.gateway.sse import CLOSE, SSEResponse
+from kuwa.gateway.start import start_api_chat
 from kuwa.gateway.state import state_of
 from kuwa.schemas import ChatRequest, SchemaError, parse_chat_request
 
@@ -36,7 +36,7 @@ async def chat_completions(request: Request) -> Response:
         chat = parse_chat_request(body, "kuwa")
     except SchemaError as exc:
         raise schema_error(exc) from None
-    stream = await state.chat.start(chat, user.id, request.headers.get(UPSTREAM_KEY_HEADER))
+    stream = await start_api_chat(state, request, chat, user)
     if chat.stream:
         return SSEResponse(_events(stream, chat))
     try:

@@ -12,13 +12,14 @@ from starlette.responses import Response
 from kuwa.errors import KuwaError
 from kuwa.gateway.chat import ChatStream
 from kuwa.gateway.http import (
-    UPSTREAM_KEY_HEADER,
     JSONResponse,
     read_json,
     schema_error,
     unless_disconnected,
 )
+from kuwa.gateway.models import require_api_access
 from kuwa.gateway.sse import DONE, SSEResponse, data_event
+from kuwa.gateway.start import start_api_chat
 from kuwa.gateway.state import state_of
 from kuwa.schemas import ChatRequest, Chunk, SchemaError, parse_chat_request
 
@@ -31,7 +32,7 @@ async def chat_completions(request: Request) -> Response:
         chat = parse_chat_request(body, "openai")
     except SchemaError as exc:
         raise schema_error(exc) from None
-    stream = await state.chat.start(chat, user.id, request.headers.get(UPSTREAM_KEY_HEADER))
+    stream = await start_api_chat(state, request, chat, user)
     if chat.stream:
         return SSEResponse(_events(stream, chat))
     try:
@@ -122,19 +123,22 @@ async def _events(stream: ChatStream, chat: ChatRequest) -> AsyncIterator[bytes]
 
 async def list_models(request: Request) -> Response:
     state = state_of(request)
-    await state.auth.authenticate(request)
-    models = await state.chat.live_models()
+    user = await state.auth.authenticate(request)
+    require_api_access(user)
+    live = dict(await state.chat.live_models())
+    models = await state.models.usable(user, list(live))
     return JSONResponse(
         {
             "object": "list",
             "data": [
                 {
-                    "id": code,
+                    "id": m.access_code,
                     "object": "model",
-                    "created": int(float(str(meta.get("seen", 0)))),
+                    "created": int(float(str(live[m.access_code].get("seen", 0)))),
                     "owned_by": "kuwa",
+                    "name": m.name,
                 }
-                for code, meta in models
+                for m in models
             ],
         }
     )

@@ -7,8 +7,10 @@ from dataclasses import dataclass
 import redis.asyncio as aioredis
 from starlette.requests import Request
 
+from kuwa.accounts import Store
 from kuwa.gateway.auth import TokenAuth
 from kuwa.gateway.chat import ChatService
+from kuwa.gateway.models import ModelDirectory
 from kuwa.settings import Settings
 
 
@@ -18,6 +20,8 @@ class GatewayState:
     redis: aioredis.Redis
     chat: ChatService
     auth: TokenAuth
+    store: Store
+    models: ModelDirectory
 
 
 def state_of(request: Request) -> GatewayState:

@@ -1,0 +1,72 @@
+"""System settings an admin changes at run time (kept in the database, not the environment)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from kuwa.accounts.models import SystemSetting
+from kuwa.accounts.repo import Repo, db_errors
+from kuwa.errors import InvalidRequestError
+
+REGISTRATION_MODES = ("open", "invite", "closed")
+
+
+@dataclass(frozen=True, slots=True)
+class SystemConfig:
+    registration: str = "open"  # open, invite (invite code only) or closed
+    allowed_domains: tuple[str, ...] = ()  # sign-up only with these email domains (empty: any)
+    announcement: str = ""
+    terms: str = ""  # terms of service, markdown; empty: none to accept
+    terms_version: int = 0  # bumped whenever the terms change: everyone accepts again
+
+    def domain_allowed(self, email: str) -> bool:
+        domain = email.rpartition("@")[2].lower()
+        return not self.allowed_domains or domain in self.allowed_domains
+
+
+class System(Repo):
+    def load(self) -> SystemConfig:
+        with db_errors("reading system settings"):
+            values = dict(self._q(SystemSetting.select().tuples()))
+        return SystemConfig(
+            registration=values.get("registration", "open"),
+            allowed_domains=tuple(d for d in values.get("allowed_domains", "").split(",") if d),
+            announcement=values.get("announcement", ""),
+            terms=values.get("terms", ""),
+            terms_version=int(values.get("terms_version", "0") or 0),
+        )
+
+    def update(
+        self,
+        *,
+        registration: str | None = None,
+        allowed_domains: str | None = None,
+        announcement: str | None = None,
+        terms: str | None = None,
+    ) -> SystemConfig:
+        current = self.load()
+        values: dict[str, str] = {}
+        if registration is not None:
+            if registration not in REGISTRATION_MODES:
+                raise InvalidRequestError(
+                    "registration must be open, invite or closed", param="registration"
+                )
+            values["registration"] = registration
+        if allowed_domains is not None:
+            domains = [
+                d.strip().lower().lstrip("@") for d in allowed_domains.replace("\n", ",").split(",")
+            ]
+            values["allowed_domains"] = ",".join(d for d in domains if d)
+        if announcement is not None:
+            values["announcement"] = announcement.strip()[:4000]
+        if terms is not None and terms.strip() != current.terms:
+            values["terms"] = terms.strip()[:100_000]
+            values["terms_version"] = str(current.terms_version + 1)
+        with db_errors("saving system settings"), self._db.atomic():
+            for key, value in values.items():
+                self._q(
+                    SystemSetting.insert(key=key, value=value).on_conflict(
+                        conflict_target=[SystemSetting.key], update={SystemSetting.value: value}
+                    )
+                ).execute()
+        return self.load()

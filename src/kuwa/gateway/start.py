@@ -1,0 +1,53 @@
+"""Starting a chat for a signed-in user: API access, model access, their group's limits."""
+
+from __future__ import annotations
+
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
+
+from kuwa.accounts import UserInfo
+from kuwa.broker.connection import redis_errors
+from kuwa.gateway.chat import ChatStream
+from kuwa.gateway.http import UPSTREAM_KEY_HEADER
+from kuwa.gateway.models import require_api_access
+from kuwa.gateway.state import GatewayState
+from kuwa.schemas import ChatRequest
+
+# Executor backends that use a user's own provider key, and which of the user's keys.
+KEYED_BACKENDS = {"openai": "openai"}
+
+
+async def start_api_chat(
+    state: GatewayState, request: Request, chat: ChatRequest, user: UserInfo
+) -> ChatStream:
+    """A chat started through the API (``/v1``, ``/v1.0``)."""
+    require_api_access(user)
+    return await start_chat(state, chat, user, request.headers.get(UPSTREAM_KEY_HEADER))
+
+
+async def start_chat(
+    state: GatewayState, chat: ChatRequest, user: UserInfo, upstream_key: str | None = None
+) -> ChatStream:
+    model = await state.models.resolve(user, chat.model)
+    if not upstream_key:
+        upstream_key = await _stored_key(state, user, chat.model)
+    return await state.chat.start(
+        chat,
+        user.id,
+        upstream_key,
+        max_jobs=user.max_jobs,
+        per_minute=user.requests_per_minute,
+        idle_timeout=model.idle_timeout,
+        modelfile=model.modelfile or None,
+        check_model=False,
+    )
+
+
+async def _stored_key(state: GatewayState, user: UserInfo, code: str) -> str | None:
+    """The user's own key for the provider behind ``code``, when its executor uses one."""
+    with redis_errors("looking up a model"):
+        meta = await state.chat.registry.model_meta(code)
+    provider = KEYED_BACKENDS.get(str(meta.get("backend", ""))) if meta else None
+    if provider is None:
+        return None
+    return await run_in_threadpool(state.store.identities.get_key, user.id, provider)
