@@ -8,6 +8,7 @@ typo never silently falls back to a default.
 from __future__ import annotations
 
 import dataclasses
+import ipaddress
 import os
 import secrets
 import types
@@ -474,6 +475,14 @@ class Settings:
             raise SettingsError("oidc_provider custom needs oidc_discovery_url")
         if self.oidc_provider and not self.oidc_client_id:
             raise SettingsError("oidc_provider needs oidc_client_id (and usually a secret)")
+        for name in ("trusted_proxies", "ip_allowlist"):
+            for value in getattr(self, name):
+                try:
+                    ipaddress.ip_network(value, strict=False)
+                except ValueError:
+                    raise SettingsError(
+                        f"{name}: {value!r} is not an IP address or network like 10.0.0.0/8"
+                    ) from None
         if min(self.login_max_failures, self.login_ip_max_failures, self.login_window) < 1:
             raise SettingsError("login_max_failures, login_ip_max_failures, login_window >= 1")
         if self.log_level.lower() not in {"debug", "info", "warning", "error"}:

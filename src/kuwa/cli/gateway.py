@@ -62,6 +62,8 @@ def start(
         "log_level": settings.log_level.lower(),
         "log_config": None,
         "timeout_graceful_shutdown": 5,
+        # Forwarded headers are trusted only from KUWA_TRUSTED_PROXIES, by Kuwa itself.
+        "proxy_headers": False,
     }
     if settings.workers == 1:
         uvicorn.run(create_app(settings), **common)

@@ -9,6 +9,7 @@ from collections.abc import AsyncIterator
 from redis.exceptions import RedisError
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
+from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
@@ -33,6 +34,7 @@ from kuwa.gateway.models import ModelDirectory
 from kuwa.gateway.state import GatewayState, state_of
 from kuwa.logs import setup_logging
 from kuwa.settings import Settings
+from kuwa.web import WebSecurity
 
 log = logging.getLogger(__name__)
 
@@ -72,6 +74,7 @@ def create_app(settings: Settings) -> Starlette:
                 claim_seconds=settings.transcript_ttl,
             ),
         )
+        web_state = web.start(app, settings, redis, store)
         app.state.kuwa = GatewayState(
             settings,
             redis,
@@ -86,6 +89,7 @@ def create_app(settings: Settings) -> Starlette:
                 auto_register=settings.auto_register_models,
             ),
         )
+        web_state.on_user_changed = app.state.kuwa.forget_cached
         log.info("gateway ready (redis %s)", _safe_url(settings.effective_redis_url))
         try:
             yield
@@ -106,13 +110,31 @@ def create_app(settings: Settings) -> Starlette:
     return Starlette(
         routes=routes,
         lifespan=lifespan,
+        middleware=[
+            Middleware(WebSecurity, settings=settings, secret_key=settings.load_secret_key())
+        ],
         exception_handlers={
-            KuwaError: kuwa_error_handler,
+            KuwaError: _kuwa_error,
             ClientGone: client_gone_handler,
-            HTTPException: http_error_handler,
+            HTTPException: _http_error,
             Exception: server_error_handler,
         },
     )
+
+
+async def _kuwa_error(request: Request, exc: Exception) -> Response:
+    if web.wants_html(request) and isinstance(exc, KuwaError):
+        return web.kuwa_error_page(request, exc)
+    return await kuwa_error_handler(request, exc)
+
+
+async def _http_error(request: Request, exc: Exception) -> Response:
+    if web.wants_html(request) and isinstance(exc, HTTPException):
+        message = {404: "There is no such page.", 405: "That is not allowed here."}
+        return web.error_page(
+            request, exc.status_code, message.get(exc.status_code, str(exc.detail))
+        )
+    return await http_error_handler(request, exc)
 
 
 def create_app_from_env() -> Starlette:

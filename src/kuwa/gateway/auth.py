@@ -25,6 +25,9 @@ class TokenAuth:
         self._cache: dict[bytes, tuple[UserInfo, float]] = {}
         self._inflight: dict[bytes, asyncio.Future[UserInfo | None]] = {}
 
+    def clear(self) -> None:
+        self._cache.clear()
+
     async def authenticate(self, request: Request) -> UserInfo:
         header = request.headers.get("authorization", "")
         scheme, _, token = header.partition(" ")

@@ -23,6 +23,11 @@ class GatewayState:
     store: Store
     models: ModelDirectory
 
+    def forget_cached(self) -> None:
+        """Drop cached permissions and models (an admin changed users, groups or models)."""
+        self.auth.clear()
+        self.models.invalidate()
+
 
 def state_of(request: Request) -> GatewayState:
     state: GatewayState = request.app.state.kuwa

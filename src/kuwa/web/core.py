@@ -1,0 +1,188 @@
+"""What every web page shares: who is signed in, who may see the page, and rendering.
+
+Each page handler is declared with :func:`page`, which records who may open it (``PUBLIC``,
+``SIGNED_IN`` or one permission name) on the handler itself; a test walks every route and
+checks it, so a page cannot be added without saying who may use it.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import quote
+
+import jinja2
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
+from starlette.responses import HTMLResponse, RedirectResponse, Response
+from starlette.templating import Jinja2Templates
+
+from kuwa.accounts import Store, SystemConfig, UserInfo
+from kuwa.accounts.ldap import LdapAuthenticator
+from kuwa.errors import KuwaError
+from kuwa.mail import Mailer
+from kuwa.settings import Settings
+from kuwa.web.oidc import OidcClient
+from kuwa.web.session import Sessions, take_flashes
+
+PUBLIC = "public"
+SIGNED_IN = "signed_in"
+ACCESS_ATTR = "kuwa_access"
+
+Handler = Callable[[Request], Awaitable[Response]]
+
+_env = jinja2.Environment(
+    loader=jinja2.PackageLoader("kuwa.web", "templates"),
+    autoescape=True,
+    trim_blocks=True,
+    lstrip_blocks=True,
+)
+templates = Jinja2Templates(env=_env)
+
+
+@dataclass(slots=True)
+class WebState:
+    settings: Settings
+    store: Store
+    sessions: Sessions
+    mailer: Mailer
+    ldap: LdapAuthenticator | None
+    oidc: OidcClient | None
+    throttle: Any  # kuwa.web.throttle.LoginThrottle (import cycle otherwise)
+    on_user_changed: Callable[[], None] = lambda: None  # e.g. drop cached API permissions
+
+
+def web_state(request: Request) -> WebState:
+    state: WebState = request.app.state.web
+    return state
+
+
+async def current_user(request: Request) -> UserInfo | None:
+    """The signed-in user (cached on the request), or None."""
+    if "user" in request.scope.get("kuwa", {}):
+        cached: UserInfo | None = request.scope["kuwa"]["user"]
+        return cached
+    web = web_state(request)
+    user_id = await web.sessions.user_id(request)
+    user = None
+    if user_id is not None:
+        user = await run_in_threadpool(web.store.accounts.get_user, user_id)
+        if user is None:  # the account was deleted
+            await web.sessions.end(request)
+    request.scope.setdefault("kuwa", {})["user"] = user
+    return user
+
+
+def client_ip(request: Request) -> str:
+    return request.client.host if request.client else ""
+
+
+def page(access: str, *, gated: bool = True) -> Callable[[Handler], Handler]:
+    """Declare who may open a page: PUBLIC, SIGNED_IN or a permission name.
+
+    ``gated`` pages first send a user who must change their password or accept new terms
+    of service to do that."""
+
+    def decorate(handler: Handler) -> Handler:
+        @functools.wraps(handler)
+        async def wrapper(request: Request) -> Response:
+            if access == PUBLIC:
+                return await handler(request)
+            user = await current_user(request)
+            if user is None:
+                if request.method == "GET":
+                    target = quote(
+                        request.url.path + (f"?{request.url.query}" if request.url.query else "")
+                    )
+                    return RedirectResponse(f"/login?next={target}", status_code=303)
+                return error_page(request, 401, "Please sign in first.")
+            if gated:
+                detour = await _detour(request, user)
+                if detour is not None:
+                    return detour
+            if access != SIGNED_IN and not user.can(access):
+                return error_page(
+                    request,
+                    403,
+                    "Your account may not use this page. Ask an administrator if you need it.",
+                )
+            return await handler(request)
+
+        setattr(wrapper, ACCESS_ATTR, access)
+        return wrapper
+
+    return decorate
+
+
+async def _detour(request: Request, user: UserInfo) -> Response | None:
+    if user.must_change_password and request.url.path != "/password":
+        return RedirectResponse("/password", status_code=303)
+    config = await system_config(request)
+    if config.terms and user.terms_accepted < config.terms_version and request.url.path != "/terms":
+        return RedirectResponse("/terms", status_code=303)
+    return None
+
+
+async def system_config(request: Request) -> SystemConfig:
+    if "system" not in request.scope.get("kuwa", {}):
+        config = await run_in_threadpool(web_state(request).store.system.load)
+        request.scope.setdefault("kuwa", {})["system"] = config
+    result: SystemConfig = request.scope["kuwa"]["system"]
+    return result
+
+
+def csrf_token(request: Request) -> str:
+    getter = request.scope.get("csrftoken")
+    return str(getter()) if callable(getter) else ""
+
+
+NAV = (
+    ("tab_Room", "/", "Chat"),
+    ("tab_Store", "/store", "Store"),
+    ("tab_Dashboard", "/dashboard", "Dashboard"),
+    ("tab_Manage", "/manage", "Manage"),
+    ("tab_Profile", "/profile", "Profile"),
+)
+
+
+async def render(
+    request: Request, template: str, status_code: int = 200, **context: Any
+) -> Response:
+    user = await current_user(request)
+    config = await system_config(request)
+    nav = [(href, label) for perm, href, label in NAV if user is not None and user.can(perm)]
+    return templates.TemplateResponse(
+        request,
+        template,
+        {
+            "user": user,
+            "nav": nav,
+            "csrf": csrf_token(request),
+            "flashes": take_flashes(request),
+            "announcement": config.announcement,
+            **context,
+        },
+        status_code=status_code,
+        headers={"Cache-Control": "no-store"},
+    )
+
+
+def error_page(request: Request, status: int, message: str) -> Response:
+    html = _env.get_template("error.html").render(
+        status=status, message=message, user=None, nav=[], flashes=[], announcement="", csrf=""
+    )
+    return HTMLResponse(html, status_code=status, headers={"Cache-Control": "no-store"})
+
+
+def wants_html(request: Request) -> bool:
+    """A browser asking for a page (not an API client)."""
+    path = request.url.path
+    if path.startswith(("/v1/", "/v1.0/", "/metrics", "/healthz")):
+        return False
+    return "text/html" in request.headers.get("accept", "")
+
+
+def kuwa_error_page(request: Request, exc: KuwaError) -> Response:
+    return error_page(request, exc.status, exc.message)

@@ -1,0 +1,165 @@
+"""The middleware in front of the whole app: forwarded headers (only from trusted proxies),
+the client-address allow-list, the session cookie and CSRF protection.
+
+Cookies are marked Secure when the request came over HTTPS (directly, or as a trusted proxy
+says), so the app builds its cookie layers twice and picks one per request.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import ipaddress
+from collections.abc import Callable
+from typing import Any
+
+import orjson
+from asgi_csrf import asgi_csrf
+from starlette.middleware.sessions import SessionMiddleware
+from starlette.types import ASGIApp, Receive, Scope, Send
+from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
+
+from kuwa.errors import error_body
+from kuwa.settings import Settings
+
+API_PREFIXES = ("/v1/", "/v1.0/", "/metrics", "/healthz")
+SESSION_COOKIE = "kuwa_session"
+CSRF_COOKIE = "kuwa_csrf"
+
+
+def derive_secret(secret_key: str, label: str) -> str:
+    """A key for one purpose, so the session and CSRF keys never equal the Fernet key."""
+    return hmac.new(secret_key.encode(), f"kuwa/{label}".encode(), hashlib.sha256).hexdigest()
+
+
+def is_api(scope: Scope) -> bool:
+    return str(scope.get("path", "")).startswith(API_PREFIXES)
+
+
+class _EveryWebPath:
+    """asgi-csrf's ``always_protect``: every page, even a POST that carries no cookie yet
+    (a login form posted from another site must fail too)."""
+
+    def __contains__(self, path: object) -> bool:
+        return not str(path).startswith(API_PREFIXES)
+
+
+async def _csrf_failed(scope: Scope, send: Send, message_id: object) -> None:
+    body = (
+        b"<!doctype html><meta charset=utf-8><title>Form expired</title>"
+        b"<p>This form has expired or came from another site. Go back, reload the page "
+        b"and try again.</p>"
+    )
+    await send(
+        {
+            "type": "http.response.start",
+            "status": 403,
+            "headers": [
+                (b"content-type", b"text/html; charset=utf-8"),
+                (b"cache-control", b"no-store"),
+            ],
+        }
+    )
+    await send({"type": "http.response.body", "body": body})
+
+
+class SchemeSplit:
+    """Route each request to the ``secure`` or plain build of the same stack by its scheme."""
+
+    def __init__(self, build: Callable[[bool], ASGIApp], app: ASGIApp) -> None:
+        self.plain = build(False)
+        self.secure = build(True)
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+        elif is_api(scope):
+            await self.app(scope, receive, send)  # the API uses tokens, never cookies
+        else:
+            secure = scope.get("scheme") == "https"
+            await (self.secure if secure else self.plain)(scope, receive, send)
+
+
+class AllowList:
+    """Refuse clients outside ``networks`` with 403 (``/healthz`` stays open)."""
+
+    def __init__(self, app: ASGIApp, networks: tuple[str, ...]) -> None:
+        self.app = app
+        self.networks = [ipaddress.ip_network(n.strip(), strict=False) for n in networks]
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and scope.get("path") != "/healthz" and not self._allowed(scope):
+            body = orjson.dumps(
+                error_body(
+                    "Your address may not use this Kuwa server.",
+                    "permission_error",
+                    code="ip_not_allowed",
+                )
+            )
+            await send(
+                {
+                    "type": "http.response.start",
+                    "status": 403,
+                    "headers": [(b"content-type", b"application/json")],
+                }
+            )
+            await send({"type": "http.response.body", "body": body})
+            return
+        await self.app(scope, receive, send)
+
+    def _allowed(self, scope: Scope) -> bool:
+        client = scope.get("client")
+        if not client:
+            return False
+        try:
+            address = ipaddress.ip_address(client[0])
+        except ValueError:
+            return False
+        return any(address in net for net in self.networks)
+
+
+class WebSecurity:
+    """:func:`wrap` as a Starlette middleware class."""
+
+    def __init__(self, app: ASGIApp, settings: Settings, secret_key: str) -> None:
+        self.app = wrap(app, settings, secret_key)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        await self.app(scope, receive, send)
+
+
+def wrap(app: ASGIApp, settings: Settings, secret_key: str) -> ASGIApp:
+    session_secret = derive_secret(secret_key, "session")
+    csrf_secret = derive_secret(secret_key, "csrf")
+
+    def build(secure: bool) -> ASGIApp:
+        inner = asgi_csrf(
+            app,
+            signing_secret=csrf_secret,
+            cookie_name=CSRF_COOKIE,
+            always_protect=_EveryWebPath(),
+            skip_if_scope=is_api,
+            cookie_secure=secure,
+            cookie_samesite="Lax",
+            send_csrf_failed=_csrf_failed,
+        )
+        return SessionMiddleware(
+            inner,
+            secret_key=session_secret,
+            session_cookie=SESSION_COOKIE,
+            max_age=settings.session_max_age,
+            same_site="lax",  # strict would drop the cookie on the way back from OIDC
+            https_only=secure,
+        )
+
+    outer: ASGIApp = SchemeSplit(build, app)
+    if settings.ip_allowlist:
+        outer = AllowList(outer, settings.ip_allowlist)
+    if settings.trusted_proxies:
+        proxied: Any = ProxyHeadersMiddleware(
+            outer,  # type: ignore[arg-type]  # uvicorn types ASGI more narrowly than Starlette
+            trusted_hosts=list(settings.trusted_proxies),
+        )
+        outer = proxied
+    return outer
