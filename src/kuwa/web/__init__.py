@@ -20,7 +20,7 @@ from kuwa.accounts import Store
 from kuwa.accounts.ldap import LdapAuthenticator
 from kuwa.mail import Mailer
 from kuwa.settings import Settings
-from kuwa.web import account, signin
+from kuwa.web import account, manage, manage_system, manage_users, profile, signin
 from kuwa.web.core import (
     ACCESS_ATTR,
     PUBLIC,
@@ -87,6 +87,10 @@ def routes() -> list[BaseRoute]:
         Route("/auth/oidc/login", signin.oidc_login, methods=["GET"]),
         Route("/auth/oidc/callback", signin.oidc_callback, methods=["GET"], name="oidc_callback"),
         *account.routes(),
+        *profile.routes(),
+        *manage.routes(),
+        *manage_users.routes(),
+        *manage_system.routes(),
         Mount("/static", StaticFiles(directory=str(static)), name="static"),
     ]
 

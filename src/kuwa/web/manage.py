@@ -1,0 +1,20 @@
+"""The Manage tab's front page; the pages themselves are in manage_users and manage_system."""
+
+from __future__ import annotations
+
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import BaseRoute, Route
+
+from kuwa.web.core import page, render
+
+MANAGE = "tab_Manage"
+
+
+@page(MANAGE)
+async def index(request: Request) -> Response:
+    return await render(request, "manage/index.html")
+
+
+def routes() -> list[BaseRoute]:
+    return [Route("/manage", index, methods=["GET"])]
