@@ -20,12 +20,14 @@ __all__ = ["CSRF_COOKIE", "PASSWORD", "SESSION_COOKIE", "Browser", "make_user", 
 class Browser:
     """An httpx client that keeps cookies, asks for HTML and fills in CSRF tokens."""
 
-    def __init__(self, base_url: str, **kwargs: Any) -> None:
+    def __init__(
+        self, base_url: str, *, headers: dict[str, str] | None = None, **kwargs: Any
+    ) -> None:
         self.base_url = base_url
         self.http = httpx.Client(
             base_url=base_url,
             follow_redirects=False,
-            headers={"accept": "text/html"},
+            headers={"accept": "text/html", **(headers or {})},
             timeout=30,
             **kwargs,
         )
@@ -62,7 +64,7 @@ class Browser:
         return self.post("/login", {"email": email, "password": password})
 
     def signed_in(self) -> bool:
-        r = self.get("/profile")
+        r = self.get("/password")
         return r.status_code == 200
 
 

@@ -14,9 +14,9 @@ def main() -> None:
 
 
 def _register() -> None:
-    from kuwa.cli import executor, gateway, kernel, up, user
+    from kuwa.cli import executor, gateway, group, kernel, model, up, user
 
-    for module in (up, gateway, executor, kernel, user):
+    for module in (up, gateway, executor, kernel, user, group, model):
         main.add_command(module.command)
 
 
