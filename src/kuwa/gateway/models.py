@@ -107,11 +107,13 @@ class ModelDirectory:
         ]
 
     def allowed(self, user: UserInfo, code: str) -> bool:
-        """May ``user`` use ``code``? By their group's grants as of the last catalog read
-        (fresher than the user's cached permissions when a model was just added)."""
-        if user.group is None:
-            return False
-        return code in self._grants.get(user.group, frozenset())
+        """May ``user`` use ``code``? Either by their permissions as cached with their token,
+        or by their group's grants as of the last catalog read, whichever is newer news: a
+        model registered a moment ago, or a group created a moment ago, works at once; a
+        revoked grant stops working within the token cache time."""
+        if user.can_use_model(code):
+            return True
+        return user.group is not None and code in self._grants.get(user.group, frozenset())
 
     async def _publish(self) -> None:
         """Per-model deadlines for the kernel (HSET only when they changed)."""
