@@ -161,3 +161,26 @@ def test_a_models_modelfile_travels_with_its_jobs(stack: Stack) -> None:
         lambda: chat(stack, token).json()["choices"][0]["message"]["content"] == "hi",
         "back to plain echo",
     )
+
+
+def test_a_models_deadlines_come_from_the_catalog(stack: Stack) -> None:
+    token = stack.create_user("deadlines@example.com")
+    stack.executor("sleepy", delay=1.5)
+    assert models(stack, token).status_code == 200  # registers sleepy
+    with store_of(stack) as store:
+        store.catalog.update("sleepy", idle_timeout=0.4, queue_timeout=30)
+    client = stack.redis.client()
+    try:
+        # The queue timeout is published for the kernel (when a request reads the catalog)...
+        eventually(
+            lambda: (
+                models(stack, token).status_code == 200
+                and client.hget(keys.MODEL_CONFIG, "sleepy") == b'{"queue_timeout":30.0}'
+            ),
+            "published",
+        )
+        # ...and the idle timeout ends a stream that goes quiet for longer.
+        r = chat(stack, token, "sleepy", "a b c")
+        assert r.json()["error"]["code"] == "timeout", r.text
+    finally:
+        client.close()

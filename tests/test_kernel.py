@@ -8,6 +8,7 @@ import signal
 import time
 from pathlib import Path
 
+import orjson
 import pytest
 import redis.asyncio as aioredis
 
@@ -182,6 +183,24 @@ async def test_job_waiting_past_the_queue_timeout_fails(redis: aioredis.Redis, h
     [chunk] = [c async for c in sub.chunks(idle_timeout=5)]
     assert chunk.error is not None and chunk.error["code"] == "queue_timeout"
     assert await redis.xlen(keys.queue_stream("echo")) == 0
+    await sub.close()
+
+
+async def test_a_models_own_queue_timeout_wins(redis: aioredis.Redis, hub: Hub) -> None:
+    await JobQueue(redis).ensure_groups(["echo"])
+    await Registry(redis, ttl=30).heartbeat(
+        ExecutorInfo("busy", ("echo",), "debug", "m", "h", 1, 1)
+    )
+    job = make_job()
+    sub = await hub.subscribe(job.id)
+    await JobQueue(redis).enqueue(job)
+    await asyncio.sleep(0.3)
+    # As a gateway publishes it from the model catalog:
+    await redis.hset(keys.MODEL_CONFIG, "echo", orjson.dumps({"queue_timeout": 0.2}))
+    await Kernel(Settings(queue_timeout=600), redis).tick()
+    [chunk] = [c async for c in sub.chunks(idle_timeout=5)]
+    assert chunk.error is not None and chunk.error["code"] == "queue_timeout"
+    assert "0.2 s" in chunk.error["message"]
     await sub.close()
 
 

@@ -120,10 +120,11 @@ class Kernel:
         models = await self.registry.known_models()
         recovered = 0
         counts = await self.registry.live_counts(list(models))
+        timeouts = await self.queue_timeouts()
         for code, n in counts.items():
             if n == 0 and not await self.redis.exists(keys.queue_standby(code)):
                 recovered += await self.fail_stranded(code)
-            recovered += await self.fail_overdue(code)
+            recovered += await self.fail_overdue(code, timeouts.get(code))
             await self.queue.refill(code, self.settings.fair_window)  # a safety net
         for code in models:
             stream = keys.queue_stream(code)
@@ -153,9 +154,19 @@ class Kernel:
             "model_unavailable",
         )
 
-    async def fail_overdue(self, code: str) -> int:
-        """Fail jobs that waited longer than the queue timeout for a free executor."""
-        timeout = self.settings.queue_timeout
+    async def queue_timeouts(self) -> dict[str, float]:
+        """Per-model queue timeouts that admins set in the catalog (published by gateways)."""
+        timeouts: dict[str, float] = {}
+        for raw_code, raw in (await self.redis.hgetall(keys.MODEL_CONFIG)).items():
+            value = orjson.loads(raw).get("queue_timeout")
+            if isinstance(value, int | float) and value > 0:
+                timeouts[text(raw_code)] = float(value)
+        return timeouts
+
+    async def fail_overdue(self, code: str, timeout: float | None = None) -> int:
+        """Fail jobs that waited longer than the queue timeout (the model's own, else the
+        default) for a free executor."""
+        timeout = timeout or self.settings.queue_timeout
         return await self._fail_waiting(
             code,
             timeout,
