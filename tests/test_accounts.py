@@ -16,6 +16,8 @@ from cryptography.fernet import Fernet
 from kuwa.accounts import (
     TOKEN_PREFIX,
     Accounts,
+    Catalog,
+    Groups,
     UserInfo,
     close_database,
     open_database,
@@ -364,3 +366,26 @@ def test_bad_database_url_is_a_config_error(tmp_path: Path, url: str) -> None:
     with pytest.raises(ConfigError) as info:
         open_database(Settings(data_dir=tmp_path, database_url=url))
     assert "s3cr3t-pw" not in info.value.message
+
+
+def test_admins_keep_tab_manage(db: peewee.Database) -> None:
+    groups = Groups(db)
+    admins = groups.get("Admins")
+    with pytest.raises(InvalidRequestError, match="must keep tab_Manage"):
+        groups.revoke("Admins", ["tab_Manage"])
+    with pytest.raises(InvalidRequestError, match="must keep tab_Manage"):
+        groups.set_permissions(admins.id, ["tab_Room"])
+    with pytest.raises(InvalidRequestError, match="unknown permission"):
+        groups.revoke("Users", ["tab_Nothing"])
+    assert "tab_Manage" in groups.get("Admins").permissions
+
+
+def test_seeded_groups_and_new_models_open_to_all(db: peewee.Database) -> None:
+    groups = Groups(db)
+    assert {g.name for g in groups.list_groups()} == {"Admins", "Users"}
+    assert groups.get("Admins").permissions >= set(permissions.ALL)
+    assert "tab_Manage" not in groups.get("Users").permissions
+    assert "Room_read_access_to_api" in groups.get("Users").permissions
+    Catalog(db).create("gpt-x", "GPT X")
+    assert all("model:gpt-x" in g.permissions for g in groups.list_groups())
+    assert groups.model_grants()["Users"] >= {"gpt-x"}

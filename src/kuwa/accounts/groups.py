@@ -133,7 +133,8 @@ class Groups(Repo):
         """Replace the group's permissions with ``permissions``."""
         granted = check_permissions(permissions)
         with db_errors("setting permissions"), self._db.atomic():
-            self.get_by_id(group_id)
+            group = self.get_by_id(group_id)
+            _keep_admins_managing(group.name, group.permissions - granted)
             self._q(GroupPermission.delete().where(GroupPermission.group == group_id)).execute()
             self._grant(group_id, granted)
         return self.get_by_id(group_id)
@@ -147,6 +148,8 @@ class Groups(Repo):
 
     def revoke(self, name: str, permissions: Iterable[str]) -> GroupInfo:
         group = self.get(name)
+        permissions = check_permissions(permissions)
+        _keep_admins_managing(group.name, permissions)
         with db_errors("revoking permissions"):
             self._q(
                 GroupPermission.delete().where(
@@ -229,6 +232,14 @@ class Groups(Repo):
             permissions=granted,
             members=int(members),
             deleted_at=aware_or_none(row["deleted_at"]),  # type: ignore[arg-type]
+        )
+
+
+def _keep_admins_managing(group: str, removed: Iterable[str]) -> None:
+    if group == perms.ADMINS and "tab_Manage" in set(removed):
+        raise InvalidRequestError(
+            "the Admins group must keep tab_Manage, or nobody could manage Kuwa",
+            param="permission",
         )
 
 

@@ -65,10 +65,10 @@ READ_BY: dict[str, str] = {
     "oidc_tenant": "gateway, up",
     "oidc_group_claim": "gateway, up",
     "oidc_group": "gateway, up",
-    "data_dir": "gateway, up, user",
+    "data_dir": "gateway, up, user, group, model",
     "redis_url": "gateway, executor, kernel, up",
-    "database_url": "gateway, up, user",
-    "secret_key": "gateway, up, user",
+    "database_url": "gateway, up, user, group, model",
+    "secret_key": "gateway, up, user, group, model",
     "host": "gateway, up",
     "port": "gateway, up",
     "workers": "gateway",
@@ -142,7 +142,7 @@ What must agree between processes:
 
 - every process of one deployment: `KUWA_REDIS_URL` (unset means `{DEFAULT_REDIS_URL}`,
   except under `kuwa-cli up`, which starts its own Redis);
-- every process that opens the database (gateways, `kuwa-cli user`, `kuwa-cli up`):
+- every process that opens the database (gateways, `kuwa-cli up`, `kuwa-cli user|group|model`):
   `KUWA_DATABASE_URL` and the same secret key, either `KUWA_SECRET_KEY` or the same
   `DATA_DIR/secret.key` file;
 - `KUWA_TRANSCRIPT_TTL` should be the same for gateways, executors and the kernel (it bounds
