@@ -389,3 +389,11 @@ def test_seeded_groups_and_new_models_open_to_all(db: peewee.Database) -> None:
     Catalog(db).create("gpt-x", "GPT X")
     assert all("model:gpt-x" in g.permissions for g in groups.list_groups())
     assert groups.model_grants()["Users"] >= {"gpt-x"}
+
+
+def test_user_search_treats_wildcards_as_text(accounts: Accounts) -> None:
+    accounts.create_user("under_score@example.com", "Under Score", PASSWORD)
+    accounts.create_user("plain@example.com", "Plain 100%", PASSWORD)
+    assert [u.email for u in accounts.list_users("_")] == ["under_score@example.com"]
+    assert [u.email for u in accounts.list_users("100%")] == ["plain@example.com"]
+    assert [u.email for u in accounts.list_users("UNDER")] == ["under_score@example.com"]

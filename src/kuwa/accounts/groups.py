@@ -169,8 +169,10 @@ class Groups(Repo):
     def delete(self, group_id: int) -> None:
         """Soft delete: members keep their account but lose the group's permissions."""
         group = self.get_by_id(group_id)
-        if group.name == perms.ADMINS:
-            raise InvalidRequestError("the Admins group cannot be deleted", param="group_id")
+        if group.name in (perms.ADMINS, perms.USERS):
+            raise InvalidRequestError(
+                f"the {group.name} group cannot be deleted (Kuwa needs it)", param="group_id"
+            )
         with db_errors("deleting a group"):
             self._q(
                 Group.update(deleted_at=utcnow(), invite_code=None).where(Group.id == group_id)

@@ -262,11 +262,9 @@ class Accounts(Repo):
     def list_users(self, search: str = "", *, limit: int = 50, offset: int = 0) -> list[UserRow]:
         query = _USER_SELECT.select_extend(User.created_at, User.last_login_at)
         if search.strip():
-            needle = f"%{search.strip().lower()}%"
-            query = query.where(
-                peewee.fn.LOWER(User.email).contains(search.strip().lower())
-                | peewee.fn.LOWER(User.name) ** needle
-            )
+            needle = search.strip().lower()
+            # contains() is a case-insensitive LIKE with % and _ escaped
+            query = query.where(User.email.contains(needle) | User.name.contains(needle))
         with db_errors("listing users"):
             rows = self._rows(query.order_by(User.email).limit(limit).offset(offset))
         return [_user_row(row) for row in rows]

@@ -163,10 +163,10 @@ class Kernel:
                 timeouts[text(raw_code)] = float(value)
         return timeouts
 
-    async def fail_overdue(self, code: str, timeout: float | None = None) -> int:
+    async def fail_overdue(self, code: str, own_limit: float | None = None) -> int:
         """Fail jobs that waited longer than the queue timeout (the model's own, else the
         default) for a free executor."""
-        timeout = timeout or self.settings.queue_timeout
+        timeout = own_limit or self.settings.queue_timeout
         return await self._fail_waiting(
             code,
             timeout,

@@ -1,0 +1,104 @@
+"""Every web route says who may use it, and each one refuses everybody else.
+
+Walks the app's routing table: a page without a declared access rule fails the first test,
+so no page can be added without one. Then, for every page that needs a permission, a user
+holding every permission but that one is refused (403); pages for signed-in users send
+anonymous visitors to sign in.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from starlette.routing import Mount, Route
+
+from kuwa.accounts import permissions
+from kuwa.gateway.app import create_app
+from kuwa.settings import Settings
+from kuwa.web import ACCESS_ATTR, PUBLIC, SIGNED_IN
+from tests.stack import RedisServer, Stack
+from tests.web import Browser, make_user
+
+# Token-authenticated API routes: their permission checks are in tests/test_api_permissions.py.
+API_PATHS = ("/v1/", "/v1.0/", "/healthz", "/metrics")
+
+
+def web_routes(tmp_path: Path) -> list[tuple[str, str, str]]:
+    """(method, path, access) for every web route."""
+    app = create_app(Settings(data_dir=tmp_path / "data"))
+    found = []
+    for route in app.routes:
+        if isinstance(route, Mount):
+            assert route.path == "/static", f"unexpected mount {route.path}"
+            continue
+        assert isinstance(route, Route)
+        if route.path.startswith(API_PATHS):
+            continue
+        access = getattr(route.endpoint, ACCESS_ATTR, None)
+        assert access is not None, f"{route.path} does not declare who may use it (page())"
+        for method in sorted((route.methods or set()) - {"HEAD"}):
+            found.append((method, route.path, access))
+    return found
+
+
+def concrete(path: str) -> str:
+    """A path with its parameters filled in (the access check runs before the handler)."""
+    path = re.sub(r"\{[a-z_]+:path\}", "echo", path)
+    return re.sub(r"\{[a-z_]+(:int)?\}", "1", path)
+
+
+def test_every_web_route_declares_its_access(tmp_path: Path) -> None:
+    routes = web_routes(tmp_path)
+    assert ("POST", "/login", PUBLIC) in routes
+    assert ("GET", "/password", SIGNED_IN) in routes
+    for _, path, access in routes:
+        assert access in (PUBLIC, SIGNED_IN) or permissions.is_known(access), (path, access)
+
+
+@pytest.fixture(scope="module")
+def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+    folder = tmp_path_factory.mktemp("routes")
+    server = RedisServer(folder / "redis")
+    s = Stack(folder, server)
+    try:
+        s.base_url = s.gateway()
+        yield s
+    finally:
+        s.stop()
+        server.stop()
+
+
+def test_each_permission_page_refuses_a_user_without_it(stack: Stack, tmp_path: Path) -> None:
+    routes = [r for r in web_routes(tmp_path) if r[2] not in (PUBLIC, SIGNED_IN)]
+    assert routes, "no permission-guarded pages found"
+    browsers: dict[str, Browser] = {}
+    try:
+        for method, path, access in routes:
+            if access not in browsers:
+                email = f"lacks-{access.lower().replace('_', '-')}@example.com"
+                make_user(stack, email, permissions=[p for p in permissions.ALL if p != access])
+                browsers[access] = Browser(stack.base_url)
+                assert browsers[access].login(email).status_code == 303
+            b = browsers[access]
+            url = concrete(path)
+            r = b.post(url, {}) if method == "POST" else b.get(url)
+            assert r.status_code == 403, f"{method} {url} without {access}: {r.status_code}"
+    finally:
+        for b in browsers.values():
+            b.close()
+
+
+def test_signed_in_pages_send_anonymous_visitors_to_sign_in(stack: Stack, tmp_path: Path) -> None:
+    routes = [r for r in web_routes(tmp_path) if r[2] != PUBLIC]
+    with Browser(stack.base_url) as b:
+        for method, path, _ in routes:
+            url = concrete(path)
+            if method == "GET":
+                r = b.get(url)
+                assert r.status_code == 303, url
+                assert r.headers["location"].startswith("/login?next="), url
+            else:
+                assert b.post(url, {}).status_code == 401, url
