@@ -187,8 +187,10 @@ def _check(**fields: Any) -> dict[str, Any]:
             )
         values["react_buttons"] = ",".join(dict.fromkeys(buttons))
     for key in ("queue_timeout", "idle_timeout"):
-        if key in values and float(values[key]) <= 0:
-            raise InvalidRequestError(f"{key} must be more than 0 seconds", param=key)
+        if key in values:
+            if float(values[key]) < 0:
+                raise InvalidRequestError(f"{key} must be 0 (the default) or more", param=key)
+            values[key] = float(values[key]) or None  # 0: back to the server's default
     return values
 
 

@@ -12,7 +12,17 @@ from starlette.routing import BaseRoute, Route
 
 from kuwa.accounts import RESET_PASSWORD, VERIFY_EMAIL, UserInfo
 from kuwa.errors import ConflictError, KuwaError
-from kuwa.web.core import PUBLIC, SIGNED_IN, client_ip, current_user, page, render, web_state
+from kuwa.web.core import (
+    PUBLIC,
+    SIGNED_IN,
+    client_ip,
+    confirm_link,
+    current_user,
+    page,
+    posted_code,
+    render,
+    web_state,
+)
 from kuwa.web.session import flash
 from kuwa.web.signin import sign_in
 
@@ -163,9 +173,16 @@ async def _check_mail(request: Request, email: str) -> Response:
 
 
 @page(PUBLIC)
+async def verify_form(request: Request) -> Response:
+    return await confirm_link(
+        request, "Confirm your email", "One more click to confirm your address.", "Confirm"
+    )
+
+
+@page(PUBLIC)
 async def verify(request: Request) -> Response:
     store = web_state(request).store
-    code = request.query_params.get("code", "")
+    code = await posted_code(request)
     redeemed = await run_in_threadpool(store.codes.redeem, code, VERIFY_EMAIL)
     if redeemed is None:
         return await render(
@@ -345,7 +362,8 @@ def routes() -> list[BaseRoute]:
     return [
         Route("/signup", signup_form, methods=["GET"]),
         Route("/signup", signup, methods=["POST"]),
-        Route("/verify", verify, methods=["GET"]),
+        Route("/verify", verify_form, methods=["GET"]),
+        Route("/verify", verify, methods=["POST"]),
         Route("/forgot", forgot_form, methods=["GET"]),
         Route("/forgot", forgot, methods=["POST"]),
         Route("/reset", reset_form, methods=["GET"]),

@@ -186,3 +186,22 @@ def wants_html(request: Request) -> bool:
 
 def kuwa_error_page(request: Request, exc: KuwaError) -> Response:
     return error_page(request, exc.status, exc.message)
+
+
+async def confirm_link(request: Request, title: str, message: str, button: str) -> Response:
+    """The page a mailed link opens: one button that POSTs its code back. Opening a link
+    changes nothing, so mail scanners that follow links do not use codes up."""
+    return await render(
+        request,
+        "confirm.html",
+        title=title,
+        message=message,
+        button=button,
+        action=request.url.path,
+        code=request.query_params.get("code", ""),
+    )
+
+
+async def posted_code(request: Request) -> str:
+    form = await request.form()
+    return str(form.get("code", ""))

@@ -23,6 +23,7 @@ from starlette.responses import RedirectResponse, Response
 from starlette.routing import BaseRoute, Route
 
 from kuwa.accounts import REACT_BUTTONS, REGISTRATION_MODES, ModelInfo, SystemConfig, UserInfo
+from kuwa.accounts.catalog import MAX_IMAGE_CHARS
 from kuwa.broker.connection import redis_errors
 from kuwa.errors import InvalidRequestError, KuwaError, NotFoundError
 from kuwa.web.core import client_ip, current_user, page, render, web_state
@@ -32,7 +33,8 @@ from kuwa.web.session import flash
 log = logging.getLogger(__name__)
 
 # --- models ---------------------------------------------------------------------------------
-MAX_UPLOAD = 192 * 1024  # bytes of an uploaded image (the catalog's limit, as a data: URL)
+# Bytes of an uploaded image: as a data: URL it must fit the catalog's limit (192 KiB).
+MAX_UPLOAD = (MAX_IMAGE_CHARS - len("data:image/jpeg;base64,")) // 4 * 3
 MAX_MODELFILE = 200_000
 MAX_DESCRIPTION = 20_000
 MAX_TIMEOUT = 7 * 24 * 3600.0
@@ -116,7 +118,7 @@ def sniff_image(data: bytes) -> str | None:
     return None
 
 
-async def _uploaded_image(form: FormData) -> str | None:
+async def uploaded_image(form: FormData) -> str | None:
     """The uploaded image as a data: URL; None when no file was chosen."""
     upload = form.get("image_file")
     if not isinstance(upload, UploadFile) or not upload.filename:
@@ -126,7 +128,7 @@ async def _uploaded_image(form: FormData) -> str | None:
         return None
     if len(data) > MAX_UPLOAD:
         raise InvalidRequestError(
-            f"The image is too large: at most {MAX_UPLOAD // 1024} KiB.", param="image"
+            f"The image is too large: at most {round(MAX_UPLOAD / 1024)} KiB.", param="image"
         )
     kind = sniff_image(data)
     if kind is None:
@@ -168,7 +170,9 @@ async def _model_fields(
     try:
         order = int(values.order or "0")
     except ValueError:
-        raise InvalidRequestError(f"The order must be a whole number, not {values.order!r}.") from None
+        raise InvalidRequestError(
+            f"The order must be a whole number, not {values.order!r}."
+        ) from None
     if abs(order) > 1_000_000:
         raise InvalidRequestError("The order must be between -1000000 and 1000000.")
     if len(values.description) > MAX_DESCRIPTION:
@@ -180,23 +184,21 @@ async def _model_fields(
         raise InvalidRequestError(f"Unknown react button {bad[0]!r}.")
     check_modelfile(values.modelfile)
     fields: dict[str, Any] = {
-        "name": values.name.strip() or (current.name if current else values.access_code),
+        "name": values.name.strip(),  # empty: the access code when creating, an error after
         "description": values.description.strip(),
         "order": order,
         "enabled": values.enabled,
-        "modelfile": values.modelfile.strip("\n"),
+        "modelfile": values.modelfile.rstrip("\n"),  # as checked: its line numbers hold
         "react_buttons": values.react_buttons,
     }
-    for key, label in (("queue_timeout", "The queue timeout"), ("idle_timeout", "The idle timeout")):
+    for key, label in (
+        ("queue_timeout", "The queue timeout"),
+        ("idle_timeout", "The idle timeout"),
+    ):
         raw = getattr(values, key)
         value = _number(raw, label, default=None)
-        if value is None and current is not None and getattr(current, key) is not None:
-            # Catalog.update treats None as "leave as is", so it cannot go back to the default.
-            raise InvalidRequestError(
-                f"{label} cannot be reset to the default here yet; enter a number of seconds."
-            )
-        fields[key] = value
-    uploaded = await _uploaded_image(form)
+        fields[key] = 0 if value is None else value  # 0 (empty): the server's default
+    uploaded = await uploaded_image(form)
     if uploaded is not None:
         fields["image"] = uploaded
     elif form.get("remove_image"):
@@ -428,7 +430,8 @@ async def restore_model(request: Request) -> Response:
 # --- system settings ------------------------------------------------------------------------
 MAX_ANNOUNCEMENT = 4000
 MAX_TERMS = 100_000
-_DOMAIN = re.compile(r"[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?(?:\.[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?)*")
+_LABEL = r"[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?"
+_DOMAIN = re.compile(rf"{_LABEL}(?:\.{_LABEL})*")
 
 
 def _domains(raw: str) -> list[str]:
@@ -529,11 +532,11 @@ async def system_page(request: Request) -> Response:
 async def update_system(request: Request) -> Response:
     admin = await _admin(request)
     store = web_state(request).store
-    form = await request.form()
-    values = {
-        key: _text(form, key)
-        for key in ("registration", "allowed_domains", "announcement", "terms")
-    }
+    async with request.form(max_files=0, max_fields=20) as form:
+        values = {
+            key: _text(form, key)
+            for key in ("registration", "allowed_domains", "announcement", "terms")
+        }
     before = await run_in_threadpool(store.system.load)
     try:
         if values["registration"] not in REGISTRATION_MODES:

@@ -20,6 +20,8 @@ account the code was issued for.
 
 from __future__ import annotations
 
+from types import SimpleNamespace
+
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
@@ -33,8 +35,10 @@ from kuwa.web.account import _mail, link
 from kuwa.web.core import (
     PUBLIC,
     client_ip,
+    confirm_link,
     current_user,
     page,
+    posted_code,
     render,
     system_config,
     web_state,
@@ -100,15 +104,16 @@ async def _page(
         token_error=token_error,
         providers=[(p, PROVIDER_LABELS.get(p, p.title()), p in stored) for p in PROVIDERS],
         mail=web.mailer.enabled,
-        can={
-            "name": user.can(UPDATE_NAME),
-            "email": user.can(UPDATE_EMAIL),
-            "password": user.can(UPDATE_PASSWORD),
-            "read_token": user.can(READ_TOKEN),
-            "renew_token": user.can(RENEW_TOKEN),
-            "keys": user.can(UPDATE_KEYS),
-            "delete": user.can(DELETE_ACCOUNT),
-        },
+        # A namespace, not a dict: in Jinja ``can.keys`` of a dict is the method (truthy).
+        can=SimpleNamespace(
+            name=user.can(UPDATE_NAME),
+            email=user.can(UPDATE_EMAIL),
+            password=user.can(UPDATE_PASSWORD),
+            read_token=user.can(READ_TOKEN),
+            renew_token=user.can(RENEW_TOKEN),
+            provider_keys=user.can(UPDATE_KEYS),
+            delete=user.can(DELETE_ACCOUNT),
+        ),
     )
 
 
@@ -282,10 +287,17 @@ async def update_email(request: Request) -> Response:
 
 
 @page(PUBLIC)
+async def confirm_email_form(request: Request) -> Response:
+    return await confirm_link(
+        request, "Confirm your new email", "One more click to change your address.", "Confirm"
+    )
+
+
+@page(PUBLIC)
 async def confirm_email(request: Request) -> Response:
     web = web_state(request)
     store = web.store
-    code = request.query_params.get("code", "")
+    code = await posted_code(request)
     redeemed = await run_in_threadpool(store.codes.redeem, code, CHANGE_EMAIL)
     owner = None
     if redeemed is not None:
@@ -450,6 +462,13 @@ async def delete_account(request: Request) -> Response:
             await _require_password(request, user, str(form.get("password", "")))
         elif str(form.get("confirm_email", "")).strip().lower() != user.email:
             raise _Refused(f"Type your email address ({user.email}) to confirm.")
+        if user.group == "Admins":
+            admins = await run_in_threadpool(store.groups.get, "Admins")
+            if admins.members <= 1:
+                raise _Refused(
+                    "You are the last administrator: make someone else an administrator "
+                    "before you delete your account."
+                )
     except _Refused as refused:
         return await _refused(request, refused)
     await run_in_threadpool(store.accounts.delete_user, user.id)
@@ -468,7 +487,8 @@ def routes() -> list[BaseRoute]:
         Route("/profile", show, methods=["GET"]),
         Route("/profile/name", update_name, methods=["POST"]),
         Route("/profile/email", update_email, methods=["POST"]),
-        Route("/profile/email/confirm", confirm_email, methods=["GET"]),
+        Route("/profile/email/confirm", confirm_email_form, methods=["GET"]),
+        Route("/profile/email/confirm", confirm_email, methods=["POST"]),
         Route("/profile/password", update_password, methods=["POST"]),
         Route("/profile/token", renew_token, methods=["POST"]),
         Route("/profile/keys", update_keys, methods=["POST"]),

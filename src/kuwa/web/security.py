@@ -13,10 +13,12 @@ import ipaddress
 from collections.abc import Callable
 from typing import Any
 
+import asgi_csrf as _asgi_csrf
 import orjson
 from asgi_csrf import asgi_csrf
+from python_multipart import FormParser
 from starlette.middleware.sessions import SessionMiddleware
-from starlette.types import ASGIApp, Receive, Scope, Send
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
 from kuwa.errors import error_body
@@ -25,6 +27,42 @@ from kuwa.settings import Settings
 API_PREFIXES = ("/v1/", "/v1.0/", "/metrics", "/healthz")
 SESSION_COOKIE = "kuwa_session"
 CSRF_COOKIE = "kuwa_csrf"
+
+
+async def _multipart_token(boundary: bytes, receive: Receive) -> tuple[str | None, Receive]:
+    """asgi-csrf's search for the token in a multipart form, for python-multipart >= 0.0.26.
+
+    asgi-csrf 0.11 passes ``FileClass=`` to python-multipart's FormParser, which no longer
+    takes it (simonw/asgi-csrf#38, fix pending upstream), so every upload failed with a 500.
+    Same contract: the ``csrftoken`` field must come before any file, and the body read so
+    far is replayed to the app."""
+    messages: list[Message] = []
+
+    async def replay() -> Message:
+        return messages.pop(0) if messages else await receive()
+
+    def on_field(field: Any) -> None:
+        if field.field_name == b"csrftoken":
+            raise _asgi_csrf.TokenFound(field.value.decode("utf-8"))
+
+    def on_file(file: Any) -> None:
+        raise _asgi_csrf.FileBeforeToken
+
+    parser = FormParser("multipart/form-data", on_field, on_file, boundary=boundary)
+    more = True
+    try:
+        while more:
+            message = await receive()
+            messages.append(message)
+            parser.write(message.get("body", b""))
+            more = message.get("more_body", False)
+        parser.finalize()
+    except _asgi_csrf.TokenFound as found:
+        return str(found.args[0]), replay
+    return None, replay
+
+
+_asgi_csrf._parse_multipart_form_data = _multipart_token
 
 
 def derive_secret(secret_key: str, label: str) -> str:

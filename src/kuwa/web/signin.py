@@ -66,7 +66,9 @@ async def login(request: Request) -> Response:
     try:
         await web.throttle.check(email, ip)
     except RateLimitError as exc:
-        web.store.audit.record("login_throttled", actor=email, ip=ip, ok=False)
+        await run_in_threadpool(
+            web.store.audit.record, "login_throttled", actor=email, ip=ip, ok=False
+        )
         return await _login_page(request, error=exc.message, email=email, status=429)
     user = await _authenticate(request, email, password)
     if user is None:
