@@ -18,6 +18,11 @@ def test_every_name_is_prefixed_and_has_no_double_colon() -> None:
         keys.MODELS,
         keys.EXECUTORS,
         keys.KERNEL_LEADER,
+        keys.MODEL_CONFIG,
+        keys.session("abc"),
+        keys.user_sessions(7),
+        keys.login_failures("account", "0f0f"),
+        keys.login_failures("ip", "127.0.0.1"),
     ]
     for name in names:
         assert name.startswith("kuwa:")

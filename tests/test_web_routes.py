@@ -102,3 +102,19 @@ def test_signed_in_pages_send_anonymous_visitors_to_sign_in(stack: Stack, tmp_pa
                 assert r.headers["location"].startswith("/login?next="), url
             else:
                 assert b.post(url, {}).status_code == 401, url
+
+
+# Pages that name a resource in their path and may be opened by its owner (not only by an
+# administrator) must prove that another user gets 403/404: list each with its IDOR test.
+OWNED_RESOURCE_ROUTES: dict[str, str] = {
+    # "/rooms/{room_id}": "tests/test_web_rooms.py::test_another_users_room_is_404",
+}
+
+
+def test_pages_naming_a_resource_are_for_admins_or_have_an_idor_test(tmp_path: Path) -> None:
+    """IDOR: today every page with an id in its path is an admin's (Manage); the API's one
+    resource, a job, is 404 for other users (tests/test_follow.py); tokens are revoked only
+    by their owner (tests/test_accounts.py). A new owner-facing page must be added above."""
+    for _, path, access in web_routes(tmp_path):
+        if "{" in path and access != "tab_Manage":
+            assert path in OWNED_RESOURCE_ROUTES, f"{path} ({access}) needs an IDOR test"

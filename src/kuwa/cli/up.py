@@ -197,7 +197,9 @@ def _first_start(settings: Settings) -> None:
         if accounts.find_user(settings.admin_email) is not None:
             return
         password = settings.admin_password or secrets.token_urlsafe(12)
-        user = accounts.create_user(settings.admin_email, "Admin", password, is_admin=True)
+        user = accounts.create_user(
+            settings.admin_email, "Admin", password, is_admin=True, email_verified=True
+        )
         token = accounts.ensure_token(user.id)
     finally:
         close_database(db)

@@ -138,10 +138,9 @@ def csrf_token(request: Request) -> str:
     return str(getter()) if callable(getter) else ""
 
 
+# The tabs a user sees (the store and the dashboard join when their pages exist).
 NAV = (
     ("tab_Room", "/", "Chat"),
-    ("tab_Store", "/store", "Store"),
-    ("tab_Dashboard", "/dashboard", "Dashboard"),
     ("tab_Manage", "/manage", "Manage"),
     ("tab_Profile", "/profile", "Profile"),
 )
