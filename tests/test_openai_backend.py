@@ -18,6 +18,7 @@ from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any, cast
 
+import httpx
 import orjson
 import pytest
 import uvicorn
@@ -479,3 +480,49 @@ async def test_penalties_and_the_users_own_key_travel_upstream(upstream: Upstrea
     assert headers["authorization"] == "Bearer sk-users-own"
     assert body["presence_penalty"] == 0.5 and body["frequency_penalty"] == -0.25
     assert "top_k" not in body  # not an OpenAI parameter
+
+
+def test_a_users_saved_provider_key_is_used_for_openai_models(kuwa: Stack, tmp_path: Path) -> None:
+    """Kuwa B relays model ``relay`` to Kuwa A with no key of its own: a user of B who saved
+    their key for A (as an "openai" provider key on their profile) gets answers; a user
+    without one gets the upstream's refusal."""
+    from tests.web import make_user, store_of
+
+    server = RedisServer(tmp_path / "redis")
+    b = Stack(tmp_path, server)
+    try:
+        b.executor(
+            "relay",
+            extra=[
+                "--backend",
+                "openai",
+                "--base-url",
+                kuwa.base_url + "/v1",
+                "--upstream-model",
+                "echo",
+            ],
+        )
+        base = b.gateway()
+        with store_of(b) as store:
+            keyed = make_user(b, "keyed@example.com")
+            store.identities.set_key(keyed.id, "openai", kuwa.token)
+            keyed_token = store.accounts.ensure_token(keyed.id)
+            plain_token = store.accounts.ensure_token(make_user(b, "plain@example.com").id)
+
+        def ask(token: str) -> httpx.Response:
+            return httpx.post(
+                base + "/v1/chat/completions",
+                headers={"Authorization": f"Bearer {token}"},
+                json={"model": "relay", "messages": [{"role": "user", "content": "via B"}]},
+                timeout=30,
+            )
+
+        r = ask(keyed_token)
+        assert r.status_code == 200, r.text
+        assert r.json()["choices"][0]["message"]["content"] == "via B"
+        refused = ask(plain_token)
+        assert refused.status_code == 500 and "401" in refused.json()["error"]["message"]
+        assert kuwa.token not in "".join(p.text() for p in b.procs)
+    finally:
+        b.stop()
+        server.stop()
