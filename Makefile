@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 RUN_STAMP  := $(VENV)/.kuwa-run
 TEST_STAMP := $(VENV)/.kuwa-test
 
-.PHONY: run test lint check format bench clean services
+.PHONY: run test lint check format bench clean services assets
 
 # torch is pinned to the CPU build this kind of machine keeps on disk (the tests run a tiny
 # model on the CPU); `make test TORCH=torch` lets pip choose instead.
@@ -24,6 +24,17 @@ $(TEST_STAMP): pyproject.toml | $(BIN)/python
 	$(BIN)/python -m pip install -q -e '.[test]'
 	@touch $@ $(RUN_STAMP)
 
+# The chat page's browser libraries (markdown-it, DOMPurify, highlight.js), served at /vendor/
+# straight from node_modules: no build step, just `npm ci` when the lock file changed.
+ASSETS       := src/kuwa/web/assets
+ASSETS_STAMP := $(ASSETS)/node_modules/.package-lock.json
+
+$(ASSETS_STAMP): $(ASSETS)/package-lock.json
+	npm ci --prefix $(ASSETS) --no-audit --no-fund
+	@touch $@
+
+assets: $(ASSETS_STAMP)
+
 # Redis must be installable: `up` starts a private redis-server when no KUWA_REDIS_URL is set.
 # slapd (OpenLDAP) too: the LDAP tests start a private one.
 services:
@@ -36,10 +47,10 @@ services:
 	  (apt-get install -y -q slapd ldap-utils || (apt-get update -q && apt-get install -y -q slapd ldap-utils)) >/dev/null; }
 	@command -v node >/dev/null || echo "note: node not found; the seed's JavaScript test needs Node.js 20+"
 
-run: $(RUN_STAMP) services
+run: $(RUN_STAMP) services assets
 	$(BIN)/kuwa-cli up
 
-test: $(TEST_STAMP) services
+test: $(TEST_STAMP) services assets
 	$(BIN)/pytest
 
 lint: $(TEST_STAMP)

@@ -96,7 +96,10 @@ def test_signed_in_pages_send_anonymous_visitors_to_sign_in(stack: Stack, tmp_pa
     with Browser(stack.base_url) as b:
         for method, path, _ in routes:
             url = concrete(path)
-            if method == "GET":
+            if path.startswith("/app/"):  # the UI's JSON API: 401, never a redirect
+                r = b.get(url) if method == "GET" else b.post(url, {})
+                assert r.status_code == 401, url
+            elif method == "GET":
                 r = b.get(url)
                 assert r.status_code == 303, url
                 assert r.headers["location"].startswith("/login?next="), url
@@ -106,15 +109,31 @@ def test_signed_in_pages_send_anonymous_visitors_to_sign_in(stack: Stack, tmp_pa
 
 # Pages that name a resource in their path and may be opened by its owner (not only by an
 # administrator) must prove that another user gets 403/404: list each with its IDOR test.
+_ROOMS_IDOR = "tests/test_web_rooms.py::test_rooms_are_private_until_shared"
 OWNED_RESOURCE_ROUTES: dict[str, str] = {
-    # "/rooms/{room_id}": "tests/test_web_rooms.py::test_another_users_room_is_404",
+    path: _ROOMS_IDOR
+    for path in (
+        "/rooms/{room_id:int}",
+        "/app/rooms/{room_id:int}",
+        "/app/rooms/{room_id:int}/delete",
+        "/app/rooms/{room_id:int}/share",
+        "/app/rooms/{room_id:int}/messages",
+        "/app/rooms/{room_id:int}/stop",
+        "/app/rooms/{room_id:int}/events",
+        "/app/messages/{message_id:int}/regenerate",
+        "/app/messages/{message_id:int}/select",
+        "/app/messages/{message_id:int}/delete",
+        "/app/messages/{message_id:int}/feedback",
+        "/app/messages/{message_id:int}/translate",
+    )
 }
 
 
 def test_pages_naming_a_resource_are_for_admins_or_have_an_idor_test(tmp_path: Path) -> None:
-    """IDOR: today every page with an id in its path is an admin's (Manage); the API's one
-    resource, a job, is 404 for other users (tests/test_follow.py); tokens are revoked only
-    by their owner (tests/test_accounts.py). A new owner-facing page must be added above."""
+    """IDOR: pages with an id in their path are an admin's (Manage) or listed above with the
+    test that shows another user gets 404; the API's one resource, a job, is 404 for other
+    users (tests/test_follow.py); tokens are revoked only by their owner
+    (tests/test_accounts.py). A new owner-facing page must be added above."""
     for _, path, access in web_routes(tmp_path):
-        if "{" in path and access != "tab_Manage":
+        if "{" in path and access not in ("tab_Manage", PUBLIC):
             assert path in OWNED_RESOURCE_ROUTES, f"{path} ({access}) needs an IDOR test"

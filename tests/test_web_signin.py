@@ -54,14 +54,14 @@ def session_cookie(response: httpx.Response) -> str:
 def test_sign_in_and_out(stack: Stack) -> None:
     make_user(stack, "in-out@example.com")
     with Browser(stack.base_url) as b:
-        assert b.get("/").headers["location"] == "/login"
+        assert b.get("/").headers["location"].startswith("/login")
         r = b.login("in-out@example.com")
         assert r.status_code == 303 and r.headers["location"] == "/"
         home = b.get("/")
         assert home.status_code == 200 and "Web Tester" in home.text
         stolen = b.http.cookies.get(SESSION_COOKIE)
         assert b.post("/logout").headers["location"] == "/login"
-        assert b.get("/").headers["location"] == "/login"
+        assert b.get("/").headers["location"].startswith("/login")
     # The cookie of a signed-out session is worth nothing (the session is gone from Redis).
     with Browser(stack.base_url, cookies={SESSION_COOKIE: stolen or ""}) as replay:
         assert replay.get("/password").status_code == 303

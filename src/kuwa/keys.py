@@ -137,3 +137,13 @@ def user_sessions(user: int) -> str:
 def login_failures(kind: str, who: str) -> str:
     """Counter of failed sign-ins by account or client address within the window."""
     return f"{PREFIX}login:fail:{kind}:{who}"
+
+
+def room_channel(room_id: int) -> str:
+    """Pub/sub channel of one room's events (prompt sent, answer started/finished, sharing)."""
+    return f"{PREFIX}room:{int(room_id)}:events"
+
+
+def room_presence(room_id: int) -> str:
+    """Sorted set: who has the room open ("user:connection"), scored by expiry."""
+    return f"{PREFIX}room:{int(room_id)}:presence"

@@ -317,7 +317,10 @@ class Settings:
     )
     debug_transform: str = field(
         default="echo",
-        metadata=_doc("Debug backend: echo, reverse or upper (applied to the last user message)."),
+        metadata=_doc(
+            "Debug backend: echo, reverse or upper (applied to the last user message), or "
+            "history (the whole conversation)."
+        ),
     )
     system_prompt: str | None = field(
         default=None, metadata=_doc("Executor: system prompt for every job (like SYSTEM).")

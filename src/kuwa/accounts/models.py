@@ -171,6 +171,82 @@ class SystemSetting(BaseModel):
         table_name = "system_settings"
 
 
+class Room(BaseModel):
+    """A chat room: one or more models answering each prompt side by side."""
+
+    id = peewee.AutoField()
+    owner = peewee.ForeignKeyField(User, backref="rooms", on_delete="CASCADE")
+    title = peewee.CharField(max_length=200, default="")
+    models = peewee.TextField(default="[]")  # JSON list of access codes, in column order
+    chained = peewee.BooleanField(default=True)  # multi-turn: each model sees its thread
+    created_at = peewee.DateTimeField(default=utcnow)
+    updated_at = peewee.DateTimeField(default=utcnow, index=True)
+    deleted_at = peewee.DateTimeField(null=True)
+
+    class Meta:
+        table_name = "rooms"
+
+
+class RoomMember(BaseModel):
+    """A user or a group a room is shared with, as viewer or participant."""
+
+    id = peewee.AutoField()
+    room = peewee.ForeignKeyField(Room, backref="members", on_delete="CASCADE")
+    user = peewee.ForeignKeyField(User, null=True, backref="shared_rooms", on_delete="CASCADE")
+    group = peewee.ForeignKeyField(Group, null=True, backref="shared_rooms", on_delete="CASCADE")
+    role = peewee.CharField(max_length=16)  # viewer, participant
+
+    class Meta:
+        table_name = "room_members"
+        indexes = ((("room", "user"), True), (("room", "group"), True))
+
+
+class Message(BaseModel):
+    """A prompt (role user) or an answer (role assistant) in a room.
+
+    An answer's ``parent`` is its prompt; a prompt's ``parent`` is the prompt before it.
+    Siblings are versions (answers of one model to one prompt) or branches (edited prompts);
+    ``selected`` marks the one shown."""
+
+    id = peewee.AutoField()
+    room = peewee.ForeignKeyField(Room, backref="messages", on_delete="CASCADE")
+    parent = peewee.IntegerField(null=True, index=True)
+    role = peewee.CharField(max_length=16)
+    model = peewee.CharField(max_length=128, null=True)
+    author = peewee.ForeignKeyField(User, null=True, backref="messages", on_delete="SET NULL")
+    content = peewee.TextField(default="")
+    status = peewee.CharField(max_length=16, default="done")  # running, done, failed, cancelled
+    error = peewee.TextField(null=True)
+    job_id = peewee.CharField(max_length=64, null=True)
+    chain = peewee.BooleanField(default=True)
+    selected = peewee.BooleanField(default=True)
+    translation = peewee.TextField(null=True)
+    translation_lang = peewee.CharField(max_length=16, null=True)
+    translation_status = peewee.CharField(max_length=16, null=True)
+    translation_job = peewee.CharField(max_length=64, null=True)
+    created_at = peewee.DateTimeField(default=utcnow)
+    deleted_at = peewee.DateTimeField(null=True)
+
+    class Meta:
+        table_name = "messages"
+
+
+class Feedback(BaseModel):
+    """One user's rating of an answer, with Kuwa's detail flags and a comment."""
+
+    id = peewee.AutoField()
+    message = peewee.ForeignKeyField(Message, backref="feedback", on_delete="CASCADE")
+    user = peewee.ForeignKeyField(User, backref="feedback", on_delete="CASCADE")
+    rating = peewee.IntegerField(default=0)  # 1 up, -1 down, 0 none
+    flags = peewee.CharField(max_length=200, default="")
+    comment = peewee.TextField(default="")
+    created_at = peewee.DateTimeField(default=utcnow)
+
+    class Meta:
+        table_name = "feedback"
+        indexes = ((("message", "user"), True),)
+
+
 MODELS: tuple[type[BaseModel], ...] = (
     Group,
     GroupPermission,
@@ -182,4 +258,8 @@ MODELS: tuple[type[BaseModel], ...] = (
     Model,
     AuditEvent,
     SystemSetting,
+    Room,
+    RoomMember,
+    Message,
+    Feedback,
 )

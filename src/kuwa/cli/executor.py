@@ -134,8 +134,9 @@ START_OPTIONS = [
     _setting_option(
         "--debug-transform",
         field="debug_transform",
-        type=click.Choice(["echo", "reverse", "upper"]),
-        help="Debug backend: what to do to the last user message. [default: echo]",
+        type=click.Choice(["echo", "reverse", "upper", "history"]),
+        help="Debug backend: what to do to the last user message (history: answer with the "
+        "whole conversation). [default: echo]",
     ),
     options.redis_url,
     options.log_level,

@@ -1,6 +1,8 @@
 """The deterministic debug backend: answers with the last user message, token by token.
 
-Transforms (``--debug-transform``): ``echo`` (unchanged), ``reverse``, ``upper``. Tokens are
+Transforms (``--debug-transform``): ``echo`` (unchanged), ``reverse``, ``upper``, and
+``history``, which answers with the whole conversation it was given (``role: text | …``, to
+test what a model sees in a multi-turn chat). Tokens are
 ASCII words (with their leading spaces) and single other characters (CJK, emoji, marks), so
 usage figures are stable. ``max_tokens`` and ``stop`` are honoured. A last user message that
 starts with ``/debug error`` streams the rest of the message, then fails (for testing error
@@ -24,6 +26,7 @@ TRANSFORMS = {
     "echo": lambda text: text,
     "reverse": lambda text: text[::-1],
     "upper": lambda text: text.upper(),
+    "history": lambda text: text,  # the conversation; see DebugBackend.generate
 }
 
 
@@ -51,6 +54,8 @@ class DebugBackend(Backend):
         if fail:
             prompt = prompt[len(ERROR_COMMAND) :].lstrip()
         answer = TRANSFORMS[self.settings.debug_transform](prompt)
+        if self.settings.debug_transform == "history":
+            answer = " | ".join(f"{m.role}: {m.content}" for m in job.messages)
         tokens = tokenize(answer)
         prompt_tokens = sum(len(tokenize(m.content)) for m in job.messages)
         limit = job.params.max_tokens

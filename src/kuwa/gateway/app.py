@@ -35,6 +35,7 @@ from kuwa.gateway.state import GatewayState, state_of
 from kuwa.logs import setup_logging
 from kuwa.settings import Settings
 from kuwa.web import WebSecurity
+from kuwa.web.live import RoomRunner
 
 log = logging.getLogger(__name__)
 
@@ -90,10 +91,12 @@ def create_app(settings: Settings) -> Starlette:
             ),
         )
         web_state.on_user_changed = app.state.kuwa.forget_cached
+        web_state.runner = RoomRunner(app.state.kuwa, web_state.rooms)
         log.info("gateway ready (redis %s)", _safe_url(settings.effective_redis_url))
         try:
             yield
         finally:
+            await web_state.runner.shutdown()
             await hub.stop()
             await redis.aclose()
             close_database(db)

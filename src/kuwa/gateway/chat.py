@@ -193,8 +193,16 @@ class ChatService:
 
         Unknown, expired and other users' jobs are all 404 alike. Following never cancels
         the job: only the request that started it does."""
+        return await self._follow(job_id, str(user_id))
+
+    async def follow_any(self, job_id: str) -> tuple[Subscription, dict[str, str]]:
+        """:meth:`follow` for a caller that checked access itself (a room's job, which every
+        member of the room may watch)."""
+        return await self._follow(job_id, None)
+
+    async def _follow(self, job_id: str, owner: str | None) -> tuple[Subscription, dict[str, str]]:
         state = await self.queue.state(job_id) if keys.valid_job_id(job_id) else {}
-        if not state or state.get("owner") != str(user_id):
+        if not state or (owner is not None and state.get("owner") != owner):
             raise NotFoundError(
                 f"There is no job '{job_id}' of yours (jobs are kept for a limited time).",
                 param="job_id",

@@ -25,6 +25,14 @@ def data_event(payload: object) -> bytes:
     return b"data: " + orjson.dumps(payload) + b"\n\n"
 
 
+def named_event(name: str, payload: object) -> bytes:
+    """``event: <name>`` and ``data: <json>``, then a blank line."""
+    return b"event: " + name.encode() + b"\ndata: " + orjson.dumps(payload) + b"\n\n"
+
+
+KEEP_ALIVE = b": keep-alive\n\n"
+
+
 class SSEResponse(Response):
     media_type = "text/event-stream"
 

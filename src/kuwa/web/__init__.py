@@ -8,29 +8,30 @@ puts the session, CSRF, allow-list and proxy middleware around the whole app.
 from __future__ import annotations
 
 from importlib import resources
+from pathlib import Path
 
 import redis.asyncio as aioredis
 from starlette.applications import Starlette
+from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
-from starlette.responses import RedirectResponse, Response
+from starlette.responses import FileResponse, Response
 from starlette.routing import BaseRoute, Mount, Route
 from starlette.staticfiles import StaticFiles
 
 from kuwa.accounts import Store
 from kuwa.accounts.ldap import LdapAuthenticator
 from kuwa.mail import Mailer
+from kuwa.rooms import Rooms
 from kuwa.settings import Settings
-from kuwa.web import account, manage, manage_system, manage_users, profile, signin
+from kuwa.web import account, manage, manage_system, manage_users, profile, rooms, signin
 from kuwa.web.core import (
     ACCESS_ATTR,
     PUBLIC,
     SIGNED_IN,
     WebState,
-    current_user,
     error_page,
     kuwa_error_page,
     page,
-    render,
     wants_html,
 )
 from kuwa.web.oidc import OidcClient
@@ -52,35 +53,33 @@ __all__ = [
 ]
 
 
+VENDOR = {  # /vendor/NAME -> a file of an npm package (src/kuwa/web/assets, `make assets`)
+    "markdown-it.min.js": "markdown-it/dist/markdown-it.min.js",
+    "purify.min.js": "dompurify/dist/purify.min.js",
+    "highlight.min.js": "@highlightjs/cdn-assets/highlight.min.js",
+    "hljs-light.css": "@highlightjs/cdn-assets/styles/github.min.css",
+    "hljs-dark.css": "@highlightjs/cdn-assets/styles/github-dark.min.css",
+}
+
+
 @page(PUBLIC)
-async def index(request: Request) -> Response:
-    user = await current_user(request)
-    if user is None:
-        return RedirectResponse("/login", status_code=303)
-    return await home(request)
-
-
-@page("tab_Room")
-async def home(request: Request) -> Response:
-    user = await current_user(request)
-    assert user is not None
-    from starlette.concurrency import run_in_threadpool
-
-    from kuwa.web.core import web_state
-
-    models = [
-        m
-        for m in await run_in_threadpool(web_state(request).store.catalog.list_models)
-        if m.enabled and user.can_use_model(m.access_code)
-    ]
-    base = str(request.base_url).rstrip("/")
-    return await render(request, "home.html", models=models, base=base)
+async def vendor(request: Request) -> Response:
+    """The front-end libraries, from node_modules (installed by npm, not kept in git)."""
+    name = request.path_params["name"]
+    if name not in VENDOR:
+        return error_page(request, 404, "There is no such file.")
+    path = Path(str(resources.files("kuwa.web").joinpath("assets", "node_modules", VENDOR[name])))
+    if not await run_in_threadpool(path.is_file):
+        return error_page(
+            request, 404, f"{name} is not installed: run `make assets` (npm ci) first."
+        )
+    return FileResponse(path, headers={"Cache-Control": "public, max-age=86400"})
 
 
 def routes() -> list[BaseRoute]:
     static = resources.files("kuwa.web").joinpath("static")
     return [
-        Route("/", index, methods=["GET"]),
+        *rooms.routes(),
         Route("/login", signin.login_form, methods=["GET"]),
         Route("/login", signin.login, methods=["POST"]),
         Route("/logout", signin.logout, methods=["POST"]),
@@ -92,6 +91,7 @@ def routes() -> list[BaseRoute]:
         *manage_users.routes(),
         *manage_system.routes(),
         Mount("/static", StaticFiles(directory=str(static)), name="static"),
+        Route("/vendor/{name}", vendor, methods=["GET"]),
     ]
 
 
@@ -103,6 +103,7 @@ def start(app: Starlette, settings: Settings, redis: aioredis.Redis, store: Stor
         mailer=Mailer(settings),
         ldap=LdapAuthenticator.from_settings(settings),
         oidc=OidcClient.from_settings(settings),
+        rooms=Rooms(store.db),
         throttle=LoginThrottle(
             redis,
             max_failures=settings.login_max_failures,

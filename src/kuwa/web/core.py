@@ -21,7 +21,7 @@ from starlette.templating import Jinja2Templates
 
 from kuwa.accounts import Store, SystemConfig, UserInfo
 from kuwa.accounts.ldap import LdapAuthenticator
-from kuwa.errors import KuwaError
+from kuwa.errors import AuthenticationError, KuwaError, PermissionDeniedError
 from kuwa.mail import Mailer
 from kuwa.settings import Settings
 from kuwa.web.oidc import OidcClient
@@ -51,6 +51,8 @@ class WebState:
     ldap: LdapAuthenticator | None
     oidc: OidcClient | None
     throttle: Any  # kuwa.web.throttle.LoginThrottle (import cycle otherwise)
+    rooms: Any  # kuwa.rooms.Rooms
+    runner: Any = None  # kuwa.web.live.RoomRunner, set once the gateway's state exists
     on_user_changed: Callable[[], None] = lambda: None  # e.g. drop cached API permissions
 
 
@@ -91,6 +93,9 @@ def page(access: str, *, gated: bool = True) -> Callable[[Handler], Handler]:
             if access == PUBLIC:
                 return await handler(request)
             user = await current_user(request)
+            api = request.url.path.startswith("/app/")
+            if api and user is None:
+                raise AuthenticationError("Please sign in first.")
             if user is None:
                 if request.method == "GET":
                     target = quote(
@@ -101,8 +106,16 @@ def page(access: str, *, gated: bool = True) -> Callable[[Handler], Handler]:
             if gated:
                 detour = await _detour(request, user)
                 if detour is not None:
+                    if api:
+                        raise PermissionDeniedError(
+                            "Change your password or accept the terms first (reload the page)."
+                        )
                     return detour
             if access != SIGNED_IN and not user.can(access):
+                if api:
+                    raise PermissionDeniedError(
+                        f"Your account may not do this (permission {access})."
+                    )
                 return error_page(
                     request,
                     403,

@@ -1,0 +1,415 @@
+"""The chat UI's pages (``/``, ``/rooms/{id}``) and its JSON API (``/app/…``), as specified
+in docs/web-app-api.md. Parse → call → wrap; room access is checked by ``Rooms.require``."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import BaseRoute, Route
+
+from kuwa.accounts import UserInfo
+from kuwa.errors import InvalidRequestError, NotFoundError, PermissionDeniedError
+from kuwa.gateway.http import JSONResponse, read_json
+from kuwa.gateway.sse import SSEResponse
+from kuwa.gateway.state import GatewayState
+from kuwa.rooms import Rooms
+from kuwa.web.core import current_user, error_page, page, render, web_state
+from kuwa.web.live import LANGUAGES, RoomRunner, room_events
+
+TAB = "tab_Room"
+NEW_CHAT = "Room_update_new_chat"
+SEND = "Room_update_send_message"
+DELETE_ROOM = "Room_delete_chatroom"
+FEEDBACK = "Room_update_feedback"
+DETAIL_FEEDBACK = "Room_update_detail_feedback"
+REACT = "Room_update_react_message"
+UI_PERMISSIONS = (
+    NEW_CHAT,
+    SEND,
+    DELETE_ROOM,
+    FEEDBACK,
+    DETAIL_FEEDBACK,
+    REACT,
+    "Room_update_import_chat",
+    "Room_read_export_chat",
+    "Room_update_upload_file",
+)
+MAX_BODY = 1024 * 1024
+
+
+async def _user(request: Request) -> UserInfo:
+    user = await current_user(request)
+    assert user is not None  # page() let only a signed-in user through
+    return user
+
+
+def _rooms(request: Request) -> Rooms:
+    rooms: Rooms = web_state(request).rooms
+    return rooms
+
+
+def _runner(request: Request) -> RoomRunner:
+    runner: RoomRunner = web_state(request).runner
+    return runner
+
+
+def _gateway(request: Request) -> GatewayState:
+    state: GatewayState = request.app.state.kuwa
+    return state
+
+
+def _id(request: Request, name: str) -> int:
+    return int(request.path_params[name])
+
+
+async def _body(request: Request) -> dict[str, Any]:
+    body = await read_json(request, MAX_BODY)
+    if not isinstance(body, dict):
+        raise InvalidRequestError("The request body must be a JSON object.")
+    return body
+
+
+async def _require(request: Request, room_id: int, at_least: str) -> str:
+    user = await _user(request)
+    return await run_in_threadpool(_rooms(request).require, room_id, user.id, user.group, at_least)
+
+
+async def _room_json(request: Request, room_id: int) -> dict[str, Any]:
+    user = await _user(request)
+    room: dict[str, Any] = await run_in_threadpool(_rooms(request).get, room_id, user.id)
+    room["role"] = await run_in_threadpool(_rooms(request).role, room_id, user.id, user.group)
+    room["me"] = {"id": user.id, "name": user.name}
+    return room
+
+
+def _lang(request: Request) -> str:
+    chosen = request.cookies.get("kuwa_lang", "")
+    if chosen in LANGUAGES:
+        return chosen
+    accept = request.headers.get("accept-language", "").lower()
+    return "zh-TW" if accept.startswith("zh") else "en"
+
+
+async def _shell(request: Request, room_id: int | None) -> Response:
+    user = await _user(request)
+    lang = _lang(request)
+    config = {
+        "room_id": room_id,
+        "me": {"id": user.id, "name": user.name, "email": user.email},
+        "lang": lang,
+        "perms": [p for p in (TAB, *UI_PERMISSIONS) if user.can(p)],
+    }
+    return await render(request, "chat.html", room_id=room_id, lang=lang, config=config)
+
+
+# --- pages ----------------------------------------------------------------------------------
+@page(TAB)
+async def chat_home(request: Request) -> Response:
+    return await _shell(request, None)
+
+
+@page(TAB)
+async def room_page(request: Request) -> Response:
+    user = await _user(request)
+    room_id = _id(request, "room_id")
+    if await run_in_threadpool(_rooms(request).role, room_id, user.id, user.group) is None:
+        return error_page(request, 404, "There is no such room, or it is not shared with you.")
+    return await _shell(request, room_id)
+
+
+# --- models and rooms -----------------------------------------------------------------------
+@page(TAB)
+async def app_models(request: Request) -> Response:
+    user = await _user(request)
+    gateway = _gateway(request)
+    live = {code for code, _ in await gateway.chat.live_models()}
+    await gateway.models.usable(user, sorted(live))  # registers served codes on first sight
+    catalog = await gateway.models.models()
+    models = [
+        {
+            "code": m.access_code,
+            "name": m.name,
+            "description": m.description,
+            "image": m.image,
+            "order": m.order,
+            "react_buttons": list(m.react_buttons),
+            "live": m.access_code in live,
+        }
+        for m in sorted(catalog.values(), key=lambda m: (m.order, m.name))
+        if m.enabled and gateway.models.allowed(user, m.access_code)
+    ]
+    return JSONResponse({"models": models})
+
+
+@page(TAB)
+async def app_rooms(request: Request) -> Response:
+    user = await _user(request)
+    search = request.query_params.get("q", "")
+    rooms = await run_in_threadpool(_rooms(request).list_rooms, user.id, user.group, search)
+    return JSONResponse({"rooms": rooms})
+
+
+@page(NEW_CHAT)
+async def app_create_room(request: Request) -> Response:
+    user = await _user(request)
+    body = await _body(request)
+    models = body.get("models")
+    if not isinstance(models, list) or not models:
+        raise InvalidRequestError("Choose at least one model.", param="models")
+    for code in models:
+        await _gateway(request).models.resolve(user, str(code))
+    room_id = await run_in_threadpool(
+        lambda: _rooms(request).create(
+            user.id, [str(m) for m in models], chained=bool(body.get("chained", True))
+        )
+    )
+    return JSONResponse(await _room_json(request, room_id), status_code=201)
+
+
+@page(TAB)
+async def app_room(request: Request) -> Response:
+    room_id = _id(request, "room_id")
+    await _require(request, room_id, "viewer")
+    return JSONResponse(await _room_json(request, room_id))
+
+
+@page(TAB)
+async def app_update_room(request: Request) -> Response:
+    room_id = _id(request, "room_id")
+    await _require(request, room_id, "owner")
+    body = await _body(request)
+    models = body.get("models")
+    if models is not None:
+        if not isinstance(models, list):
+            raise InvalidRequestError("models must be a list of access codes", param="models")
+        for code in models:
+            await _gateway(request).models.resolve(await _user(request), str(code))
+    chained = body.get("chained")
+    title = body.get("title")
+    await run_in_threadpool(
+        lambda: _rooms(request).update(
+            room_id,
+            title=str(title) if title is not None else None,
+            chained=bool(chained) if chained is not None else None,
+            models=[str(m) for m in models] if models is not None else None,
+        )
+    )
+    await _runner(request).publish(room_id, {"type": "room"})
+    return JSONResponse(await _room_json(request, room_id))
+
+
+@page(DELETE_ROOM)
+async def app_delete_room(request: Request) -> Response:
+    room_id = _id(request, "room_id")
+    await _require(request, room_id, "owner")
+    await _runner(request).stop(room_id)
+    await run_in_threadpool(_rooms(request).delete, room_id)
+    await _runner(request).publish(room_id, {"type": "deleted"})
+    return JSONResponse({})
+
+
+@page(TAB)
+async def app_share(request: Request) -> Response:
+    room_id = _id(request, "room_id")
+    await _require(request, room_id, "owner")
+    body = await _body(request)
+    role = str(body.get("role", "viewer"))
+    store = web_state(request).store
+    user_id = group_id = None
+    if body.get("email"):
+        target = await run_in_threadpool(store.accounts.find_user, str(body["email"]))
+        if target is None:
+            raise NotFoundError("There is no user with that email.", param="email")
+        if target.id == (await _user(request)).id:
+            raise InvalidRequestError("You own this room already.", param="email")
+        user_id = target.id
+    elif body.get("group"):
+        group = await run_in_threadpool(store.groups.get, str(body["group"]))
+        group_id = group.id
+    else:
+        raise InvalidRequestError("Name a user (email) or a group to share with.", param="email")
+    await run_in_threadpool(
+        lambda: _rooms(request).share(room_id, user_id=user_id, group_id=group_id, role=role)
+    )
+    await _runner(request).publish(room_id, {"type": "room"})
+    return JSONResponse(await _room_json(request, room_id))
+
+
+# --- messages -------------------------------------------------------------------------------
+@page(SEND)
+async def app_send(request: Request) -> Response:
+    user = await _user(request)
+    room_id = _id(request, "room_id")
+    await _require(request, room_id, "participant")
+    body = await _body(request)
+    content = body.get("content")
+    if not isinstance(content, str):
+        raise InvalidRequestError("content must be text", param="content")
+    room = await run_in_threadpool(
+        lambda: _rooms(request).get(room_id, user.id, with_messages=False)
+    )
+    models = body.get("models") or room["models"]
+    if not isinstance(models, list) or not set(models) <= set(room["models"]):
+        raise InvalidRequestError("Send to models of this room only.", param="models")
+    models = [m for m in room["models"] if m in models]  # room order
+    branch = "parent" in body
+    parent = body.get("parent")
+    if branch and parent is not None:
+        parent_row = await run_in_threadpool(_rooms(request).raw, int(parent))
+        if parent_row["room"] != room_id or parent_row["role"] != "user":
+            raise InvalidRequestError("parent must be a prompt of this room", param="parent")
+    prompt_id, answer_ids = await run_in_threadpool(
+        lambda: _rooms(request).add_prompt(
+            room_id,
+            user.id,
+            content,
+            models,
+            parent=int(parent) if parent is not None else None,
+            branch=branch,
+        )
+    )
+    runner = _runner(request)
+    await runner.publish(room_id, {"type": "message", "id": prompt_id})
+    for answer_id, code in zip(answer_ids, models, strict=True):
+        await runner.publish(room_id, {"type": "message", "id": answer_id})
+        await runner.answer(user, room_id, answer_id, code)
+    rooms = _rooms(request)
+    prompt = await run_in_threadpool(rooms.message, prompt_id, user.id)
+    answers = [await run_in_threadpool(rooms.message, a, user.id) for a in answer_ids]
+    return JSONResponse({"prompt": prompt, "answers": answers}, status_code=201)
+
+
+@page(TAB)
+async def app_stop(request: Request) -> Response:
+    room_id = _id(request, "room_id")
+    await _require(request, room_id, "participant")
+    return JSONResponse({"stopped": await _runner(request).stop(room_id)})
+
+
+async def _message_room(request: Request, at_least: str) -> tuple[int, int]:
+    message_id = _id(request, "message_id")
+    room_id = await run_in_threadpool(_rooms(request).room_of, message_id)
+    await _require(request, room_id, at_least)
+    return message_id, room_id
+
+
+@page(SEND)
+async def app_regenerate(request: Request) -> Response:
+    user = await _user(request)
+    message_id, room_id = await _message_room(request, "participant")
+    new_id = await run_in_threadpool(_rooms(request).regenerate, message_id)
+    row = await run_in_threadpool(_rooms(request).raw, new_id)
+    await _announce_siblings(request, room_id, new_id)
+    await _runner(request).answer(user, room_id, new_id, str(row["model"]))
+    return JSONResponse(await run_in_threadpool(_rooms(request).message, new_id, user.id))
+
+
+async def _announce_siblings(request: Request, room_id: int, message_id: int) -> None:
+    rooms = _rooms(request)
+    row = await run_in_threadpool(rooms.raw, message_id)
+    user = await _user(request)
+    siblings = [
+        m["id"]
+        for m in await run_in_threadpool(rooms.messages, room_id, user.id)
+        if m["parent"] == row["parent"]
+        and m["role"] == row["role"]
+        and m.get("model") == row["model"]
+    ]
+    for sibling in siblings:
+        await _runner(request).publish(room_id, {"type": "message", "id": sibling})
+
+
+@page(TAB)
+async def app_select(request: Request) -> Response:
+    message_id, room_id = await _message_room(request, "participant")
+    await run_in_threadpool(_rooms(request).select, message_id)
+    await _announce_siblings(request, room_id, message_id)
+    return JSONResponse({})
+
+
+@page(TAB)
+async def app_delete_message(request: Request) -> Response:
+    user = await _user(request)
+    message_id, room_id = await _message_room(request, "participant")
+    row = await run_in_threadpool(_rooms(request).raw, message_id)
+    role = await run_in_threadpool(_rooms(request).role, room_id, user.id, user.group)
+    if role != "owner" and row["role"] == "user" and row["author"] != user.id:
+        raise PermissionDeniedError("Only the room's owner may delete others' prompts.")
+    await run_in_threadpool(_rooms(request).delete_message, message_id)
+    await _runner(request).publish(room_id, {"type": "message", "id": message_id})
+    return JSONResponse({})
+
+
+@page(FEEDBACK)
+async def app_feedback(request: Request) -> Response:
+    user = await _user(request)
+    message_id, _ = await _message_room(request, "viewer")
+    body = await _body(request)
+    flags, comment = body.get("flags"), body.get("comment")
+    if (flags or comment) and not user.can(DETAIL_FEEDBACK):
+        raise PermissionDeniedError("Your account may not give detailed feedback.")
+    if flags is not None and not isinstance(flags, list):
+        raise InvalidRequestError("flags must be a list", param="flags")
+    rating = body.get("rating", 0)
+    if not isinstance(rating, int):
+        raise InvalidRequestError("rating must be 1, -1 or 0", param="rating")
+    await run_in_threadpool(
+        lambda: _rooms(request).feedback(
+            message_id,
+            user.id,
+            rating,
+            [str(f) for f in flags] if flags is not None else None,
+            str(comment) if comment is not None else None,
+        )
+    )
+    return JSONResponse(await run_in_threadpool(_rooms(request).message, message_id, user.id))
+
+
+@page(REACT)
+async def app_translate(request: Request) -> Response:
+    user = await _user(request)
+    message_id, room_id = await _message_room(request, "participant")
+    body = await _body(request)
+    lang = str(body.get("lang") or _lang(request))
+    if lang not in LANGUAGES:
+        raise InvalidRequestError(f"lang must be one of {', '.join(LANGUAGES)}", param="lang")
+    row = await run_in_threadpool(_rooms(request).raw, message_id)
+    if row["role"] != "assistant" or row["status"] != "done":
+        raise InvalidRequestError("Only finished answers can be translated.", param="message")
+    model = str(body.get("model") or row["model"])
+    await _gateway(request).models.resolve(user, model)
+    await _runner(request).translate(user, room_id, message_id, model, lang)
+    return JSONResponse(await run_in_threadpool(_rooms(request).message, message_id, user.id))
+
+
+@page(TAB)
+async def app_events(request: Request) -> Response:
+    user = await _user(request)
+    room_id = _id(request, "room_id")
+    await _require(request, room_id, "viewer")
+    return SSEResponse(room_events(_gateway(request), _rooms(request), user, room_id))
+
+
+def routes() -> list[BaseRoute]:
+    return [
+        Route("/", chat_home, methods=["GET"]),
+        Route("/rooms/{room_id:int}", room_page, methods=["GET"]),
+        Route("/app/models", app_models, methods=["GET"]),
+        Route("/app/rooms", app_rooms, methods=["GET"]),
+        Route("/app/rooms", app_create_room, methods=["POST"]),
+        Route("/app/rooms/{room_id:int}", app_room, methods=["GET"]),
+        Route("/app/rooms/{room_id:int}", app_update_room, methods=["POST"]),
+        Route("/app/rooms/{room_id:int}/delete", app_delete_room, methods=["POST"]),
+        Route("/app/rooms/{room_id:int}/share", app_share, methods=["POST"]),
+        Route("/app/rooms/{room_id:int}/messages", app_send, methods=["POST"]),
+        Route("/app/rooms/{room_id:int}/stop", app_stop, methods=["POST"]),
+        Route("/app/rooms/{room_id:int}/events", app_events, methods=["GET"]),
+        Route("/app/messages/{message_id:int}/regenerate", app_regenerate, methods=["POST"]),
+        Route("/app/messages/{message_id:int}/select", app_select, methods=["POST"]),
+        Route("/app/messages/{message_id:int}/delete", app_delete_message, methods=["POST"]),
+        Route("/app/messages/{message_id:int}/feedback", app_feedback, methods=["POST"]),
+        Route("/app/messages/{message_id:int}/translate", app_translate, methods=["POST"]),
+    ]

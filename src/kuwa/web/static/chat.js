@@ -1,0 +1,228 @@
+// Kuwa's chat page: the app shell (sidebar, top bar, theme, language) and a tiny router
+// between the model picker (/) and an open room (/rooms/{id}). Plain ES modules, no build.
+import { api } from "./js/api.js";
+import { h, icon, iconButton, toast } from "./js/dom.js";
+import { LANGS, chooseLang, lang, loadStrings, t } from "./js/i18n.js";
+import { Picker } from "./js/picker.js";
+import { RoomView } from "./js/room.js";
+import { Sidebar } from "./js/sidebar.js";
+
+const THEME_KEY = "kuwa.theme";
+const SIDEBAR_KEY = "kuwa.sidebar";
+const PHONE = window.matchMedia("(max-width: 600px)");
+const DARK = window.matchMedia("(prefers-color-scheme: dark)");
+
+function readConfig() {
+  const node = document.getElementById("kuwa-config");
+  try {
+    return JSON.parse(node?.textContent || "{}");
+  } catch {
+    return {};
+  }
+}
+
+// --- theme ------------------------------------------------------------------------------------
+function storedTheme() {
+  const v = localStorage.getItem(THEME_KEY);
+  return v === "light" || v === "dark" ? v : null;
+}
+
+function currentTheme() {
+  return storedTheme() || (DARK.matches ? "dark" : "light");
+}
+
+function applyTheme() {
+  const theme = currentTheme();
+  document.documentElement.dataset.theme = theme;
+  const light = document.getElementById("hljs-light");
+  const dark = document.getElementById("hljs-dark");
+  if (light) light.media = theme === "light" ? "all" : "not all";
+  if (dark) dark.media = theme === "dark" ? "all" : "not all";
+  const button = document.querySelector('[data-testid="theme"]');
+  if (button) {
+    const label = theme === "dark" ? t("theme_light") : t("theme_dark");
+    button.setAttribute("aria-label", label);
+    button.title = label;
+    button.setAttribute("aria-pressed", String(theme === "dark"));
+    button.replaceChildren(icon(theme === "dark" ? "sun" : "moon"));
+  }
+}
+
+// --- the app ----------------------------------------------------------------------------------
+class App {
+  constructor(config) {
+    this.config = config;
+    this.perms = new Set(config.perms || []);
+    this.models = new Map();
+    this.modelsLoaded = false;
+    this.modelsPromise = null;
+    this.roomId = null;
+    this.view = null;
+  }
+
+  can(perm) {
+    return this.perms.has(perm);
+  }
+
+  loadModels(force = false) {
+    if (!this.modelsPromise || force) {
+      this.modelsPromise = api
+        .get("/app/models")
+        .then((data) => {
+          this.models = new Map((data.models || []).map((m) => [m.code, m]));
+          this.modelsLoaded = true;
+          this.sidebar?.render();
+        })
+        .catch((err) => {
+          this.modelsLoaded = true;
+          toast(err.message);
+        });
+    }
+    return this.modelsPromise;
+  }
+
+  setTitle(text) {
+    this.bar.title.textContent = text;
+    document.title = text ? `${text} · Kuwa` : "Kuwa";
+  }
+
+  roomChanged(room) {
+    this.sidebar.patch(room);
+    if (this.view instanceof RoomView && this.view.id === room.id) this.view.onRoom(room);
+  }
+
+  toggleSidebar(open) {
+    if (PHONE.matches) {
+      const show = open ?? !this.shell.classList.contains("side-open");
+      this.shell.classList.toggle("side-open", show);
+      if (show) this.sidebar.search.focus({ preventScroll: true });
+    } else {
+      const hidden = open === undefined ? !this.shell.classList.contains("side-hidden") : !open;
+      this.shell.classList.toggle("side-hidden", hidden);
+      localStorage.setItem(SIDEBAR_KEY, hidden ? "hidden" : "shown");
+    }
+    this.menuButton.setAttribute("aria-expanded", String(this.sidebarShown()));
+  }
+
+  sidebarShown() {
+    return PHONE.matches
+      ? this.shell.classList.contains("side-open")
+      : !this.shell.classList.contains("side-hidden");
+  }
+
+  navigate(path, { replace = false, room = null } = {}) {
+    if (replace) history.replaceState({}, "", path);
+    else if (path !== location.pathname) history.pushState({}, "", path);
+    this.route(path, room);
+  }
+
+  route(path, preset = null) {
+    const match = path.match(/^\/rooms\/(\d+)\/?$/);
+    this.view?.unmount();
+    this.shell.classList.remove("side-open");
+    if (match) {
+      this.roomId = Number(match[1]);
+      this.view = new RoomView(this, this.roomId, preset);
+    } else {
+      this.roomId = null;
+      this.view = new Picker(this);
+    }
+    this.shell.dataset.view = match ? "room" : "picker";
+    this.view.mount(this.viewEl);
+    this.sidebar.render();
+  }
+
+  build(root) {
+    this.sidebar = new Sidebar(this);
+    this.menuButton = iconButton("menu", t("toggle_sidebar"), {
+      class: "icon-btn menu-btn",
+      "data-testid": "menu",
+      "aria-controls": "sidebar",
+      onclick: () => this.toggleSidebar(),
+    });
+    const themeButton = h("button", {
+      type: "button",
+      class: "icon-btn",
+      "data-testid": "theme",
+      onclick: () => {
+        localStorage.setItem(THEME_KEY, currentTheme() === "dark" ? "light" : "dark");
+        applyTheme();
+      },
+    });
+    const langSelect = h(
+      "select",
+      {
+        class: "lang-select",
+        "aria-label": t("language"),
+        title: t("language"),
+        "data-testid": "lang",
+        onchange: () => chooseLang(langSelect.value),
+      },
+      LANGS.map(([code, name]) => h("option", { value: code, text: name, selected: code === lang() })),
+    );
+    this.bar = {
+      title: h("h1", { class: "bar-title", id: "room-title" }),
+      presence: h("div", { class: "bar-presence" }),
+      actions: h("div", { class: "bar-actions" }),
+    };
+    this.viewEl = h("div", { class: "view" });
+    const backdrop = h("div", { class: "backdrop", onclick: () => this.toggleSidebar(false) });
+    this.shell = h(
+      "div",
+      { class: "shell" },
+      this.sidebar.el,
+      backdrop,
+      h(
+        "section",
+        { class: "stage" },
+        h(
+          "header",
+          { class: "bar" },
+          this.menuButton,
+          this.bar.title,
+          this.bar.presence,
+          this.bar.actions,
+          h(
+            "div",
+            { class: "bar-tools" },
+            themeButton,
+            h("label", { class: "lang-wrap" }, icon("globe", 16), langSelect),
+          ),
+        ),
+        this.viewEl,
+      ),
+    );
+    if (localStorage.getItem(SIDEBAR_KEY) === "hidden") this.shell.classList.add("side-hidden");
+    root.replaceChildren(this.shell);
+    this.menuButton.setAttribute("aria-expanded", String(this.sidebarShown()));
+    applyTheme();
+    document.addEventListener("keydown", (e) => {
+      if (e.key === "Escape" && this.shell.classList.contains("side-open")) this.toggleSidebar(false);
+    });
+    window.addEventListener("popstate", () => this.route(location.pathname));
+    PHONE.addEventListener("change", () => {
+      this.shell.classList.remove("side-open");
+      this.menuButton.setAttribute("aria-expanded", String(this.sidebarShown()));
+    });
+    DARK.addEventListener("change", () => {
+      if (!storedTheme()) applyTheme();
+    });
+  }
+}
+
+async function main() {
+  const config = readConfig();
+  applyTheme();
+  await loadStrings(config.lang || "en");
+  const app = new App(config);
+  window.kuwaApp = app; // for debugging in the console
+  app.build(document.getElementById("kuwa-app"));
+  app.loadModels();
+  app.sidebar.load();
+  app.route(location.pathname);
+}
+
+main().catch((err) => {
+  console.error(err);
+  toast(String(err?.message || err));
+});

@@ -1,0 +1,307 @@
+"""The chat UI's JSON API and live events, end to end (real gateway, executors, Redis, DB)."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import httpx
+import pytest
+from httpx_sse import connect_sse
+
+from tests.stack import RedisServer, Stack, wait_until
+from tests.web import Browser, make_user, store_of
+
+
+@pytest.fixture(scope="module")
+def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+    folder = tmp_path_factory.mktemp("rooms")
+    server = RedisServer(folder / "redis")
+    s = Stack(folder, server)
+    try:
+        s.executor("echo")
+        s.executor("upper", transform="upper")
+        s.executor("slow", delay=0.05)
+        s.executor("hist", transform="history")
+        s.base_url = s.gateway()
+        yield s
+    finally:
+        s.stop()
+        server.stop()
+
+
+class App:
+    """A signed-in browser speaking the UI's JSON API."""
+
+    def __init__(self, stack: Stack, email: str) -> None:
+        make_user(stack, email)
+        self.b = Browser(stack.base_url, headers={"accept": "application/json"})
+        assert self.b.login(email).status_code == 303
+        self.csrf = self.b.csrf()
+
+    def get(self, path: str) -> httpx.Response:
+        return self.b.http.get(path)
+
+    def post(self, path: str, body: dict[str, Any] | None = None) -> httpx.Response:
+        return self.b.http.post(path, json=body or {}, headers={"x-csrftoken": self.csrf})
+
+    def room(self, models: list[str], chained: bool = True) -> dict[str, Any]:
+        r = self.post("/app/rooms", {"models": models, "chained": chained})
+        assert r.status_code == 201, r.text
+        room: dict[str, Any] = r.json()
+        return room
+
+    def send(self, room_id: int, content: str, **extra: Any) -> dict[str, Any]:
+        r = self.post(f"/app/rooms/{room_id}/messages", {"content": content, **extra})
+        assert r.status_code == 201, r.text
+        sent: dict[str, Any] = r.json()
+        return sent
+
+    def messages(self, room_id: int) -> list[dict[str, Any]]:
+        messages: list[dict[str, Any]] = self.get(f"/app/rooms/{room_id}").json()["messages"]
+        return messages
+
+    def answer(self, room_id: int, message_id: int) -> dict[str, Any]:
+        return next(m for m in self.messages(room_id) if m["id"] == message_id)
+
+    def settled(self, room_id: int, message_id: int) -> dict[str, Any]:
+        wait_until(
+            lambda: self.answer(room_id, message_id)["status"] != "running", 20, "the answer"
+        )
+        return self.answer(room_id, message_id)
+
+    def close(self) -> None:
+        self.b.close()
+
+
+@pytest.fixture(scope="module")
+def owner(stack: Stack) -> Iterator[App]:
+    app = App(stack, "owner@example.com")
+    yield app
+    app.close()
+
+
+@pytest.fixture(scope="module")
+def other(stack: Stack) -> Iterator[App]:
+    app = App(stack, "other@example.com")
+    yield app
+    app.close()
+
+
+def test_models_lists_what_the_user_may_use(owner: App) -> None:
+    models = owner.get("/app/models").json()["models"]
+    codes = [m["code"] for m in models]
+    assert {"echo", "upper", "slow", "hist"} <= set(codes)
+    assert all(m["live"] for m in models)
+    assert "copy" in models[0]["react_buttons"]
+
+
+def test_a_room_answers_with_every_model_and_takes_its_title(owner: App) -> None:
+    room = owner.room(["echo", "upper"])
+    assert room["role"] == "owner" and room["messages"] == []
+    sent = owner.send(room["id"], "hello there, models")
+    assert [a["model"] for a in sent["answers"]] == ["echo", "upper"]
+    assert all(a["status"] in ("running", "done") for a in sent["answers"])  # echo is quick
+    echo, upper = (owner.settled(room["id"], a["id"]) for a in sent["answers"])
+    assert echo["content"] == "hello there, models" and echo["status"] == "done"
+    assert upper["content"] == "HELLO THERE, MODELS"
+    listed = owner.get("/app/rooms").json()["rooms"]
+    assert listed[0]["id"] == room["id"] and listed[0]["title"] == "hello there, models"
+    # Direct send: one model only.
+    direct = owner.send(room["id"], "just you", models=["upper"])
+    assert [a["model"] for a in direct["answers"]] == ["upper"]
+    bad = owner.post(f"/app/rooms/{room['id']}/messages", {"content": "x", "models": ["hist"]})
+    assert bad.status_code == 400
+
+
+def test_chained_rooms_give_each_model_its_own_thread(owner: App) -> None:
+    chained = owner.room(["hist", "echo"])
+    first = owner.send(chained["id"], "one")
+    for a in first["answers"]:
+        owner.settled(chained["id"], a["id"])
+    second = owner.send(chained["id"], "two")
+    hist = owner.settled(chained["id"], second["answers"][0]["id"])
+    assert hist["content"] == "user: one | assistant: user: one | user: two"
+    single = owner.room(["hist"], chained=False)
+    owner.settled(single["id"], owner.send(single["id"], "one")["answers"][0]["id"])
+    again = owner.send(single["id"], "two")
+    assert owner.settled(single["id"], again["answers"][0]["id"])["content"] == "user: two"
+
+
+def test_live_events_stream_the_answer_and_replay_it_to_late_viewers(
+    stack: Stack, owner: App
+) -> None:
+    room = owner.room(["slow"])
+    text = " ".join(f"w{i}" for i in range(60))
+    sent = owner.send(room["id"], text)
+    answer_id = sent["answers"][0]["id"]
+    time.sleep(0.8)  # part of the answer is out before this viewer arrives
+    deltas: list[str] = []
+    seqs: list[int] = []
+    done = None
+    with connect_sse(owner.b.http, "GET", f"/app/rooms/{room['id']}/events", timeout=30) as es:
+        events = es.iter_sse()
+        hello = next(events)
+        assert hello.event == "hello" and hello.json()["room"]["id"] == room["id"]
+        for event in events:
+            if event.event == "delta" and event.json()["id"] == answer_id:
+                deltas.append(event.json()["text"])
+                seqs.append(event.json()["seq"])
+            message = event.json() if event.event == "message" else {}
+            if message.get("id") == answer_id and message["status"] == "done":
+                done = message
+                break
+    assert done is not None and done["content"] == text
+    assert "".join(deltas) == text  # the replayed start, then live
+    assert seqs == sorted(seqs)
+
+
+def test_stop_cancels_running_answers(owner: App) -> None:
+    room = owner.room(["slow"])
+    sent = owner.send(room["id"], " ".join(["word"] * 400))
+    time.sleep(0.3)
+    assert owner.post(f"/app/rooms/{room['id']}/stop").json()["stopped"] == 1
+    stopped = owner.settled(room["id"], sent["answers"][0]["id"])
+    assert stopped["status"] == "cancelled"
+    assert 0 < len(stopped["content"]) < len(" ".join(["word"] * 400))
+
+
+def test_regenerate_keeps_versions_and_select_switches(owner: App) -> None:
+    room = owner.room(["echo"])
+    first = owner.send(room["id"], "again")["answers"][0]
+    owner.settled(room["id"], first["id"])
+    r = owner.post(f"/app/messages/{first['id']}/regenerate")
+    assert r.status_code == 200
+    second = owner.settled(room["id"], r.json()["id"])
+    versions = [m for m in owner.messages(room["id"]) if m["role"] == "assistant"]
+    assert [v["id"] for v in versions] == [first["id"], second["id"]]
+    assert [v["selected"] for v in versions] == [False, True]
+    assert owner.post(f"/app/messages/{first['id']}/select").status_code == 200
+    versions = [m for m in owner.messages(room["id"]) if m["role"] == "assistant"]
+    assert [v["selected"] for v in versions] == [True, False]
+
+
+def test_editing_a_prompt_makes_a_branch(owner: App) -> None:
+    room = owner.room(["hist"])
+    one = owner.send(room["id"], "one")
+    owner.settled(room["id"], one["answers"][0]["id"])
+    two = owner.send(room["id"], "two")
+    owner.settled(room["id"], two["answers"][0]["id"])
+    edited = owner.send(room["id"], "TWO", parent=two["prompt"]["parent"])
+    answer = owner.settled(room["id"], edited["answers"][0]["id"])
+    assert answer["content"] == "user: one | assistant: user: one | user: TWO"
+    prompts = [m for m in owner.messages(room["id"]) if m["role"] == "user"]
+    assert [(p["content"], p["selected"]) for p in prompts] == [
+        ("one", True),
+        ("two", False),
+        ("TWO", True),
+    ]
+    # The next prompt follows the edited branch.
+    three = owner.send(room["id"], "three")
+    assert three["prompt"]["parent"] == edited["prompt"]["id"]
+
+
+def test_feedback_and_translation(owner: App) -> None:
+    room = owner.room(["echo"])
+    answer = owner.send(room["id"], "good answer")["answers"][0]
+    owner.settled(room["id"], answer["id"])
+    r = owner.post(
+        f"/app/messages/{answer['id']}/feedback",
+        {"rating": 1, "flags": ["correct", "complete"], "comment": "nice"},
+    )
+    assert r.status_code == 200
+    assert r.json()["feedback"] == {
+        "rating": 1,
+        "flags": ["correct", "complete"],
+        "comment": "nice",
+    }
+    bad = owner.post(f"/app/messages/{answer['id']}/feedback", {"rating": 1, "flags": ["meh"]})
+    assert bad.status_code == 400
+    r = owner.post(f"/app/messages/{answer['id']}/translate", {"lang": "zh-TW"})
+    assert r.status_code == 200 and r.json()["translation"]["status"] == "running"
+    wait_until(
+        lambda: owner.answer(room["id"], answer["id"])["translation"]["status"] == "done",
+        20,
+        "the translation",
+    )
+    translated = owner.answer(room["id"], answer["id"])["translation"]
+    assert translated["lang"] == "zh-TW" and "good answer" in translated["content"]
+    assert "Traditional Chinese" in translated["content"]  # echo repeats the request
+
+
+def test_rooms_are_private_until_shared(stack: Stack, owner: App, other: App) -> None:
+    room = owner.room(["echo"])
+    answer = owner.send(room["id"], "mine")["answers"][0]
+    owner.settled(room["id"], answer["id"])
+    rid, mid = room["id"], answer["id"]
+    # IDOR: every room and message endpoint is 404 for someone else.
+    for method, path in (
+        ("GET", f"/app/rooms/{rid}"),
+        ("POST", f"/app/rooms/{rid}"),
+        ("POST", f"/app/rooms/{rid}/messages"),
+        ("POST", f"/app/rooms/{rid}/stop"),
+        ("POST", f"/app/rooms/{rid}/share"),
+        ("POST", f"/app/rooms/{rid}/delete"),
+        ("GET", f"/app/rooms/{rid}/events"),
+        ("POST", f"/app/messages/{mid}/regenerate"),
+        ("POST", f"/app/messages/{mid}/select"),
+        ("POST", f"/app/messages/{mid}/delete"),
+        ("POST", f"/app/messages/{mid}/feedback"),
+        ("POST", f"/app/messages/{mid}/translate"),
+    ):
+        r = other.get(path) if method == "GET" else other.post(path, {"content": "x"})
+        assert r.status_code == 404, (method, path, r.status_code)
+    assert other.b.http.get(f"/rooms/{rid}", headers={"accept": "text/html"}).status_code == 404
+    assert rid not in [r["id"] for r in other.get("/app/rooms").json()["rooms"]]
+
+    # Viewer: sees, cannot send.
+    r = owner.post(f"/app/rooms/{rid}/share", {"email": "other@example.com", "role": "viewer"})
+    assert r.status_code == 200 and r.json()["members"][0]["role"] == "viewer"
+    assert other.get(f"/app/rooms/{rid}").json()["messages"][1]["content"] == "mine"
+    assert other.post(f"/app/rooms/{rid}/messages", {"content": "hi"}).status_code == 403
+    # Participant: sends; the owner sees who sent it.
+    owner.post(f"/app/rooms/{rid}/share", {"email": "other@example.com", "role": "participant"})
+    sent = other.send(rid, "from other")
+    owner.settled(rid, sent["answers"][0]["id"])
+    prompt = next(m for m in owner.messages(rid) if m["id"] == sent["prompt"]["id"])
+    assert prompt["author"]["name"] == "Web Tester"
+    # A member's open stream ends at once when the share is taken back.
+    got: list[str] = []
+
+    def watch() -> None:
+        with connect_sse(other.b.http, "GET", f"/app/rooms/{rid}/events", timeout=30) as es:
+            for event in es.iter_sse():
+                got.append(event.event)
+                if event.event == "gone":
+                    return
+
+    watcher = threading.Thread(target=watch)
+    watcher.start()
+    wait_until(lambda: "hello" in got, 10, "the member's stream")
+    owner.post(f"/app/rooms/{rid}/share", {"email": "other@example.com", "role": "none"})
+    watcher.join(10)
+    assert got[-1] == "gone"
+    assert other.get(f"/app/rooms/{rid}").status_code == 404
+
+
+def test_sharing_with_a_group_and_deleting(stack: Stack, owner: App, other: App) -> None:
+    room = owner.room(["echo"])
+    r = owner.post(f"/app/rooms/{room['id']}/share", {"group": "Users", "role": "viewer"})
+    assert r.status_code == 200
+    assert other.get(f"/app/rooms/{room['id']}").status_code == 200
+    assert other.post(f"/app/rooms/{room['id']}/delete").status_code == 403
+    assert owner.post(f"/app/rooms/{room['id']}/delete").status_code == 200
+    assert owner.get(f"/app/rooms/{room['id']}").status_code == 404
+    with store_of(stack) as store:
+        assert store.db.execute_sql(
+            "SELECT deleted_at IS NOT NULL FROM rooms WHERE id = ?", (room["id"],)
+        ).fetchone() == (1,)
+
+
+def test_the_api_needs_sign_in_and_csrf(stack: Stack, owner: App) -> None:
+    anonymous = httpx.get(stack.base_url + "/app/rooms", headers={"accept": "application/json"})
+    assert anonymous.status_code == 401
+    r = owner.b.http.post("/app/rooms", json={"models": ["echo"]})  # no x-csrftoken
+    assert r.status_code == 403
