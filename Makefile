@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 RUN_STAMP  := $(VENV)/.kuwa-run
 TEST_STAMP := $(VENV)/.kuwa-test
 
-.PHONY: run test lint check format bench clean services assets
+.PHONY: run test lint check format bench clean services test-services assets
 
 # torch is pinned to the CPU build this kind of machine keeps on disk (the tests run a tiny
 # model on the CPU); `make test TORCH=torch` lets pip choose instead.
@@ -36,21 +36,27 @@ $(ASSETS_STAMP): $(ASSETS)/package-lock.json
 assets: $(ASSETS_STAMP)
 
 # Redis must be installable: `up` starts a private redis-server when no KUWA_REDIS_URL is set.
-# slapd (OpenLDAP) too: the LDAP tests start a private one.
 services:
 	@command -v redis-server >/dev/null || { \
 	  echo "installing redis-server (apt-get)"; \
 	  (apt-get install -y -q redis-server || (apt-get update -q && apt-get install -y -q redis-server)) >/dev/null; }
+
+# The tests also start a private slapd (OpenLDAP) and drive Chromium.
+test-services: services
 	@command -v slapd >/dev/null || [ -x /usr/sbin/slapd ] || { \
 	  echo "installing slapd ldap-utils (apt-get; the LDAP tests start a private slapd)"; \
 	  export DEBIAN_FRONTEND=noninteractive; \
 	  (apt-get install -y -q slapd ldap-utils || (apt-get update -q && apt-get install -y -q slapd ldap-utils)) >/dev/null; }
+	@command -v chromium >/dev/null || { \
+	  echo "installing chromium (apt-get; the UI tests drive it with Playwright)"; \
+	  export DEBIAN_FRONTEND=noninteractive; \
+	  (apt-get install -y -q chromium || (apt-get update -q && apt-get install -y -q chromium)) >/dev/null; }
 	@command -v node >/dev/null || echo "note: node not found; the seed's JavaScript test needs Node.js 20+"
 
 run: $(RUN_STAMP) services assets
 	$(BIN)/kuwa-cli up
 
-test: $(TEST_STAMP) services assets
+test: $(TEST_STAMP) test-services assets
 	$(BIN)/pytest
 
 lint: $(TEST_STAMP)
