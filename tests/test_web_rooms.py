@@ -35,9 +35,11 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
 class App:
     """A signed-in browser speaking the UI's JSON API."""
 
-    def __init__(self, stack: Stack, email: str) -> None:
-        make_user(stack, email)
-        self.b = Browser(stack.base_url, headers={"accept": "application/json"})
+    def __init__(self, stack: Stack, email: str, base: str | None = None) -> None:
+        with store_of(stack) as store:
+            if store.accounts.find_user(email) is None:
+                make_user(stack, email)
+        self.b = Browser(base or stack.base_url, headers={"accept": "application/json"})
         assert self.b.login(email).status_code == 303
         self.csrf = self.b.csrf()
 
@@ -305,3 +307,31 @@ def test_the_api_needs_sign_in_and_csrf(stack: Stack, owner: App) -> None:
     assert anonymous.status_code == 401
     r = owner.b.http.post("/app/rooms", json={"models": ["echo"]})  # no x-csrftoken
     assert r.status_code == 403
+
+
+def test_an_answer_survives_the_gateway_that_ran_it(stack: Stack) -> None:
+    """The gateway dies mid-answer: the executor finishes the job, and the next viewer of the
+    room (through another gateway) finds the answer saved from the job's transcript."""
+    import signal
+
+    doomed_base = stack.gateway()
+    doomed = next(p for p in stack.procs if p.name.endswith(doomed_base.rsplit(":", 1)[1]))
+    writer = App(stack, "survivor@example.com", base=doomed_base)
+    room = writer.room(["slow"])
+    text = " ".join(f"t{i}" for i in range(40))
+    answer_id = writer.send(room["id"], text)["answers"][0]["id"]
+    time.sleep(0.3)
+    doomed.stop(signal.SIGKILL)
+    writer.close()
+    reader = App(stack, "survivor@example.com")
+    try:
+        assert reader.answer(room["id"], answer_id)["status"] == "running"
+        time.sleep(2.5 + 5.5)  # the job ends (40 tokens x 50 ms), then the grace passes
+        # Opening the room's stream settles it: the state it starts with has the answer.
+        with connect_sse(reader.b.http, "GET", f"/app/rooms/{room['id']}/events", timeout=10) as es:
+            hello = next(es.iter_sse())
+        saved = next(m for m in hello.json()["room"]["messages"] if m["id"] == answer_id)
+        assert (saved["status"], saved["content"]) == ("done", text)
+        assert reader.answer(room["id"], answer_id)["content"] == text
+    finally:
+        reader.close()

@@ -37,6 +37,7 @@ log = logging.getLogger(__name__)
 
 KEEP_ALIVE_SECONDS = 15.0
 PRESENCE_TTL = 30.0
+SETTLE_GRACE = 5.0  # seconds the gateway that ran an answer has to save it
 LANGUAGES = {"en": "English", "zh-TW": "Traditional Chinese (繁體中文, Taiwan)"}
 
 
@@ -45,6 +46,7 @@ class RoomRunner:
         self.state = state
         self.rooms = rooms
         self.tasks: set[asyncio.Task[None]] = set()
+        self.local_jobs: set[str] = set()  # jobs this process follows to the end
 
     async def publish(self, room_id: int, event: dict[str, Any]) -> None:
         try:
@@ -99,7 +101,9 @@ class RoomRunner:
         )
         task = asyncio.create_task(self._consume(room_id, message_id, stream, translation))
         self.tasks.add(task)
+        self.local_jobs.add(stream.id)
         task.add_done_callback(self.tasks.discard)
+        task.add_done_callback(lambda _: self.local_jobs.discard(stream.id))
 
     async def _consume(
         self, room_id: int, message_id: int, stream: ChatStream, translation: bool
@@ -137,6 +141,43 @@ class RoomRunner:
             await run_in_threadpool(self.rooms.finish, message_id, text, status, error)
         await self.publish(room_id, {"type": "message", "id": message_id})
 
+    async def settle(self, room_id: int) -> None:
+        """Save answers whose gateway went away before it could (a restart): a job that
+        ended a while ago is saved from its transcript; one whose state expired is failed."""
+        for item in await run_in_threadpool(self.rooms.running, room_id):
+            job, message_id = str(item["job"]), int(item["id"])
+            if job in self.local_jobs:
+                continue
+            translation = item["kind"] == "translation"
+            state = await self.state.chat.queue.state(job)
+            if not state:
+                await self._finish(
+                    room_id,
+                    message_id,
+                    "",
+                    "failed",
+                    "This answer was lost: the server restarted before it was saved.",
+                    translation,
+                )
+                continue
+            ended = state.get("status") in ("done", "failed", "cancelled")
+            if not ended or time.time() - float(state.get("finished", "0") or 0) < SETTLE_GRACE:
+                continue
+            parts: list[str] = []
+            try:
+                sub, _ = await self.state.chat.follow_any(job)
+                try:
+                    async for chunk in sub.chunks(idle_timeout=5):
+                        parts.append(chunk.text)
+                        if chunk.final:
+                            break
+                finally:
+                    await sub.close()
+            except KuwaError:
+                pass
+            status = str(state.get("status"))
+            await self._finish(room_id, message_id, "".join(parts), status, None, translation)
+
     async def stop(self, room_id: int) -> int:
         running = await run_in_threadpool(self.rooms.running, room_id)
         for item in running:
@@ -151,10 +192,11 @@ class RoomRunner:
                 await task
 
 
-async def room_events(
-    state: GatewayState, rooms: Rooms, user: UserInfo, room_id: int
-) -> AsyncIterator[bytes]:
+async def room_events(runner: RoomRunner, user: UserInfo, room_id: int) -> AsyncIterator[bytes]:
     """The room's one event stream for one viewer (see docs/web-app-api.md)."""
+    state, rooms = runner.state, runner.rooms
+    with contextlib.suppress(KuwaError, RedisError, OSError):
+        await runner.settle(room_id)
     out: asyncio.Queue[bytes | None] = asyncio.Queue()
     followed: dict[str, asyncio.Task[None]] = {}
     me = f"{user.id}:{secrets.token_hex(4)}"

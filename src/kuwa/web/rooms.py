@@ -390,7 +390,7 @@ async def app_events(request: Request) -> Response:
     user = await _user(request)
     room_id = _id(request, "room_id")
     await _require(request, room_id, "viewer")
-    return SSEResponse(room_events(_gateway(request), _rooms(request), user, room_id))
+    return SSEResponse(room_events(_runner(request), user, room_id))
 
 
 def routes() -> list[BaseRoute]:

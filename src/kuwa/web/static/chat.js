@@ -111,6 +111,10 @@ class App {
   }
 
   navigate(path, { replace = false, room = null } = {}) {
+    if (!replace && !room && path === location.pathname && this.view) {
+      this.shell.classList.remove("side-open"); // already there
+      return;
+    }
     if (replace) history.replaceState({}, "", path);
     else if (path !== location.pathname) history.pushState({}, "", path);
     this.route(path, room);

@@ -109,9 +109,9 @@ export function initials(name) {
 }
 
 export function hue(text) {
-  let n = 0;
-  for (const ch of String(text)) n = (n * 31 + ch.codePointAt(0)) % 360;
-  return n;
+  let n = 2166136261; // FNV-1a: near names get far-apart colours
+  for (const ch of String(text)) n = Math.imul(n ^ ch.codePointAt(0), 16777619) >>> 0;
+  return n % 360;
 }
 
 const SAFE_IMAGE = /^(https?:\/\/|\/(?!\/)|data:image\/(png|jpe?g|gif|webp);)/i;
@@ -121,7 +121,8 @@ export function avatar(name, image, key, size = "md") {
   const el = h("span", { class: `avatar avatar-${size}`, "aria-hidden": "true" });
   el.style.setProperty("--h", String(hue(key || name)));
   const letters = () => {
-    el.replaceChildren(document.createTextNode(initials(name)));
+    const text = initials(name);
+    el.replaceChildren(document.createTextNode(size === "xs" ? Array.from(text)[0] : text));
     el.classList.remove("has-img");
   };
   if (image && SAFE_IMAGE.test(image)) {

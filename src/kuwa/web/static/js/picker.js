@@ -110,7 +110,8 @@ export class Picker {
     );
     container.replaceChildren(this.el);
     this.renderGrid();
-    this.app.loadModels().then(() => this.renderGrid());
+    // Fresh "live" dots each time the picker opens.
+    this.app.loadModels(this.app.modelsLoaded).then(() => this.renderGrid());
   }
 
   unmount() {}

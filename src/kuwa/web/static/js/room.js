@@ -163,6 +163,8 @@ export class RoomView {
 
   onRoom(room) {
     const { messages, ...meta } = room;
+    // My role may have changed with the members; an event without it: ask (GET has it).
+    if (!("role" in meta) && !this.closed) this.refreshMeta(true);
     const roleChanged = this.room && meta.role && meta.role !== this.room.role;
     this.room = { ...this.room, ...meta };
     this.app.setTitle(this.room.title || t("untitled"));
@@ -188,9 +190,29 @@ export class RoomView {
     this.renderPresence();
   }
 
-  /** A message from the stream or from a POST's answer. */
-  merge(m) {
+  /**
+   * A message from the stream, or (`snapshot`) from a POST's answer. The stream is the source
+   * of truth and delivers every change in order; a POST's copy may be older than what the
+   * stream already said (an answer that finished before the POST returned), so it only adds
+   * messages not seen yet, finished states and my feedback.
+   */
+  merge(m, snapshot = false) {
     if (!m || typeof m.id !== "number") return;
+    if (snapshot && this.msgs.has(m.id) && !m.deleted) {
+      const old = this.msgs.get(m.id);
+      const next = { ...old, feedback: m.feedback === undefined ? old.feedback : m.feedback };
+      if (old.status === "running" && m.status && m.status !== "running") {
+        Object.assign(next, { status: m.status, content: m.content, error: m.error });
+      }
+      if (old.translation?.status === "running" && m.translation && m.translation.status !== "running") {
+        next.translation = m.translation;
+      }
+      this.msgs.set(m.id, next);
+      this.structureDirty = true;
+      this.dirty.add(m.id);
+      this.schedule();
+      return;
+    }
     if (m.deleted) {
       this.msgs.delete(m.id);
       this.answerEls.delete(m.id);
@@ -863,7 +885,7 @@ export class RoomView {
               flags: chosen,
               comment: comment.value.trim(),
             });
-            this.merge(updated);
+            this.merge(updated, true);
             toast(t("feedback_thanks"), "ok", 3000);
             close();
           } catch (err) {
@@ -1122,8 +1144,8 @@ export class RoomView {
 
   // --- actions -------------------------------------------------------------------------------
   accept(res) {
-    if (res.prompt) this.merge(res.prompt);
-    for (const a of res.answers || []) this.merge(a);
+    if (res.prompt) this.merge(res.prompt, true);
+    for (const a of res.answers || []) this.merge(a, true);
     this.forceBottom = true;
     this.schedule();
   }
@@ -1145,7 +1167,7 @@ export class RoomView {
 
   async regenerate(m) {
     try {
-      this.merge(await api.post(`/app/messages/${m.id}/regenerate`, {}));
+      this.merge(await api.post(`/app/messages/${m.id}/regenerate`, {}), true);
     } catch (err) {
       toast(err.message);
     }
@@ -1159,10 +1181,27 @@ export class RoomView {
       this.schedule();
       return;
     }
+    // Show it running at once; the stream's events (maybe faster than this POST) take over.
+    const local = this.msgs.get(m.id);
+    const before = local?.translation ?? null;
+    if (local) {
+      local.translation = { lang: lang(), content: "", status: "running" };
+      this.tseq.delete(m.id);
+      this.showOriginal.delete(m.id);
+      this.structureDirty = true;
+      this.dirty.add(m.id);
+      this.schedule();
+    }
     try {
-      this.merge(await api.post(`/app/messages/${m.id}/translate`, { lang: lang() }));
+      this.merge(await api.post(`/app/messages/${m.id}/translate`, { lang: lang() }), true);
     } catch (err) {
       toast(err.message);
+      if (local && local.translation?.status === "running" && !local.translation.content) {
+        local.translation = before;
+        this.structureDirty = true;
+        this.dirty.add(m.id);
+        this.schedule();
+      }
     }
   }
 
@@ -1171,7 +1210,7 @@ export class RoomView {
     const next = current === rating ? 0 : rating;
     try {
       const updated = await api.post(`/app/messages/${m.id}/feedback`, { rating: next });
-      this.merge(updated);
+      this.merge(updated, true);
       this.feedbackOpen = next !== 0 && this.app.can("Room_update_detail_feedback") ? { id: m.id, rating: next } : null;
       const rec = this.answerEls.get(m.id);
       if (rec) rec.panel = null;
@@ -1202,13 +1241,20 @@ export class RoomView {
   }
 
   // --- composer ------------------------------------------------------------------------------
+  composerMode() {
+    if (!this.room) return "none";
+    return this.canSend() ? "send" : "view";
+  }
+
   buildComposer() {
+    this.builtMode = this.composerMode();
     if (!this.room) {
       this.footer.replaceChildren();
       return;
     }
     if (!this.canSend()) {
       this.textarea = null;
+      this.chips = null;
       this.footer.replaceChildren(
         h(
           "div",
@@ -1299,11 +1345,11 @@ export class RoomView {
   }
 
   renderComposerState() {
-    if (!this.room) return;
-    if (Boolean(this.textarea) !== this.canSend()) {
+    if (this.builtMode !== this.composerMode()) {
       this.buildComposer();
       return;
     }
+    if (!this.room) return;
     if (!this.textarea) return;
     const running = this.anyRunning();
     this.stopBtn.hidden = !running;
@@ -1313,7 +1359,9 @@ export class RoomView {
     this.chainedBox.disabled = !this.isOwner;
     this.chainedLabel.textContent = chained ? t("chained") : t("single_turn");
     const names = (this.direct.size ? [...this.direct] : this.room.models || []).map((c) => this.model(c).name);
-    const placeholder = names.length ? t("message_to", { names: names.join(", ") }) : t("message_placeholder");
+    let placeholder = t("message_placeholder");
+    if (names.length > 2) placeholder = t("message_to_n", { n: names.length });
+    else if (names.length) placeholder = t("message_to", { names: names.join(", ") });
     if (this.textarea.placeholder !== placeholder) this.textarea.placeholder = placeholder;
   }
 
@@ -1395,12 +1443,13 @@ export class RoomView {
   }
 
   /** The room's title comes from its first prompt (set by the server). */
-  async refreshMeta() {
+  async refreshMeta(always = false) {
     try {
       const room = await api.get(`/app/rooms/${this.id}`);
-      if (!this.closed && room.title && room.title !== this.room.title) this.onRoom(room);
-    } catch {
-      /* the next `room` event will tell */
+      if (this.closed) return;
+      if (always || (room.title && room.title !== this.room.title)) this.onRoom(room);
+    } catch (err) {
+      if (err.status === 404 || err.status === 403) this.onGone(err.message);
     }
   }
 
