@@ -335,3 +335,33 @@ def test_an_answer_survives_the_gateway_that_ran_it(stack: Stack) -> None:
         assert reader.answer(room["id"], answer_id)["content"] == text
     finally:
         reader.close()
+
+
+def test_leaving_the_group_a_room_is_shared_with_ends_the_stream(stack: Stack, owner: App) -> None:
+    member = App(stack, "grouped@example.com")
+    try:
+        room = owner.room(["echo"])
+        owner.post(f"/app/rooms/{room['id']}/share", {"group": "Users", "role": "viewer"})
+        got: list[str] = []
+
+        def watch() -> None:
+            url = f"/app/rooms/{room['id']}/events"
+            with connect_sse(member.b.http, "GET", url, timeout=30) as es:
+                for event in es.iter_sse():
+                    got.append(event.event)
+                    if event.event == "gone":
+                        return
+
+        watcher = threading.Thread(target=watch)
+        watcher.start()
+        wait_until(lambda: "hello" in got, 10, "the member's stream")
+        with store_of(stack) as store:
+            store.groups.create("Elsewhere", permissions=["tab_Room"])
+            user = store.accounts.find_user("grouped@example.com")
+            assert user is not None
+            store.accounts.update_user(user.id, group="Elsewhere")
+        owner.send(room["id"], "after the move")  # the next event checks access again
+        watcher.join(10)
+        assert got[-1] == "gone" and "message" not in got[got.index("hello") :]
+    finally:
+        member.close()

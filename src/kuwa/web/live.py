@@ -259,6 +259,10 @@ async def room_events(runner: RoomRunner, user: UserInfo, room_id: int) -> Async
                 continue
             event = orjson.loads(raw["data"])
             kind = event.get("type")
+            if kind in ("message", "job", "room") and not await still_allowed():
+                await out.put(named_event("gone", {"reason": "You no longer have access."}))
+                await out.put(None)
+                return
             if kind == "message":
                 await message_event(int(event["id"]))
             elif kind == "job":
@@ -266,10 +270,6 @@ async def room_events(runner: RoomRunner, user: UserInfo, room_id: int) -> Async
             elif kind == "presence":
                 await presence()
             elif kind == "room":
-                if not await still_allowed():
-                    await out.put(named_event("gone", {"reason": "You no longer have access."}))
-                    await out.put(None)
-                    return
                 changed = await run_in_threadpool(
                     lambda: rooms.get(room_id, user.id, with_messages=False)
                 )
@@ -284,6 +284,10 @@ async def room_events(runner: RoomRunner, user: UserInfo, room_id: int) -> Async
             await state.redis.zadd(keys.room_presence(room_id), {me: time.time() + PRESENCE_TTL})
             await state.redis.expire(keys.room_presence(room_id), int(PRESENCE_TTL) * 2)
             await asyncio.sleep(KEEP_ALIVE_SECONDS)
+            if not await still_allowed():  # e.g. moved out of the group it was shared with
+                await out.put(named_event("gone", {"reason": "You no longer have access."}))
+                await out.put(None)
+                return
             await out.put(KEEP_ALIVE)
 
     room: dict[str, Any] = await run_in_threadpool(rooms.get, room_id, user.id)
