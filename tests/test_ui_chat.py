@@ -278,6 +278,19 @@ def test_three_models_answer_side_by_side(ui: UI, page: Page) -> None:
     assert body_text(page, turn.answers["echo"]) == flat(content)
     assert body_text(page, turn.answers["upper"]) == flat(content.upper())
     assert body_text(page, turn.answers["slow"]) == flat(content)
+
+    # Highlight input <-> output: hovering an answer marks its prompt and its sibling answers,
+    # hovering the prompt marks every answer to it; another turn stays unmarked.
+    second = send(page, room, "second turn")
+    wait_done(page, *second.answers.values())
+    prompt = page.get_by_test_id(f"prompt-{turn.prompt['id']}")
+    answer_el(page, turn.answers["upper"]).hover()
+    expect(prompt).to_have_class(re.compile(r"\bhl\b"))
+    expect(answer_el(page, turn.answers["echo"])).to_have_class(re.compile(r"\bhl\b"))
+    expect(answer_el(page, second.answers["echo"])).not_to_have_class(re.compile(r"\bhl\b"))
+    page.get_by_test_id(f"prompt-{second.prompt['id']}").hover()
+    expect(answer_el(page, second.answers["slow"])).to_have_class(re.compile(r"\bhl\b"))
+    expect(prompt).not_to_have_class(re.compile(r"\bhl\b"))
     ui.assert_clean()
 
 
