@@ -137,7 +137,9 @@ class Model(BaseModel):
     order = peewee.IntegerField(default=0)
     enabled = peewee.BooleanField(default=True)
     modelfile = peewee.TextField(default="")
-    react_buttons = peewee.CharField(max_length=200, default="copy,quote,feedback,translate")
+    react_buttons = peewee.CharField(
+        max_length=200, default="copy,quote,translate,feedback,regenerate"
+    )
     # Deadlines for this model's jobs (None: the KUWA_QUEUE_TIMEOUT / idle defaults).
     queue_timeout = peewee.FloatField(null=True)
     idle_timeout = peewee.FloatField(null=True)

@@ -159,12 +159,30 @@ NAV = (
 )
 
 
+ZH_TW = {"Chat": "聊天", "Manage": "管理", "Profile": "個人資料", "Sign out": "登出"}
+
+
+def ui_lang(request: Request) -> str:
+    """en or zh-TW: the kuwa_lang cookie the chat page sets, else the browser's language."""
+    chosen = request.cookies.get("kuwa_lang", "")
+    if chosen in ("en", "zh-TW"):
+        return chosen
+    accept = request.headers.get("accept-language", "").lower()
+    return "zh-TW" if accept.startswith("zh") else "en"
+
+
 async def render(
     request: Request, template: str, status_code: int = 200, **context: Any
 ) -> Response:
     user = await current_user(request)
     config = await system_config(request)
-    nav = [(href, label) for perm, href, label in NAV if user is not None and user.can(perm)]
+    lang = context.pop("lang", None) or ui_lang(request)
+    words = ZH_TW if lang == "zh-TW" else {}
+    nav = [
+        (href, words.get(label, label))
+        for perm, href, label in NAV
+        if user is not None and user.can(perm)
+    ]
     return templates.TemplateResponse(
         request,
         template,
@@ -174,6 +192,8 @@ async def render(
             "csrf": csrf_token(request),
             "flashes": take_flashes(request),
             "announcement": config.announcement,
+            "lang": lang,
+            "sign_out": words.get("Sign out", "Sign out"),
             **context,
         },
         status_code=status_code,

@@ -273,6 +273,8 @@ async def room_events(runner: RoomRunner, user: UserInfo, room_id: int) -> Async
                 changed = await run_in_threadpool(
                     lambda: rooms.get(room_id, user.id, with_messages=False)
                 )
+                changed["role"] = await run_in_threadpool(rooms.role, room_id, user.id, user.group)
+                changed["me"] = {"id": user.id, "name": user.name}
                 await out.put(named_event("room", changed))
             elif kind == "deleted":
                 await out.put(named_event("gone", {"reason": "The room was deleted."}))

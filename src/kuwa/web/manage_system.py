@@ -38,7 +38,13 @@ MAX_UPLOAD = (MAX_IMAGE_CHARS - len("data:image/jpeg;base64,")) // 4 * 3
 MAX_MODELFILE = 200_000
 MAX_DESCRIPTION = 20_000
 MAX_TIMEOUT = 7 * 24 * 3600.0
-DEFAULT_REACT = ("copy", "quote", "feedback", "translate")  # the catalog's default for new models
+DEFAULT_REACT = (
+    "copy",
+    "quote",
+    "translate",
+    "feedback",
+    "regenerate",
+)  # the catalog's default for new models
 IMAGE_PREFIXES = ("https://", "http://", "/", "data:image/")
 _IMAGE_KINDS = "PNG, JPEG, GIF or WebP"
 

@@ -16,7 +16,7 @@ from kuwa.gateway.http import JSONResponse, read_json
 from kuwa.gateway.sse import SSEResponse
 from kuwa.gateway.state import GatewayState
 from kuwa.rooms import Rooms
-from kuwa.web.core import current_user, error_page, page, render, web_state
+from kuwa.web.core import current_user, error_page, page, render, ui_lang, web_state
 from kuwa.web.live import LANGUAGES, RoomRunner, room_events
 
 TAB = "tab_Room"
@@ -86,11 +86,7 @@ async def _room_json(request: Request, room_id: int) -> dict[str, Any]:
 
 
 def _lang(request: Request) -> str:
-    chosen = request.cookies.get("kuwa_lang", "")
-    if chosen in LANGUAGES:
-        return chosen
-    accept = request.headers.get("accept-language", "").lower()
-    return "zh-TW" if accept.startswith("zh") else "en"
+    return ui_lang(request)
 
 
 async def _shell(request: Request, room_id: int | None) -> Response:
@@ -272,6 +268,8 @@ async def app_send(request: Request) -> Response:
         )
     )
     runner = _runner(request)
+    if not room["title"]:
+        await runner.publish(room_id, {"type": "room"})  # the first prompt named the room
     await runner.publish(room_id, {"type": "message", "id": prompt_id})
     for answer_id, code in zip(answer_ids, models, strict=True):
         await runner.publish(room_id, {"type": "message", "id": answer_id})
