@@ -25,6 +25,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
         s.executor("upper", transform="upper")
         s.executor("slow", delay=0.05)
         s.executor("hist", transform="history")
+        s.spawn("worker", ["worker", "start"])  # answers imported prompts (RQ)
         s.base_url = s.gateway()
         yield s
     finally:
@@ -365,3 +366,160 @@ def test_leaving_the_group_a_room_is_shared_with_ends_the_stream(stack: Stack, o
         assert got[-1] == "gone" and "message" not in got[got.index("hello") :]
     finally:
         member.close()
+
+
+# --- export and import ----------------------------------------------------------------------
+def test_export_json_tsv_and_docx_then_import_round_trip(owner: App) -> None:
+    import io
+    import json
+
+    import docx
+
+    room = owner.room(["echo", "upper"])
+    tricky = 'tab\there, "quotes", back\\slash\\n, 中文 😀\nsecond line'
+    for text in ("first prompt", tricky):
+        for a in owner.send(room["id"], text)["answers"]:
+            owner.settled(room["id"], a["id"])
+    exported = owner.get(f"/app/rooms/{room['id']}/export?format=json")
+    assert exported.status_code == 200
+    assert "attachment" in exported.headers["content-disposition"]
+    messages = exported.json()["messages"]
+    assert [m["role"] for m in messages] == ["user", "assistant", "assistant"] * 2
+    assert messages[3] == {"role": "user", "content": tricky}
+    assert messages[5] == {
+        "role": "assistant",
+        "model": "upper",
+        "content": tricky.upper(),
+        "chain": True,
+    }
+    tsv = owner.get(f"/app/rooms/{room['id']}/export?format=tsv").text
+    assert tsv.splitlines()[0] == "role\tmodel\tcontent\tchain"
+    assert "tab\\there" in tsv and "back\\\\slash\\\\n" in tsv
+
+    # Import both into fresh rooms: answers come as given, nothing to generate, same export.
+    for kind, body in (("json", exported.content), ("tsv", tsv.encode())):
+        copy = owner.room(["echo", "upper"])
+        r = owner.b.http.post(
+            f"/app/rooms/{copy['id']}/import",
+            content=body,
+            headers={"x-csrftoken": owner.csrf, "content-type": "application/octet-stream"},
+        )
+        assert r.status_code == 201 and r.json() == {"pending": 0}, (kind, r.text)
+        again = owner.get(f"/app/rooms/{copy['id']}/export?format=json").json()
+        assert again == json.loads(exported.content), kind
+
+    document = docx.Document(
+        io.BytesIO(owner.get(f"/app/rooms/{room['id']}/export?format=docx").content)
+    )
+    text = "\n".join(p.text for p in document.paragraphs)
+    assert "first prompt" in text and "中文 😀" in text and "FIRST PROMPT" in text
+
+
+def test_importing_prompts_generates_answers_in_chained_order(owner: App) -> None:
+    room = owner.room(["hist", "echo"])
+    body = b"alpha\n\nbeta\ngamma\n"
+    r = owner.b.http.post(
+        f"/app/rooms/{room['id']}/import", content=body, headers={"x-csrftoken": owner.csrf}
+    )
+    assert r.status_code == 201 and r.json() == {"pending": 6}
+    wait_until(
+        lambda: all(
+            m["status"] == "done" for m in owner.messages(room["id"]) if m["role"] == "assistant"
+        ),
+        30,
+        "the imported prompts' answers",
+    )
+    answers = [m for m in owner.messages(room["id"]) if m.get("model") == "hist"]
+    assert answers[-1]["content"] == (
+        "user: alpha | assistant: user: alpha | user: beta | assistant: user: alpha | "
+        "assistant: user: alpha | user: beta | user: gamma"
+    )
+    assert [m["content"] for m in owner.messages(room["id"]) if m.get("model") == "echo"] == [
+        "alpha",
+        "beta",
+        "gamma",
+    ]
+
+
+def test_a_bad_line_keeps_what_came_before(owner: App) -> None:
+    room = owner.room(["echo"])
+    body = b"role\tmodel\tcontent\nuser\t\tfine\nassistant\techo\tgiven\nbot\t\toops\n"
+    r = owner.b.http.post(
+        f"/app/rooms/{room['id']}/import", content=body, headers={"x-csrftoken": owner.csrf}
+    )
+    assert r.status_code == 400
+    assert "line 4" in r.json()["error"]["message"]
+    kept = [(m["role"], m["content"]) for m in owner.messages(room["id"])]
+    assert kept == [("user", "fine"), ("assistant", "given")]
+
+
+def test_stop_ends_an_imports_waiting_answers(owner: App) -> None:
+    room = owner.room(["slow"])
+    words = " ".join(["word"] * 60)
+    body = "\n".join(f"{i} {words}" for i in range(5)).encode()
+    r = owner.b.http.post(
+        f"/app/rooms/{room['id']}/import", content=body, headers={"x-csrftoken": owner.csrf}
+    )
+    assert r.status_code == 201 and r.json() == {"pending": 5}
+    wait_until(
+        lambda: any(
+            m["status"] == "running" and m["content"] == ""
+            for m in owner.messages(room["id"])
+            if m["role"] == "assistant"
+        ),
+        10,
+        "the import's answers",
+    )
+    time.sleep(1.0)  # the first answer is being written
+    assert owner.post(f"/app/rooms/{room['id']}/stop").json()["stopped"] >= 4
+    wait_until(
+        lambda: all(
+            m["status"] != "running" for m in owner.messages(room["id"]) if m["role"] == "assistant"
+        ),
+        20,
+        "everything stopped",
+    )
+    statuses = [m["status"] for m in owner.messages(room["id"]) if m["role"] == "assistant"]
+    assert statuses.count("cancelled") >= 4 and "running" not in statuses
+
+
+def test_feedback_exports_as_training_data(stack: Stack, owner: App) -> None:
+    import csv
+    import io
+    import json
+
+    room = owner.room(["echo", "upper"])
+    sent = owner.send(room["id"], "rate us")
+    echo, upper = (owner.settled(room["id"], a["id"]) for a in sent["answers"])
+    owner.post(f"/app/messages/{echo['id']}/feedback", {"rating": 1, "flags": ["correct"]})
+    owner.post(
+        f"/app/messages/{upper['id']}/feedback",
+        {"rating": -1, "flags": ["language"], "comment": 'too "loud", sorry'},
+    )
+    owner.post(f"/app/messages/{upper['id']}/delete")  # soft-deleted: still exported
+    assert owner.get("/app/feedback/export").status_code == 403  # Users lack the permission
+    make_user(stack, "trainer@example.com", admin=True)
+    trainer = App(stack, "trainer@example.com")
+    try:
+
+        def export(**params: str) -> str:
+            r = trainer.b.http.get("/app/feedback/export", params=params)
+            assert r.status_code == 200, r.text
+            return r.text
+
+        pref = [json.loads(line) for line in export(format="preference").splitlines()]
+        mine = [p for p in pref if p["response"] in ("rate us", "RATE US")]
+        assert {(p["chosen"], p["rejected"]) for p in mine} == {("rate us", ""), ("", "RATE US")}
+        assert all(p["prompt"] == "Human: rate us\n\nAssistant:" for p in mine)
+        dpo = [json.loads(line) for line in export(format="dpo").splitlines()]
+        assert any(d["chosen"] == "rate us" and d["rejected"] == "RATE US" for d in dpo)
+        liked = [json.loads(line) for line in export(format="openai", model="echo").splitlines()]
+        assert {"role": "assistant", "content": "rate us"} in liked[-1]["messages"]
+        rows = list(csv.reader(io.StringIO(export(format="csv", rating="-1"))))
+        assert rows[0][:4] == ["room_id", "prompt_id", "answer_id", "model"]
+        loud = [r for r in rows[1:] if r[3] == "upper"]
+        assert loud and 'too "loud", sorry' in loud[-1] and "true" in loud[-1]
+        bad = trainer.b.http.get("/app/feedback/export", params={"format": "xml"})
+        assert bad.status_code == 400
+    finally:
+        trainer.close()

@@ -120,6 +120,8 @@ OWNED_RESOURCE_ROUTES: dict[str, str] = {
         "/app/rooms/{room_id:int}/messages",
         "/app/rooms/{room_id:int}/stop",
         "/app/rooms/{room_id:int}/events",
+        "/app/rooms/{room_id:int}/export",
+        "/app/rooms/{room_id:int}/import",
         "/app/messages/{message_id:int}/regenerate",
         "/app/messages/{message_id:int}/select",
         "/app/messages/{message_id:int}/delete",

@@ -14,9 +14,20 @@ def main() -> None:
 
 
 def _register() -> None:
-    from kuwa.cli import executor, gateway, group, kernel, model, up, user
+    from kuwa.cli import (
+        batch,
+        executor,
+        feedback,
+        gateway,
+        group,
+        kernel,
+        model,
+        up,
+        user,
+        worker,
+    )
 
-    for module in (up, gateway, executor, kernel, user, group, model):
+    for module in (up, gateway, executor, kernel, worker, user, group, model, feedback, batch):
         main.add_command(module.command)
 
 

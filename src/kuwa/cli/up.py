@@ -68,6 +68,7 @@ def command(
         _first_start(settings)
         env = _child_env(settings)
         stack.spawn("kernel", ["kernel", "start"], env)
+        stack.spawn("worker", ["worker", "start"], env)
         for code in settings.demo_models:
             transform = code if code in {"echo", "reverse", "upper"} else "echo"
             stack.spawn(

@@ -6,6 +6,7 @@ import contextlib
 import logging
 from collections.abc import AsyncIterator
 
+import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
@@ -49,6 +50,43 @@ async def healthz(request: Request) -> Response:
     return JSONResponse({"status": "ok", "streams": state.chat.hub.active})
 
 
+def build_state(settings: Settings, redis: aioredis.Redis, hub: Hub, store: Store) -> GatewayState:
+    """What serving chats needs: the chat service with its limits, token auth, the model
+    directory. The app's lifespan builds one; so does a background worker."""
+    registry = Registry(redis, ttl=settings.heartbeat_ttl)
+    chat = ChatService(
+        hub,
+        JobQueue(
+            redis,
+            max_queue=settings.max_queue,
+            state_ttl=settings.transcript_ttl,
+            fair_window=settings.fair_window,
+        ),
+        registry,
+        idle_timeout=settings.stream_idle_timeout,
+        limits=UserLimits(
+            redis,
+            max_jobs=settings.user_max_jobs,
+            per_minute=settings.user_requests_per_minute,
+            claim_seconds=settings.transcript_ttl,
+        ),
+    )
+    return GatewayState(
+        settings,
+        redis,
+        chat,
+        TokenAuth(store.accounts, cache_seconds=settings.token_cache_seconds),
+        store,
+        ModelDirectory(
+            store.catalog,
+            store.groups,
+            registry,
+            redis,
+            auto_register=settings.auto_register_models,
+        ),
+    )
+
+
 def create_app(settings: Settings) -> Starlette:
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
@@ -57,39 +95,8 @@ def create_app(settings: Settings) -> Starlette:
         await hub.start()
         db = open_database(settings)
         store = Store.over(db, settings.load_secret_key())
-        registry = Registry(redis, ttl=settings.heartbeat_ttl)
-        chat = ChatService(
-            hub,
-            JobQueue(
-                redis,
-                max_queue=settings.max_queue,
-                state_ttl=settings.transcript_ttl,
-                fair_window=settings.fair_window,
-            ),
-            registry,
-            idle_timeout=settings.stream_idle_timeout,
-            limits=UserLimits(
-                redis,
-                max_jobs=settings.user_max_jobs,
-                per_minute=settings.user_requests_per_minute,
-                claim_seconds=settings.transcript_ttl,
-            ),
-        )
         web_state = web.start(app, settings, redis, store)
-        app.state.kuwa = GatewayState(
-            settings,
-            redis,
-            chat,
-            TokenAuth(store.accounts, cache_seconds=settings.token_cache_seconds),
-            store,
-            ModelDirectory(
-                store.catalog,
-                store.groups,
-                registry,
-                redis,
-                auto_register=settings.auto_register_models,
-            ),
-        )
+        app.state.kuwa = build_state(settings, redis, hub, store)
         web_state.on_user_changed = app.state.kuwa.forget_cached
         web_state.runner = RoomRunner(app.state.kuwa, web_state.rooms)
         log.info("gateway ready (redis %s)", _safe_url(settings.effective_redis_url))

@@ -8,7 +8,7 @@ JSON-ready dicts in the shapes of docs/web-app-api.md. Access is checked here, o
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from typing import Any
 
 import orjson
@@ -264,6 +264,24 @@ class Rooms(Repo):
             raise NotFoundError(f"There is no message {message_id}.", param="message")
         return rows[0]
 
+    def raw_or_none(self, message_id: int) -> dict[str, Any] | None:
+        rows = self._rows(Row.select().where((Row.id == message_id) & Row.deleted_at.is_null()))
+        return rows[0] if rows else None
+
+    def cancel_unstarted(self, room_id: int) -> list[int]:
+        """Mark answers that wait to start (no job yet) cancelled; their ids."""
+        where = (
+            (Row.room == room_id)
+            & (Row.status == "running")
+            & Row.job_id.is_null()
+            & (Row.role == "assistant")
+        )
+        with db_errors("stopping"):
+            ids = [int(i) for (i,) in self._q(Row.select(Row.id).where(where).tuples())]
+            if ids:
+                self._q(Row.update(status="cancelled").where(Row.id.in_(ids))).execute()
+        return ids
+
     def add_prompt(
         self,
         room_id: int,
@@ -393,7 +411,9 @@ class Rooms(Repo):
 
     def history(self, answer_id: int) -> list[tuple[str, str]]:
         """(role, content) turns an answer's model sees: its own thread when chained."""
-        answer = self.raw(answer_id)
+        return self.history_of(self.raw(answer_id))
+
+    def history_of(self, answer: dict[str, Any]) -> list[tuple[str, str]]:
         prompt = self._rows(Row.select().where(Row.id == answer["parent"]))[0]
         if not answer["chain"]:
             return [("user", prompt["content"])]
@@ -427,6 +447,184 @@ class Rooms(Repo):
                 turns.pop()  # a prompt this model never answered is not part of its thread
         turns.append(("user", prompt["content"]))
         return turns
+
+    def export_thread(self, room_id: int) -> list[dict[str, Any]]:
+        """The conversation to export: the selected path of prompts, each followed by every
+        model's selected answer, soft-deleted messages included (as Kuwa counted them)."""
+        rows = self._rows(
+            Row.select(Row, User.name.alias("author_name"))
+            .join(User, peewee.JOIN.LEFT_OUTER, on=(Row.author == User.id))
+            .where(Row.room == room_id)
+            .order_by(Row.id)
+        )
+        prompts = {r["parent"]: r for r in rows if r["role"] == "user" and r["selected"]}
+        answers: dict[int, list[dict[str, Any]]] = {}
+        for r in rows:
+            if r["role"] == "assistant" and r["selected"]:
+                answers.setdefault(int(r["parent"]), []).append(r)
+        out: list[dict[str, Any]] = []
+        current = prompts.get(None)
+        while current is not None and len(out) <= len(rows):
+            out.append(current)
+            out.extend(answers.get(int(current["id"]), []))
+            current = prompts.get(current["id"])
+        return out
+
+    def import_rows(
+        self,
+        room_id: int,
+        author_id: int,
+        rows: Iterable[Any],
+        models: list[str],
+        chained: bool,
+        pending: list[tuple[int, str]],
+    ) -> None:
+        """Append imported rows to the room's thread. Assistant rows with content are kept as
+        given (attributed to their model); a prompt with no answer after it gets a pending
+        answer for every model of the room; those (answer id, model) go into ``pending``, in
+        order. Rows are written as they come: an error part-way (a bad line) is raised after
+        the prompt before it was closed, so nothing before the error is lost."""
+        thread = self.thread(room_id)
+        state: dict[str, Any] = {
+            "parent": thread[-1]["id"] if thread else None,
+            "prompt": None,
+            "answered": set(),
+            "chain": chained,
+        }
+
+        def close_prompt() -> None:
+            if state["prompt"] is None or state["answered"]:
+                return
+            for code in models:
+                answer_id = int(
+                    self._q(
+                        Row.insert(
+                            room=room_id,
+                            parent=state["prompt"],
+                            role="assistant",
+                            model=code,
+                            content="",
+                            status="running",
+                            chain=state["chain"],
+                            selected=True,
+                            created_at=utcnow(),
+                        )
+                    ).execute()
+                )
+                pending.append((answer_id, code))
+            state["answered"] = {"(pending)"}
+
+        with db_errors("importing"):
+            try:
+                for row in rows:
+                    if row.role == "user":
+                        with self._db.atomic():
+                            close_prompt()
+                            self._import_prompt(room_id, author_id, row, chained, state)
+                    else:
+                        self._import_answer(row, state)
+            finally:
+                with self._db.atomic():
+                    close_prompt()
+                    self._q(Room.update(updated_at=utcnow()).where(Room.id == room_id)).execute()
+
+    def _import_prompt(
+        self, room_id: int, author_id: int, row: Any, chained: bool, state: dict[str, Any]
+    ) -> None:
+        parent = state["parent"]
+        chain = chained if row.chain is None else bool(row.chain)
+        self._q(
+            Row.update(selected=False).where(
+                (Row.room == room_id)
+                & (Row.role == "user")
+                & (Row.parent.is_null() if parent is None else Row.parent == parent)
+            )
+        ).execute()
+        prompt = int(
+            self._q(
+                Row.insert(
+                    room=room_id,
+                    parent=parent,
+                    role="user",
+                    author=author_id,
+                    content=row.content,
+                    status="done",
+                    chain=chain,
+                    selected=True,
+                    created_at=utcnow(),
+                )
+            ).execute()
+        )
+        state.update(parent=prompt, prompt=prompt, answered=set(), chain=chain)
+        room = self._rows(Room.select(Room.title).where(Room.id == room_id))
+        if room and not room[0]["title"]:
+            self._q(Room.update(title=make_title(row.content)).where(Room.id == room_id)).execute()
+
+    def _import_answer(self, row: Any, state: dict[str, Any]) -> None:
+        prompt = state["prompt"]
+        if prompt is None:
+            raise InvalidRequestError(
+                f"line {row.line}: an answer must come after a prompt", param="file"
+            )
+        code = row.model or ""
+        self._q(
+            Row.update(selected=False).where((Row.parent == prompt) & (Row.model == code))
+        ).execute()
+        self._q(
+            Row.insert(
+                room=self._rows(Row.select(Row.room).where(Row.id == prompt))[0]["room"],
+                parent=prompt,
+                role="assistant",
+                model=code,
+                content=row.content,
+                status="done",
+                chain=state["chain"] if row.chain is None else bool(row.chain),
+                selected=True,
+                created_at=utcnow(),
+            )
+        ).execute()
+        state["answered"].add(code)
+
+    def feedback_records(self) -> Iterator[Any]:
+        """Every rating, oldest first, as ``kuwa.rooms.exports.FeedbackRecord`` (soft-deleted
+        answers included, as Kuwa exported them)."""
+        from kuwa.rooms.exports import FeedbackRecord
+
+        query = (
+            Feedback.select(
+                Feedback,
+                User.email,
+                Row.room,
+                Row.parent,
+                Row.model,
+                Row.content,
+                Row.deleted_at,
+                Row.chain,
+            )
+            .join(User, on=(Feedback.user == User.id))
+            .switch(Feedback)
+            .join(Row, on=(Feedback.message == Row.id))
+            .order_by(Feedback.created_at, Feedback.id)
+        )
+        with db_errors("reading feedback"):
+            for fb in self._rows(query):
+                answer = self._rows(Row.select().where(Row.id == fb["message"]))[0]
+                turns = self.history_of(answer)
+                yield FeedbackRecord(
+                    room_id=int(fb["room"]),
+                    prompt_id=int(fb["parent"]),
+                    answer_id=int(fb["message"]),
+                    model=str(fb["model"]),
+                    history=turns[:-1],
+                    prompt=turns[-1][1],
+                    answer=str(fb["content"]),
+                    rating=int(fb["rating"]),
+                    flags=[f for f in str(fb["flags"]).split(",") if f],
+                    comment=str(fb["comment"]),
+                    user=str(fb["email"]),
+                    created=fb["created_at"].replace(tzinfo=dt.UTC),
+                    deleted=fb["deleted_at"] is not None,
+                )
 
     def set_job(self, message_id: int, job_id: str, *, translation: bool = False) -> None:
         field = "translation_job" if translation else "job_id"

@@ -54,12 +54,46 @@ class RoomRunner:
         except (RedisError, OSError) as exc:
             log.warning("could not announce %s in room %s: %s", event.get("type"), room_id, exc)
 
-    async def answer(self, user: UserInfo, room_id: int, message_id: int, model: str) -> None:
+    async def answer(
+        self, user: UserInfo, room_id: int, message_id: int, model: str
+    ) -> asyncio.Task[None] | None:
+        """Start the answer's job; the task that saves it (None when it could not start)."""
         history = await run_in_threadpool(self.rooms.history, message_id)
         request = ChatRequest(
             model=model, messages=tuple(Message(r, c) for r, c in history), stream=True
         )
-        await self._run(user, room_id, message_id, request, translation=False)
+        return await self._run(user, room_id, message_id, request, translation=False)
+
+    async def run_pending(
+        self, user: UserInfo, room_id: int, pending: list[tuple[int, str]], chained: bool
+    ) -> int:
+        """Answer imported prompts: per model in order when chained (each prompt sees the
+        earlier answers), models side by side; all at once (within the user's limits) when
+        not. Answers stopped before they started are skipped. How many were started."""
+        started = 0
+
+        async def one_model(items: list[tuple[int, str]]) -> None:
+            nonlocal started
+            for message_id, code in items:
+                row = await run_in_threadpool(self.rooms.raw_or_none, message_id)
+                if row is None or row["status"] != "running" or row["job_id"]:
+                    continue  # stopped, deleted, or already started
+                task = await self.answer(user, room_id, message_id, code)
+                started += 1
+                if chained and task is not None:
+                    await task
+
+        by_model: dict[str, list[tuple[int, str]]] = {}
+        for item in pending:
+            by_model.setdefault(item[1], []).append(item)
+        await asyncio.gather(*(one_model(items) for items in by_model.values()))
+        return started
+
+    def spawn(self, work: Any) -> None:
+        """Run ``work`` (a coroutine) in the background, cancelled at shutdown."""
+        task: asyncio.Task[None] = asyncio.create_task(work)
+        self.tasks.add(task)
+        task.add_done_callback(self.tasks.discard)
 
     async def translate(
         self, user: UserInfo, room_id: int, message_id: int, model: str, lang: str
@@ -83,12 +117,12 @@ class RoomRunner:
         request: ChatRequest,
         *,
         translation: bool,
-    ) -> None:
+    ) -> asyncio.Task[None] | None:
         try:
             stream = await start_chat(self.state, request, user)
         except KuwaError as exc:
             await self._finish(room_id, message_id, "", "failed", exc.message, translation)
-            return
+            return None
         await run_in_threadpool(self.rooms.set_job, message_id, stream.id, translation=translation)
         await self.publish(
             room_id,
@@ -104,6 +138,7 @@ class RoomRunner:
         self.local_jobs.add(stream.id)
         task.add_done_callback(self.tasks.discard)
         task.add_done_callback(lambda _: self.local_jobs.discard(stream.id))
+        return task
 
     async def _consume(
         self, room_id: int, message_id: int, stream: ChatStream, translation: bool
@@ -179,10 +214,15 @@ class RoomRunner:
             await self._finish(room_id, message_id, "".join(parts), status, None, translation)
 
     async def stop(self, room_id: int) -> int:
+        """Cancel the room's running answers; answers waiting to start (an import's) end as
+        cancelled at once."""
         running = await run_in_threadpool(self.rooms.running, room_id)
         for item in running:
             await self.state.chat.queue.cancel(item["job"])
-        return len(running)
+        waiting = await run_in_threadpool(self.rooms.cancel_unstarted, room_id)
+        for message_id in waiting:
+            await self.publish(room_id, {"type": "message", "id": message_id})
+        return len(running) + len(waiting)
 
     async def shutdown(self) -> None:
         for task in list(self.tasks):

@@ -3,11 +3,11 @@ in docs/web-app-api.md. Parse → call → wrap; room access is checked by ``Roo
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, BinaryIO, cast
 
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
-from starlette.responses import Response
+from starlette.responses import Response, StreamingResponse
 from starlette.routing import BaseRoute, Route
 
 from kuwa.accounts import UserInfo
@@ -16,6 +16,7 @@ from kuwa.gateway.http import JSONResponse, read_json
 from kuwa.gateway.sse import SSEResponse
 from kuwa.gateway.state import GatewayState
 from kuwa.rooms import Rooms
+from kuwa.web.background import enqueue_pending
 from kuwa.web.core import current_user, error_page, page, render, ui_lang, web_state
 from kuwa.web.live import LANGUAGES, RoomRunner, room_events
 
@@ -383,6 +384,170 @@ async def app_translate(request: Request) -> Response:
     return JSONResponse(await run_in_threadpool(_rooms(request).message, message_id, user.id))
 
 
+# --- export and import ----------------------------------------------------------------------
+EXPORT = "Room_read_export_chat"
+IMPORT = "Room_update_import_chat"
+MAX_IMPORT_BYTES = 50 * 1024 * 1024
+EXPORT_TYPES = {
+    "json": ("application/json", "json"),
+    "tsv": ("text/tab-separated-values; charset=utf-8", "tsv"),
+    "docx": ("application/vnd.openxmlformats-officedocument.wordprocessingml.document", "docx"),
+}
+
+
+@page(EXPORT)
+async def app_export(request: Request) -> Response:
+    from kuwa.rooms import formats
+
+    user = await _user(request)
+    room_id = _id(request, "room_id")
+    await _require(request, room_id, "viewer")
+    kind = request.query_params.get("format", "json")
+    if kind not in EXPORT_TYPES:
+        raise InvalidRequestError("format must be json, tsv or docx", param="format")
+    rooms = _rooms(request)
+    room = await run_in_threadpool(lambda: rooms.get(room_id, user.id, with_messages=False))
+    thread = await run_in_threadpool(rooms.export_thread, room_id)
+    rows = [
+        formats.Row(
+            role=m["role"],
+            content=m["content"],
+            model=m["model"] if m["role"] == "assistant" else None,
+            chain=bool(m["chain"]) if m["role"] == "assistant" else None,
+        )
+        for m in thread
+    ]
+    if kind == "json":
+        body: bytes = formats.export_json(rows)
+    elif kind == "tsv":
+        body = formats.export_tsv(rows).encode()
+    else:
+        body = await run_in_threadpool(_docx, room, thread)
+    media, ext = EXPORT_TYPES[kind]
+    name = f"kuwa-room-{room_id}.{ext}"
+    return Response(
+        body,
+        media_type=media,
+        headers={"Content-Disposition": f'attachment; filename="{name}"'},
+    )
+
+
+def _docx(room: dict[str, Any], thread: list[dict[str, Any]]) -> bytes:
+    import datetime as dt
+
+    from kuwa.rooms import exports
+
+    def when(row: dict[str, Any]) -> dt.datetime:
+        created: dt.datetime = row["created_at"]
+        return created.replace(tzinfo=dt.UTC)
+
+    people = sorted({str(m["author_name"]) for m in thread if m["role"] == "user"})
+    models = list(dict.fromkeys(str(m["model"]) for m in thread if m["role"] == "assistant"))
+    messages = [
+        exports.DocMessage(
+            role=m["role"],
+            author=str(m["author_name"] or "deleted user")
+            if m["role"] == "user"
+            else str(m["model"]),
+            model=m["model"],
+            content=m["content"],
+            created=when(m),
+        )
+        for m in thread
+    ]
+    return exports.room_docx(
+        room["title"] or "Kuwa chat", dt.datetime.now(dt.UTC), people + models, messages
+    )
+
+
+@page(IMPORT)
+async def app_import(request: Request) -> Response:
+    """The request body is the file (JSON, TSV or one prompt per line)."""
+    import tempfile
+
+    from kuwa.rooms import formats
+
+    user = await _user(request)
+    room_id = _id(request, "room_id")
+    await _require(request, room_id, "participant")
+    if not user.can(SEND):
+        raise PermissionDeniedError("Your account may not send messages.")
+    rooms = _rooms(request)
+    room = await run_in_threadpool(lambda: rooms.get(room_id, user.id, with_messages=False))
+    spool = tempfile.SpooledTemporaryFile(max_size=1024 * 1024)  # noqa: SIM115 -- closed below
+    try:
+        size = 0
+        async for part in request.stream():
+            size += len(part)
+            if size > MAX_IMPORT_BYTES:
+                raise InvalidRequestError(
+                    f"The file is larger than {MAX_IMPORT_BYTES // (1024 * 1024)} MiB."
+                )
+            await run_in_threadpool(spool.write, part)
+        spool.seek(0)
+        pending: list[tuple[int, str]] = []
+        error: formats.FormatError | None = None
+        try:
+            await run_in_threadpool(
+                lambda: rooms.import_rows(
+                    room_id,
+                    user.id,
+                    formats.parse(cast(BinaryIO, spool)),
+                    room["models"],
+                    room["chained"],
+                    pending,
+                )
+            )
+        except formats.FormatError as exc:
+            error = exc
+    finally:
+        spool.close()
+    runner = _runner(request)
+    await runner.publish(room_id, {"type": "room"})
+    if pending:  # answered by a background worker (RQ), which outlives this request
+        settings = web_state(request).settings
+        await run_in_threadpool(
+            enqueue_pending, settings, room_id, user.id, pending, room["chained"]
+        )
+    if error is not None:
+        raise formats.FormatError(
+            f"{error.reason}. Everything before that line was imported"
+            f"{f' ({len(pending)} answers to generate)' if pending else ''}.",
+            line=error.line,
+            column=error.column,
+        )
+    return JSONResponse({"pending": len(pending)}, status_code=201)
+
+
+@page("Dashboard_read_feedbacks")
+async def app_feedback_export(request: Request) -> Response:
+    """Feedback as training data: ?format=preference|openai|dpo|csv&model=…&since=…&until=…
+    &rating=1|-1|0 (soft-deleted answers included, as Kuwa did)."""
+    from kuwa.rooms import training
+
+    params = request.query_params
+    kind = params.get("format", "preference")
+    raw_rating = params.get("rating")
+    try:
+        rating = int(raw_rating) if raw_rating not in (None, "") else None
+    except ValueError:
+        raise InvalidRequestError("rating must be 1, -1 or 0", param="rating") from None
+    lines = training.export_feedback(
+        _rooms(request),
+        kind,
+        models=set(params.getlist("model")) or None,
+        since=training.parse_date(params.get("since"), "since"),
+        until=training.parse_date(params.get("until"), "until"),
+        rating=rating,
+    )
+    _, media, ext = training.FORMATS[kind]
+    return StreamingResponse(
+        lines,
+        media_type=media,
+        headers={"Content-Disposition": f'attachment; filename="kuwa-feedback-{kind}.{ext}"'},
+    )
+
+
 @page(TAB)
 async def app_events(request: Request) -> Response:
     user = await _user(request)
@@ -405,6 +570,9 @@ def routes() -> list[BaseRoute]:
         Route("/app/rooms/{room_id:int}/messages", app_send, methods=["POST"]),
         Route("/app/rooms/{room_id:int}/stop", app_stop, methods=["POST"]),
         Route("/app/rooms/{room_id:int}/events", app_events, methods=["GET"]),
+        Route("/app/rooms/{room_id:int}/export", app_export, methods=["GET"]),
+        Route("/app/rooms/{room_id:int}/import", app_import, methods=["POST"]),
+        Route("/app/feedback/export", app_feedback_export, methods=["GET"]),
         Route("/app/messages/{message_id:int}/regenerate", app_regenerate, methods=["POST"]),
         Route("/app/messages/{message_id:int}/select", app_select, methods=["POST"]),
         Route("/app/messages/{message_id:int}/delete", app_delete_message, methods=["POST"]),
