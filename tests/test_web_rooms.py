@@ -523,3 +523,29 @@ def test_feedback_exports_as_training_data(stack: Stack, owner: App) -> None:
         assert bad.status_code == 400
     finally:
         trainer.close()
+
+
+def test_a_read_only_link(stack: Stack, owner: App, other: App) -> None:
+    room = owner.room(["echo"])
+    payload = "**bold** <img src=x onerror=alert(1)> [x](javascript:alert(1))"
+    owner.settled(room["id"], owner.send(room["id"], payload)["answers"][0]["id"])
+    assert owner.get(f"/app/rooms/{room['id']}").json()["link"] is None
+    assert other.post(f"/app/rooms/{room['id']}/link", {"enabled": True}).status_code == 404
+    r = owner.post(f"/app/rooms/{room['id']}/link", {"enabled": True})
+    link = r.json()["link"]
+    assert r.status_code == 200 and link.startswith("/shared/")
+    page = other.b.http.get(link, headers={"accept": "text/html"})
+    assert page.status_code == 200
+    assert "<strong>bold</strong>" in page.text
+    assert "<img" not in page.text and 'href="javascript:' not in page.text
+    assert "&lt;img src=x onerror=alert(1)&gt;" in page.text
+    assert "composer" not in page.text
+    # Signed-out visitors are sent to sign in; a new link replaces the old; off means gone.
+    anonymous = httpx.get(stack.base_url + link, headers={"accept": "text/html"})
+    assert anonymous.status_code == 303
+    newer = owner.post(f"/app/rooms/{room['id']}/link", {"enabled": True}).json()["link"]
+    assert newer != link
+    assert other.b.http.get(link, headers={"accept": "text/html"}).status_code == 404
+    owner.post(f"/app/rooms/{room['id']}/link", {"enabled": False})
+    assert other.b.http.get(newer, headers={"accept": "text/html"}).status_code == 404
+    assert other.get(f"/app/rooms/{room['id']}").status_code == 404  # the room stays private

@@ -122,6 +122,7 @@ OWNED_RESOURCE_ROUTES: dict[str, str] = {
         "/app/rooms/{room_id:int}/events",
         "/app/rooms/{room_id:int}/export",
         "/app/rooms/{room_id:int}/import",
+        "/app/rooms/{room_id:int}/link",
         "/app/messages/{message_id:int}/regenerate",
         "/app/messages/{message_id:int}/select",
         "/app/messages/{message_id:int}/delete",
@@ -129,6 +130,8 @@ OWNED_RESOURCE_ROUTES: dict[str, str] = {
         "/app/messages/{message_id:int}/translate",
     )
 }
+# The link's token is the capability: anyone signed in may read what it opens.
+OWNED_RESOURCE_ROUTES["/shared/{token}"] = "tests/test_web_rooms.py::test_a_read_only_link"
 
 
 def test_pages_naming_a_resource_are_for_admins_or_have_an_idor_test(tmp_path: Path) -> None:

@@ -181,6 +181,7 @@ class Room(BaseModel):
     title = peewee.CharField(max_length=200, default="")
     models = peewee.TextField(default="[]")  # JSON list of access codes, in column order
     chained = peewee.BooleanField(default=True)  # multi-turn: each model sees its thread
+    share_token = peewee.CharField(max_length=64, null=True, unique=True)  # read-only link
     created_at = peewee.DateTimeField(default=utcnow)
     updated_at = peewee.DateTimeField(default=utcnow, index=True)
     deleted_at = peewee.DateTimeField(null=True)

@@ -8,6 +8,7 @@ JSON-ready dicts in the shapes of docs/web-app-api.md. Access is checked here, o
 from __future__ import annotations
 
 import datetime as dt
+import secrets
 from collections.abc import Iterable, Iterator
 from typing import Any
 
@@ -156,10 +157,36 @@ class Rooms(Repo):
                 "chained": bool(row["chained"]),
                 "owner": {"id": row["owner"], "name": row["owner_name"]},
                 "members": self.members(room_id),
+                "link": (
+                    f"/shared/{row['share_token']}"
+                    if row["share_token"] and row["owner"] == user_id
+                    else None
+                ),
             }
             if with_messages:
                 room["messages"] = self.messages(room_id, user_id)
         return room
+
+    def set_link(self, room_id: int, enabled: bool) -> str | None:
+        """Turn the room's read-only link on (a new secret each time) or off."""
+        token = secrets.token_urlsafe(18) if enabled else None
+        with db_errors("changing the room's link"):
+            self._q(Room.update(share_token=token).where(Room.id == room_id)).execute()
+        return token
+
+    def by_link(self, token: str) -> int | None:
+        """The live room a read-only link opens, or None."""
+        if not token or len(token) > 64:
+            return None
+        with db_errors("opening a link"):
+            rows = list(
+                self._q(
+                    Room.select(Room.id)
+                    .where((Room.share_token == token) & Room.deleted_at.is_null())
+                    .tuples()
+                )
+            )
+        return int(rows[0][0]) if rows else None
 
     def members(self, room_id: int) -> list[dict[str, Any]]:
         out: list[dict[str, Any]] = []

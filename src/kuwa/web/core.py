@@ -14,6 +14,8 @@ from typing import Any
 from urllib.parse import quote
 
 import jinja2
+from markdown_it import MarkdownIt
+from markupsafe import Markup
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, RedirectResponse, Response
@@ -237,3 +239,12 @@ async def confirm_link(request: Request, title: str, message: str, button: str) 
 async def posted_code(request: Request) -> str:
     form = await request.form()
     return str(form.get("code", ""))
+
+
+_markdown = MarkdownIt("commonmark", {"html": False, "linkify": False}).enable("table")
+
+
+def render_markdown(text: str) -> Markup:
+    """Markdown as HTML that is safe to show: raw HTML is escaped (``html`` off) and
+    markdown-it refuses javascript:, vbscript: and data: links (its validateLink)."""
+    return Markup(_markdown.render(text))  # noqa: S704 -- escaped by markdown-it, see above

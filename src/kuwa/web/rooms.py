@@ -17,7 +17,16 @@ from kuwa.gateway.sse import SSEResponse
 from kuwa.gateway.state import GatewayState
 from kuwa.rooms import Rooms
 from kuwa.web.background import enqueue_pending
-from kuwa.web.core import current_user, error_page, page, render, ui_lang, web_state
+from kuwa.web.core import (
+    SIGNED_IN,
+    current_user,
+    error_page,
+    page,
+    render,
+    render_markdown,
+    ui_lang,
+    web_state,
+)
 from kuwa.web.live import LANGUAGES, RoomRunner, room_events
 
 TAB = "tab_Room"
@@ -233,6 +242,44 @@ async def app_share(request: Request) -> Response:
     )
     await _runner(request).publish(room_id, {"type": "room"})
     return JSONResponse(await _room_json(request, room_id))
+
+
+@page(TAB)
+async def app_link(request: Request) -> Response:
+    """Turn the room's read-only link on or off: ``{"enabled": bool}``."""
+    room_id = _id(request, "room_id")
+    await _require(request, room_id, "owner")
+    body = await _body(request)
+    enabled = body.get("enabled")
+    if not isinstance(enabled, bool):
+        raise InvalidRequestError("enabled must be true or false", param="enabled")
+    await run_in_threadpool(_rooms(request).set_link, room_id, enabled)
+    return JSONResponse(await _room_json(request, room_id))
+
+
+@page(SIGNED_IN)
+async def shared_room(request: Request) -> Response:
+    """A room opened by its read-only link: its conversation, for any signed-in user."""
+    rooms = _rooms(request)
+    room_id = await run_in_threadpool(rooms.by_link, str(request.path_params["token"]))
+    if room_id is None:
+        return error_page(request, 404, "This link does not work (any more).")
+    user = await _user(request)
+    room = await run_in_threadpool(lambda: rooms.get(room_id, user.id, with_messages=False))
+    thread = await run_in_threadpool(rooms.export_thread, room_id)
+    names = {m.access_code: m.name for m in (await _gateway(request).models.models()).values()}
+    messages = [
+        {
+            "role": m["role"],
+            "who": (m["author_name"] or "?")
+            if m["role"] == "user"
+            else names.get(str(m["model"]), str(m["model"])),
+            "html": render_markdown(m["content"]),
+        }
+        for m in thread
+        if m["deleted_at"] is None
+    ]
+    return await render(request, "shared.html", title=room["title"], messages=messages)
 
 
 # --- messages -------------------------------------------------------------------------------
@@ -573,6 +620,8 @@ def routes() -> list[BaseRoute]:
         Route("/app/rooms/{room_id:int}/export", app_export, methods=["GET"]),
         Route("/app/rooms/{room_id:int}/import", app_import, methods=["POST"]),
         Route("/app/feedback/export", app_feedback_export, methods=["GET"]),
+        Route("/app/rooms/{room_id:int}/link", app_link, methods=["POST"]),
+        Route("/shared/{token}", shared_room, methods=["GET"]),
         Route("/app/messages/{message_id:int}/regenerate", app_regenerate, methods=["POST"]),
         Route("/app/messages/{message_id:int}/select", app_select, methods=["POST"]),
         Route("/app/messages/{message_id:int}/delete", app_delete_message, methods=["POST"]),
