@@ -5,6 +5,7 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -549,3 +550,45 @@ def test_a_read_only_link(stack: Stack, owner: App, other: App) -> None:
     owner.post(f"/app/rooms/{room['id']}/link", {"enabled": False})
     assert other.b.http.get(newer, headers={"accept": "text/html"}).status_code == 404
     assert other.get(f"/app/rooms/{room['id']}").status_code == 404  # the room stays private
+
+
+def test_room_export_and_import_from_the_command_line(
+    stack: Stack, owner: App, tmp_path: Path
+) -> None:
+    import json
+    import subprocess
+    import sys
+
+    def cli(*args: str, data: bytes | None = None) -> subprocess.CompletedProcess[bytes]:
+        return subprocess.run(
+            [sys.executable, "-m", "kuwa", "room", *args],
+            env=stack.env,
+            input=data,
+            capture_output=True,
+            timeout=60,
+            check=False,
+        )
+
+    room = owner.room(["echo"])
+    owner.settled(room["id"], owner.send(room["id"], "from the web")["answers"][0]["id"])
+    done = cli("export", str(room["id"]))
+    assert done.returncode == 0, done.stderr
+    web = owner.get(f"/app/rooms/{room['id']}/export?format=json").content
+    assert json.loads(done.stdout) == json.loads(web)
+    docx_file = tmp_path / "room.docx"
+    assert cli("export", str(room["id"]), "--format", "docx", "-o", str(docx_file)).returncode == 0
+    assert docx_file.read_bytes()[:2] == b"PK"
+
+    target = owner.room(["echo"])
+    imported = cli("import", str(target["id"]), "-", data=b"one\ntwo\n")
+    assert imported.returncode == 0 and b"2 answers to write" in imported.stderr
+    wait_until(
+        lambda: (
+            [m["content"] for m in owner.messages(target["id"]) if m["role"] == "assistant"]
+            == ["one", "two"]
+        ),
+        20,
+        "the worker's answers",
+    )
+    missing = cli("export", "999999")
+    assert missing.returncode == 1 and b"no room 999999" in missing.stderr

@@ -109,6 +109,14 @@ class Settings:
         default=300.0,
         metadata=_doc("Seconds a stream may go without any chunk before the gateway fails it."),
     )
+    import_max_rows: int = field(
+        default=10_000,
+        metadata=_doc("Most rows (prompts and answers) one imported chat file may have."),
+    )
+    import_max_bytes: int = field(
+        default=50 * 1024 * 1024,
+        metadata=_doc("Largest chat file an import accepts, in bytes (kept on disk, not memory)."),
+    )
     auto_register_models: bool = field(
         default=True,
         metadata=_doc(
@@ -452,6 +460,8 @@ class Settings:
             "transcript_max_chunks",
             "workers",
             "fair_window",
+            "import_max_rows",
+            "import_max_bytes",
         ):
             if getattr(self, name) < 1:
                 raise SettingsError(f"{name} must be at least 1")

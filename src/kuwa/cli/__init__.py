@@ -22,12 +22,25 @@ def _register() -> None:
         group,
         kernel,
         model,
+        room,
         up,
         user,
         worker,
     )
 
-    for module in (up, gateway, executor, kernel, worker, user, group, model, feedback, batch):
+    for module in (
+        up,
+        gateway,
+        executor,
+        kernel,
+        worker,
+        user,
+        group,
+        model,
+        room,
+        feedback,
+        batch,
+    ):
         main.add_command(module.command)
 
 

@@ -30,6 +30,8 @@ GENERATED = (
 
 # Which processes read each setting (tests fail when a new field is missing here).
 READ_BY: dict[str, str] = {
+    "import_max_rows": "gateway, up, room",
+    "import_max_bytes": "gateway, up",
     "auto_register_models": "gateway, up",
     "public_url": "gateway, up",
     "trusted_proxies": "gateway, up",
@@ -65,10 +67,10 @@ READ_BY: dict[str, str] = {
     "oidc_tenant": "gateway, up",
     "oidc_group_claim": "gateway, up",
     "oidc_group": "gateway, up",
-    "data_dir": "gateway, up, worker, user, group, model, feedback",
+    "data_dir": "gateway, up, worker, user, group, model, room, feedback",
     "redis_url": "gateway, executor, kernel, up",
-    "database_url": "gateway, up, worker, user, group, model, feedback",
-    "secret_key": "gateway, up, worker, user, group, model, feedback",
+    "database_url": "gateway, up, worker, user, group, model, room, feedback",
+    "secret_key": "gateway, up, worker, user, group, model, room, feedback",
     "host": "gateway, up",
     "port": "gateway, up",
     "workers": "gateway",

@@ -85,6 +85,19 @@ class Rooms(Repo):
             )
         return role
 
+    def owner_of(self, room_id: int) -> int:
+        with db_errors("reading a room"):
+            rows = list(
+                self._q(
+                    Room.select(Room.owner)
+                    .where((Room.id == room_id) & Room.deleted_at.is_null())
+                    .tuples()
+                )
+            )
+        if not rows:
+            raise NotFoundError(f"There is no room {room_id}.", param="room")
+        return int(rows[0][0])
+
     def room_of(self, message_id: int) -> int:
         with db_errors("reading a message"):
             rows = list(

@@ -11,7 +11,12 @@ from starlette.responses import Response, StreamingResponse
 from starlette.routing import BaseRoute, Route
 
 from kuwa.accounts import UserInfo
-from kuwa.errors import InvalidRequestError, NotFoundError, PermissionDeniedError
+from kuwa.errors import (
+    InvalidRequestError,
+    NotFoundError,
+    PayloadTooLargeError,
+    PermissionDeniedError,
+)
 from kuwa.gateway.http import JSONResponse, read_json
 from kuwa.gateway.sse import SSEResponse
 from kuwa.gateway.state import GatewayState
@@ -434,7 +439,6 @@ async def app_translate(request: Request) -> Response:
 # --- export and import ----------------------------------------------------------------------
 EXPORT = "Room_read_export_chat"
 IMPORT = "Room_update_import_chat"
-MAX_IMPORT_BYTES = 50 * 1024 * 1024
 EXPORT_TYPES = {
     "json": ("application/json", "json"),
     "tsv": ("text/tab-separated-values; charset=utf-8", "tsv"),
@@ -469,7 +473,7 @@ async def app_export(request: Request) -> Response:
     elif kind == "tsv":
         body = formats.export_tsv(rows).encode()
     else:
-        body = await run_in_threadpool(_docx, room, thread)
+        body = await run_in_threadpool(room_docx_bytes, room, thread)
     media, ext = EXPORT_TYPES[kind]
     name = f"kuwa-room-{room_id}.{ext}"
     return Response(
@@ -479,7 +483,8 @@ async def app_export(request: Request) -> Response:
     )
 
 
-def _docx(room: dict[str, Any], thread: list[dict[str, Any]]) -> bytes:
+def room_docx_bytes(room: dict[str, Any], thread: list[dict[str, Any]]) -> bytes:
+    """A room's conversation as a Word document (``kuwa.rooms.exports.room_docx``)."""
     import datetime as dt
 
     from kuwa.rooms import exports
@@ -521,14 +526,15 @@ async def app_import(request: Request) -> Response:
         raise PermissionDeniedError("Your account may not send messages.")
     rooms = _rooms(request)
     room = await run_in_threadpool(lambda: rooms.get(room_id, user.id, with_messages=False))
+    settings = web_state(request).settings
     spool = tempfile.SpooledTemporaryFile(max_size=1024 * 1024)  # noqa: SIM115 -- closed below
     try:
         size = 0
         async for part in request.stream():
             size += len(part)
-            if size > MAX_IMPORT_BYTES:
-                raise InvalidRequestError(
-                    f"The file is larger than {MAX_IMPORT_BYTES // (1024 * 1024)} MiB."
+            if size > settings.import_max_bytes:
+                raise PayloadTooLargeError(
+                    f"The file is larger than the limit of {settings.import_max_bytes} bytes."
                 )
             await run_in_threadpool(spool.write, part)
         spool.seek(0)
@@ -539,7 +545,7 @@ async def app_import(request: Request) -> Response:
                 lambda: rooms.import_rows(
                     room_id,
                     user.id,
-                    formats.parse(cast(BinaryIO, spool)),
+                    formats.parse(cast(BinaryIO, spool), max_rows=settings.import_max_rows),
                     room["models"],
                     room["chained"],
                     pending,
@@ -552,7 +558,6 @@ async def app_import(request: Request) -> Response:
     runner = _runner(request)
     await runner.publish(room_id, {"type": "room"})
     if pending:  # answered by a background worker (RQ), which outlives this request
-        settings = web_state(request).settings
         await run_in_threadpool(
             enqueue_pending, settings, room_id, user.id, pending, room["chained"]
         )
