@@ -53,6 +53,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
         s.executor("upper", transform="upper")
         s.executor("slow", delay=0.05)
         s.executor("hist", transform="history")
+        s.spawn("worker", ["worker", "start"])  # answers imported prompts (RQ)
         s.base_url = s.gateway()
         yield s
     finally:
@@ -798,4 +799,138 @@ def test_screenshots_of_a_room(ui: UI) -> None:
     phone.screenshot(path=str(ARTIFACTS / "room-mobile.png"))
     for name in ("room-desktop.png", "room-mobile.png"):
         assert (ARTIFACTS / name).stat().st_size > 10_000
+    ui.assert_clean()
+
+
+# --- 12. export, import, progress, the read-only link ------------------------------------------
+def open_import(page: Page) -> Any:
+    page.get_by_test_id("import").click()
+    dialog = page.get_by_test_id("import-dialog")
+    expect(dialog).to_be_visible()
+    return dialog
+
+
+def test_import_pasted_prompts_shows_progress_and_answers(ui: UI, page: Page) -> None:
+    sign_in(page)
+    room = create_room(page, "echo")
+    # Record whether the progress element ever showed (it is gone once nothing runs).
+    page.evaluate(
+        """() => {
+            window.kuwaProgressSeen = [];
+            new MutationObserver(() => {
+                const el = document.querySelector('[data-testid="progress-echo"]');
+                if (el) window.kuwaProgressSeen.push(el.textContent);
+            }).observe(document.body, {subtree: true, childList: true, characterData: true});
+        }"""
+    )
+    dialog = open_import(page)
+    expect(dialog).to_contain_text("one prompt per line")
+    prompts = ["first imported", "second imported", "third imported"]
+    dialog.get_by_test_id("import-text").fill("\n".join(prompts) + "\n")
+    dialog.get_by_test_id("import-submit").click()
+    expect(dialog).to_have_count(0)
+    expect(page.get_by_test_id("toast")).to_contain_text("Imported; 3 answers to write")
+    for text in prompts:
+        expect(page.locator(".prompt-text", has_text=text)).to_be_visible()
+    done = page.locator('.answer[data-status="done"]')
+    expect(done).to_have_count(3)
+    for text in prompts:
+        expect(page.locator(".answer-body", has_text=text)).to_have_count(1)
+    expect(page.get_by_test_id("progress-echo")).to_have_count(0)  # nothing runs any more
+    msgs = messages(page, room)
+    assert [m["content"] for m in msgs if m["role"] == "user"] == prompts
+    answers = [m for m in msgs if m["role"] == "assistant"]
+    assert sorted(m["content"] for m in answers) == sorted(prompts)
+    assert all(m["status"] == "done" for m in answers)
+    # While answers ran the column head counted them (a very quick worker may finish before
+    # the page hears of them: then the three done answers above are the proof).
+    seen: list[str] = page.evaluate("window.kuwaProgressSeen")
+    assert all(re.fullmatch(r"[0-3]/3", text) for text in seen), seen
+    ui.assert_clean()
+
+
+def test_import_with_a_bad_line_shows_it_and_keeps_the_earlier_rows(ui: UI, page: Page) -> None:
+    sign_in(page)
+    room = create_room(page, "echo")
+    tsv = "role\tmodel\tcontent\nuser\t\tkept prompt\nassistant\techo\tkept answer\nbot\t\tnever\n"
+    dialog = open_import(page)
+    dialog.get_by_test_id("import-text").fill(tsv)
+    dialog.get_by_test_id("import-submit").click()
+    error = dialog.get_by_test_id("import-error")
+    expect(error).to_be_visible()
+    expect(error).to_contain_text("line 4")
+    expect(error).to_contain_text("bot")
+    expect(dialog).to_be_visible()  # stays open with the message
+    # The rows before the bad line were imported and the room shows them.
+    expect(page.locator(".prompt-text", has_text="kept prompt")).to_be_visible()
+    expect(page.locator(".answer-body", has_text="kept answer")).to_be_visible()
+    msgs = messages(page, room)
+    assert [(m["role"], m["content"]) for m in msgs] == [
+        ("user", "kept prompt"),
+        ("assistant", "kept answer"),
+    ]
+    dialog.get_by_role("button", name="Close").click()
+    expect(dialog).to_have_count(0)
+    ui.assert_clean()
+
+
+def test_export_menu_links_download_the_room(ui: UI, page: Page) -> None:
+    sign_in(page)
+    room = create_room(page, "echo")
+    turn = send(page, room, "export me please")
+    wait_done(page, *turn.answers.values())
+    page.get_by_test_id("export").click()
+    links = {f: page.get_by_test_id(f"export-{f}") for f in ("json", "tsv", "docx")}
+    for link in links.values():
+        expect(link).to_be_visible()
+    hrefs = {f: link.get_attribute("href") or "" for f, link in links.items()}
+    assert hrefs == {f: f"/app/rooms/{room}/export?format={f}" for f in links}
+    r = page.request.get(hrefs["json"])
+    assert r.ok, r.status
+    data = r.json()
+    rows = data["messages"] if isinstance(data, dict) else data
+    assert [(m["role"], m["content"]) for m in rows] == [
+        ("user", "export me please"),
+        ("assistant", "export me please"),
+    ]
+    tsv = page.request.get(hrefs["tsv"])
+    assert tsv.ok and "export me please" in tsv.text()
+    docx = page.request.get(hrefs["docx"])
+    assert docx.ok and docx.body()[:2] == b"PK"  # a zip: the Word document
+    page.keyboard.press("Escape")
+    ui.assert_clean()
+
+
+def test_share_link_opens_read_only_and_turns_off(ui: UI) -> None:
+    owner = ui.page()
+    guest = ui.page()
+    sign_in(owner, OWNER)
+    sign_in(guest, GUEST)
+    room = create_room(owner, "echo")
+    turn = send(owner, room, "a linked prompt")
+    wait_done(owner, *turn.answers.values())
+
+    owner.get_by_test_id("share").click()
+    dialog = owner.get_by_test_id("share-dialog")
+    toggle = dialog.get_by_test_id("share-link-toggle")
+    url = dialog.get_by_test_id("share-link-url")
+    expect(toggle).not_to_be_checked()
+    expect(url).to_be_hidden()
+    toggle.click()
+    expect(toggle).to_be_checked()
+    expect(url).to_be_visible()
+    expect(url).to_have_value(re.compile(r"^http://[^/]+/shared/\S+$"))
+    link = url.input_value()
+    assert api_get(owner, f"/app/rooms/{room}")["link"] == "/" + link.split("/", 3)[3]
+
+    guest.goto(link)
+    expect(guest.get_by_text("a linked prompt").first).to_be_visible()
+    expect(guest.get_by_test_id("composer")).to_have_count(0)
+    assert guest.request.get(f"/app/rooms/{room}").status == 404  # a link, not a membership
+
+    toggle.click()
+    expect(toggle).not_to_be_checked()
+    expect(url).to_be_hidden()
+    assert guest.request.get(link).status == 404
+    assert api_get(owner, f"/app/rooms/{room}")["link"] is None
     ui.assert_clean()

@@ -5,11 +5,15 @@ import { avatar, confirmDialog, h, icon, iconButton, relativeTime, toast } from 
 import { lang, t } from "./i18n.js";
 import { copyText, render as renderMarkdown } from "./markdown.js";
 import { openShare } from "./share.js";
+import { shareLinkSection } from "./sharelink.js";
 import { applySelected, branchesOf, composeQuoted, thread, versionsOf } from "./thread.js";
+import { exportMenu, openImport, pathIcon } from "./transfer.js";
 
 const POSITIVE = ["correct", "easy_to_understand", "complete"];
 const NEGATIVE = ["unsafe", "incorrect", "irrelevant", "language"];
 const NEAR_BOTTOM = 96;
+const EXPORT = "Room_read_export_chat";
+const IMPORT = "Room_update_import_chat";
 
 export class RoomView {
   constructor(app, id, preset) {
@@ -304,6 +308,9 @@ export class RoomView {
   canSend() {
     return this.isParticipant && this.app.can("Room_update_send_message");
   }
+  canImport() {
+    return this.canSend() && this.app.can(IMPORT);
+  }
   model(code) {
     return (
       this.app.models.get(code) || {
@@ -369,6 +376,26 @@ export class RoomView {
   renderMeta() {
     this.renderPresence();
     const actions = [];
+    if (this.room && this.app.can(EXPORT)) {
+      this.exportEl ??= exportMenu(this.id);
+      actions.push(this.exportEl);
+    }
+    if (this.room && this.canImport()) {
+      this.importBtn ??= h(
+        "button",
+        {
+          type: "button",
+          class: "secondary bar-btn",
+          "data-testid": "import",
+          "aria-haspopup": "dialog",
+          title: t("import"),
+          onclick: () => this.openImport(),
+        },
+        pathIcon("upload", 16),
+        h("span", { class: "bar-btn-text", text: t("import") }),
+      );
+      actions.push(this.importBtn);
+    }
     if (this.room && this.isOwner) {
       actions.push(
         h(
@@ -378,9 +405,7 @@ export class RoomView {
             class: "secondary bar-btn",
             "data-testid": "share",
             "aria-haspopup": "dialog",
-            onclick: () => {
-              this.shareDialog = openShare(this.app, this.room, (room) => this.onRoom(room));
-            },
+            onclick: () => this.openShare(),
           },
           icon("share", 16),
           h("span", { class: "bar-btn-text", text: t("share") }),
@@ -390,6 +415,53 @@ export class RoomView {
       actions.push(h("span", { class: "role-badge", text: t(`role_${this.role}`) }));
     }
     this.app.bar.actions.replaceChildren(...actions);
+  }
+
+  openShare() {
+    const members = openShare(this.app, this.room, (room) => this.onRoom(room));
+    const dialogs = document.querySelectorAll('dialog[data-testid="share-dialog"]');
+    const dlg = dialogs[dialogs.length - 1];
+    const link = shareLinkSection(this.room, (room) => this.onRoom(room));
+    dlg?.append(link.el);
+    this.shareDialog = {
+      update(room) {
+        members.update(room);
+        link.update(room);
+      },
+    };
+  }
+
+  openImport() {
+    openImport(this.id, {
+      onAttempt: () => this.reloadRoom(),
+      onImported: ({ pending }) => {
+        toast(t("imported", { n: pending }), "ok", 5000);
+        this.forceBottom = true;
+        this.app.sidebar.bump(this.id);
+      },
+    });
+  }
+
+  /** Re-fetch the room (after an import) and merge it into what the stream has told us. */
+  async reloadRoom() {
+    let room;
+    try {
+      room = await api.get(`/app/rooms/${this.id}`);
+    } catch (err) {
+      if (err.status === 404 || err.status === 403) this.onGone(err.message);
+      else toast(err.message);
+      return;
+    }
+    if (this.closed) return;
+    const { messages, ...meta } = room;
+    for (const m of messages || []) {
+      const old = this.msgs.get(m.id);
+      // The stream may already know this answer finished; a snapshot never sets it back.
+      if (old && old.status && old.status !== "running" && m.status === "running") continue;
+      this.merge(m);
+    }
+    this.forceBottom = true;
+    this.onRoom(meta);
   }
 
   renderPresence() {
@@ -428,7 +500,8 @@ export class RoomView {
     this.board.classList.toggle("single", codes.length === 1);
     this.el.classList.toggle("multi", codes.length > 1);
 
-    // Column heads and cells.
+    // Column heads and cells; while anything runs, each head counts its finished answers.
+    const busy = this.anyRunning();
     const columns = codes.map((code, i) => {
       const model = this.model(code);
       let col = this.columnEls.get(code);
@@ -441,7 +514,12 @@ export class RoomView {
       col.el.classList.toggle("active", code === this.activeTab);
       col.el.setAttribute("aria-label", model.name);
       const running = turns.some((turn) => turn.answers.get(code)?.shown?.status === "running");
-      const cells = [this.columnHead(model, running)];
+      let progress = null;
+      if (busy) {
+        const shown = turns.map((turn) => turn.answers.get(code)?.shown).filter(Boolean);
+        progress = { done: shown.filter((m) => m.status !== "running").length, total: shown.length };
+      }
+      const cells = [this.columnHead(model, running, progress)];
       for (const turn of turns) {
         cells.push(h("div", { class: "slot", "aria-hidden": "true" }));
         const entry = turn.answers.get(code);
@@ -532,7 +610,7 @@ export class RoomView {
     }
   }
 
-  columnHead(model, running) {
+  columnHead(model, running, progress = null) {
     const on = this.direct.has(model.code);
     const canDirect = this.canSend() && (this.room?.models || []).length > 1;
     const av = avatar(model.name, model.image, model.code, "md");
@@ -569,7 +647,27 @@ export class RoomView {
           }),
         ),
       ),
+      progress && progress.total ? this.progressEl(model, progress) : null,
       running ? h("span", { class: "spinner", "aria-hidden": "true" }) : null,
+    );
+  }
+
+  progressEl(model, { done, total }) {
+    const label = t("progress_of", { name: model.name, done, total });
+    return h(
+      "span",
+      {
+        class: `col-progress${done === total ? " complete" : ""}`,
+        "data-testid": `progress-${model.code}`,
+        role: "progressbar",
+        "aria-label": label,
+        "aria-valuemin": "0",
+        "aria-valuemax": String(total),
+        "aria-valuenow": String(done),
+        title: label,
+        style: { "--p": `${Math.round((100 * done) / total)}%` },
+      },
+      h("span", { class: "col-progress-text", text: `${done}/${total}` }),
     );
   }
 
