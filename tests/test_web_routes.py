@@ -130,6 +130,10 @@ OWNED_RESOURCE_ROUTES: dict[str, str] = {
         "/app/messages/{message_id:int}/translate",
     )
 }
+for _path in ("", "/delete", "/clone", "/export"):
+    OWNED_RESOURCE_ROUTES["/app/bots/{bot_id:int}" + _path] = (
+        "tests/test_bot_store.py::test_visibility_and_the_permission_matrix"
+    )
 # The link's token is the capability: anyone signed in may read what it opens.
 OWNED_RESOURCE_ROUTES["/shared/{token}"] = "tests/test_web_rooms.py::test_a_read_only_link"
 

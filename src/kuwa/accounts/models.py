@@ -173,6 +173,32 @@ class SystemSetting(BaseModel):
         table_name = "system_settings"
 
 
+class Bot(BaseModel):
+    """A bot: a base model (access code) with a Modelfile, shared at a visibility level."""
+
+    id = peewee.AutoField()
+    owner = peewee.ForeignKeyField(User, null=True, backref="bots", on_delete="SET NULL")
+    group = peewee.ForeignKeyField(Group, null=True, backref="bots", on_delete="SET NULL")
+    name = peewee.CharField(max_length=200)
+    description = peewee.TextField(default="")
+    base = peewee.CharField(max_length=128)
+    modelfile = peewee.TextField(default="")
+    avatar = peewee.TextField(default="")  # a data:image/ URL
+    react_buttons = peewee.CharField(
+        max_length=200, default="copy,quote,translate,feedback,regenerate"
+    )
+    visibility = peewee.CharField(
+        max_length=16, default="private"
+    )  # system/community/group/private
+    uses = peewee.IntegerField(default=0)
+    created_at = peewee.DateTimeField(default=utcnow)
+    updated_at = peewee.DateTimeField(default=utcnow)
+    deleted_at = peewee.DateTimeField(null=True)
+
+    class Meta:
+        table_name = "bots"
+
+
 class Room(BaseModel):
     """A chat room: one or more models answering each prompt side by side."""
 
@@ -261,6 +287,7 @@ MODELS: tuple[type[BaseModel], ...] = (
     Model,
     AuditEvent,
     SystemSetting,
+    Bot,
     Room,
     RoomMember,
     Message,

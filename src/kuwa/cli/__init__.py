@@ -16,6 +16,7 @@ def main() -> None:
 def _register() -> None:
     from kuwa.cli import (
         batch,
+        bot,
         executor,
         feedback,
         gateway,
@@ -38,6 +39,7 @@ def _register() -> None:
         group,
         model,
         room,
+        bot,
         feedback,
         batch,
     ):

@@ -26,9 +26,16 @@ async def start_api_chat(
 
 
 async def start_chat(
-    state: GatewayState, chat: ChatRequest, user: UserInfo, upstream_key: str | None = None
+    state: GatewayState,
+    chat: ChatRequest,
+    user: UserInfo,
+    upstream_key: str | None = None,
+    *,
+    bot_modelfile: str | None = None,
 ) -> ChatStream:
+    """``bot_modelfile``: a bot's Modelfile, applied after the model's own (its settings win)."""
     model = await state.models.resolve(user, chat.model)
+    modelfile = "\n".join(m for m in (model.modelfile, bot_modelfile) if m) or None
     if not upstream_key:
         upstream_key = await _stored_key(state, user, chat.model)
     return await state.chat.start(
@@ -38,7 +45,7 @@ async def start_chat(
         max_jobs=user.max_jobs,
         per_minute=user.requests_per_minute,
         idle_timeout=model.idle_timeout,
-        modelfile=model.modelfile or None,
+        modelfile=modelfile,
         check_model=False,
     )
 

@@ -23,7 +23,16 @@ from kuwa.accounts.ldap import LdapAuthenticator
 from kuwa.mail import Mailer
 from kuwa.rooms import Rooms
 from kuwa.settings import Settings
-from kuwa.web import account, manage, manage_system, manage_users, profile, rooms, signin
+from kuwa.web import (
+    account,
+    manage,
+    manage_system,
+    manage_users,
+    profile,
+    rooms,
+    signin,
+    store,
+)
 from kuwa.web.core import (
     ACCESS_ATTR,
     PUBLIC,
@@ -80,6 +89,7 @@ def routes() -> list[BaseRoute]:
     static = resources.files("kuwa.web").joinpath("static")
     return [
         *rooms.routes(),
+        *store.routes(),
         Route("/login", signin.login_form, methods=["GET"]),
         Route("/login", signin.login, methods=["POST"]),
         Route("/logout", signin.logout, methods=["POST"]),

@@ -24,6 +24,7 @@ from starlette.concurrency import run_in_threadpool
 
 from kuwa import keys
 from kuwa.accounts import UserInfo
+from kuwa.bots.store import Bots, bot_id_of
 from kuwa.errors import JobFailedError, KuwaError
 from kuwa.gateway.chat import ChatStream
 from kuwa.gateway.sse import KEEP_ALIVE, named_event
@@ -46,6 +47,7 @@ class RoomRunner:
         self.state = state
         self.rooms = rooms
         self.tasks: set[asyncio.Task[None]] = set()
+        self.bots = Bots(rooms.db)
         self.local_jobs: set[str] = set()  # jobs this process follows to the end
 
     async def publish(self, room_id: int, event: dict[str, Any]) -> None:
@@ -57,12 +59,24 @@ class RoomRunner:
     async def answer(
         self, user: UserInfo, room_id: int, message_id: int, model: str
     ) -> asyncio.Task[None] | None:
-        """Start the answer's job; the task that saves it (None when it could not start)."""
+        """Start the answer's job; the task that saves it (None when it could not start).
+        ``model`` may be a bot (``bot:ID``): its base model runs with its Modelfile."""
         history = await run_in_threadpool(self.rooms.history, message_id)
+        bot_modelfile = None
+        bot_id = bot_id_of(model)
+        if bot_id is not None:
+            try:
+                model, bot_modelfile = await run_in_threadpool(self.bots.for_job, bot_id, user)
+            except KuwaError as exc:
+                await self._finish(room_id, message_id, "", "failed", exc.message, False)
+                return None
+            await run_in_threadpool(self.bots.count_use, bot_id)
         request = ChatRequest(
             model=model, messages=tuple(Message(r, c) for r, c in history), stream=True
         )
-        return await self._run(user, room_id, message_id, request, translation=False)
+        return await self._run(
+            user, room_id, message_id, request, translation=False, bot_modelfile=bot_modelfile
+        )
 
     async def run_pending(
         self, user: UserInfo, room_id: int, pending: list[tuple[int, str]], chained: bool
@@ -117,9 +131,10 @@ class RoomRunner:
         request: ChatRequest,
         *,
         translation: bool,
+        bot_modelfile: str | None = None,
     ) -> asyncio.Task[None] | None:
         try:
-            stream = await start_chat(self.state, request, user)
+            stream = await start_chat(self.state, request, user, bot_modelfile=bot_modelfile)
         except KuwaError as exc:
             await self._finish(room_id, message_id, "", "failed", exc.message, translation)
             return None

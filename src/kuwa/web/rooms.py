@@ -11,6 +11,7 @@ from starlette.responses import Response, StreamingResponse
 from starlette.routing import BaseRoute, Route
 
 from kuwa.accounts import UserInfo
+from kuwa.bots.store import Bots, bot_id_of
 from kuwa.errors import (
     InvalidRequestError,
     NotFoundError,
@@ -92,6 +93,15 @@ async def _require(request: Request, room_id: int, at_least: str) -> str:
     return await run_in_threadpool(_rooms(request).require, room_id, user.id, user.group, at_least)
 
 
+async def _resolve(request: Request, user: UserInfo, code: str) -> None:
+    """A room may hold models and bots (``bot:ID``): the user must be allowed both the bot
+    and its base model."""
+    bot_id = bot_id_of(code)
+    if bot_id is not None:
+        code, _ = await run_in_threadpool(Bots(_rooms(request).db).for_job, bot_id, user)
+    await _gateway(request).models.resolve(user, code)
+
+
 async def _room_json(request: Request, room_id: int) -> dict[str, Any]:
     user = await _user(request)
     room: dict[str, Any] = await run_in_threadpool(_rooms(request).get, room_id, user.id)
@@ -152,7 +162,18 @@ async def app_models(request: Request) -> Response:
         for m in sorted(catalog.values(), key=lambda m: (m.order, m.name))
         if m.enabled and gateway.models.allowed(user, m.access_code)
     ]
-    return JSONResponse({"models": models})
+    usable = {m["code"] for m in models}
+    bots = [
+        {**b, "live": b["base"] in live}
+        for b in await run_in_threadpool(_bots_for, request, user)
+        if b["base"] in usable
+    ]
+    return JSONResponse({"models": models, "bots": bots})
+
+
+def _bots_for(request: Request, user: UserInfo) -> list[dict[str, Any]]:
+    bots: list[dict[str, Any]] = Bots(_rooms(request).db).visible(user)
+    return bots
 
 
 @page(TAB)
@@ -171,7 +192,7 @@ async def app_create_room(request: Request) -> Response:
     if not isinstance(models, list) or not models:
         raise InvalidRequestError("Choose at least one model.", param="models")
     for code in models:
-        await _gateway(request).models.resolve(user, str(code))
+        await _resolve(request, user, str(code))
     room_id = await run_in_threadpool(
         lambda: _rooms(request).create(
             user.id, [str(m) for m in models], chained=bool(body.get("chained", True))
@@ -197,7 +218,7 @@ async def app_update_room(request: Request) -> Response:
         if not isinstance(models, list):
             raise InvalidRequestError("models must be a list of access codes", param="models")
         for code in models:
-            await _gateway(request).models.resolve(await _user(request), str(code))
+            await _resolve(request, await _user(request), str(code))
     chained = body.get("chained")
     title = body.get("title")
     await run_in_threadpool(
@@ -431,6 +452,9 @@ async def app_translate(request: Request) -> Response:
     if row["role"] != "assistant" or row["status"] != "done":
         raise InvalidRequestError("Only finished answers can be translated.", param="message")
     model = str(body.get("model") or row["model"])
+    bot_id = bot_id_of(model)
+    if bot_id is not None:  # a bot's answer is translated by its base model
+        model, _ = await run_in_threadpool(Bots(_rooms(request).db).for_job, bot_id, user)
     await _gateway(request).models.resolve(user, model)
     await _runner(request).translate(user, room_id, message_id, model, lang)
     return JSONResponse(await run_in_threadpool(_rooms(request).message, message_id, user.id))

@@ -1,0 +1,125 @@
+"""``kuwa-cli bot``: ``.bot`` files in and out of the bot store."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import click
+
+from kuwa.cli import options
+from kuwa.cli.user import ACTOR, open_store
+
+
+@click.group("bot")
+def command() -> None:
+    """Bots: import and export Kuwa's .bot files."""
+
+
+@command.command("import")
+@click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option(
+    "--owner",
+    envvar="KUWA_BOT_OWNER",
+    show_envvar=True,
+    default=None,
+    help="Email of the user who owns the bot (default: a system bot, owned by nobody).",
+)
+@options.data_dir
+@options.database_url
+def import_(file: Path, owner: str | None, data_dir: Path | None, database_url: str | None) -> None:
+    """Add the bot in FILE: a private bot of --owner, or a system bot without --owner. Its
+    base model must be in the model catalog."""
+    from kuwa.accounts.models import Bot, utcnow
+    from kuwa.bots.botfile import load
+    from kuwa.errors import KuwaError
+
+    with open_store(data_dir, database_url) as store:
+        try:
+            parsed = load(file.read_bytes())
+            store.catalog.get(parsed.base)  # NotFoundError names the missing base model
+        except KuwaError as exc:
+            if exc.param == "model":
+                raise click.ClickException(
+                    f"the bot's base model {parsed.base!r} is not in the model catalog; "
+                    "add it first (kuwa-cli model add) or start an executor serving it"
+                ) from None
+            raise click.ClickException(exc.message) from None
+        owner_id = None
+        if owner:
+            user = store.accounts.find_user(owner)
+            if user is None:
+                raise click.ClickException(f"there is no user {owner}")
+            owner_id = user.id
+        import base64
+
+        avatar = (
+            f"data:{parsed.avatar_type};base64,{base64.b64encode(parsed.avatar).decode()}"
+            if parsed.avatar and parsed.avatar_type
+            else ""
+        )
+        bot_id = (
+            Bot.insert(
+                owner=owner_id,
+                name=parsed.name,
+                description=parsed.description,
+                base=parsed.base,
+                modelfile=parsed.modelfile,
+                avatar=avatar,
+                visibility="private" if owner_id else "system",
+                created_at=utcnow(),
+                updated_at=utcnow(),
+            )
+            .bind(store.db)
+            .execute()
+        )
+        store.audit.record("bot_imported", actor=ACTOR, target=parsed.name, detail=str(file))
+    kind = "private" if owner_id else "system"
+    click.echo(f"imported {kind} bot {bot_id}: {parsed.name}", err=True)
+
+
+@command.command("export")
+@click.argument("name")
+@click.option(
+    "-o",
+    "--out",
+    envvar="KUWA_BOT_OUT",
+    show_envvar=True,
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="Write here instead of stdout.",
+)
+@options.data_dir
+@options.database_url
+def export(name: str, out: Path | None, data_dir: Path | None, database_url: str | None) -> None:
+    """Write the bot called NAME (the newest, if several) as a .bot file."""
+    import base64
+
+    from kuwa.bots.botfile import BotFile, dump
+    from kuwa.bots.store import Bots
+
+    with open_store(data_dir, database_url) as store:
+        bots = Bots(store.db)
+        bot_id = bots.find_by_name(name)
+        if bot_id is None:
+            raise click.ClickException(f"there is no bot named {name!r}")
+        row = bots.raw(bot_id)
+    avatar = avatar_type = None
+    if str(row["avatar"]).startswith("data:image/") and ";base64," in row["avatar"]:
+        head, _, payload = str(row["avatar"]).partition(";base64,")
+        avatar, avatar_type = base64.b64decode(payload), head[len("data:") :]
+    data = dump(
+        BotFile(
+            name=row["name"],
+            description=row["description"],
+            base=row["base"],
+            modelfile=row["modelfile"],
+            avatar=avatar,
+            avatar_type=avatar_type,
+        )
+    )
+    if out is None:
+        sys.stdout.buffer.write(data)
+    else:
+        out.write_bytes(data)
+        click.echo(f"wrote {name} to {out}", err=True)

@@ -1,0 +1,197 @@
+"""The bot store's JSON API (``/app/bots…``): list, create, change, delete, clone, and
+``.bot`` files in and out. Who may do what is decided by ``kuwa.bots.store``."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import BaseRoute, Route
+
+from kuwa.bots.store import READ_ANY_MODELFILE, Bots
+from kuwa.errors import InvalidRequestError, PayloadTooLargeError, PermissionDeniedError
+from kuwa.gateway.http import JSONResponse, read_json
+from kuwa.gateway.state import GatewayState
+from kuwa.web.core import current_user, page, web_state
+
+TAB = "tab_Store"
+MAX_BOT_FILE = 2 * 1024 * 1024
+FIELDS = ("name", "description", "base", "modelfile", "avatar", "react_buttons", "visibility")
+
+
+def _bots(request: Request) -> Bots:
+    return Bots(web_state(request).store.db)
+
+
+def _gateway(request: Request) -> GatewayState:
+    state: GatewayState = request.app.state.kuwa
+    return state
+
+
+async def _body(request: Request) -> dict[str, Any]:
+    body = await read_json(request, MAX_BOT_FILE)
+    if not isinstance(body, dict):
+        raise InvalidRequestError("The request body must be a JSON object.")
+    return {k: body[k] for k in FIELDS if k in body}
+
+
+async def _check_base(request: Request, base: object) -> None:
+    user = await current_user(request)
+    assert user is not None
+    if base is not None:
+        await _gateway(request).models.resolve(user, str(base))
+
+
+@page(TAB)
+async def list_bots(request: Request) -> Response:
+    user = await current_user(request)
+    assert user is not None
+    bots = await run_in_threadpool(_bots(request).visible, user, request.query_params.get("q", ""))
+    return JSONResponse({"bots": bots})
+
+
+@page(TAB)
+async def create_bot(request: Request) -> Response:
+    user = await current_user(request)
+    assert user is not None
+    fields = await _body(request)
+    await _check_base(request, fields.get("base"))
+    bots = _bots(request)
+    bot_id = await run_in_threadpool(lambda: bots.create(user, **fields))
+    return JSONResponse(await run_in_threadpool(bots.get, bot_id, user), status_code=201)
+
+
+@page(TAB)
+async def get_bot(request: Request) -> Response:
+    user = await current_user(request)
+    assert user is not None
+    bot = await run_in_threadpool(_bots(request).get, int(request.path_params["bot_id"]), user)
+    return JSONResponse(bot)
+
+
+@page(TAB)
+async def update_bot(request: Request) -> Response:
+    user = await current_user(request)
+    assert user is not None
+    bot_id = int(request.path_params["bot_id"])
+    fields = await _body(request)
+    await _check_base(request, fields.get("base"))
+    bots = _bots(request)
+    await run_in_threadpool(lambda: bots.update(bot_id, user, **fields))
+    return JSONResponse(await run_in_threadpool(bots.get, bot_id, user))
+
+
+@page(TAB)
+async def delete_bot(request: Request) -> Response:
+    user = await current_user(request)
+    assert user is not None
+    await run_in_threadpool(_bots(request).delete, int(request.path_params["bot_id"]), user)
+    return JSONResponse({})
+
+
+@page("Store_create_private_bot")
+async def clone_bot(request: Request) -> Response:
+    user = await current_user(request)
+    assert user is not None
+    bots = _bots(request)
+    source = await run_in_threadpool(bots.get, int(request.path_params["bot_id"]), user)
+    if source["modelfile"] is None:
+        raise PermissionDeniedError(
+            f"Cloning copies the Modelfile, which needs {READ_ANY_MODELFILE}."
+        )
+    copy = {k: source[k] for k in ("description", "base", "modelfile", "avatar", "react_buttons")}
+    bot_id = await run_in_threadpool(
+        lambda: bots.create(user, name=f"{source['name']} (copy)", visibility="private", **copy)
+    )
+    return JSONResponse(await run_in_threadpool(bots.get, bot_id, user), status_code=201)
+
+
+@page(TAB)
+async def export_bot(request: Request) -> Response:
+    from kuwa.bots.botfile import BotFile, dump
+
+    user = await current_user(request)
+    assert user is not None
+    bot = await run_in_threadpool(_bots(request).get, int(request.path_params["bot_id"]), user)
+    if bot["modelfile"] is None:
+        raise PermissionDeniedError(
+            f"Exporting includes the Modelfile, which needs {READ_ANY_MODELFILE}."
+        )
+    avatar, avatar_type = _avatar_bytes(bot["avatar"])
+    data = dump(
+        BotFile(
+            name=bot["name"],
+            description=bot["description"],
+            base=bot["base"],
+            modelfile=bot["modelfile"],
+            avatar=avatar,
+            avatar_type=avatar_type,
+        )
+    )
+    return Response(
+        data,
+        media_type="multipart/related",
+        headers={"Content-Disposition": f'attachment; filename="bot-{bot["id"]}.bot"'},
+    )
+
+
+@page("Store_create_private_bot")
+async def import_bot(request: Request) -> Response:
+    """The body is a ``.bot`` file; the bot becomes a private bot of the importer."""
+    from kuwa.bots.botfile import load
+
+    user = await current_user(request)
+    assert user is not None
+    data = b""
+    async for part in request.stream():
+        data += part
+        if len(data) > MAX_BOT_FILE:
+            raise PayloadTooLargeError("A .bot file may be at most 2 MiB.")
+    parsed = await run_in_threadpool(load, data)
+    await _check_base(request, parsed.base)
+    bots = _bots(request)
+    avatar = _avatar_url(parsed.avatar, parsed.avatar_type)
+    bot_id = await run_in_threadpool(
+        lambda: bots.create(
+            user,
+            name=parsed.name,
+            description=parsed.description,
+            base=parsed.base,
+            modelfile=parsed.modelfile,
+            avatar=avatar,
+            visibility="private",
+        )
+    )
+    return JSONResponse(await run_in_threadpool(bots.get, bot_id, user), status_code=201)
+
+
+def _avatar_bytes(url: str) -> tuple[bytes | None, str | None]:
+    import base64
+
+    if not url.startswith("data:image/") or ";base64," not in url:
+        return None, None
+    head, _, payload = url.partition(";base64,")
+    return base64.b64decode(payload), head[len("data:") :]
+
+
+def _avatar_url(data: bytes | None, kind: str | None) -> str:
+    import base64
+
+    if not data or not kind:
+        return ""
+    return f"data:{kind};base64,{base64.b64encode(data).decode()}"
+
+
+def routes() -> list[BaseRoute]:
+    return [
+        Route("/app/bots", list_bots, methods=["GET"]),
+        Route("/app/bots", create_bot, methods=["POST"]),
+        Route("/app/bots/import", import_bot, methods=["POST"]),
+        Route("/app/bots/{bot_id:int}", get_bot, methods=["GET"]),
+        Route("/app/bots/{bot_id:int}", update_bot, methods=["POST"]),
+        Route("/app/bots/{bot_id:int}/delete", delete_bot, methods=["POST"]),
+        Route("/app/bots/{bot_id:int}/clone", clone_bot, methods=["POST"]),
+        Route("/app/bots/{bot_id:int}/export", export_bot, methods=["GET"]),
+    ]
