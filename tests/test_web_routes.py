@@ -134,6 +134,9 @@ for _path in ("", "/delete", "/clone", "/export"):
     OWNED_RESOURCE_ROUTES["/app/bots/{bot_id:int}" + _path] = (
         "tests/test_bot_store.py::test_visibility_and_the_permission_matrix"
     )
+OWNED_RESOURCE_ROUTES["/app/rooms/{room_id:int}/vote"] = (
+    "tests/test_arena.py::test_nothing_names_the_models_before_the_vote"  # owner only
+)
 # The link's token is the capability: anyone signed in may read what it opens.
 OWNED_RESOURCE_ROUTES["/shared/{token}"] = "tests/test_web_rooms.py::test_a_read_only_link"
 

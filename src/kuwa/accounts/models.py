@@ -208,6 +208,8 @@ class Room(BaseModel):
     models = peewee.TextField(default="[]")  # JSON list of access codes, in column order
     chained = peewee.BooleanField(default=True)  # multi-turn: each model sees its thread
     share_token = peewee.CharField(max_length=64, null=True, unique=True)  # read-only link
+    arena = peewee.BooleanField(default=False)  # a blinded battle: models shown as A and B
+    revealed = peewee.BooleanField(default=False)  # the vote is in: names may be shown
     created_at = peewee.DateTimeField(default=utcnow)
     updated_at = peewee.DateTimeField(default=utcnow, index=True)
     deleted_at = peewee.DateTimeField(null=True)
@@ -260,6 +262,23 @@ class Message(BaseModel):
         table_name = "messages"
 
 
+class ArenaBattle(BaseModel):
+    """One vote in the arena: which of two models (sides A and B) answered better."""
+
+    id = peewee.AutoField()
+    room = peewee.ForeignKeyField(Room, backref="battles", on_delete="CASCADE")
+    user = peewee.ForeignKeyField(User, null=True, backref="battles", on_delete="SET NULL")
+    model_a = peewee.CharField(max_length=128)
+    model_b = peewee.CharField(max_length=128)
+    outcome = peewee.CharField(max_length=8)  # a, b, tie, bad
+    flagged = peewee.BooleanField(default=False)  # an answer named its model: not ranked
+    language = peewee.CharField(max_length=16, default="")
+    created_at = peewee.DateTimeField(default=utcnow, index=True)
+
+    class Meta:
+        table_name = "arena_battles"
+
+
 class Feedback(BaseModel):
     """One user's rating of an answer, with Kuwa's detail flags and a comment."""
 
@@ -292,4 +311,5 @@ MODELS: tuple[type[BaseModel], ...] = (
     RoomMember,
     Message,
     Feedback,
+    ArenaBattle,
 )

@@ -18,6 +18,7 @@ class SystemConfig:
     announcement: str = ""
     terms: str = ""  # terms of service, markdown; empty: none to accept
     terms_version: int = 0  # bumped whenever the terms change: everyone accepts again
+    arena_pool: tuple[tuple[str, float], ...] = ()  # models the arena draws from, with weights
 
     def domain_allowed(self, email: str) -> bool:
         domain = email.rpartition("@")[2].lower()
@@ -34,6 +35,7 @@ class System(Repo):
             announcement=values.get("announcement", ""),
             terms=values.get("terms", ""),
             terms_version=int(values.get("terms_version", "0") or 0),
+            arena_pool=parse_pool(values.get("arena_pool", "")),
         )
 
     def update(
@@ -43,6 +45,7 @@ class System(Repo):
         allowed_domains: str | None = None,
         announcement: str | None = None,
         terms: str | None = None,
+        arena_pool: str | None = None,
     ) -> SystemConfig:
         current = self.load()
         values: dict[str, str] = {}
@@ -62,6 +65,9 @@ class System(Repo):
         if terms is not None and terms.strip() != current.terms:
             values["terms"] = terms.strip()[:100_000]
             values["terms_version"] = str(current.terms_version + 1)
+        if arena_pool is not None:
+            pool = parse_pool(arena_pool)
+            values["arena_pool"] = ",".join(f"{code}:{weight:g}" for code, weight in pool)
         with db_errors("saving system settings"), self._db.atomic():
             for key, value in values.items():
                 self._q(
@@ -70,3 +76,21 @@ class System(Repo):
                     )
                 ).execute()
         return self.load()
+
+
+def parse_pool(text: str) -> tuple[tuple[str, float], ...]:
+    """``code:weight, code, …`` (weight 1 when left out) -> ((code, weight), …)."""
+    pool: list[tuple[str, float]] = []
+    for item in text.replace("\n", ",").split(","):
+        item = item.strip()
+        code, _, weight = item.rpartition(":")  # access codes may contain ':' themselves
+        try:
+            value = float(weight)
+        except ValueError:
+            code, value = item, 1.0
+        if not code:
+            continue
+        if value <= 0:
+            raise InvalidRequestError("arena pool weights must be more than 0", param="arena_pool")
+        pool.append((code.strip(), value))
+    return tuple(pool)

@@ -145,7 +145,8 @@ class Rooms(Repo):
                     {
                         "id": row["id"],
                         "title": row["title"],
-                        "models": orjson.loads(row["models"]),
+                        "models": _masked(orjson.loads(row["models"]), arena_mask(row)),
+                        "arena": bool(row["arena"]),
                         "updated": _ts(row["updated_at"]),
                         "owner": row["owner"] == user_id,
                         "role": role,
@@ -163,10 +164,13 @@ class Rooms(Repo):
             if not rows:
                 raise NotFoundError(f"There is no room {room_id} of yours.", param="room")
             row = rows[0]
+            mask = arena_mask(row)
             room: dict[str, Any] = {
                 "id": row["id"],
                 "title": row["title"],
-                "models": orjson.loads(row["models"]),
+                "models": _masked(orjson.loads(row["models"]), mask),
+                "arena": bool(row["arena"]),
+                "revealed": bool(row["revealed"]),
                 "chained": bool(row["chained"]),
                 "owner": {"id": row["owner"], "name": row["owner_name"]},
                 "members": self.members(room_id),
@@ -179,6 +183,18 @@ class Rooms(Repo):
             if with_messages:
                 room["messages"] = self.messages(room_id, user_id)
         return room
+
+    def models_of(self, room_id: int) -> list[str]:
+        """The room's models as they really are (never masked): for running answers."""
+        rows = self._rows(Room.select(Room.models).where(Room.id == room_id))
+        models: list[str] = orjson.loads(rows[0]["models"]) if rows else []
+        return models
+
+    def mask_of(self, room_id: int) -> dict[str, str] | None:
+        rows = self._rows(
+            Room.select(Room.arena, Room.revealed, Room.models).where(Room.id == room_id)
+        )
+        return arena_mask(rows[0]) if rows else None
 
     def set_link(self, room_id: int, enabled: bool) -> str | None:
         """Turn the room's read-only link on (a new secret each time) or off."""
@@ -280,7 +296,8 @@ class Rooms(Repo):
                 .where((Row.room == room_id) & (Feedback.user == user_id))
             )
         }
-        return [_message(row, mine.get(row["id"])) for row in rows]
+        mask = self.mask_of(room_id)
+        return [_message(row, mine.get(row["id"]), mask) for row in rows]
 
     def message(self, message_id: int, user_id: int) -> dict[str, Any]:
         rows = self._rows(
@@ -293,7 +310,7 @@ class Rooms(Repo):
         fb = self._rows(
             Feedback.select().where((Feedback.message == message_id) & (Feedback.user == user_id))
         )
-        out = _message(rows[0], fb[0] if fb else None)
+        out = _message(rows[0], fb[0] if fb else None, self.mask_of(int(rows[0]["room"])))
         if rows[0]["deleted_at"] is not None:
             out["deleted"] = True
         return out
@@ -741,6 +758,17 @@ class Rooms(Repo):
             ).execute()
 
 
+ARENA_LABELS = ("arena:A", "arena:B")
+
+
+def arena_mask(room: dict[str, Any]) -> dict[str, str] | None:
+    """Before the vote, an arena room shows its two models as ``arena:A`` and ``arena:B``."""
+    if not room.get("arena") or room.get("revealed"):
+        return None
+    models = orjson.loads(room["models"]) if isinstance(room["models"], str) else room["models"]
+    return dict(zip(models, ARENA_LABELS, strict=False))
+
+
 def check_models(models: list[str]) -> list[str]:
     codes = list(dict.fromkeys(m for m in models if isinstance(m, str)))
     if not codes:
@@ -757,7 +785,13 @@ def make_title(prompt: str) -> str:
     return words if len(words) <= TITLE_LENGTH else words[: TITLE_LENGTH - 1].rstrip() + "…"
 
 
-def _message(row: dict[str, Any], feedback: dict[str, Any] | None) -> dict[str, Any]:
+def _masked(models: list[str], mask: dict[str, str] | None) -> list[str]:
+    return [mask.get(m, m) for m in models] if mask else models
+
+
+def _message(
+    row: dict[str, Any], feedback: dict[str, Any] | None, mask: dict[str, str] | None = None
+) -> dict[str, Any]:
     out: dict[str, Any] = {
         "id": row["id"],
         "room": row["room"],
@@ -770,10 +804,13 @@ def _message(row: dict[str, Any], feedback: dict[str, Any] | None) -> dict[str, 
     if row["role"] == "user":
         out["author"] = {"id": row["author"], "name": row.get("author_name") or "deleted user"}
         return out
+    error = row["error"]
+    for code, label in (mask or {}).items():  # an error may name the model: not before the vote
+        error = error.replace(code, label) if error else error
     out.update(
-        model=row["model"],
+        model=(mask or {}).get(row["model"], row["model"]),
         status=row["status"],
-        error=row["error"],
+        error=error,
         chain=bool(row["chain"]),
         feedback=None
         if feedback is None

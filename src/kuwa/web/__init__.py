@@ -25,6 +25,7 @@ from kuwa.rooms import Rooms
 from kuwa.settings import Settings
 from kuwa.web import (
     account,
+    arena,
     manage,
     manage_system,
     manage_users,
@@ -90,6 +91,7 @@ def routes() -> list[BaseRoute]:
     return [
         *rooms.routes(),
         *store.routes(),
+        *arena.routes(),
         Route("/login", signin.login_form, methods=["GET"]),
         Route("/login", signin.login, methods=["POST"]),
         Route("/logout", signin.logout, methods=["POST"]),

@@ -153,15 +153,22 @@ def csrf_token(request: Request) -> str:
     return str(getter()) if callable(getter) else ""
 
 
-# The tabs a user sees (the store and the dashboard join when their pages exist).
+# The tabs a user sees (the dashboard joins when its page exists).
 NAV = (
     ("tab_Room", "/", "Chat"),
+    ("tab_Store", "/store", "Store"),
     ("tab_Manage", "/manage", "Manage"),
     ("tab_Profile", "/profile", "Profile"),
 )
 
 
-ZH_TW = {"Chat": "聊天", "Manage": "管理", "Profile": "個人資料", "Sign out": "登出"}
+ZH_TW = {
+    "Chat": "聊天",
+    "Store": "商店",
+    "Manage": "管理",
+    "Profile": "個人資料",
+    "Sign out": "登出",
+}
 
 
 def ui_lang(request: Request) -> str:

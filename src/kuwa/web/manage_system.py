@@ -515,6 +515,7 @@ async def _system_page(
         "allowed_domains": "\n".join(config.allowed_domains),
         "announcement": config.announcement,
         "terms": config.terms,
+        "arena_pool": ", ".join(f"{c}:{w:g}" for c, w in config.arena_pool),
     }
     return await render(
         request,
@@ -541,7 +542,7 @@ async def update_system(request: Request) -> Response:
     async with request.form(max_files=0, max_fields=20) as form:
         values = {
             key: _text(form, key)
-            for key in ("registration", "allowed_domains", "announcement", "terms")
+            for key in ("registration", "allowed_domains", "announcement", "terms", "arena_pool")
         }
     before = await run_in_threadpool(store.system.load)
     try:
@@ -562,6 +563,7 @@ async def update_system(request: Request) -> Response:
                 allowed_domains=",".join(domains),
                 announcement=values["announcement"],
                 terms=values["terms"],
+                arena_pool=values["arena_pool"],
             )
         )
     except KuwaError as exc:
@@ -570,7 +572,7 @@ async def update_system(request: Request) -> Response:
         )
     changed = [
         name
-        for name in ("registration", "allowed_domains", "announcement", "terms")
+        for name in ("registration", "allowed_domains", "announcement", "terms", "arena_pool")
         if getattr(before, name) != getattr(after, name)
     ]
     if not changed:

@@ -13,6 +13,7 @@ from starlette.routing import BaseRoute, Route
 from kuwa.accounts import UserInfo
 from kuwa.bots.store import Bots, bot_id_of
 from kuwa.errors import (
+    ConflictError,
     InvalidRequestError,
     NotFoundError,
     PayloadTooLargeError,
@@ -52,6 +53,16 @@ UI_PERMISSIONS = (
     "Room_update_import_chat",
     "Room_read_export_chat",
     "Room_update_upload_file",
+)
+STORE_PERMISSIONS = (
+    "tab_Store",
+    "tab_Manage",
+    "Store_create_community_bot",
+    "Store_create_group_bot",
+    "Store_create_private_bot",
+    "Store_update_modify_bot",
+    "Store_delete_delete_bot",
+    "Store_read_any_modelfile",
 )
 MAX_BODY = 1024 * 1024
 
@@ -93,6 +104,11 @@ async def _require(request: Request, room_id: int, at_least: str) -> str:
     return await run_in_threadpool(_rooms(request).require, room_id, user.id, user.group, at_least)
 
 
+def _not_blinded(room: dict[str, Any]) -> None:
+    if room.get("arena") and not room.get("revealed"):
+        raise ConflictError("Vote first: the arena shows who answered only after the vote.")
+
+
 async def _resolve(request: Request, user: UserInfo, code: str) -> None:
     """A room may hold models and bots (``bot:ID``): the user must be allowed both the bot
     and its base model."""
@@ -121,7 +137,7 @@ async def _shell(request: Request, room_id: int | None) -> Response:
         "room_id": room_id,
         "me": {"id": user.id, "name": user.name, "email": user.email},
         "lang": lang,
-        "perms": [p for p in (TAB, *UI_PERMISSIONS) if user.can(p)],
+        "perms": [p for p in (TAB, *UI_PERMISSIONS, *STORE_PERMISSIONS) if user.can(p)],
     }
     return await render(request, "chat.html", room_id=room_id, lang=lang, config=config)
 
@@ -129,6 +145,12 @@ async def _shell(request: Request, room_id: int | None) -> Response:
 # --- pages ----------------------------------------------------------------------------------
 @page(TAB)
 async def chat_home(request: Request) -> Response:
+    return await _shell(request, None)
+
+
+@page("tab_Store")
+async def store_page(request: Request) -> Response:
+    """The bot store, inside the chat app."""
     return await _shell(request, None)
 
 
@@ -279,6 +301,10 @@ async def app_link(request: Request) -> Response:
     enabled = body.get("enabled")
     if not isinstance(enabled, bool):
         raise InvalidRequestError("enabled must be true or false", param="enabled")
+    user = await _user(request)
+    _not_blinded(
+        await run_in_threadpool(lambda: _rooms(request).get(room_id, user.id, with_messages=False))
+    )
     await run_in_threadpool(_rooms(request).set_link, room_id, enabled)
     return JSONResponse(await _room_json(request, room_id))
 
@@ -321,10 +347,12 @@ async def app_send(request: Request) -> Response:
     room = await run_in_threadpool(
         lambda: _rooms(request).get(room_id, user.id, with_messages=False)
     )
+    real = await run_in_threadpool(_rooms(request).models_of, room_id)
+    shown = dict(zip(room["models"], real, strict=True))  # arena labels -> their models
     models = body.get("models") or room["models"]
     if not isinstance(models, list) or not set(models) <= set(room["models"]):
         raise InvalidRequestError("Send to models of this room only.", param="models")
-    models = [m for m in room["models"] if m in models]  # room order
+    models = [shown[m] for m in room["models"] if m in models]  # room order
     branch = "parent" in body
     parent = body.get("parent")
     if branch and parent is not None:
@@ -482,6 +510,7 @@ async def app_export(request: Request) -> Response:
         raise InvalidRequestError("format must be json, tsv or docx", param="format")
     rooms = _rooms(request)
     room = await run_in_threadpool(lambda: rooms.get(room_id, user.id, with_messages=False))
+    _not_blinded(room)
     thread = await run_in_threadpool(rooms.export_thread, room_id)
     rows = [
         formats.Row(
@@ -636,6 +665,7 @@ def routes() -> list[BaseRoute]:
     return [
         Route("/", chat_home, methods=["GET"]),
         Route("/rooms/{room_id:int}", room_page, methods=["GET"]),
+        Route("/store", store_page, methods=["GET"]),
         Route("/app/models", app_models, methods=["GET"]),
         Route("/app/rooms", app_rooms, methods=["GET"]),
         Route("/app/rooms", app_create_room, methods=["POST"]),

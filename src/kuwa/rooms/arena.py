@@ -1,0 +1,130 @@
+"""The blinded arena: a battle room shows two models as A and B until its owner votes.
+
+A round draws two different models from the pool an administrator set (weighted), in a random
+order. The room's answers stream as usual but every response the browser gets names the
+models ``arena:A`` / ``arena:B`` (``service.arena_mask``). The vote (A better, B better, tie,
+both bad) is stored as a battle and reveals the names. An answer that names its own model or
+the model's display name is flagged and left out of the ranking, as LMSYS does.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Iterator, Sequence
+from typing import Any
+
+import orjson
+
+from kuwa.accounts.models import ArenaBattle, Room, utcnow
+from kuwa.accounts.models import Message as Row
+from kuwa.accounts.repo import Repo, db_errors
+from kuwa.arena import Battle
+from kuwa.errors import ConflictError, InvalidRequestError, RateLimitError
+
+OUTCOMES = ("a", "b", "tie", "bad")
+VOTES_PER_DAY = 200
+
+
+def draw_pair(pool: Sequence[tuple[str, float]], rng: random.Random) -> list[str]:
+    """Two different models, weighted, in random order (side A first)."""
+    if len({code for code, _ in pool}) < 2:
+        raise InvalidRequestError(
+            "The arena needs at least two models you may use; ask an administrator to set "
+            "the arena pool.",
+            code="arena_pool",
+        )
+    first = rng.choices([c for c, _ in pool], weights=[w for _, w in pool])[0]
+    rest = [(c, w) for c, w in pool if c != first]
+    second = rng.choices([c for c, _ in rest], weights=[w for _, w in rest])[0]
+    pair = [first, second]
+    rng.shuffle(pair)
+    return pair
+
+
+class Arena(Repo):
+    def start(self, owner_id: int, pair: list[str]) -> int:
+        now = utcnow()
+        with db_errors("starting an arena round"):
+            return int(
+                self._q(
+                    Room.insert(
+                        owner=owner_id,
+                        models=orjson.dumps(pair).decode(),
+                        chained=True,
+                        arena=True,
+                        created_at=now,
+                        updated_at=now,
+                    )
+                ).execute()
+            )
+
+    def vote(self, room_id: int, user_id: int, outcome: str, names: dict[str, str]) -> None:
+        """Record the vote and reveal the room. ``names``: access code -> display name, for
+        the leak check."""
+        if outcome not in OUTCOMES:
+            raise InvalidRequestError("outcome must be a, b, tie or bad", param="outcome")
+        with db_errors("voting"), self._db.atomic():
+            room = self._rows(Room.select().where(Room.id == room_id))[0]
+            if not room["arena"]:
+                raise InvalidRequestError("This room is not an arena battle.")
+            if room["revealed"]:
+                raise ConflictError("This battle has been voted on already.")
+            today = utcnow().replace(hour=0, minute=0, second=0, microsecond=0)
+            votes = self._q(
+                ArenaBattle.select().where(
+                    (ArenaBattle.user == user_id) & (ArenaBattle.created_at >= today)
+                )
+            ).count()
+            if votes >= VOTES_PER_DAY:
+                raise RateLimitError(f"You voted {VOTES_PER_DAY} times today; thank you!")
+            a, b = orjson.loads(room["models"])
+            answers = self._rows(
+                Row.select(Row.model, Row.content).where(
+                    (Row.room == room_id) & (Row.role == "assistant")
+                )
+            )
+            if not answers:
+                raise InvalidRequestError("Send a prompt and read both answers first.")
+            flagged = any(_names_itself(r["content"], r["model"], names) for r in answers)
+            self._q(
+                ArenaBattle.insert(
+                    room=room_id,
+                    user=user_id,
+                    model_a=a,
+                    model_b=b,
+                    outcome=outcome,
+                    flagged=flagged,
+                    created_at=utcnow(),
+                )
+            ).execute()
+            self._q(Room.update(revealed=True).where(Room.id == room_id)).execute()
+
+    def battles(self, *, include_flagged: bool = False) -> list[Battle]:
+        query = ArenaBattle.select().order_by(ArenaBattle.id)
+        if not include_flagged:
+            query = query.where(ArenaBattle.flagged == False)  # noqa: E712
+        with db_errors("reading battles"):
+            return [Battle(r["model_a"], r["model_b"], r["outcome"]) for r in self._rows(query)]
+
+    def export_jsonl(self) -> Iterator[str]:
+        with db_errors("reading battles"):
+            for r in self._rows(ArenaBattle.select().order_by(ArenaBattle.id)):
+                yield (
+                    orjson.dumps(
+                        {
+                            "room": r["room"],
+                            "model_a": r["model_a"],
+                            "model_b": r["model_b"],
+                            "winner": r["outcome"],
+                            "flagged": bool(r["flagged"]),
+                            "time": r["created_at"].isoformat() + "Z",
+                        }
+                    ).decode()
+                    + "\n"
+                )
+
+
+def _names_itself(content: str, code: str, names: dict[str, Any]) -> bool:
+    text = content.lower()
+    candidates = {code.lower(), str(names.get(code, "")).lower()}
+    return any(len(c) >= 3 and c in text for c in candidates if c)

@@ -1,0 +1,112 @@
+"""The arena's JSON API: start a blinded round, vote, the leaderboard, battles as JSONL."""
+
+from __future__ import annotations
+
+import random
+from typing import Any
+
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
+from starlette.responses import Response, StreamingResponse
+from starlette.routing import BaseRoute, Route
+
+from kuwa.arena import elo, leaderboard, win_matrix
+from kuwa.errors import InvalidRequestError
+from kuwa.gateway.http import JSONResponse, read_json
+from kuwa.gateway.state import GatewayState
+from kuwa.rooms.arena import Arena, draw_pair
+from kuwa.web.core import current_user, page, web_state
+
+_rng = random.SystemRandom()
+
+
+def _arena(request: Request) -> Arena:
+    return Arena(web_state(request).store.db)
+
+
+def _gateway(request: Request) -> GatewayState:
+    state: GatewayState = request.app.state.kuwa
+    return state
+
+
+@page("Room_update_new_chat")
+async def start_round(request: Request) -> Response:
+    from kuwa.web.rooms import _room_json
+
+    user = await current_user(request)
+    assert user is not None
+    gateway = _gateway(request)
+    config = await run_in_threadpool(web_state(request).store.system.load)
+    live = {code for code, _ in await gateway.chat.live_models()}
+    catalog = await gateway.models.models()
+    pool = [
+        (code, weight)
+        for code, weight in config.arena_pool
+        if code in live
+        and code in catalog
+        and catalog[code].enabled
+        and gateway.models.allowed(user, code)
+    ]
+    pair = draw_pair(pool, _rng)
+    room_id = await run_in_threadpool(_arena(request).start, user.id, pair)
+    return JSONResponse(await _room_json(request, room_id), status_code=201)
+
+
+@page("tab_Room")
+async def vote(request: Request) -> Response:
+    from kuwa.web.rooms import _require, _room_json, _runner
+
+    user = await current_user(request)
+    assert user is not None
+    room_id = int(request.path_params["room_id"])
+    await _require(request, room_id, "owner")
+    body = await read_json(request, 4096)
+    outcome = body.get("outcome") if isinstance(body, dict) else None
+    if not isinstance(outcome, str):
+        raise InvalidRequestError("outcome must be a, b, tie or bad", param="outcome")
+    names = {code: m.name for code, m in (await _gateway(request).models.models()).items()}
+    await run_in_threadpool(_arena(request).vote, room_id, user.id, outcome, names)
+    await _runner(request).publish(room_id, {"type": "room"})
+    return JSONResponse(await _room_json(request, room_id))
+
+
+@page("tab_Room")
+async def ratings(request: Request) -> Response:
+    battles = await run_in_threadpool(_arena(request).battles)
+    board: list[dict[str, Any]] = [
+        {
+            "model": r.model,
+            "score": round(r.score, 1),
+            "low": round(r.low, 1),
+            "high": round(r.high, 1),
+            "battles": r.battles,
+            "win_rate": round(r.win_rate, 3),
+        }
+        for r in await run_in_threadpool(leaderboard, battles)
+    ]
+    return JSONResponse(
+        {
+            "battles": len(battles),
+            "leaderboard": board,
+            "elo": {k: round(v, 1) for k, v in elo(battles).items()},
+            "win_matrix": win_matrix(battles),
+        }
+    )
+
+
+@page("Dashboard_read_feedbacks")
+async def battles_jsonl(request: Request) -> Response:
+    return StreamingResponse(
+        _arena(request).export_jsonl(),
+        media_type="application/x-ndjson",
+        headers={"Content-Disposition": 'attachment; filename="kuwa-arena-battles.jsonl"'},
+    )
+
+
+def routes() -> list[BaseRoute]:
+    return [
+        Route("/app/arena", start_round, methods=["POST"]),
+        Route("/app/arena/leaderboard", ratings, methods=["GET"]),
+        Route("/app/arena/battles.jsonl", battles_jsonl, methods=["GET"]),
+        Route("/app/rooms/{room_id:int}/vote", vote, methods=["POST"]),
+    ]

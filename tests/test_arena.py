@@ -1,0 +1,133 @@
+"""The blinded arena: no byte the browser gets before the vote names a model; the vote
+reveals them; answers that name their model are not ranked; the leaderboard."""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections.abc import Iterator
+
+import pytest
+from httpx_sse import connect_sse
+
+from tests.stack import RedisServer, Stack, wait_until
+from tests.test_web_rooms import App
+from tests.web import store_of
+
+SECRET_NAMES = ("echo", "upper", "Echo Model", "Upper Model")
+
+
+@pytest.fixture(scope="module")
+def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+    folder = tmp_path_factory.mktemp("arena")
+    server = RedisServer(folder / "redis")
+    s = Stack(folder, server)
+    try:
+        s.executor("echo")
+        s.executor("upper", transform="upper")
+        s.base_url = s.gateway()
+        with store_of(s) as store:
+            store.catalog.create("echo", "Echo Model")
+            store.catalog.create("upper", "Upper Model")
+            store.system.update(arena_pool="echo:1, upper:1")
+        yield s
+    finally:
+        s.stop()
+        server.stop()
+
+
+@pytest.fixture(scope="module")
+def voter(stack: Stack) -> Iterator[App]:
+    app = App(stack, "voter@example.com")
+    yield app
+    app.close()
+
+
+def assert_blind(data: bytes | str) -> None:
+    text = data if isinstance(data, str) else data.decode()
+    for name in SECRET_NAMES:
+        assert name.lower() not in text.lower(), f"{name!r} leaked: {text[:400]}"
+
+
+def test_nothing_names_the_models_before_the_vote(stack: Stack, voter: App) -> None:
+    r = voter.post("/app/arena")
+    assert r.status_code == 201, r.text
+    assert_blind(r.content)
+    room = r.json()
+    assert room["arena"] and room["models"] == ["arena:A", "arena:B"]
+    seen: list[str] = []
+
+    def watch() -> None:
+        with connect_sse(voter.b.http, "GET", f"/app/rooms/{room['id']}/events", timeout=30) as es:
+            for event in es.iter_sse():
+                seen.append(f"{event.event} {event.data}")
+                if event.event == "message" and '"status":"done"' in event.data.replace(" ", ""):
+                    done = [s for s in seen if '"status":"done"' in s.replace(" ", "")]
+                    if len(done) >= 2:
+                        return
+
+    watcher = threading.Thread(target=watch)
+    watcher.start()
+    wait_until(lambda: bool(seen), 10, "the room's stream")
+    sent = voter.post(f"/app/rooms/{room['id']}/messages", {"content": "hi there friend"})
+    assert sent.status_code == 201
+    assert_blind(sent.content)
+    watcher.join(20)
+    assert_blind("\n".join(seen))
+    for path in (f"/app/rooms/{room['id']}", "/app/rooms"):
+        assert_blind(voter.get(path).content)
+    assert voter.get(f"/app/rooms/{room['id']}/export").status_code == 409
+    assert voter.post(f"/app/rooms/{room['id']}/link", {"enabled": True}).status_code == 409
+    page = voter.b.http.get(f"/rooms/{room['id']}", headers={"accept": "text/html"})
+    assert_blind(page.text)
+
+    # The vote reveals who was who.
+    wait_until(
+        lambda: all(
+            m["status"] == "done" for m in voter.messages(room["id"]) if m["role"] == "assistant"
+        ),
+        10,
+        "both answers",
+    )
+    stranger = App(stack, "stranger@example.com")
+    try:
+        assert stranger.post(f"/app/rooms/{room['id']}/vote", {"outcome": "b"}).status_code == 404
+    finally:
+        stranger.close()
+    voted = voter.post(f"/app/rooms/{room['id']}/vote", {"outcome": "a"})
+    assert voted.status_code == 200, voted.text
+    revealed = voted.json()
+    assert revealed["revealed"] and sorted(revealed["models"]) == ["echo", "upper"]
+    assert voter.post(f"/app/rooms/{room['id']}/vote", {"outcome": "b"}).status_code == 409
+
+
+def test_sides_are_shuffled_and_the_leaderboard_ranks(voter: App) -> None:
+    firsts = set()
+    for _ in range(12):
+        room = voter.post("/app/arena").json()
+        sent = voter.send(room["id"], "hi there")
+        for a in sent["answers"]:
+            voter.settled(room["id"], a["id"])
+        revealed = voter.post(f"/app/rooms/{room['id']}/vote", {"outcome": "a"}).json()
+        firsts.add(revealed["models"][0])
+    assert firsts == {"echo", "upper"}  # both have been side A
+    board = voter.get("/app/arena/leaderboard").json()
+    assert board["battles"] >= 12
+    assert {r["model"] for r in board["leaderboard"]} == {"echo", "upper"}
+    assert all(r["low"] <= r["score"] <= r["high"] for r in board["leaderboard"])
+
+
+def test_an_answer_naming_its_model_is_not_ranked(stack: Stack, voter: App) -> None:
+    before = voter.get("/app/arena/leaderboard").json()["battles"]
+    room = voter.post("/app/arena").json()
+    sent = voter.send(room["id"], "I am echo")  # echo repeats it: it names itself
+    for a in sent["answers"]:
+        voter.settled(room["id"], a["id"])
+    assert voter.post(f"/app/rooms/{room['id']}/vote", {"outcome": "tie"}).status_code == 200
+    assert voter.get("/app/arena/leaderboard").json()["battles"] == before
+    with store_of(stack) as store:
+        flagged = store.db.execute_sql(
+            "SELECT flagged FROM arena_battles WHERE room_id = ?", (room["id"],)
+        ).fetchone()
+    assert flagged == (1,)
+    json.dumps(flagged)
