@@ -1,7 +1,7 @@
 // No room open: pick models (search, sort, multi-select), choose chained or not, start a chat.
-import { api } from "./api.js";
 import { avatar, h, icon, toast } from "./dom.js";
 import { t } from "./i18n.js";
+import { StoreView, ensureStoreLink, isStorePath, loadBots, startRoom, visibilityBadge } from "./store.js";
 
 const SORT_KEY = "kuwa.picker.sort";
 const CHAINED_KEY = "kuwa.picker.chained";
@@ -15,11 +15,42 @@ export class Picker {
     this.sort = localStorage.getItem(SORT_KEY) || "order";
     this.chained = localStorage.getItem(CHAINED_KEY) !== "false";
     this.busy = false;
+    ensureStoreLink(app);
+    // /store is the bot store; chat.js routes every path but /rooms/N here.
+    this.store = isStorePath() ? new StoreView(app) : null;
   }
 
   mount(container) {
+    if (this.store) {
+      this.store.mount(container);
+      return;
+    }
     this.app.setTitle(t("new_chat"));
     this.grid = h("div", { class: "model-grid", role: "group", "aria-label": t("models") });
+    this.botGrid = h("div", { class: "model-grid bot-grid", role: "group", "aria-label": t("bots") });
+    this.botSection = h(
+      "section",
+      { class: "picker-bots", "data-testid": "picker-bots", hidden: true },
+      h(
+        "div",
+        { class: "picker-section-head" },
+        h("h3", { class: "picker-section-title", text: t("bots") }),
+        h("span", { class: "muted small", text: t("bots_hint") }),
+        this.app.can("tab_Store")
+          ? h("a", {
+              class: "picker-store-link",
+              href: "/store",
+              text: t("store_title"),
+              onclick: (e) => {
+                if (e.metaKey || e.ctrlKey || e.shiftKey) return;
+                e.preventDefault();
+                this.app.navigate("/store");
+              },
+            })
+          : null,
+      ),
+      this.botGrid,
+    );
     this.searchInput = h("input", {
       type: "search",
       placeholder: t("search_models"),
@@ -94,6 +125,7 @@ export class Picker {
         h("label", { class: "sort" }, h("span", { text: t("sort_by") }), sortSelect),
       ),
       this.grid,
+      this.botSection,
       canCreate
         ? h(
             "div",
@@ -112,9 +144,27 @@ export class Picker {
     this.renderGrid();
     // Fresh "live" dots each time the picker opens.
     this.app.loadModels(this.app.modelsLoaded).then(() => this.renderGrid());
+    loadBots(this.app, Boolean(this.app.botsLoaded)).then(() => this.renderGrid());
   }
 
-  unmount() {}
+  unmount() {
+    this.store?.unmount();
+  }
+
+  /** The bots of /app/models that match the search (most used first, as the server sends). */
+  shownBots() {
+    const bots = [...(this.app.bots?.values() || [])];
+    const q = this.query;
+    const shown = q
+      ? bots.filter((b) =>
+          [b.name, b.description, b.owner, b.code].some((v) => String(v || "").toLowerCase().includes(q)),
+        )
+      : bots;
+    if (this.sort === "name") {
+      shown.sort((a, b) => a.name.localeCompare(b.name, undefined, { sensitivity: "base" }));
+    }
+    return shown;
+  }
 
   /** Models ranked by the chosen order; "recent" = the last time a room used it. */
   ordered() {
@@ -156,7 +206,10 @@ export class Picker {
     } else {
       this.grid.replaceChildren(...models.map((m) => this.card(m)));
     }
-    if (focusCode) this.grid.querySelector(`[data-code="${CSS.escape(focusCode)}"]`)?.focus();
+    const bots = this.shownBots();
+    this.botSection.hidden = !bots.length;
+    this.botGrid.replaceChildren(...bots.map((b) => this.botCard(b)));
+    if (focusCode) this.el.querySelector(`[data-code="${CSS.escape(focusCode)}"]`)?.focus();
     const n = this.selected.size;
     if (this.count) {
       this.count.textContent = n ? t("selected_count", { n }) : t("select_models");
@@ -203,6 +256,42 @@ export class Picker {
     );
   }
 
+  botCard(b) {
+    const on = this.selected.has(b.code);
+    return h(
+      "button",
+      {
+        type: "button",
+        class: `model-card bot-card${on ? " selected" : ""}${b.live ? "" : " offline"}`,
+        "aria-pressed": String(on),
+        "data-testid": `bot-card-${b.id}`,
+        "data-code": b.code,
+        title: b.description || b.name,
+        onclick: () => this.toggle(b.code),
+        ondblclick: () => {
+          this.selected = new Set([b.code]);
+          this.startChat();
+        },
+      },
+      h("span", { class: "card-check", "aria-hidden": "true" }, icon("check", 14)),
+      h(
+        "span",
+        { class: "card-top" },
+        avatar(b.name, b.avatar, b.code, "lg"),
+        h("span", {
+          class: `live-dot${b.live ? " on" : ""}`,
+          title: b.live ? t("live") : t("offline"),
+          "aria-label": b.live ? t("live") : t("offline"),
+          role: "img",
+        }),
+      ),
+      h("span", { class: "card-badges" }, visibilityBadge(b.visibility)),
+      h("span", { class: "card-name", text: b.name }),
+      h("span", { class: "card-by", text: b.owner ? t("by_owner", { name: b.owner }) : "" }),
+      h("span", { class: "card-desc", text: b.description || "" }),
+    );
+  }
+
   toggle(code) {
     if (this.selected.has(code)) this.selected.delete(code);
     else if (this.selected.size >= MAX_MODELS) {
@@ -221,10 +310,11 @@ export class Picker {
       .filter((m) => this.selected.has(m.code))
       .sort((a, b) => a.order - b.order)
       .map((m) => m.code);
+    // Bots after the models, in the order the picker shows them.
+    for (const b of this.app.bots?.values() || []) if (this.selected.has(b.code)) models.push(b.code);
     try {
-      const room = await api.post("/app/rooms", { models, chained: this.chained });
-      this.app.sidebar.load();
-      this.app.navigate(`/rooms/${room.id}`, { room });
+      localStorage.setItem(CHAINED_KEY, String(this.chained));
+      await startRoom(this.app, models);
     } catch (err) {
       toast(err.message);
     } finally {

@@ -6,6 +6,7 @@ import { lang, t } from "./i18n.js";
 import { copyText, render as renderMarkdown } from "./markdown.js";
 import { openShare } from "./share.js";
 import { shareLinkSection } from "./sharelink.js";
+import { botAsModel, ensureStoreLink, loadBots } from "./store.js";
 import { applySelected, branchesOf, composeQuoted, thread, versionsOf } from "./thread.js";
 import { exportMenu, openImport, pathIcon } from "./transfer.js";
 
@@ -42,6 +43,7 @@ export class RoomView {
     this.closed = false;
     this.sending = false;
     this.forceBottom = true;
+    ensureStoreLink(app);
   }
 
   // --- lifecycle -----------------------------------------------------------------------------
@@ -76,7 +78,7 @@ export class RoomView {
     this.buildComposer();
     this.renderMeta();
     this.schedule();
-    this.app.loadModels().then(() => {
+    Promise.all([this.app.loadModels(), loadBots(this.app)]).then(() => {
       this.structureDirty = true;
       this.renderMeta();
       this.schedule();
@@ -312,6 +314,8 @@ export class RoomView {
     return this.canSend() && this.app.can(IMPORT);
   }
   model(code) {
+    const bot = code?.startsWith?.("bot:") ? this.app.bots?.get(code) : null;
+    if (bot) return botAsModel(this.app, bot);
     return (
       this.app.models.get(code) || {
         code,
