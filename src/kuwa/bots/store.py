@@ -8,6 +8,7 @@ owner's group), ``private`` (the owner only). A bot nobody may see does not exis
 
 from __future__ import annotations
 
+import base64
 import datetime as dt
 from typing import Any
 
@@ -31,6 +32,21 @@ DELETE = "Store_delete_delete_bot"
 READ_ANY_MODELFILE = "Store_read_any_modelfile"
 BOT_PREFIX = "bot:"
 MAX_AVATAR_CHARS = 700_000
+
+
+def avatar_url(data: bytes | None, kind: str | None) -> str:
+    """An avatar image as the data: URL a bot keeps ("" for none)."""
+    if not data or not kind:
+        return ""
+    return f"data:{kind};base64,{base64.b64encode(data).decode()}"
+
+
+def avatar_bytes(url: str) -> tuple[bytes | None, str | None]:
+    """(image bytes, content type) of a bot's data: URL avatar, or (None, None)."""
+    if not url.startswith("data:image/") or ";base64," not in url:
+        return None, None
+    head, _, payload = url.partition(";base64,")
+    return base64.b64decode(payload), head[len("data:") :]
 
 
 def bot_code(bot_id: int) -> str:

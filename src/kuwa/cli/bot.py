@@ -32,6 +32,7 @@ def import_(file: Path, owner: str | None, data_dir: Path | None, database_url: 
     base model must be in the model catalog."""
     from kuwa.accounts.models import Bot, utcnow
     from kuwa.bots.botfile import load
+    from kuwa.bots.store import avatar_url
     from kuwa.errors import KuwaError
 
     with open_store(data_dir, database_url) as store:
@@ -51,13 +52,7 @@ def import_(file: Path, owner: str | None, data_dir: Path | None, database_url: 
             if user is None:
                 raise click.ClickException(f"there is no user {owner}")
             owner_id = user.id
-        import base64
-
-        avatar = (
-            f"data:{parsed.avatar_type};base64,{base64.b64encode(parsed.avatar).decode()}"
-            if parsed.avatar and parsed.avatar_type
-            else ""
-        )
+        avatar = avatar_url(parsed.avatar, parsed.avatar_type)
         bot_id = (
             Bot.insert(
                 owner=owner_id,
@@ -93,10 +88,8 @@ def import_(file: Path, owner: str | None, data_dir: Path | None, database_url: 
 @options.database_url
 def export(name: str, out: Path | None, data_dir: Path | None, database_url: str | None) -> None:
     """Write the bot called NAME (the newest, if several) as a .bot file."""
-    import base64
-
     from kuwa.bots.botfile import BotFile, dump
-    from kuwa.bots.store import Bots
+    from kuwa.bots.store import Bots, avatar_bytes
 
     with open_store(data_dir, database_url) as store:
         bots = Bots(store.db)
@@ -104,10 +97,7 @@ def export(name: str, out: Path | None, data_dir: Path | None, database_url: str
         if bot_id is None:
             raise click.ClickException(f"there is no bot named {name!r}")
         row = bots.raw(bot_id)
-    avatar = avatar_type = None
-    if str(row["avatar"]).startswith("data:image/") and ";base64," in row["avatar"]:
-        head, _, payload = str(row["avatar"]).partition(";base64,")
-        avatar, avatar_type = base64.b64decode(payload), head[len("data:") :]
+    avatar, avatar_type = avatar_bytes(str(row["avatar"]))
     data = dump(
         BotFile(
             name=row["name"],

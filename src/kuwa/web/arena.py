@@ -13,7 +13,7 @@ from starlette.routing import BaseRoute, Route
 from kuwa.arena import elo, leaderboard, win_matrix
 from kuwa.errors import InvalidRequestError
 from kuwa.gateway.http import JSONResponse, read_json
-from kuwa.gateway.state import GatewayState
+from kuwa.gateway.state import state_of
 from kuwa.rooms.arena import Arena, draw_pair
 from kuwa.web.core import current_user, page, web_state
 
@@ -24,18 +24,13 @@ def _arena(request: Request) -> Arena:
     return Arena(web_state(request).store.db)
 
 
-def _gateway(request: Request) -> GatewayState:
-    state: GatewayState = request.app.state.kuwa
-    return state
-
-
 @page("Room_update_new_chat")
 async def start_round(request: Request) -> Response:
     from kuwa.web.rooms import _room_json
 
     user = await current_user(request)
     assert user is not None
-    gateway = _gateway(request)
+    gateway = state_of(request)
     config = await run_in_threadpool(web_state(request).store.system.load)
     live = {code for code, _ in await gateway.chat.live_models()}
     catalog = await gateway.models.models()
@@ -64,7 +59,7 @@ async def vote(request: Request) -> Response:
     outcome = body.get("outcome") if isinstance(body, dict) else None
     if not isinstance(outcome, str):
         raise InvalidRequestError("outcome must be a, b, tie or bad", param="outcome")
-    names = {code: m.name for code, m in (await _gateway(request).models.models()).items()}
+    names = {code: m.name for code, m in (await state_of(request).models.models()).items()}
     await run_in_threadpool(_arena(request).vote, room_id, user.id, outcome, names)
     await _runner(request).publish(room_id, {"type": "room"})
     return JSONResponse(await _room_json(request, room_id))

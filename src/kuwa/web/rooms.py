@@ -21,7 +21,7 @@ from kuwa.errors import (
 )
 from kuwa.gateway.http import JSONResponse, read_json
 from kuwa.gateway.sse import SSEResponse
-from kuwa.gateway.state import GatewayState
+from kuwa.gateway.state import state_of
 from kuwa.rooms import Rooms
 from kuwa.web.background import enqueue_pending
 from kuwa.web.core import (
@@ -83,11 +83,6 @@ def _runner(request: Request) -> RoomRunner:
     return runner
 
 
-def _gateway(request: Request) -> GatewayState:
-    state: GatewayState = request.app.state.kuwa
-    return state
-
-
 def _id(request: Request, name: str) -> int:
     return int(request.path_params[name])
 
@@ -115,7 +110,7 @@ async def _resolve(request: Request, user: UserInfo, code: str) -> None:
     bot_id = bot_id_of(code)
     if bot_id is not None:
         code, _ = await run_in_threadpool(Bots(_rooms(request).db).for_job, bot_id, user)
-    await _gateway(request).models.resolve(user, code)
+    await state_of(request).models.resolve(user, code)
 
 
 async def _room_json(request: Request, room_id: int) -> dict[str, Any]:
@@ -126,13 +121,9 @@ async def _room_json(request: Request, room_id: int) -> dict[str, Any]:
     return room
 
 
-def _lang(request: Request) -> str:
-    return ui_lang(request)
-
-
 async def _shell(request: Request, room_id: int | None) -> Response:
     user = await _user(request)
-    lang = _lang(request)
+    lang = ui_lang(request)
     config = {
         "room_id": room_id,
         "me": {"id": user.id, "name": user.name, "email": user.email},
@@ -167,7 +158,7 @@ async def room_page(request: Request) -> Response:
 @page(TAB)
 async def app_models(request: Request) -> Response:
     user = await _user(request)
-    gateway = _gateway(request)
+    gateway = state_of(request)
     live = {code for code, _ in await gateway.chat.live_models()}
     await gateway.models.usable(user, sorted(live))  # registers served codes on first sight
     catalog = await gateway.models.models()
@@ -319,7 +310,7 @@ async def shared_room(request: Request) -> Response:
     user = await _user(request)
     room = await run_in_threadpool(lambda: rooms.get(room_id, user.id, with_messages=False))
     thread = await run_in_threadpool(rooms.export_thread, room_id)
-    names = {m.access_code: m.name for m in (await _gateway(request).models.models()).values()}
+    names = {m.access_code: m.name for m in (await state_of(request).models.models()).values()}
     messages = [
         {
             "role": m["role"],
@@ -473,7 +464,7 @@ async def app_translate(request: Request) -> Response:
     user = await _user(request)
     message_id, room_id = await _message_room(request, "participant")
     body = await _body(request)
-    lang = str(body.get("lang") or _lang(request))
+    lang = str(body.get("lang") or ui_lang(request))
     if lang not in LANGUAGES:
         raise InvalidRequestError(f"lang must be one of {', '.join(LANGUAGES)}", param="lang")
     row = await run_in_threadpool(_rooms(request).raw, message_id)
@@ -483,7 +474,7 @@ async def app_translate(request: Request) -> Response:
     bot_id = bot_id_of(model)
     if bot_id is not None:  # a bot's answer is translated by its base model
         model, _ = await run_in_threadpool(Bots(_rooms(request).db).for_job, bot_id, user)
-    await _gateway(request).models.resolve(user, model)
+    await state_of(request).models.resolve(user, model)
     await _runner(request).translate(user, room_id, message_id, model, lang)
     return JSONResponse(await run_in_threadpool(_rooms(request).message, message_id, user.id))
 

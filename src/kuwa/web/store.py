@@ -10,10 +10,10 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
-from kuwa.bots.store import READ_ANY_MODELFILE, Bots
+from kuwa.bots.store import READ_ANY_MODELFILE, Bots, avatar_bytes, avatar_url
 from kuwa.errors import InvalidRequestError, PayloadTooLargeError, PermissionDeniedError
 from kuwa.gateway.http import JSONResponse, read_json
-from kuwa.gateway.state import GatewayState
+from kuwa.gateway.state import state_of
 from kuwa.web.core import current_user, page, web_state
 
 TAB = "tab_Store"
@@ -23,11 +23,6 @@ FIELDS = ("name", "description", "base", "modelfile", "avatar", "react_buttons",
 
 def _bots(request: Request) -> Bots:
     return Bots(web_state(request).store.db)
-
-
-def _gateway(request: Request) -> GatewayState:
-    state: GatewayState = request.app.state.kuwa
-    return state
 
 
 async def _body(request: Request) -> dict[str, Any]:
@@ -41,7 +36,7 @@ async def _check_base(request: Request, base: object) -> None:
     user = await current_user(request)
     assert user is not None
     if base is not None:
-        await _gateway(request).models.resolve(user, str(base))
+        await state_of(request).models.resolve(user, str(base))
 
 
 @page(TAB)
@@ -119,7 +114,7 @@ async def export_bot(request: Request) -> Response:
         raise PermissionDeniedError(
             f"Exporting includes the Modelfile, which needs {READ_ANY_MODELFILE}."
         )
-    avatar, avatar_type = _avatar_bytes(bot["avatar"])
+    avatar, avatar_type = avatar_bytes(bot["avatar"])
     data = dump(
         BotFile(
             name=bot["name"],
@@ -152,7 +147,7 @@ async def import_bot(request: Request) -> Response:
     parsed = await run_in_threadpool(load, data)
     await _check_base(request, parsed.base)
     bots = _bots(request)
-    avatar = _avatar_url(parsed.avatar, parsed.avatar_type)
+    avatar = avatar_url(parsed.avatar, parsed.avatar_type)
     bot_id = await run_in_threadpool(
         lambda: bots.create(
             user,
@@ -165,23 +160,6 @@ async def import_bot(request: Request) -> Response:
         )
     )
     return JSONResponse(await run_in_threadpool(bots.get, bot_id, user), status_code=201)
-
-
-def _avatar_bytes(url: str) -> tuple[bytes | None, str | None]:
-    import base64
-
-    if not url.startswith("data:image/") or ";base64," not in url:
-        return None, None
-    head, _, payload = url.partition(";base64,")
-    return base64.b64decode(payload), head[len("data:") :]
-
-
-def _avatar_url(data: bytes | None, kind: str | None) -> str:
-    import base64
-
-    if not data or not kind:
-        return ""
-    return f"data:{kind};base64,{base64.b64encode(data).decode()}"
 
 
 def routes() -> list[BaseRoute]:
