@@ -3,6 +3,7 @@ reveals them; answers that name their model are not ranked; the leaderboard."""
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import threading
 from collections.abc import Iterator
@@ -126,8 +127,99 @@ def test_an_answer_naming_its_model_is_not_ranked(stack: Stack, voter: App) -> N
     assert voter.post(f"/app/rooms/{room['id']}/vote", {"outcome": "tie"}).status_code == 200
     assert voter.get("/app/arena/leaderboard").json()["battles"] == before
     with store_of(stack) as store:
-        flagged = store.db.execute_sql(
-            "SELECT flagged FROM arena_battles WHERE room_id = ?", (room["id"],)
+        flagged = store.db.execute_sql(  # db.param: ? on SQLite, %s on PostgreSQL
+            "SELECT flagged FROM arena_battles WHERE room_id = ?".replace("?", store.db.param),
+            (room["id"],),
         ).fetchone()
     assert flagged == (1,)
     json.dumps(flagged)
+
+
+def battle(app: App, prompt: str, outcome: str = "a") -> dict[str, object]:
+    """Start a round, send ``prompt``, wait for both answers, vote; the revealed room."""
+    room = app.post("/app/arena").json()
+    sent = app.send(room["id"], prompt)
+    for a in sent["answers"]:
+        app.settled(room["id"], a["id"])
+    r = app.post(f"/app/rooms/{room['id']}/vote", {"outcome": outcome})
+    assert r.status_code == 200, r.text
+    revealed: dict[str, object] = r.json()
+    return revealed
+
+
+def test_the_room_keeps_its_pair_and_shows_the_vote(voter: App) -> None:
+    room = voter.post("/app/arena").json()
+    r = voter.post(f"/app/rooms/{room['id']}", {"models": ["echo"]})
+    assert r.status_code == 409 and "new battle" in r.json()["error"]["message"]
+    assert voter.get(f"/app/rooms/{room['id']}").json()["vote"] is None
+    revealed = battle(voter, "Where is the best beef noodle soup in Taipei?", "tie")
+    assert revealed["vote"] == "tie"
+
+
+def test_the_leaderboard_filters_by_language_and_date(stack: Stack, voter: App) -> None:
+    fan = App(stack, "polyglot@example.com")
+    try:
+        for _ in range(2):
+            battle(fan, "請用三句話介紹台灣的夜市文化", "a")
+        battle(fan, "Explain how a bicycle stays upright while it moves", "b")
+        battle(fan, "ok", "tie")  # too short to tell
+    finally:
+        fan.close()
+    board = voter.get("/app/arena/leaderboard").json()
+    assert board["languages"]["zh"] >= 2 and board["languages"]["en"] >= 1
+    assert board["languages"]["und"] >= 1
+    chinese = voter.get("/app/arena/leaderboard?language=zh").json()
+    assert chinese["battles"] == board["languages"]["zh"]
+    assert chinese["filters"]["language"] == "zh"
+    today = voter.get("/app/arena/leaderboard").json()["battles"]
+    day = dt.datetime.now(dt.UTC).date()
+    assert voter.get(f"/app/arena/leaderboard?since={day}&until={day}").json()["battles"] == today
+    later = voter.get(f"/app/arena/leaderboard?since={day + dt.timedelta(days=1)}").json()
+    assert later["battles"] == 0 and later["leaderboard"] == []
+    earlier = voter.get(f"/app/arena/leaderboard?until={day - dt.timedelta(days=1)}").json()
+    assert earlier["battles"] == 0
+    bad = voter.get("/app/arena/leaderboard?since=yesterday")
+    assert bad.status_code == 400 and bad.json()["error"]["param"] == "since"
+    backwards = voter.get(f"/app/arena/leaderboard?since={day}&until={day - dt.timedelta(days=2)}")
+    assert backwards.status_code == 400
+
+
+def test_blind_mode_makes_every_new_chat_a_battle(stack: Stack) -> None:
+    from tests.web import make_user
+
+    with store_of(stack) as store:
+        store.groups.create("Blind testers", permissions=store.groups.get("Users").permissions)
+    make_user(stack, "blind@example.com", group="Blind testers")
+    admin_email = "arena-admin@example.com"
+    make_user(stack, admin_email, admin=True)
+    admin = App(stack, admin_email)
+    blind = App(stack, "blind@example.com")
+    try:
+        page = admin.b.get("/manage/system", headers={"accept": "text/html"})
+        assert 'name="blind_groups" value="Blind testers"' in page.text
+        form = {
+            "registration": "open",
+            "allowed_domains": "",
+            "announcement": "",
+            "terms": "",
+            "arena_pool": "echo:1, upper:1",
+            "blind_groups": "Blind testers",
+        }
+        saved = admin.b.post("/manage/system", form, follow_redirects=False)
+        assert saved.status_code == 303, saved.text
+        with store_of(stack) as store:
+            assert store.system.load().blind_groups == ("Blind testers",)
+        shell = blind.b.http.get("/", headers={"accept": "text/html"})
+        assert '"blind": true' in shell.text
+        refused = blind.post("/app/rooms", {"models": ["echo"]})
+        assert refused.status_code == 403
+        assert refused.json()["error"]["code"] == "blind_mode"
+        room = blind.post("/app/arena")
+        assert room.status_code == 201 and room.json()["models"] == ["arena:A", "arena:B"]
+        # Everyone else chats as before.
+        assert admin.post("/app/rooms", {"models": ["echo"]}).status_code == 201
+    finally:
+        with store_of(stack) as store:
+            store.system.update(blind_groups=[])
+        admin.close()
+        blind.close()

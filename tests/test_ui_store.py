@@ -180,6 +180,9 @@ def test_build_a_bot_and_chat_with_it(ui: UI) -> None:
     assert body_text(page, turn.answers[code]) == "salt, please"
     assert body_text(page, turn.answers["upper"]) == "SALT"
     shot(page, "room-bot-desktop.png")
+    # The room list shows the bot's avatar, not its initials.
+    listed = page.locator(f'.room-link[href="/rooms/{room}"] .room-models .avatar')
+    expect(listed.nth(1).locator("img")).to_have_attribute("src", re.compile("^data:image/png"))
 
     # The phone layout of the store, and the editor open on it.
     phone = ui.page(PHONE, mobile=True)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from kuwa.accounts.models import SystemSetting
@@ -19,6 +20,7 @@ class SystemConfig:
     terms: str = ""  # terms of service, markdown; empty: none to accept
     terms_version: int = 0  # bumped whenever the terms change: everyone accepts again
     arena_pool: tuple[tuple[str, float], ...] = ()  # models the arena draws from, with weights
+    blind_groups: tuple[str, ...] = ()  # groups whose every new chat is a blinded arena battle
 
     def domain_allowed(self, email: str) -> bool:
         domain = email.rpartition("@")[2].lower()
@@ -36,7 +38,12 @@ class System(Repo):
             terms=values.get("terms", ""),
             terms_version=int(values.get("terms_version", "0") or 0),
             arena_pool=parse_pool(values.get("arena_pool", "")),
+            blind_groups=tuple(g for g in values.get("blind_groups", "").split("\n") if g),
         )
+
+    def blind(self, group: str | None) -> bool:
+        """Does this group use blind mode (every new chat an arena battle)?"""
+        return bool(group) and group in self.load().blind_groups
 
     def update(
         self,
@@ -46,6 +53,7 @@ class System(Repo):
         announcement: str | None = None,
         terms: str | None = None,
         arena_pool: str | None = None,
+        blind_groups: Sequence[str] | None = None,
     ) -> SystemConfig:
         current = self.load()
         values: dict[str, str] = {}
@@ -68,6 +76,10 @@ class System(Repo):
         if arena_pool is not None:
             pool = parse_pool(arena_pool)
             values["arena_pool"] = ",".join(f"{code}:{weight:g}" for code, weight in pool)
+        if blind_groups is not None:
+            # Group names may hold commas, not newlines (one per line).
+            names = dict.fromkeys(g.strip() for g in blind_groups if g.strip())
+            values["blind_groups"] = "\n".join(names)
         with db_errors("saving system settings"), self._db.atomic():
             for key, value in values.items():
                 self._q(

@@ -9,16 +9,19 @@ the model's display name is flagged and left out of the ranking, as LMSYS does.
 
 from __future__ import annotations
 
+import datetime as dt
 import random
 from collections.abc import Iterator, Sequence
 from typing import Any
 
 import orjson
+from peewee import fn
 
 from kuwa.accounts.models import ArenaBattle, Room, utcnow
 from kuwa.accounts.models import Message as Row
 from kuwa.accounts.repo import Repo, db_errors
 from kuwa.arena import Battle
+from kuwa.arena.language import UNDETERMINED, detect_language
 from kuwa.errors import ConflictError, InvalidRequestError, RateLimitError
 
 OUTCOMES = ("a", "b", "tie", "bad")
@@ -86,6 +89,12 @@ class Arena(Repo):
             if not answers:
                 raise InvalidRequestError("Send a prompt and read both answers first.")
             flagged = any(_names_itself(r["content"], r["model"], names) for r in answers)
+            prompts = self._rows(
+                Row.select(Row.content)
+                .where((Row.room == room_id) & (Row.role == "user"))
+                .order_by(Row.id)
+            )
+            language = detect_language("\n".join(r["content"] for r in prompts))
             self._q(
                 ArenaBattle.insert(
                     room=room_id,
@@ -94,17 +103,42 @@ class Arena(Repo):
                     model_b=b,
                     outcome=outcome,
                     flagged=flagged,
+                    language=language,
                     created_at=utcnow(),
                 )
             ).execute()
             self._q(Room.update(revealed=True).where(Room.id == room_id)).execute()
 
-    def battles(self, *, include_flagged: bool = False) -> list[Battle]:
-        query = ArenaBattle.select().order_by(ArenaBattle.id)
+    def battles(
+        self,
+        *,
+        include_flagged: bool = False,
+        since: dt.date | None = None,
+        until: dt.date | None = None,
+        language: str | None = None,
+    ) -> list[Battle]:
+        """The battles to rank: unflagged, voted on ``since`` … ``until`` (whole UTC days,
+        both included), in ``language`` when given."""
+        query = ArenaBattle.select().where(_between(since, until)).order_by(ArenaBattle.id)
         if not include_flagged:
             query = query.where(ArenaBattle.flagged == False)  # noqa: E712
+        if language:
+            query = query.where(ArenaBattle.language == language)
         with db_errors("reading battles"):
             return [Battle(r["model_a"], r["model_b"], r["outcome"]) for r in self._rows(query)]
+
+    def languages(
+        self, since: dt.date | None = None, until: dt.date | None = None
+    ) -> dict[str, int]:
+        """Ranked battles per language in the period, most first (for the filter)."""
+        query = (
+            ArenaBattle.select(ArenaBattle.language, fn.COUNT(ArenaBattle.id).alias("n"))
+            .where(_between(since, until) & (ArenaBattle.flagged == False))  # noqa: E712
+            .group_by(ArenaBattle.language)
+            .order_by(fn.COUNT(ArenaBattle.id).desc(), ArenaBattle.language)
+        )
+        with db_errors("reading battles"):
+            return {r["language"] or UNDETERMINED: int(r["n"]) for r in self._rows(query)}
 
     def export_jsonl(self) -> Iterator[str]:
         with db_errors("reading battles"):
@@ -122,6 +156,17 @@ class Arena(Repo):
                     ).decode()
                     + "\n"
                 )
+
+
+def _between(since: dt.date | None, until: dt.date | None) -> Any:
+    where: Any = ArenaBattle.id.is_null(False)
+    if since is not None:
+        where &= ArenaBattle.created_at >= dt.datetime.combine(since, dt.time())
+    if until is not None:
+        where &= ArenaBattle.created_at < dt.datetime.combine(
+            until + dt.timedelta(days=1), dt.time()
+        )
+    return where
 
 
 def _names_itself(content: str, code: str, names: dict[str, Any]) -> bool:

@@ -16,10 +16,10 @@ import orjson
 import peewee
 
 from kuwa import keys
-from kuwa.accounts.models import Feedback, Group, Room, RoomMember, User, utcnow
+from kuwa.accounts.models import ArenaBattle, Feedback, Group, Room, RoomMember, User, utcnow
 from kuwa.accounts.models import Message as Row
 from kuwa.accounts.repo import Repo, db_errors
-from kuwa.errors import InvalidRequestError, NotFoundError, PermissionDeniedError
+from kuwa.errors import ConflictError, InvalidRequestError, NotFoundError, PermissionDeniedError
 
 ROLES = ("viewer", "participant")
 RANK = {"viewer": 1, "participant": 2, "owner": 3}
@@ -171,6 +171,7 @@ class Rooms(Repo):
                 "models": _masked(orjson.loads(row["models"]), mask),
                 "arena": bool(row["arena"]),
                 "revealed": bool(row["revealed"]),
+                "vote": self._vote(room_id) if row["arena"] and row["revealed"] else None,
                 "chained": bool(row["chained"]),
                 "owner": {"id": row["owner"], "name": row["owner_name"]},
                 "members": self.members(room_id),
@@ -183,6 +184,13 @@ class Rooms(Repo):
             if with_messages:
                 room["messages"] = self.messages(room_id, user_id)
         return room
+
+    def _vote(self, room_id: int) -> str | None:
+        """How the owner voted in a revealed arena battle (a, b, tie or bad)."""
+        rows = self._rows(
+            ArenaBattle.select(ArenaBattle.outcome).where(ArenaBattle.room == room_id)
+        )
+        return str(rows[0]["outcome"]) if rows else None
 
     def models_of(self, room_id: int) -> list[str]:
         """The room's models as they really are (never masked): for running answers."""
@@ -257,9 +265,16 @@ class Rooms(Repo):
             changes["title"] = title
         if chained is not None:
             changes["chained"] = bool(chained)
-        if models is not None:
-            changes["models"] = orjson.dumps(check_models(models)).decode()
         with db_errors("updating a room"):
+            if models is not None:
+                arena = self._rows(Room.select(Room.arena).where(Room.id == room_id))
+                if arena and arena[0]["arena"]:
+                    raise ConflictError(
+                        "An arena battle keeps the two models it drew; start a new battle "
+                        "for another pair.",
+                        param="models",
+                    )
+                changes["models"] = orjson.dumps(check_models(models)).decode()
             self._q(Room.update(**changes).where(Room.id == room_id)).execute()
 
     def delete(self, room_id: int) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import random
 from typing import Any
 
@@ -10,6 +11,7 @@ from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 from starlette.routing import BaseRoute, Route
 
+from kuwa.accounts import UserInfo
 from kuwa.arena import elo, leaderboard, win_matrix
 from kuwa.errors import InvalidRequestError
 from kuwa.gateway.http import JSONResponse, read_json
@@ -22,6 +24,11 @@ _rng = random.SystemRandom()
 
 def _arena(request: Request) -> Arena:
     return Arena(web_state(request).store.db)
+
+
+async def blind_mode(request: Request, user: UserInfo) -> bool:
+    """Does the user's group chat in blind mode (every new chat an arena battle)?"""
+    return await run_in_threadpool(web_state(request).store.system.blind, user.group)
 
 
 @page("Room_update_new_chat")
@@ -65,9 +72,27 @@ async def vote(request: Request) -> Response:
     return JSONResponse(await _room_json(request, room_id))
 
 
+def _date(request: Request, name: str) -> dt.date | None:
+    value = request.query_params.get(name, "").strip()
+    if not value:
+        return None
+    try:
+        return dt.date.fromisoformat(value)
+    except ValueError:
+        raise InvalidRequestError(f"{name} must be a date like 2026-11-26", param=name) from None
+
+
 @page("tab_Room")
 async def ratings(request: Request) -> Response:
-    battles = await run_in_threadpool(_arena(request).battles)
+    since, until = _date(request, "since"), _date(request, "until")
+    if since and until and since > until:
+        raise InvalidRequestError("since must not be after until", param="since")
+    language = request.query_params.get("language", "").strip()[:16] or None
+    arena = _arena(request)
+    battles = await run_in_threadpool(
+        lambda: arena.battles(since=since, until=until, language=language)
+    )
+    languages = await run_in_threadpool(arena.languages, since, until)
     board: list[dict[str, Any]] = [
         {
             "model": r.model,
@@ -82,6 +107,12 @@ async def ratings(request: Request) -> Response:
     return JSONResponse(
         {
             "battles": len(battles),
+            "filters": {
+                "since": since.isoformat() if since else None,
+                "until": until.isoformat() if until else None,
+                "language": language,
+            },
+            "languages": languages,
             "leaderboard": board,
             "elo": {k: round(v, 1) for k, v in elo(battles).items()},
             "win_matrix": win_matrix(battles),

@@ -509,7 +509,9 @@ async def _system_page(
     error: str = "",
     status: int = 200,
     values: dict[str, str] | None = None,
+    blind: list[str] | None = None,
 ) -> Response:
+    groups = await run_in_threadpool(web_state(request).store.groups.list_groups)
     shown = values or {
         "registration": config.registration,
         "allowed_domains": "\n".join(config.allowed_domains),
@@ -524,6 +526,8 @@ async def _system_page(
         config=config,
         values=shown,
         modes=REGISTRATION_MODES,
+        groups=[g.name for g in groups],
+        blind=set(config.blind_groups if blind is None else blind),
         status=_status(request),
         error=error,
     )
@@ -539,11 +543,12 @@ async def system_page(request: Request) -> Response:
 async def update_system(request: Request) -> Response:
     admin = await _admin(request)
     store = web_state(request).store
-    async with request.form(max_files=0, max_fields=20) as form:
+    async with request.form(max_files=0, max_fields=1000) as form:
         values = {
             key: _text(form, key)
             for key in ("registration", "allowed_domains", "announcement", "terms", "arena_pool")
         }
+        blind = [str(g) for g in form.getlist("blind_groups")]
     before = await run_in_threadpool(store.system.load)
     try:
         if values["registration"] not in REGISTRATION_MODES:
@@ -564,15 +569,23 @@ async def update_system(request: Request) -> Response:
                 announcement=values["announcement"],
                 terms=values["terms"],
                 arena_pool=values["arena_pool"],
+                blind_groups=blind,
             )
         )
     except KuwaError as exc:
         return await _system_page(
-            request, before, error=exc.message, status=exc.status, values=values
+            request, before, error=exc.message, status=exc.status, values=values, blind=blind
         )
     changed = [
         name
-        for name in ("registration", "allowed_domains", "announcement", "terms", "arena_pool")
+        for name in (
+            "registration",
+            "allowed_domains",
+            "announcement",
+            "terms",
+            "arena_pool",
+            "blind_groups",
+        )
         if getattr(before, name) != getattr(after, name)
     ]
     if not changed:

@@ -23,6 +23,7 @@ from kuwa.gateway.http import JSONResponse, read_json
 from kuwa.gateway.sse import SSEResponse
 from kuwa.gateway.state import state_of
 from kuwa.rooms import Rooms
+from kuwa.web.arena import blind_mode
 from kuwa.web.background import enqueue_pending
 from kuwa.web.core import (
     SIGNED_IN,
@@ -53,6 +54,7 @@ UI_PERMISSIONS = (
     "Room_update_import_chat",
     "Room_read_export_chat",
     "Room_update_upload_file",
+    "Dashboard_read_feedbacks",  # the arena's battle export
 )
 STORE_PERMISSIONS = (
     "tab_Store",
@@ -129,6 +131,7 @@ async def _shell(request: Request, room_id: int | None) -> Response:
         "me": {"id": user.id, "name": user.name, "email": user.email},
         "lang": lang,
         "perms": [p for p in (TAB, *UI_PERMISSIONS, *STORE_PERMISSIONS) if user.can(p)],
+        "blind": await blind_mode(request, user),
     }
     return await render(request, "chat.html", room_id=room_id, lang=lang, config=config)
 
@@ -142,6 +145,12 @@ async def chat_home(request: Request) -> Response:
 @page("tab_Store")
 async def store_page(request: Request) -> Response:
     """The bot store, inside the chat app."""
+    return await _shell(request, None)
+
+
+@page(TAB)
+async def arena_page(request: Request) -> Response:
+    """The arena (start a battle) and its leaderboard, inside the chat app."""
     return await _shell(request, None)
 
 
@@ -202,6 +211,11 @@ async def app_create_room(request: Request) -> Response:
     user = await _user(request)
     body = await _body(request)
     models = body.get("models")
+    if await blind_mode(request, user):
+        raise PermissionDeniedError(
+            "Your group chats in blind mode: start a battle in the arena instead.",
+            code="blind_mode",
+        )
     if not isinstance(models, list) or not models:
         raise InvalidRequestError("Choose at least one model.", param="models")
     for code in models:
@@ -657,6 +671,7 @@ def routes() -> list[BaseRoute]:
         Route("/", chat_home, methods=["GET"]),
         Route("/rooms/{room_id:int}", room_page, methods=["GET"]),
         Route("/store", store_page, methods=["GET"]),
+        Route("/arena", arena_page, methods=["GET"]),
         Route("/app/models", app_models, methods=["GET"]),
         Route("/app/rooms", app_rooms, methods=["GET"]),
         Route("/app/rooms", app_create_room, methods=["POST"]),

@@ -3,6 +3,7 @@
 import { api } from "./js/api.js";
 import { h, icon, iconButton, toast } from "./js/dom.js";
 import { LANGS, chooseLang, lang, loadStrings, t } from "./js/i18n.js";
+import { ArenaView, ensureArenaLink, isArenaPath } from "./js/arena.js";
 import { Picker } from "./js/picker.js";
 import { RoomView } from "./js/room.js";
 import { Sidebar } from "./js/sidebar.js";
@@ -70,6 +71,9 @@ class App {
         .get("/app/models")
         .then((data) => {
           this.models = new Map((data.models || []).map((m) => [m.code, m]));
+          // The same answer lists the bots (store.js's loadBots reuses it).
+          this.bots = new Map((data.bots || []).map((b) => [b.code, b]));
+          this.botsLoaded = true;
           this.modelsLoaded = true;
           this.sidebar?.render();
         })
@@ -77,6 +81,7 @@ class App {
           this.modelsLoaded = true;
           toast(err.message);
         });
+      this.botsPromise = this.modelsPromise;
     }
     return this.modelsPromise;
   }
@@ -124,14 +129,17 @@ class App {
     const match = path.match(/^\/rooms\/(\d+)\/?$/);
     this.view?.unmount();
     this.shell.classList.remove("side-open");
+    // Blind mode (an admin's choice for the user's group): a new chat is an arena battle.
+    const arena = !match && (isArenaPath(path) || Boolean(this.config.blind));
     if (match) {
       this.roomId = Number(match[1]);
       this.view = new RoomView(this, this.roomId, preset);
     } else {
       this.roomId = null;
-      this.view = new Picker(this);
+      this.view = arena ? new ArenaView(this) : new Picker(this);
     }
-    this.shell.dataset.view = match ? "room" : "picker";
+    ensureArenaLink(this);
+    this.shell.dataset.view = match ? "room" : arena ? "arena" : "picker";
     this.view.mount(this.viewEl);
     this.sidebar.render();
   }

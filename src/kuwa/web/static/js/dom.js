@@ -121,7 +121,8 @@ export function avatar(name, image, key, size = "md") {
   const el = h("span", { class: `avatar avatar-${size}`, "aria-hidden": "true" });
   el.style.setProperty("--h", String(hue(key || name)));
   const letters = () => {
-    const text = initials(name);
+    // A blinded arena side ("arena:A") shows its letter, never anything of the model.
+    const text = String(key).startsWith("arena:") ? String(key).slice(6) : initials(name);
     el.replaceChildren(document.createTextNode(size === "xs" ? Array.from(text)[0] : text));
     el.classList.remove("has-img");
   };

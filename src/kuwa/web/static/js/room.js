@@ -1,12 +1,13 @@
 // An open room: one column per model, prompts above each turn's answers, answers streaming in
 // over the room's event stream, the composer, react buttons, versions and branches.
 import { api } from "./api.js";
+import { ArenaBar } from "./arena.js";
 import { avatar, confirmDialog, h, icon, iconButton, relativeTime, toast } from "./dom.js";
 import { lang, t } from "./i18n.js";
 import { copyText, render as renderMarkdown } from "./markdown.js";
 import { openShare } from "./share.js";
 import { shareLinkSection } from "./sharelink.js";
-import { botAsModel, ensureStoreLink, loadBots } from "./store.js";
+import { ensureStoreLink, loadBots, modelInfo } from "./store.js";
 import { applySelected, branchesOf, composeQuoted, thread, versionsOf } from "./thread.js";
 import { exportMenu, openImport, pathIcon } from "./transfer.js";
 
@@ -59,12 +60,14 @@ export class RoomView {
     );
     this.conn = h("div", { class: "conn", role: "status", hidden: true });
     this.footer = h("div", { class: "composer-wrap" });
+    this.arenaBar = new ArenaBar(this);
     this.el = h(
       "div",
       { class: "room", "aria-busy": this.room ? null : "true" },
       this.tabs,
       this.conn,
       this.scroller,
+      this.arenaBar.el,
       this.footer,
     );
     container.replaceChildren(this.el);
@@ -171,6 +174,11 @@ export class RoomView {
     const { messages, ...meta } = room;
     // My role may have changed with the members; an event without it: ask (GET has it).
     if (!("role" in meta) && !this.closed) this.refreshMeta(true);
+    if (this.room?.arena && !this.room.revealed && meta.revealed) {
+      // The vote revealed who was who: reopen, so every name comes fresh from the server.
+      this.app.navigate(`/rooms/${this.id}`, { replace: true });
+      return;
+    }
     const roleChanged = this.room && meta.role && meta.role !== this.room.role;
     this.room = { ...this.room, ...meta };
     this.app.setTitle(this.room.title || t("untitled"));
@@ -314,18 +322,7 @@ export class RoomView {
     return this.canSend() && this.app.can(IMPORT);
   }
   model(code) {
-    const bot = code?.startsWith?.("bot:") ? this.app.bots?.get(code) : null;
-    if (bot) return botAsModel(this.app, bot);
-    return (
-      this.app.models.get(code) || {
-        code,
-        name: code,
-        description: "",
-        image: "",
-        react_buttons: ["copy", "quote"],
-        live: false,
-      }
-    );
+    return modelInfo(this.app, code);
   }
   columns(turns) {
     const codes = [...(this.room?.models || [])];
@@ -380,7 +377,8 @@ export class RoomView {
   renderMeta() {
     this.renderPresence();
     const actions = [];
-    if (this.room && this.app.can(EXPORT)) {
+    const blinded = this.room?.arena && !this.room.revealed; // no export before the vote
+    if (this.room && this.app.can(EXPORT) && !blinded) {
       this.exportEl ??= exportMenu(this.id);
       actions.push(this.exportEl);
     }
@@ -1447,6 +1445,7 @@ export class RoomView {
   }
 
   renderComposerState() {
+    this.arenaBar?.render();
     if (this.builtMode !== this.composerMode()) {
       this.buildComposer();
       return;

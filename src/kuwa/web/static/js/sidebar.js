@@ -2,6 +2,7 @@
 import { api } from "./api.js";
 import { avatar, confirmDialog, h, icon, iconButton, relativeTime, toast } from "./dom.js";
 import { lang, t } from "./i18n.js";
+import { modelInfo } from "./store.js";
 
 export class Sidebar {
   constructor(app) {
@@ -145,8 +146,8 @@ export class Sidebar {
           "span",
           { class: "room-models" },
           (room.models || []).slice(0, 4).map((code) => {
-            const m = this.app.models.get(code);
-            return avatar(m?.name || code, m?.image, code, "xs");
+            const m = modelInfo(this.app, code);
+            return avatar(m.name, m.image, code, "xs");
           }),
         ),
         room.role && room.role !== "owner"

@@ -2,6 +2,7 @@
 // chat with one, and create, edit, clone, delete, export (.bot) and import bots. Also the
 // helpers that let the picker and rooms show bots (`bot:ID` codes) like models.
 import { ApiError, api } from "./api.js";
+import { arenaModel } from "./arena.js";
 import { avatar, confirmDialog, h, icon, iconButton, toast } from "./dom.js";
 import { t } from "./i18n.js";
 import { pathIcon } from "./transfer.js";
@@ -49,6 +50,24 @@ export function botAsModel(app, bot) {
   };
 }
 
+/** What to show for a room's model code: a blinded arena side, a bot, a model, or the bare code. */
+export function modelInfo(app, code) {
+  const side = arenaModel(code);
+  if (side) return side;
+  const bot = code?.startsWith?.("bot:") ? app.bots?.get(code) : null;
+  if (bot) return botAsModel(app, bot);
+  return (
+    app.models.get(code) || {
+      code,
+      name: code,
+      description: "",
+      image: "",
+      react_buttons: ["copy", "quote"],
+      live: false,
+    }
+  );
+}
+
 export function visibilityBadge(visibility) {
   return h("span", { class: `vis-badge vis-${visibility}`, text: t(`vis_${visibility}`) });
 }
@@ -56,7 +75,7 @@ export function visibilityBadge(visibility) {
 /** The sidebar's "Store" link (added once; the sidebar itself is chat.js's). */
 export function ensureStoreLink(app) {
   const side = app.sidebar?.el;
-  if (!side || !app.can("tab_Store") || side.querySelector('[data-testid="open-store"]')) return;
+  if (!side || !app.can("tab_Store") || app.config.blind || side.querySelector('[data-testid="open-store"]')) return;
   const link = h(
     "a",
     {
@@ -72,8 +91,9 @@ export function ensureStoreLink(app) {
     icon("users", 16),
     h("span", { text: t("store") }),
   );
-  const search = side.querySelector(".side-search-wrap");
-  side.insertBefore(h("div", { class: "side-links" }, link), search);
+  const links = side.querySelector(".side-links");
+  if (links) links.prepend(link);
+  else side.insertBefore(h("div", { class: "side-links" }, link), side.querySelector(".side-search-wrap"));
 }
 
 /** Mark the Store link current when the store is open. */
