@@ -399,6 +399,14 @@ class Settings:
     enforce_eager: bool = field(
         default=False, metadata=_doc("vLLM: skip CUDA graph capture (faster start).")
     )
+    # --- stress measure ------------------------------------------------------------------
+    stress_targets: tuple[str, ...] = field(
+        default=(),
+        metadata=_doc(
+            "Hosts (names, addresses or URLs, comma-separated) that `kuwa-cli stress` may "
+            "send load to besides this machine's loopback addresses and public_url's host."
+        ),
+    )
     # --- kuwa-cli up --------------------------------------------------------------------
     demo_models: tuple[str, ...] = field(
         default=("echo", "reverse", "upper"),

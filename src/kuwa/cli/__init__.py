@@ -24,6 +24,7 @@ def _register() -> None:
         kernel,
         model,
         room,
+        stress,
         up,
         user,
         worker,
@@ -42,6 +43,7 @@ def _register() -> None:
         bot,
         feedback,
         batch,
+        stress,
     ):
         main.add_command(module.command)
 
