@@ -35,6 +35,14 @@ $(ASSETS_STAMP): $(ASSETS)/package-lock.json
 
 assets: $(ASSETS_STAMP)
 
+# The API docs' JavaScript examples run in the tests (tests/test_api_examples.py) with the
+# packages pinned in tests/js (eventsource-parser, openai); `npm ci` when the lock file changed.
+DOCJS_STAMP := tests/js/node_modules/.package-lock.json
+
+$(DOCJS_STAMP): tests/js/package-lock.json
+	npm ci --prefix tests/js --no-audit --no-fund
+	@touch $@
+
 # Redis must be installable: `up` starts a private redis-server when no KUWA_REDIS_URL is set.
 services:
 	@command -v redis-server >/dev/null || { \
@@ -56,7 +64,7 @@ test-services: services
 run: $(RUN_STAMP) services assets
 	$(BIN)/kuwa-cli up
 
-test: $(TEST_STAMP) test-services assets
+test: $(TEST_STAMP) test-services assets $(DOCJS_STAMP)
 	$(BIN)/pytest
 
 lint: $(TEST_STAMP)

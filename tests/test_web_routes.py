@@ -22,8 +22,9 @@ from kuwa.web import ACCESS_ATTR, PUBLIC, SIGNED_IN
 from tests.stack import RedisServer, Stack
 from tests.web import Browser, make_user
 
-# Token-authenticated API routes: their permission checks are in tests/test_api_permissions.py.
-API_PATHS = ("/v1/", "/v1.0/", "/healthz", "/metrics")
+# API routes: token-authenticated (their permission checks are in tests/test_api_permissions.py)
+# or public (/healthz, /openapi.json; tests/test_openapi.py).
+API_PATHS = ("/v1/", "/v1.0/", "/healthz", "/metrics", "/openapi.json")
 
 
 def web_routes(tmp_path: Path) -> list[tuple[str, str, str]]:

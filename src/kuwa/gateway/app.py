@@ -20,7 +20,7 @@ from kuwa.accounts import Store, close_database, open_database
 from kuwa.broker import Hub, JobQueue, Registry, connect
 from kuwa.broker.limits import UserLimits
 from kuwa.errors import BrokerError, KuwaError
-from kuwa.gateway import jobs_api, kuwa_api, metrics, openai_api
+from kuwa.gateway import jobs_api, kuwa_api, metrics, openai_api, openapi
 from kuwa.gateway.auth import TokenAuth
 from kuwa.gateway.chat import ChatService
 from kuwa.gateway.http import (
@@ -115,6 +115,7 @@ def create_app(settings: Settings) -> Starlette:
         Route("/v1/jobs/{job_id}/events", jobs_api.follow_job, methods=["GET"]),
         Route("/healthz", healthz, methods=["GET"]),
         Route("/metrics", metrics.metrics, methods=["GET"]),
+        Route("/openapi.json", openapi.openapi_json, methods=["GET"]),
         *web.routes(),
     ]
     return Starlette(
