@@ -11,9 +11,9 @@ import zipfile
 import docx
 import pytest
 
+from kuwa.rooms.docx_export import DocMessage, room_docx
 from kuwa.rooms.exports import (
     CSV_HEADER,
-    DocMessage,
     FeedbackRecord,
     dpo_pairs_jsonl,
     feedback_csv,
@@ -21,7 +21,6 @@ from kuwa.rooms.exports import (
     openai_chat_jsonl,
     preference_jsonl,
     preference_prompt,
-    room_docx,
 )
 
 T0 = dt.datetime(2026, 11, 26, 10, 0)

@@ -18,11 +18,9 @@ from kuwa.rooms.formats import (
     escape_tsv,
     export_json,
     export_tsv,
-    parse,
-    parse_json,
-    parse_text,
     unescape_tsv,
 )
+from kuwa.rooms.formats_parser import parse, parse_json, parse_text
 
 TRICKY = [
     Row("user", "tab\there\nnewline and a backslash \\ and a literal \\n and \\t"),

@@ -18,7 +18,7 @@ from starlette.datastructures import FormData, UploadFile
 
 from kuwa.accounts import ModelInfo, permissions
 from kuwa.errors import InvalidRequestError, NotFoundError
-from kuwa.web import manage_system
+from kuwa.web import manage_audit, manage_models, manage_system
 from tests.stack import RedisServer, Stack, wait_until
 from tests.web import Browser, make_user, store_of
 
@@ -309,20 +309,20 @@ def test_uploaded_images_are_checked() -> None:
 
     def upload(name: str, data: bytes) -> str | None:
         form = FormData([("image_file", UploadFile(io.BytesIO(data), filename=name))])
-        return asyncio.run(manage_system.uploaded_image(form))
+        return asyncio.run(manage_models.uploaded_image(form))
 
     assert upload("a.png", PNG) == "data:image/png;base64," + base64.b64encode(PNG).decode()
     assert upload("a.gif", b"GIF89a" + b"\0" * 20) is not None
     assert upload("a.webp", b"RIFF\0\0\0\0WEBPVP8 ") is not None
     assert str(upload("a.jpg", b"\xff\xd8\xff\xe0" + b"\0" * 20)).startswith("data:image/jpeg;")
     assert upload("", b"") is None  # no file chosen
-    assert asyncio.run(manage_system.uploaded_image(FormData([("image_file", "")]))) is None
+    assert asyncio.run(manage_models.uploaded_image(FormData([("image_file", "")]))) is None
     for name, data in (("a.png", b"text"), ("a.svg", b"<svg></svg>"), ("a.html", b"<html>")):
         with pytest.raises(InvalidRequestError, match="not a PNG, JPEG, GIF or WebP"):
             upload(name, data)
     with pytest.raises(InvalidRequestError, match="too large"):
-        upload("big.png", PNG + b"\0" * manage_system.MAX_UPLOAD)
-    assert upload("edge.png", PNG + b"\0" * (manage_system.MAX_UPLOAD - len(PNG))) is not None
+        upload("big.png", PNG + b"\0" * manage_models.MAX_UPLOAD)
+    assert upload("edge.png", PNG + b"\0" * (manage_models.MAX_UPLOAD - len(PNG))) is not None
 
 
 def test_model_name_is_escaped(stack: Stack, admin: Browser) -> None:
@@ -508,7 +508,7 @@ def test_audit_log_lists_and_filters(stack: Stack, admin: Browser) -> None:
 
 def test_audit_log_pages(stack: Stack, admin: Browser) -> None:
     with store_of(stack) as store:
-        for i in range(manage_system.PAGE_SIZE + 5):
+        for i in range(manage_audit.PAGE_SIZE + 5):
             store.audit.record("paging_test", actor=f"pager{i}@example.com")
     first = admin.get("/manage/audit", params={"action": "paging_test"}).text
     assert "pager54@example.com" in first and "pager4@example.com" not in first
@@ -524,7 +524,7 @@ def test_only_managers_may_use_these_pages(stack: Stack, admin: Browser) -> None
     before = model(stack, "echo")
     routes = [
         (method, route.path.replace("{code:path}", "echo"))
-        for route in manage_system.routes()
+        for route in [*manage_models.routes(), *manage_system.routes(), *manage_audit.routes()]
         for method in sorted(getattr(route, "methods", set()) - {"HEAD"})
     ]
     assert len(routes) == 9

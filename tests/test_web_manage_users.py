@@ -12,7 +12,7 @@ import httpx
 import pytest
 
 from kuwa.accounts import AuditEntry, GroupInfo, UserInfo, permissions
-from kuwa.web import manage_users
+from kuwa.web import manage_groups, manage_users
 from tests.stack import RedisServer, Stack
 from tests.web import PASSWORD, Browser, make_user, store_of
 
@@ -431,7 +431,7 @@ def test_non_admin_is_refused_everywhere(stack: Stack, admin_user: UserInfo) -> 
     with Browser(stack.base_url) as b:
         assert b.login(almost.email).status_code == 303
         tried = 0
-        for route in manage_users.routes():
+        for route in [*manage_users.routes(), *manage_groups.routes()]:
             path = route.path  # type: ignore[attr-defined]
             for name, value in ids.items():
                 path = path.replace(f"{{{name}:int}}", value)

@@ -71,7 +71,8 @@ class Result:
 # --- input and earlier results ----------------------------------------------------------------
 def read_prompts(path: Path) -> list[Prompt]:
     """The ``user`` rows of ``path`` (the import file rules), in file order."""
-    from kuwa.rooms.formats import FormatError, parse
+    from kuwa.rooms.formats import FormatError
+    from kuwa.rooms.formats_parser import parse
 
     try:
         with path.open("rb") as stream:

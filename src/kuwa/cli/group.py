@@ -48,11 +48,10 @@ def _live_group(store: Store, name: str) -> GroupInfo:
     return store.groups.get(name)
 
 
-model_option = click.option(
+model_option = options.option(
     "--model",
     "models",
     envvar="KUWA_GROUP_MODELS",
-    show_envvar=True,
     multiple=True,
     metavar="CODE",
     help="Shorthand for the permission model:CODE.",
@@ -66,31 +65,23 @@ def command() -> None:
 
 @command.command("create")
 @click.argument("name")
-@click.option(
+@options.option(
     "--permission",
     "permissions",
     envvar="KUWA_GROUP_PERMISSIONS",
-    show_envvar=True,
     multiple=True,
     help="A permission to grant: a fixed name or model:ACCESS_CODE.",
 )
 @model_option
-@click.option(
-    "--description",
-    envvar="KUWA_GROUP_DESCRIPTION",
-    show_envvar=True,
-    default="",
-    help="What the group is for.",
+@options.option(
+    "--description", envvar="KUWA_GROUP_DESCRIPTION", default="", help="What the group is for."
 )
-@click.option(
+@options.option(
     "--invite-code",
     envvar="KUWA_GROUP_INVITE_CODE",
-    show_envvar=True,
-    default=None,
     help="A code that puts people who sign up with it into this group.",
 )
-@options.data_dir
-@options.database_url
+@options.database
 def create(
     name: str,
     permissions: tuple[str, ...],
@@ -116,73 +107,56 @@ def create(
     click.echo(f"created group {group.name} with {count} permission(s)", err=True)
 
 
-@command.command("grant")
-@click.argument("name")
-@click.argument("permissions", nargs=-1)
-@model_option
-@options.data_dir
-@options.database_url
-def grant(
-    name: str,
-    permissions: tuple[str, ...],
-    models: tuple[str, ...],
-    data_dir: Path | None,
-    database_url: str | None,
-) -> None:
-    """Grant PERMISSIONS to the group NAME. Prints a confirmation on stderr."""
-    wanted = _permissions(permissions, models)
-    if not wanted:
-        raise click.UsageError("name at least one permission (or --model CODE)")
-    with open_store(data_dir, database_url) as store:
-        before = _live_group(store, name).permissions
-        after = store.groups.grant(name, wanted).permissions
-        added = sorted_permissions(after - before)
-        if added:
-            store.audit.record("group_granted", actor=ACTOR, target=name, detail=", ".join(added))
-    held = len(wanted) - len(added)
-    note = f" ({held} already granted)" if held else ""
-    click.echo(f"granted {len(added)} permission(s) to group {name}{note}", err=True)
+def _permission_command(verb: str, *, grant: bool, help: str) -> click.Command:
+    """``grant`` or ``revoke``: the same arguments, the opposite change."""
+
+    @command.command(verb, help=help)
+    @click.argument("name")
+    @click.argument("permissions", nargs=-1)
+    @model_option
+    @options.database
+    def change(
+        name: str,
+        permissions: tuple[str, ...],
+        models: tuple[str, ...],
+        data_dir: Path | None,
+        database_url: str | None,
+    ) -> None:
+        wanted = _permissions(permissions, models)
+        if not wanted:
+            raise click.UsageError("name at least one permission (or --model CODE)")
+        with open_store(data_dir, database_url) as store:
+            before = _live_group(store, name).permissions
+            if grant:
+                changed = sorted_permissions(store.groups.grant(name, wanted).permissions - before)
+            else:
+                changed = sorted_permissions(before - store.groups.revoke(name, wanted).permissions)
+            if changed:
+                action = "group_granted" if grant else "group_revoked"
+                store.audit.record(action, actor=ACTOR, target=name, detail=", ".join(changed))
+        rest = len(wanted) - len(changed)
+        note = f" ({rest} {'already granted' if grant else 'not granted'})" if rest else ""
+        done = "granted {} permission(s) to" if grant else "revoked {} permission(s) from"
+        click.echo(f"{done.format(len(changed))} group {name}{note}", err=True)
+
+    return change
 
 
-@command.command("revoke")
-@click.argument("name")
-@click.argument("permissions", nargs=-1)
-@model_option
-@options.data_dir
-@options.database_url
-def revoke(
-    name: str,
-    permissions: tuple[str, ...],
-    models: tuple[str, ...],
-    data_dir: Path | None,
-    database_url: str | None,
-) -> None:
-    """Revoke PERMISSIONS from the group NAME. Prints a confirmation on stderr."""
-    wanted = _permissions(permissions, models)
-    if not wanted:
-        raise click.UsageError("name at least one permission (or --model CODE)")
-    with open_store(data_dir, database_url) as store:
-        before = _live_group(store, name).permissions
-        after = store.groups.revoke(name, wanted).permissions
-        removed = sorted_permissions(before - after)
-        if removed:
-            store.audit.record("group_revoked", actor=ACTOR, target=name, detail=", ".join(removed))
-    missing = len(wanted) - len(removed)
-    note = f" ({missing} not granted)" if missing else ""
-    click.echo(f"revoked {len(removed)} permission(s) from group {name}{note}", err=True)
+grant = _permission_command(
+    "grant",
+    grant=True,
+    help="Grant PERMISSIONS to the group NAME. Prints a confirmation on stderr.",
+)
+revoke = _permission_command(
+    "revoke",
+    grant=False,
+    help="Revoke PERMISSIONS from the group NAME. Prints a confirmation on stderr.",
+)
 
 
 @command.command("list")
-@click.option(
-    "--deleted",
-    envvar="KUWA_GROUP_LIST_DELETED",
-    show_envvar=True,
-    is_flag=True,
-    default=False,
-    help="Also list deleted groups (marked in a DELETED column).",
-)
-@options.data_dir
-@options.database_url
+@options.list_deleted("KUWA_GROUP_LIST_DELETED", "groups")
+@options.database
 def list_(deleted: bool, data_dir: Path | None, database_url: str | None) -> None:
     """List groups (name, members, invite code, number of permissions) on stdout."""
     with open_store(data_dir, database_url) as store:
@@ -191,17 +165,13 @@ def list_(deleted: bool, data_dir: Path | None, database_url: str | None) -> Non
     rows: list[list[object]] = [
         [g.name, g.members, g.invite_code or "-", len(g.permissions)] for g in groups
     ]
-    if deleted:
-        headers.append("DELETED")
-        for row, g in zip(rows, groups, strict=True):
-            row.append("yes" if g.deleted_at else "no")
+    options.deleted_column(headers, rows, groups, deleted)
     echo_table(headers, rows)
 
 
 @command.command("show")
 @click.argument("name")
-@options.data_dir
-@options.database_url
+@options.database
 def show(name: str, data_dir: Path | None, database_url: str | None) -> None:
     """Print the permissions of the group NAME on stdout, one per line."""
     with open_store(data_dir, database_url) as store:
@@ -217,8 +187,7 @@ def show(name: str, data_dir: Path | None, database_url: str | None) -> None:
 
 @command.command("delete")
 @click.argument("name")
-@options.data_dir
-@options.database_url
+@options.database
 def delete(name: str, data_dir: Path | None, database_url: str | None) -> None:
     """Delete the group NAME; restorable. Members keep their accounts, not its permissions."""
     with open_store(data_dir, database_url) as store:
@@ -234,8 +203,7 @@ def delete(name: str, data_dir: Path | None, database_url: str | None) -> None:
 
 @command.command("restore")
 @click.argument("name")
-@options.data_dir
-@options.database_url
+@options.database
 def restore(name: str, data_dir: Path | None, database_url: str | None) -> None:
     """Restore the deleted group NAME (without its old invite code)."""
     with open_store(data_dir, database_url) as store:

@@ -20,37 +20,21 @@ def command() -> None:
     """Manage the model catalog: add, change, delete and restore models."""
 
 
-name_option = click.option(
-    "--name", envvar="KUWA_MODEL_NAME", show_envvar=True, default=None, help="Display name."
+name_option = options.option("--name", envvar="KUWA_MODEL_NAME", help="Display name.")
+description_option = options.option(
+    "--description", envvar="KUWA_MODEL_DESCRIPTION", help="What the model is good for."
 )
-description_option = click.option(
-    "--description",
-    envvar="KUWA_MODEL_DESCRIPTION",
-    show_envvar=True,
-    default=None,
-    help="What the model is good for.",
-)
-order_option = click.option(
+order_option = options.option(
     "--order",
     envvar="KUWA_MODEL_ORDER",
-    show_envvar=True,
     type=int,
-    default=None,
     help="Where the model appears in lists (lower first).",
 )
 
 
 @command.command("list")
-@click.option(
-    "--deleted",
-    envvar="KUWA_MODEL_LIST_DELETED",
-    show_envvar=True,
-    is_flag=True,
-    default=False,
-    help="Also list deleted models (marked in a DELETED column).",
-)
-@options.data_dir
-@options.database_url
+@options.list_deleted("KUWA_MODEL_LIST_DELETED", "models")
+@options.database
 def list_(deleted: bool, data_dir: Path | None, database_url: str | None) -> None:
     """List models (access code, name, enabled, order) on stdout, in display order."""
     with open_store(data_dir, database_url) as store:
@@ -59,10 +43,7 @@ def list_(deleted: bool, data_dir: Path | None, database_url: str | None) -> Non
     rows: list[list[object]] = [
         [m.access_code, m.name, "yes" if m.enabled else "no", m.order] for m in models
     ]
-    if deleted:
-        headers.append("DELETED")
-        for row, m in zip(rows, models, strict=True):
-            row.append("yes" if m.deleted_at else "no")
+    options.deleted_column(headers, rows, models, deleted)
     echo_table(headers, rows)
 
 
@@ -71,16 +52,10 @@ def list_(deleted: bool, data_dir: Path | None, database_url: str | None) -> Non
 @name_option
 @description_option
 @order_option
-@click.option(
-    "--disabled",
-    envvar="KUWA_MODEL_DISABLED",
-    show_envvar=True,
-    is_flag=True,
-    default=False,
-    help="Add it switched off (hidden until enabled).",
+@options.flag(
+    "--disabled", envvar="KUWA_MODEL_DISABLED", help="Add it switched off (hidden until enabled)."
 )
-@options.data_dir
-@options.database_url
+@options.database
 def add(
     code: str,
     name: str | None,
@@ -110,26 +85,18 @@ def add(
 @click.argument("code")
 @name_option
 @description_option
-@click.option(
-    "--enable/--disable",
-    "enabled",
-    envvar="KUWA_MODEL_ENABLED",
-    show_envvar=True,
-    default=None,
-    help="Switch the model on or off.",
+@options.option(
+    "--enable/--disable", "enabled", envvar="KUWA_MODEL_ENABLED", help="Switch the model on or off."
 )
 @order_option
-@click.option(
+@options.option(
     "--modelfile",
     envvar="KUWA_MODEL_MODELFILE",
-    show_envvar=True,
     type=click.File("r", encoding="utf-8"),
-    default=None,
     metavar="FILE",
     help="Replace the model's modelfile with this file's text ('-' reads stdin).",
 )
-@options.data_dir
-@options.database_url
+@options.database
 def set_(
     code: str,
     name: str | None,
@@ -164,8 +131,7 @@ def set_(
 
 @command.command("delete")
 @click.argument("code")
-@options.data_dir
-@options.database_url
+@options.database
 def delete(code: str, data_dir: Path | None, database_url: str | None) -> None:
     """Delete the model CODE (hidden from everyone; restorable)."""
     with open_store(data_dir, database_url) as store:
@@ -176,8 +142,7 @@ def delete(code: str, data_dir: Path | None, database_url: str | None) -> None:
 
 @command.command("restore")
 @click.argument("code")
-@options.data_dir
-@options.database_url
+@options.database
 def restore(code: str, data_dir: Path | None, database_url: str | None) -> None:
     """Restore the deleted model CODE."""
     with open_store(data_dir, database_url) as store:

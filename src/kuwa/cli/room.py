@@ -45,8 +45,8 @@ def export(
 ) -> None:
     """Export ROOM_ID's conversation (soft-deleted messages included, as Kuwa did)."""
     from kuwa.errors import KuwaError
-    from kuwa.rooms import Rooms, formats
-    from kuwa.web.rooms import room_docx_bytes
+    from kuwa.rooms import Rooms, Transfer, formats
+    from kuwa.rooms.transfer import room_docx_bytes
 
     if kind == "docx" and out is None:
         raise click.UsageError("a Word document needs --out FILE")
@@ -55,7 +55,7 @@ def export(
         try:
             owner = rooms.owner_of(room_id)
             room = rooms.get(room_id, owner, with_messages=False)
-            thread = rooms.export_thread(room_id)
+            thread = Transfer(store.db).export_thread(room_id)
         except KuwaError as exc:
             raise click.ClickException(exc.message) from None
     rows = [
@@ -98,7 +98,7 @@ def import_(
     worker) through Redis."""
     from kuwa.cli.common import build_settings
     from kuwa.errors import KuwaError
-    from kuwa.rooms import Rooms, formats
+    from kuwa.rooms import Rooms, Transfer, formats_parser
     from kuwa.web.background import enqueue_pending
 
     settings = build_settings(data_dir=data_dir, database_url=database_url, redis_url=redis_url)
@@ -108,10 +108,10 @@ def import_(
         try:
             owner = rooms.owner_of(room_id)
             room = rooms.get(room_id, owner, with_messages=False)
-            rooms.import_rows(
+            Transfer(store.db).import_rows(
                 room_id,
                 owner,
-                formats.parse(file, max_rows=settings.import_max_rows),
+                formats_parser.parse(file, max_rows=settings.import_max_rows),
                 room["models"],
                 room["chained"],
                 pending,

@@ -1,5 +1,8 @@
 """Chat rooms: prompts, answers and their versions, feedback, sharing (database side)."""
 
-from kuwa.rooms.service import FLAGS, ROLES, Rooms, make_title
+from kuwa.rooms.feedback import FLAGS, Feedbacks
+from kuwa.rooms.service import Rooms, make_title
+from kuwa.rooms.sharing import ROLES, Sharing
+from kuwa.rooms.transfer import Transfer
 
-__all__ = ["FLAGS", "ROLES", "Rooms", "make_title"]
+__all__ = ["FLAGS", "ROLES", "Feedbacks", "Rooms", "Sharing", "Transfer", "make_title"]

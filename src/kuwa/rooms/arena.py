@@ -2,7 +2,7 @@
 
 A round draws two different models from the pool an administrator set (weighted), in a random
 order. The room's answers stream as usual but every response the browser gets names the
-models ``arena:A`` / ``arena:B`` (``service.arena_mask``). The vote (A better, B better, tie,
+models ``arena:A`` / ``arena:B`` (``shapes.arena_mask``). The vote (A better, B better, tie,
 both bad) is stored as a battle and reveals the names. An answer that names its own model or
 the model's display name is flagged and left out of the ranking, as LMSYS does.
 """

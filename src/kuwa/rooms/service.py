@@ -1,15 +1,14 @@
-"""Rooms, their messages (prompts, answer versions, edit branches), feedback and sharing.
+"""Rooms and their messages: prompts, answer versions, edit branches, answer jobs.
 
 Synchronous like the other database services (callers use a thread pool); returns plain
 JSON-ready dicts in the shapes of docs/web-app-api.md. Access is checked here, once, by
 :meth:`Rooms.role`: a room that is not yours and not shared with you does not exist (404).
+Beside it, on the same database: ``sharing.Sharing`` (members, the read-only link),
+``feedback.Feedbacks`` (ratings) and ``transfer.Transfer`` (export and import of a thread).
 """
 
 from __future__ import annotations
 
-import datetime as dt
-import secrets
-from collections.abc import Iterable, Iterator
 from typing import Any
 
 import orjson
@@ -20,25 +19,13 @@ from kuwa.accounts.models import ArenaBattle, Feedback, Group, Room, RoomMember,
 from kuwa.accounts.models import Message as Row
 from kuwa.accounts.repo import Repo, db_errors
 from kuwa.errors import ConflictError, InvalidRequestError, NotFoundError, PermissionDeniedError
+from kuwa.rooms.shapes import arena_mask, masked, message_json, timestamp
+from kuwa.rooms.sharing import Sharing
 
-ROLES = ("viewer", "participant")
 RANK = {"viewer": 1, "participant": 2, "owner": 3}
-FLAGS = (
-    "correct",
-    "easy_to_understand",
-    "complete",
-    "unsafe",
-    "incorrect",
-    "irrelevant",
-    "language",
-)
 MAX_MODELS = 8
 MAX_PROMPT = 100_000
 TITLE_LENGTH = 60
-
-
-def _ts(value: dt.datetime | None) -> float | None:
-    return None if value is None else value.replace(tzinfo=dt.UTC).timestamp()
 
 
 class Rooms(Repo):
@@ -145,9 +132,9 @@ class Rooms(Repo):
                     {
                         "id": row["id"],
                         "title": row["title"],
-                        "models": _masked(orjson.loads(row["models"]), arena_mask(row)),
+                        "models": masked(orjson.loads(row["models"]), arena_mask(row)),
                         "arena": bool(row["arena"]),
-                        "updated": _ts(row["updated_at"]),
+                        "updated": timestamp(row["updated_at"]),
                         "owner": row["owner"] == user_id,
                         "role": role,
                     }
@@ -168,13 +155,13 @@ class Rooms(Repo):
             room: dict[str, Any] = {
                 "id": row["id"],
                 "title": row["title"],
-                "models": _masked(orjson.loads(row["models"]), mask),
+                "models": masked(orjson.loads(row["models"]), mask),
                 "arena": bool(row["arena"]),
                 "revealed": bool(row["revealed"]),
                 "vote": self._vote(room_id) if row["arena"] and row["revealed"] else None,
                 "chained": bool(row["chained"]),
                 "owner": {"id": row["owner"], "name": row["owner_name"]},
-                "members": self.members(room_id),
+                "members": Sharing(self._db).members(room_id),
                 "link": (
                     f"/shared/{row['share_token']}"
                     if row["share_token"] and row["owner"] == user_id
@@ -203,51 +190,6 @@ class Rooms(Repo):
             Room.select(Room.arena, Room.revealed, Room.models).where(Room.id == room_id)
         )
         return arena_mask(rows[0]) if rows else None
-
-    def set_link(self, room_id: int, enabled: bool) -> str | None:
-        """Turn the room's read-only link on (a new secret each time) or off."""
-        token = secrets.token_urlsafe(18) if enabled else None
-        with db_errors("changing the room's link"):
-            self._q(Room.update(share_token=token).where(Room.id == room_id)).execute()
-        return token
-
-    def by_link(self, token: str) -> int | None:
-        """The live room a read-only link opens, or None."""
-        if not token or len(token) > 64:
-            return None
-        with db_errors("opening a link"):
-            rows = list(
-                self._q(
-                    Room.select(Room.id)
-                    .where((Room.share_token == token) & Room.deleted_at.is_null())
-                    .tuples()
-                )
-            )
-        return int(rows[0][0]) if rows else None
-
-    def members(self, room_id: int) -> list[dict[str, Any]]:
-        out: list[dict[str, Any]] = []
-        for r in self._rows(
-            RoomMember.select(RoomMember.role, User.id, User.name, User.email)
-            .join(User, on=(RoomMember.user == User.id))
-            .where(RoomMember.room == room_id)
-        ):
-            out.append(
-                {
-                    "kind": "user",
-                    "id": r["id"],
-                    "name": r["name"],
-                    "email": r["email"],
-                    "role": r["role"],
-                }
-            )
-        for r in self._rows(
-            RoomMember.select(RoomMember.role, Group.id, Group.name)
-            .join(Group, on=(RoomMember.group == Group.id))
-            .where(RoomMember.room == room_id)
-        ):
-            out.append({"kind": "group", "id": r["id"], "name": r["name"], "role": r["role"]})
-        return out
 
     def update(
         self,
@@ -281,20 +223,6 @@ class Rooms(Repo):
         with db_errors("deleting a room"):
             self._q(Room.update(deleted_at=utcnow()).where(Room.id == room_id)).execute()
 
-    def share(self, room_id: int, *, user_id: int | None, group_id: int | None, role: str) -> None:
-        """Share with a user or a group as ``role``; role "none" takes the share back."""
-        if role not in (*ROLES, "none"):
-            raise InvalidRequestError("role must be viewer, participant or none", param="role")
-        where = (RoomMember.room == room_id) & (
-            (RoomMember.user == user_id) if user_id is not None else (RoomMember.group == group_id)
-        )
-        with db_errors("sharing a room"), self._db.atomic():
-            self._q(RoomMember.delete().where(where)).execute()
-            if role != "none":
-                self._q(
-                    RoomMember.insert(room=room_id, user=user_id, group=group_id, role=role)
-                ).execute()
-
     # --- messages -----------------------------------------------------------------------
     def messages(self, room_id: int, user_id: int) -> list[dict[str, Any]]:
         rows = self._rows(
@@ -312,7 +240,7 @@ class Rooms(Repo):
             )
         }
         mask = self.mask_of(room_id)
-        return [_message(row, mine.get(row["id"]), mask) for row in rows]
+        return [message_json(row, mine.get(row["id"]), mask) for row in rows]
 
     def message(self, message_id: int, user_id: int) -> dict[str, Any]:
         rows = self._rows(
@@ -325,7 +253,7 @@ class Rooms(Repo):
         fb = self._rows(
             Feedback.select().where((Feedback.message == message_id) & (Feedback.user == user_id))
         )
-        out = _message(rows[0], fb[0] if fb else None, self.mask_of(int(rows[0]["room"])))
+        out = message_json(rows[0], fb[0] if fb else None, self.mask_of(int(rows[0]["room"])))
         if rows[0]["deleted_at"] is not None:
             out["deleted"] = True
         return out
@@ -520,184 +448,6 @@ class Rooms(Repo):
         turns.append(("user", prompt["content"]))
         return turns
 
-    def export_thread(self, room_id: int) -> list[dict[str, Any]]:
-        """The conversation to export: the selected path of prompts, each followed by every
-        model's selected answer, soft-deleted messages included (as Kuwa counted them)."""
-        rows = self._rows(
-            Row.select(Row, User.name.alias("author_name"))
-            .join(User, peewee.JOIN.LEFT_OUTER, on=(Row.author == User.id))
-            .where(Row.room == room_id)
-            .order_by(Row.id)
-        )
-        prompts = {r["parent"]: r for r in rows if r["role"] == "user" and r["selected"]}
-        answers: dict[int, list[dict[str, Any]]] = {}
-        for r in rows:
-            if r["role"] == "assistant" and r["selected"]:
-                answers.setdefault(int(r["parent"]), []).append(r)
-        out: list[dict[str, Any]] = []
-        current = prompts.get(None)
-        while current is not None and len(out) <= len(rows):
-            out.append(current)
-            out.extend(answers.get(int(current["id"]), []))
-            current = prompts.get(current["id"])
-        return out
-
-    def import_rows(
-        self,
-        room_id: int,
-        author_id: int,
-        rows: Iterable[Any],
-        models: list[str],
-        chained: bool,
-        pending: list[tuple[int, str]],
-    ) -> None:
-        """Append imported rows to the room's thread. Assistant rows with content are kept as
-        given (attributed to their model); a prompt with no answer after it gets a pending
-        answer for every model of the room; those (answer id, model) go into ``pending``, in
-        order. Rows are written as they come: an error part-way (a bad line) is raised after
-        the prompt before it was closed, so nothing before the error is lost."""
-        thread = self.thread(room_id)
-        state: dict[str, Any] = {
-            "parent": thread[-1]["id"] if thread else None,
-            "prompt": None,
-            "answered": set(),
-            "chain": chained,
-        }
-
-        def close_prompt() -> None:
-            if state["prompt"] is None or state["answered"]:
-                return
-            for code in models:
-                answer_id = int(
-                    self._q(
-                        Row.insert(
-                            room=room_id,
-                            parent=state["prompt"],
-                            role="assistant",
-                            model=code,
-                            content="",
-                            status="running",
-                            chain=state["chain"],
-                            selected=True,
-                            created_at=utcnow(),
-                        )
-                    ).execute()
-                )
-                pending.append((answer_id, code))
-            state["answered"] = {"(pending)"}
-
-        with db_errors("importing"):
-            try:
-                for row in rows:
-                    if row.role == "user":
-                        with self._db.atomic():
-                            close_prompt()
-                            self._import_prompt(room_id, author_id, row, chained, state)
-                    else:
-                        self._import_answer(row, state)
-            finally:
-                with self._db.atomic():
-                    close_prompt()
-                    self._q(Room.update(updated_at=utcnow()).where(Room.id == room_id)).execute()
-
-    def _import_prompt(
-        self, room_id: int, author_id: int, row: Any, chained: bool, state: dict[str, Any]
-    ) -> None:
-        parent = state["parent"]
-        chain = chained if row.chain is None else bool(row.chain)
-        self._q(
-            Row.update(selected=False).where(
-                (Row.room == room_id)
-                & (Row.role == "user")
-                & (Row.parent.is_null() if parent is None else Row.parent == parent)
-            )
-        ).execute()
-        prompt = int(
-            self._q(
-                Row.insert(
-                    room=room_id,
-                    parent=parent,
-                    role="user",
-                    author=author_id,
-                    content=row.content,
-                    status="done",
-                    chain=chain,
-                    selected=True,
-                    created_at=utcnow(),
-                )
-            ).execute()
-        )
-        state.update(parent=prompt, prompt=prompt, answered=set(), chain=chain)
-        room = self._rows(Room.select(Room.title).where(Room.id == room_id))
-        if room and not room[0]["title"]:
-            self._q(Room.update(title=make_title(row.content)).where(Room.id == room_id)).execute()
-
-    def _import_answer(self, row: Any, state: dict[str, Any]) -> None:
-        prompt = state["prompt"]
-        if prompt is None:
-            raise InvalidRequestError(
-                f"line {row.line}: an answer must come after a prompt", param="file"
-            )
-        code = row.model or ""
-        self._q(
-            Row.update(selected=False).where((Row.parent == prompt) & (Row.model == code))
-        ).execute()
-        self._q(
-            Row.insert(
-                room=self._rows(Row.select(Row.room).where(Row.id == prompt))[0]["room"],
-                parent=prompt,
-                role="assistant",
-                model=code,
-                content=row.content,
-                status="done",
-                chain=state["chain"] if row.chain is None else bool(row.chain),
-                selected=True,
-                created_at=utcnow(),
-            )
-        ).execute()
-        state["answered"].add(code)
-
-    def feedback_records(self) -> Iterator[Any]:
-        """Every rating, oldest first, as ``kuwa.rooms.exports.FeedbackRecord`` (soft-deleted
-        answers included, as Kuwa exported them)."""
-        from kuwa.rooms.exports import FeedbackRecord
-
-        query = (
-            Feedback.select(
-                Feedback,
-                User.email,
-                Row.room,
-                Row.parent,
-                Row.model,
-                Row.content,
-                Row.deleted_at,
-                Row.chain,
-            )
-            .join(User, on=(Feedback.user == User.id))
-            .switch(Feedback)
-            .join(Row, on=(Feedback.message == Row.id))
-            .order_by(Feedback.created_at, Feedback.id)
-        )
-        with db_errors("reading feedback"):
-            for fb in self._rows(query):
-                answer = self._rows(Row.select().where(Row.id == fb["message"]))[0]
-                turns = self.history_of(answer)
-                yield FeedbackRecord(
-                    room_id=int(fb["room"]),
-                    prompt_id=int(fb["parent"]),
-                    answer_id=int(fb["message"]),
-                    model=str(fb["model"]),
-                    history=turns[:-1],
-                    prompt=turns[-1][1],
-                    answer=str(fb["content"]),
-                    rating=int(fb["rating"]),
-                    flags=[f for f in str(fb["flags"]).split(",") if f],
-                    comment=str(fb["comment"]),
-                    user=str(fb["email"]),
-                    created=fb["created_at"].replace(tzinfo=dt.UTC),
-                    deleted=fb["deleted_at"] is not None,
-                )
-
     def set_job(self, message_id: int, job_id: str, *, translation: bool = False) -> None:
         field = "translation_job" if translation else "job_id"
         with db_errors("recording a job"):
@@ -747,42 +497,6 @@ class Rooms(Repo):
                 out.append({"id": r["id"], "job": r["translation_job"], "kind": "translation"})
         return out
 
-    def feedback(
-        self,
-        message_id: int,
-        user_id: int,
-        rating: int,
-        flags: Iterable[str] | None,
-        comment: str | None,
-    ) -> None:
-        if rating not in (-1, 0, 1):
-            raise InvalidRequestError("rating must be 1, -1 or 0", param="rating")
-        values: dict[str, Any] = {"rating": rating}
-        if flags is not None:
-            bad = [f for f in flags if f not in FLAGS]
-            if bad:
-                raise InvalidRequestError(f"unknown feedback flag {bad[0]!r}", param="flags")
-            values["flags"] = ",".join(dict.fromkeys(flags))
-        if comment is not None:
-            values["comment"] = comment[:4000]
-        with db_errors("saving feedback"):
-            self._q(
-                Feedback.insert(
-                    message=message_id, user=user_id, created_at=utcnow(), **values
-                ).on_conflict(conflict_target=[Feedback.message, Feedback.user], update=values)
-            ).execute()
-
-
-ARENA_LABELS = ("arena:A", "arena:B")
-
-
-def arena_mask(room: dict[str, Any]) -> dict[str, str] | None:
-    """Before the vote, an arena room shows its two models as ``arena:A`` and ``arena:B``."""
-    if not room.get("arena") or room.get("revealed"):
-        return None
-    models = orjson.loads(room["models"]) if isinstance(room["models"], str) else room["models"]
-    return dict(zip(models, ARENA_LABELS, strict=False))
-
 
 def check_models(models: list[str]) -> list[str]:
     codes = list(dict.fromkeys(m for m in models if isinstance(m, str)))
@@ -798,48 +512,3 @@ def check_models(models: list[str]) -> list[str]:
 def make_title(prompt: str) -> str:
     words = " ".join(prompt.split())
     return words if len(words) <= TITLE_LENGTH else words[: TITLE_LENGTH - 1].rstrip() + "…"
-
-
-def _masked(models: list[str], mask: dict[str, str] | None) -> list[str]:
-    return [mask.get(m, m) for m in models] if mask else models
-
-
-def _message(
-    row: dict[str, Any], feedback: dict[str, Any] | None, mask: dict[str, str] | None = None
-) -> dict[str, Any]:
-    out: dict[str, Any] = {
-        "id": row["id"],
-        "room": row["room"],
-        "role": row["role"],
-        "parent": row["parent"],
-        "content": row["content"],
-        "created": _ts(row["created_at"]),
-        "selected": bool(row["selected"]),
-    }
-    if row["role"] == "user":
-        out["author"] = {"id": row["author"], "name": row.get("author_name") or "deleted user"}
-        return out
-    error = row["error"]
-    for code, label in (mask or {}).items():  # an error may name the model: not before the vote
-        error = error.replace(code, label) if error else error
-    out.update(
-        model=(mask or {}).get(row["model"], row["model"]),
-        status=row["status"],
-        error=error,
-        chain=bool(row["chain"]),
-        feedback=None
-        if feedback is None
-        else {
-            "rating": feedback["rating"],
-            "flags": [f for f in feedback["flags"].split(",") if f],
-            "comment": feedback["comment"],
-        },
-        translation=None
-        if row["translation_status"] is None
-        else {
-            "lang": row["translation_lang"],
-            "content": row["translation"] or "",
-            "status": row["translation_status"],
-        },
-    )
-    return out

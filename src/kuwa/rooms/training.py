@@ -7,6 +7,7 @@ from collections.abc import Callable, Iterable, Iterator
 
 from kuwa.errors import InvalidRequestError
 from kuwa.rooms import exports
+from kuwa.rooms.feedback import Feedbacks
 from kuwa.rooms.service import Rooms
 
 FORMATS: dict[str, tuple[Callable[[Iterable[exports.FeedbackRecord]], Iterator[str]], str, str]] = {
@@ -45,6 +46,6 @@ def export_feedback(
         raise InvalidRequestError("rating must be 1, -1 or 0", param="rating")
     build = FORMATS[kind][0]
     records = exports.filter_records(
-        rooms.feedback_records(), models=models, since=since, until=until, rating=rating
+        Feedbacks(rooms.db).records(), models=models, since=since, until=until, rating=rating
     )
     return build(records)

@@ -27,12 +27,17 @@ from kuwa.web import (
     account,
     arena,
     manage,
+    manage_audit,
+    manage_groups,
+    manage_models,
     manage_system,
     manage_users,
     profile,
     rooms,
+    sharing,
     signin,
     store,
+    transfer,
 )
 from kuwa.web.core import (
     ACCESS_ATTR,
@@ -90,6 +95,8 @@ def routes() -> list[BaseRoute]:
     static = resources.files("kuwa.web").joinpath("static")
     return [
         *rooms.routes(),
+        *sharing.routes(),
+        *transfer.routes(),
         *store.routes(),
         *arena.routes(),
         Route("/login", signin.login_form, methods=["GET"]),
@@ -101,7 +108,10 @@ def routes() -> list[BaseRoute]:
         *profile.routes(),
         *manage.routes(),
         *manage_users.routes(),
+        *manage_groups.routes(),
+        *manage_models.routes(),
         *manage_system.routes(),
+        *manage_audit.routes(),
         Mount("/static", StaticFiles(directory=str(static)), name="static"),
         Route("/vendor/{name}", vendor, methods=["GET"]),
     ]

@@ -1,4 +1,5 @@
-"""The Manage tab's front page; the pages themselves are in manage_users and manage_system."""
+"""The Manage tab's front page; the pages themselves are in manage_users, manage_groups,
+manage_models, manage_system and manage_audit (their shared form handling in manage_forms)."""
 
 from __future__ import annotations
 

@@ -1,13 +1,15 @@
-"""The chat UI's pages (``/``, ``/rooms/{id}``) and its JSON API (``/app/…``), as specified
-in docs/web-app-api.md. Parse → call → wrap; room access is checked by ``Rooms.require``."""
+"""The chat UI's pages (``/``, ``/rooms/{id}``) and its JSON API (``/app/…``) for rooms,
+messages and events, as specified in docs/web-app-api.md; sharing and read-only links are in
+``kuwa.web.sharing``, export and import in ``kuwa.web.transfer``. Parse → call → wrap; room
+access is checked by ``Rooms.require``."""
 
 from __future__ import annotations
 
-from typing import Any, BinaryIO, cast
+from typing import Any
 
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
-from starlette.responses import Response, StreamingResponse
+from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
 from kuwa.accounts import UserInfo
@@ -15,23 +17,18 @@ from kuwa.bots.store import Bots, bot_id_of
 from kuwa.errors import (
     ConflictError,
     InvalidRequestError,
-    NotFoundError,
-    PayloadTooLargeError,
     PermissionDeniedError,
 )
 from kuwa.gateway.http import JSONResponse, read_json
 from kuwa.gateway.sse import SSEResponse
 from kuwa.gateway.state import state_of
-from kuwa.rooms import Rooms
+from kuwa.rooms import Feedbacks, Rooms
 from kuwa.web.arena import blind_mode
-from kuwa.web.background import enqueue_pending
 from kuwa.web.core import (
-    SIGNED_IN,
     current_user,
     error_page,
     page,
     render,
-    render_markdown,
     ui_lang,
     web_state,
 )
@@ -270,75 +267,6 @@ async def app_delete_room(request: Request) -> Response:
     return JSONResponse({})
 
 
-@page(TAB)
-async def app_share(request: Request) -> Response:
-    room_id = _id(request, "room_id")
-    await _require(request, room_id, "owner")
-    body = await _body(request)
-    role = str(body.get("role", "viewer"))
-    store = web_state(request).store
-    user_id = group_id = None
-    if body.get("email"):
-        target = await run_in_threadpool(store.accounts.find_user, str(body["email"]))
-        if target is None:
-            raise NotFoundError("There is no user with that email.", param="email")
-        if target.id == (await _user(request)).id:
-            raise InvalidRequestError("You own this room already.", param="email")
-        user_id = target.id
-    elif body.get("group"):
-        group = await run_in_threadpool(store.groups.get, str(body["group"]))
-        group_id = group.id
-    else:
-        raise InvalidRequestError("Name a user (email) or a group to share with.", param="email")
-    await run_in_threadpool(
-        lambda: _rooms(request).share(room_id, user_id=user_id, group_id=group_id, role=role)
-    )
-    await _runner(request).publish(room_id, {"type": "room"})
-    return JSONResponse(await _room_json(request, room_id))
-
-
-@page(TAB)
-async def app_link(request: Request) -> Response:
-    """Turn the room's read-only link on or off: ``{"enabled": bool}``."""
-    room_id = _id(request, "room_id")
-    await _require(request, room_id, "owner")
-    body = await _body(request)
-    enabled = body.get("enabled")
-    if not isinstance(enabled, bool):
-        raise InvalidRequestError("enabled must be true or false", param="enabled")
-    user = await _user(request)
-    _not_blinded(
-        await run_in_threadpool(lambda: _rooms(request).get(room_id, user.id, with_messages=False))
-    )
-    await run_in_threadpool(_rooms(request).set_link, room_id, enabled)
-    return JSONResponse(await _room_json(request, room_id))
-
-
-@page(SIGNED_IN)
-async def shared_room(request: Request) -> Response:
-    """A room opened by its read-only link: its conversation, for any signed-in user."""
-    rooms = _rooms(request)
-    room_id = await run_in_threadpool(rooms.by_link, str(request.path_params["token"]))
-    if room_id is None:
-        return error_page(request, 404, "This link does not work (any more).")
-    user = await _user(request)
-    room = await run_in_threadpool(lambda: rooms.get(room_id, user.id, with_messages=False))
-    thread = await run_in_threadpool(rooms.export_thread, room_id)
-    names = {m.access_code: m.name for m in (await state_of(request).models.models()).values()}
-    messages = [
-        {
-            "role": m["role"],
-            "who": (m["author_name"] or "?")
-            if m["role"] == "user"
-            else names.get(str(m["model"]), str(m["model"])),
-            "html": render_markdown(m["content"]),
-        }
-        for m in thread
-        if m["deleted_at"] is None
-    ]
-    return await render(request, "shared.html", title=room["title"], messages=messages)
-
-
 # --- messages -------------------------------------------------------------------------------
 @page(SEND)
 async def app_send(request: Request) -> Response:
@@ -462,7 +390,7 @@ async def app_feedback(request: Request) -> Response:
     if not isinstance(rating, int):
         raise InvalidRequestError("rating must be 1, -1 or 0", param="rating")
     await run_in_threadpool(
-        lambda: _rooms(request).feedback(
+        lambda: Feedbacks(_rooms(request).db).save(
             message_id,
             user.id,
             rating,
@@ -493,171 +421,6 @@ async def app_translate(request: Request) -> Response:
     return JSONResponse(await run_in_threadpool(_rooms(request).message, message_id, user.id))
 
 
-# --- export and import ----------------------------------------------------------------------
-EXPORT = "Room_read_export_chat"
-IMPORT = "Room_update_import_chat"
-EXPORT_TYPES = {
-    "json": ("application/json", "json"),
-    "tsv": ("text/tab-separated-values; charset=utf-8", "tsv"),
-    "docx": ("application/vnd.openxmlformats-officedocument.wordprocessingml.document", "docx"),
-}
-
-
-@page(EXPORT)
-async def app_export(request: Request) -> Response:
-    from kuwa.rooms import formats
-
-    user = await _user(request)
-    room_id = _id(request, "room_id")
-    await _require(request, room_id, "viewer")
-    kind = request.query_params.get("format", "json")
-    if kind not in EXPORT_TYPES:
-        raise InvalidRequestError("format must be json, tsv or docx", param="format")
-    rooms = _rooms(request)
-    room = await run_in_threadpool(lambda: rooms.get(room_id, user.id, with_messages=False))
-    _not_blinded(room)
-    thread = await run_in_threadpool(rooms.export_thread, room_id)
-    rows = [
-        formats.Row(
-            role=m["role"],
-            content=m["content"],
-            model=m["model"] if m["role"] == "assistant" else None,
-            chain=bool(m["chain"]) if m["role"] == "assistant" else None,
-        )
-        for m in thread
-    ]
-    if kind == "json":
-        body: bytes = formats.export_json(rows)
-    elif kind == "tsv":
-        body = formats.export_tsv(rows).encode()
-    else:
-        body = await run_in_threadpool(room_docx_bytes, room, thread)
-    media, ext = EXPORT_TYPES[kind]
-    name = f"kuwa-room-{room_id}.{ext}"
-    return Response(
-        body,
-        media_type=media,
-        headers={"Content-Disposition": f'attachment; filename="{name}"'},
-    )
-
-
-def room_docx_bytes(room: dict[str, Any], thread: list[dict[str, Any]]) -> bytes:
-    """A room's conversation as a Word document (``kuwa.rooms.exports.room_docx``)."""
-    import datetime as dt
-
-    from kuwa.rooms import exports
-
-    def when(row: dict[str, Any]) -> dt.datetime:
-        created: dt.datetime = row["created_at"]
-        return created.replace(tzinfo=dt.UTC)
-
-    people = sorted({str(m["author_name"]) for m in thread if m["role"] == "user"})
-    models = list(dict.fromkeys(str(m["model"]) for m in thread if m["role"] == "assistant"))
-    messages = [
-        exports.DocMessage(
-            role=m["role"],
-            author=str(m["author_name"] or "deleted user")
-            if m["role"] == "user"
-            else str(m["model"]),
-            model=m["model"],
-            content=m["content"],
-            created=when(m),
-        )
-        for m in thread
-    ]
-    return exports.room_docx(
-        room["title"] or "Kuwa chat", dt.datetime.now(dt.UTC), people + models, messages
-    )
-
-
-@page(IMPORT)
-async def app_import(request: Request) -> Response:
-    """The request body is the file (JSON, TSV or one prompt per line)."""
-    import tempfile
-
-    from kuwa.rooms import formats
-
-    user = await _user(request)
-    room_id = _id(request, "room_id")
-    await _require(request, room_id, "participant")
-    if not user.can(SEND):
-        raise PermissionDeniedError("Your account may not send messages.")
-    rooms = _rooms(request)
-    room = await run_in_threadpool(lambda: rooms.get(room_id, user.id, with_messages=False))
-    settings = web_state(request).settings
-    spool = tempfile.SpooledTemporaryFile(max_size=1024 * 1024)  # noqa: SIM115 -- closed below
-    try:
-        size = 0
-        async for part in request.stream():
-            size += len(part)
-            if size > settings.import_max_bytes:
-                raise PayloadTooLargeError(
-                    f"The file is larger than the limit of {settings.import_max_bytes} bytes."
-                )
-            await run_in_threadpool(spool.write, part)
-        spool.seek(0)
-        pending: list[tuple[int, str]] = []
-        error: formats.FormatError | None = None
-        try:
-            await run_in_threadpool(
-                lambda: rooms.import_rows(
-                    room_id,
-                    user.id,
-                    formats.parse(cast(BinaryIO, spool), max_rows=settings.import_max_rows),
-                    room["models"],
-                    room["chained"],
-                    pending,
-                )
-            )
-        except formats.FormatError as exc:
-            error = exc
-    finally:
-        spool.close()
-    runner = _runner(request)
-    await runner.publish(room_id, {"type": "room"})
-    if pending:  # answered by a background worker (RQ), which outlives this request
-        await run_in_threadpool(
-            enqueue_pending, settings, room_id, user.id, pending, room["chained"]
-        )
-    if error is not None:
-        raise formats.FormatError(
-            f"{error.reason}. Everything before that line was imported"
-            f"{f' ({len(pending)} answers to generate)' if pending else ''}.",
-            line=error.line,
-            column=error.column,
-        )
-    return JSONResponse({"pending": len(pending)}, status_code=201)
-
-
-@page("Dashboard_read_feedbacks")
-async def app_feedback_export(request: Request) -> Response:
-    """Feedback as training data: ?format=preference|openai|dpo|csv&model=…&since=…&until=…
-    &rating=1|-1|0 (soft-deleted answers included, as Kuwa did)."""
-    from kuwa.rooms import training
-
-    params = request.query_params
-    kind = params.get("format", "preference")
-    raw_rating = params.get("rating")
-    try:
-        rating = int(raw_rating) if raw_rating not in (None, "") else None
-    except ValueError:
-        raise InvalidRequestError("rating must be 1, -1 or 0", param="rating") from None
-    lines = training.export_feedback(
-        _rooms(request),
-        kind,
-        models=set(params.getlist("model")) or None,
-        since=training.parse_date(params.get("since"), "since"),
-        until=training.parse_date(params.get("until"), "until"),
-        rating=rating,
-    )
-    _, media, ext = training.FORMATS[kind]
-    return StreamingResponse(
-        lines,
-        media_type=media,
-        headers={"Content-Disposition": f'attachment; filename="kuwa-feedback-{kind}.{ext}"'},
-    )
-
-
 @page(TAB)
 async def app_events(request: Request) -> Response:
     user = await _user(request)
@@ -678,15 +441,9 @@ def routes() -> list[BaseRoute]:
         Route("/app/rooms/{room_id:int}", app_room, methods=["GET"]),
         Route("/app/rooms/{room_id:int}", app_update_room, methods=["POST"]),
         Route("/app/rooms/{room_id:int}/delete", app_delete_room, methods=["POST"]),
-        Route("/app/rooms/{room_id:int}/share", app_share, methods=["POST"]),
         Route("/app/rooms/{room_id:int}/messages", app_send, methods=["POST"]),
         Route("/app/rooms/{room_id:int}/stop", app_stop, methods=["POST"]),
         Route("/app/rooms/{room_id:int}/events", app_events, methods=["GET"]),
-        Route("/app/rooms/{room_id:int}/export", app_export, methods=["GET"]),
-        Route("/app/rooms/{room_id:int}/import", app_import, methods=["POST"]),
-        Route("/app/feedback/export", app_feedback_export, methods=["GET"]),
-        Route("/app/rooms/{room_id:int}/link", app_link, methods=["POST"]),
-        Route("/shared/{token}", shared_room, methods=["GET"]),
         Route("/app/messages/{message_id:int}/regenerate", app_regenerate, methods=["POST"]),
         Route("/app/messages/{message_id:int}/select", app_select, methods=["POST"]),
         Route("/app/messages/{message_id:int}/delete", app_delete_message, methods=["POST"]),

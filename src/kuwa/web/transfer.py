@@ -1,0 +1,163 @@
+"""The chat UI's file API (docs/web-app-api.md): a room's conversation exported as JSON, TSV
+or Word and a file imported into it (``/app/rooms/{id}/export``, ``/app/rooms/{id}/import``),
+and feedback as training data (``/app/feedback/export``). Parse → call → wrap; the database
+side is ``kuwa.rooms.Transfer`` and ``kuwa.rooms.training``."""
+
+from __future__ import annotations
+
+from typing import BinaryIO, cast
+
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
+from starlette.responses import Response, StreamingResponse
+from starlette.routing import BaseRoute, Route
+
+from kuwa.errors import InvalidRequestError, PayloadTooLargeError, PermissionDeniedError
+from kuwa.gateway.http import JSONResponse
+from kuwa.rooms import Transfer
+from kuwa.rooms.transfer import room_docx_bytes
+from kuwa.web.background import enqueue_pending
+from kuwa.web.core import page, web_state
+from kuwa.web.rooms import SEND, _id, _not_blinded, _require, _rooms, _runner, _user
+
+EXPORT = "Room_read_export_chat"
+IMPORT = "Room_update_import_chat"
+EXPORT_TYPES = {
+    "json": ("application/json", "json"),
+    "tsv": ("text/tab-separated-values; charset=utf-8", "tsv"),
+    "docx": ("application/vnd.openxmlformats-officedocument.wordprocessingml.document", "docx"),
+}
+
+
+@page(EXPORT)
+async def app_export(request: Request) -> Response:
+    from kuwa.rooms import formats
+
+    user = await _user(request)
+    room_id = _id(request, "room_id")
+    await _require(request, room_id, "viewer")
+    kind = request.query_params.get("format", "json")
+    if kind not in EXPORT_TYPES:
+        raise InvalidRequestError("format must be json, tsv or docx", param="format")
+    rooms = _rooms(request)
+    room = await run_in_threadpool(lambda: rooms.get(room_id, user.id, with_messages=False))
+    _not_blinded(room)
+    thread = await run_in_threadpool(Transfer(rooms.db).export_thread, room_id)
+    rows = [
+        formats.Row(
+            role=m["role"],
+            content=m["content"],
+            model=m["model"] if m["role"] == "assistant" else None,
+            chain=bool(m["chain"]) if m["role"] == "assistant" else None,
+        )
+        for m in thread
+    ]
+    if kind == "json":
+        body: bytes = formats.export_json(rows)
+    elif kind == "tsv":
+        body = formats.export_tsv(rows).encode()
+    else:
+        body = await run_in_threadpool(room_docx_bytes, room, thread)
+    media, ext = EXPORT_TYPES[kind]
+    name = f"kuwa-room-{room_id}.{ext}"
+    return Response(
+        body,
+        media_type=media,
+        headers={"Content-Disposition": f'attachment; filename="{name}"'},
+    )
+
+
+@page(IMPORT)
+async def app_import(request: Request) -> Response:
+    """The request body is the file (JSON, TSV or one prompt per line)."""
+    import tempfile
+
+    from kuwa.rooms import formats, formats_parser
+
+    user = await _user(request)
+    room_id = _id(request, "room_id")
+    await _require(request, room_id, "participant")
+    if not user.can(SEND):
+        raise PermissionDeniedError("Your account may not send messages.")
+    rooms = _rooms(request)
+    room = await run_in_threadpool(lambda: rooms.get(room_id, user.id, with_messages=False))
+    settings = web_state(request).settings
+    spool = tempfile.SpooledTemporaryFile(max_size=1024 * 1024)  # noqa: SIM115 -- closed below
+    try:
+        size = 0
+        async for part in request.stream():
+            size += len(part)
+            if size > settings.import_max_bytes:
+                raise PayloadTooLargeError(
+                    f"The file is larger than the limit of {settings.import_max_bytes} bytes."
+                )
+            await run_in_threadpool(spool.write, part)
+        spool.seek(0)
+        pending: list[tuple[int, str]] = []
+        error: formats.FormatError | None = None
+        try:
+            await run_in_threadpool(
+                lambda: Transfer(rooms.db).import_rows(
+                    room_id,
+                    user.id,
+                    formats_parser.parse(cast(BinaryIO, spool), max_rows=settings.import_max_rows),
+                    room["models"],
+                    room["chained"],
+                    pending,
+                )
+            )
+        except formats.FormatError as exc:
+            error = exc
+    finally:
+        spool.close()
+    runner = _runner(request)
+    await runner.publish(room_id, {"type": "room"})
+    if pending:  # answered by a background worker (RQ), which outlives this request
+        await run_in_threadpool(
+            enqueue_pending, settings, room_id, user.id, pending, room["chained"]
+        )
+    if error is not None:
+        raise formats.FormatError(
+            f"{error.reason}. Everything before that line was imported"
+            f"{f' ({len(pending)} answers to generate)' if pending else ''}.",
+            line=error.line,
+            column=error.column,
+        )
+    return JSONResponse({"pending": len(pending)}, status_code=201)
+
+
+@page("Dashboard_read_feedbacks")
+async def app_feedback_export(request: Request) -> Response:
+    """Feedback as training data: ?format=preference|openai|dpo|csv&model=…&since=…&until=…
+    &rating=1|-1|0 (soft-deleted answers included, as Kuwa did)."""
+    from kuwa.rooms import training
+
+    params = request.query_params
+    kind = params.get("format", "preference")
+    raw_rating = params.get("rating")
+    try:
+        rating = int(raw_rating) if raw_rating not in (None, "") else None
+    except ValueError:
+        raise InvalidRequestError("rating must be 1, -1 or 0", param="rating") from None
+    lines = training.export_feedback(
+        _rooms(request),
+        kind,
+        models=set(params.getlist("model")) or None,
+        since=training.parse_date(params.get("since"), "since"),
+        until=training.parse_date(params.get("until"), "until"),
+        rating=rating,
+    )
+    _, media, ext = training.FORMATS[kind]
+    return StreamingResponse(
+        lines,
+        media_type=media,
+        headers={"Content-Disposition": f'attachment; filename="kuwa-feedback-{kind}.{ext}"'},
+    )
+
+
+def routes() -> list[BaseRoute]:
+    return [
+        Route("/app/rooms/{room_id:int}/export", app_export, methods=["GET"]),
+        Route("/app/rooms/{room_id:int}/import", app_import, methods=["POST"]),
+        Route("/app/feedback/export", app_feedback_export, methods=["GET"]),
+    ]
