@@ -1,19 +1,24 @@
-"""Streaming benchmark: Kuwa vs. a direct baseline, side by side in one run.
+"""Streaming benchmark: a direct baseline and Kuwa (one and two gateway processes), side by
+side in one run.
 
-Starts, as real processes: a private ``redis-server``, a Kuwa gateway (``python -m kuwa
-gateway start``), a debug executor at zero delay with 1,024 slots, the direct baseline
-(``bench/direct_server.py``: the same token generator behind a bare Starlette SSE endpoint,
-no broker) and a load generator (``bench/stream_client.py``, its own process and event loop).
+Starts, as real processes: a private ``redis-server``; two Kuwa gateways (``python -m kuwa
+gateway start``): K1 with one process and K2 with ``--workers 2`` (uvicorn's supervisor and two
+worker processes on one port); one debug executor at zero delay with 1,024 slots behind both;
+the direct baseline D (``bench/direct_server.py``: the same token generator behind a bare
+Starlette SSE endpoint, no broker) and a load generator (``bench/stream_client.py``, its own
+process and event loop).
 
-For each concurrency level the client runs Kuwa and the direct server alternately, in
-interleaved rounds whose order alternates, so slow drift on a shared machine hits both. It
-reports TTFT p50/p99 for both and the TTFT Kuwa adds, tokens/s for both and their ratio,
-the CPU each process used per 1,000 tokens, and Kuwa's chunk messages/s (PUBLISH calls
-counted by ``INFO commandstats``, which also counts calls made inside Lua scripts) next to
-``redis-benchmark``'s PUBLISH/s on the same Redis.
+For each concurrency level the client runs D, K1 and K2 in rounds whose order rotates (so
+over three rounds each runs once first, once second, once last) and slow drift on a shared
+machine hits all three. It reports TTFT p50/p99 and the TTFT Kuwa adds, tokens/s and Kuwa ÷
+direct ratios, the CPU each process used per 1,000 tokens, and Kuwa's chunk messages/s
+(PUBLISH calls counted by ``INFO commandstats``, which also counts calls made inside Lua
+scripts) next to ``redis-benchmark``'s PUBLISH/s on the same Redis. Then it measures the
+gateway's memory per open idle stream (``idle_streams.py``), prints a table of ratios and,
+with ``--plot``, draws them (``bench_plot.py``).
 
-    .venv/bin/python bench/stream_bench.py [--streams 1,100,1000] [--tokens 200]
-        [--rounds 3] [--json OUT] [--profile DIR]
+    .venv/bin/python bench/stream_bench.py [--streams 1,10,100,1000] [--tokens 200]
+        [--rounds 3] [--idle-streams 10000] [--plot PNG] [--json OUT] [--profile DIR]
 
 This is a benchmark, not a test: it prints figures and whether the issue's targets were
 met, and exits 0 unless the stack could not be started.
@@ -32,7 +37,6 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -43,20 +47,19 @@ import orjson
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+import idle_streams  # noqa: E402
+from bench_figures import KUWA, TARGETS, compare, ratio, round_order, summarize  # noqa: E402
+from bench_report import report  # noqa: E402
+from procinfo import command_line, cpu_seconds, descendants, raise_open_files  # noqa: E402
 from profiling import start_profilers, stop_profilers, summarize_profile  # noqa: E402
 
 from kuwa.executors.debug import tokenize  # noqa: E402
 from tests.stack import RedisServer, Stack, free_port, wait_until  # noqa: E402
 
 MODEL = "bench"
-TARGETS = ("kuwa", "direct")
 EXECUTOR_SLOTS = 1024
-# Targets from the issue.
-ADDED_TTFT_P50_MAX = 0.001
-ADDED_TTFT_P99_MAX = 0.005
-TTFT_LEVEL = 100
-RATIO_MIN = 0.5
-RATIO_LEVEL = 1000
+K2_WORKERS = 2
+PRIME_STREAMS = 32  # connections opened on every target before the first level
 
 
 def make_prompt(tokens: int) -> str:
@@ -67,39 +70,16 @@ def make_prompt(tokens: int) -> str:
     return prompt
 
 
-def percentile(values: list[float], q: float) -> float:
-    """Linear interpolation between closest ranks (numpy's default); NaN when empty."""
-    if not values:
-        return math.nan
-    s = sorted(values)
-    pos = (len(s) - 1) * q
-    lo, hi = math.floor(pos), math.ceil(pos)
-    return s[lo] + (s[hi] - s[lo]) * (pos - lo)
-
-
-def ratio(a: float, b: float) -> float:
-    return a / b if b else math.nan
-
-
-def cpu_seconds(pid: int) -> float:
-    """User + system CPU time of a process so far."""
-    try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
-    except OSError:
-        return math.nan
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
 # --- processes ----------------------------------------------------------------------------
 @dataclass
 class Bench:
     folder: Path
     redis: RedisServer
     stack: Stack
-    gateway_url: str
-    direct_url: str
     direct: subprocess.Popen[bytes]
     client: subprocess.Popen[bytes]
+    # Every process whose CPU time is measured: gateway (K1), gateway2 (K2's supervisor),
+    # gateway2.w1 and .w2 (its workers), executor, redis, direct, client.
     pids: dict[str, int] = field(default_factory=dict)
 
     def ask(self, cmd: dict[str, Any]) -> dict[str, Any]:
@@ -152,6 +132,28 @@ def start_direct(folder: Path) -> tuple[subprocess.Popen[bytes], str]:
     return proc, url
 
 
+def start_workers_gateway(stack: Stack) -> tuple[str, dict[str, int]]:
+    """K2: ``kuwa-cli gateway start --workers 2`` (KUWA_WORKERS), once both workers have
+    started their app; its pids as ``gateway2`` (the supervisor) and ``gateway2.wN``."""
+    url = stack.gateway({"KUWA_WORKERS": str(K2_WORKERS)})
+    proc = stack.procs[-1]
+
+    def workers() -> list[int]:
+        return [p for p in descendants(proc.popen.pid) if "spawn_main" in command_line(p)]
+
+    wait_until(
+        lambda: (
+            len(workers()) == K2_WORKERS
+            and proc.text().count("Application startup complete") >= K2_WORKERS
+        ),
+        60,
+        f"{K2_WORKERS} gateway workers",
+    )
+    pids = {"gateway2": proc.popen.pid}
+    pids |= {f"gateway2.w{i + 1}": pid for i, pid in enumerate(workers())}
+    return url, pids
+
+
 def start(folder: Path, prompt: str, timeout: float) -> Bench:
     """Start every process; on any failure stop the ones already started."""
     redis = RedisServer(folder / "redis")
@@ -161,32 +163,49 @@ def start(folder: Path, prompt: str, timeout: float) -> Bench:
     try:
         stack.token = stack.create_user("bench@example.com")
         executor = stack.executor(MODEL, delay=0.0, concurrency=EXECUTOR_SLOTS, name="bench-exec")
-        gateway_url = stack.gateway()  # default settings
+        gateway_url = stack.gateway()  # default settings: one process
         gateway = stack.procs[-1]
+        gateway2_url, gateway2_pids = start_workers_gateway(stack)
         direct, direct_url = start_direct(folder)
         client = subprocess.Popen(
             [sys.executable, str(ROOT / "bench" / "stream_client.py")],
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
         )
-        bench = Bench(folder, redis, stack, gateway_url, direct_url, direct, client)
+        bench = Bench(folder, redis, stack, direct, client)
         bench.pids = {
             "gateway": gateway.popen.pid,
+            **gateway2_pids,
             "executor": executor.popen.pid,
             "redis": redis.proc.pid,
             "direct": direct.pid,
             "client": client.pid,
         }
+        urls = {"direct": direct_url, "kuwa": gateway_url, "kuwa2": gateway2_url}
         bench.ask(
             {
                 "op": "init",
-                "targets": {"kuwa": gateway_url, "direct": direct_url},
+                "targets": urls,
                 "token": stack.token,
                 "model": MODEL,
                 "prompt": prompt,
                 "timeout": timeout,
             }
         )
+        # Open connections on every target (and so on both of K2's workers) and run a
+        # request on each before anything is measured.
+        for target in TARGETS:
+            primed = bench.ask(
+                {
+                    "op": "run",
+                    "target": target,
+                    "streams": PRIME_STREAMS,
+                    "per_stream": 2,
+                    "max_tokens": 1,
+                }
+            )
+            if primed["errors"]:
+                print(f"  priming errors ({target}): {primed['errors']}", flush=True)
     except BaseException:
         for proc in (client, direct):
             if proc is not None and proc.poll() is None:
@@ -303,206 +322,51 @@ def run_once(bench: Bench, target: str, streams: int, per_stream: int) -> dict[s
     return result
 
 
-def summarize(target: str, runs: list[dict[str, Any]]) -> dict[str, Any]:
-    ttft = [t for r in runs for t in r["ttft_s"]]
-    later = [t for r in runs for t in r["ttft_later_s"]]
-    wall = sum(r["wall_s"] for r in runs)
-    tokens = sum(r["tokens"] for r in runs)
-    errors: Counter[str] = Counter()
-    cpu: Counter[str] = Counter()
-    calls: Counter[str] = Counter()
-    for r in runs:
-        errors.update(r["errors"])
-        cpu.update(r["cpu_s"])
-        calls.update(r["redis_calls"])
-    return {
-        "target": target,
-        "rounds": len(runs),
-        "requests": sum(r["requests"] for r in runs),
-        "errors": dict(errors),
-        "ttft_p50_s": percentile(ttft, 0.50),
-        "ttft_p99_s": percentile(ttft, 0.99),
-        "ttft_later_n": len(later),
-        "ttft_later_p50_s": percentile(later, 0.50),
-        "ttft_later_p99_s": percentile(later, 0.99),
-        "tokens": tokens,
-        "wall_s": wall,
-        "tokens_per_s": ratio(tokens, wall),
-        "round_tokens_per_s": [r["tokens"] / r["wall_s"] for r in runs if r["wall_s"]],
-        "cpu_s": dict(cpu),
-        "redis_calls": dict(calls),
-    }
-
-
 def run_level(
-    bench: Bench, streams: int, rounds: int, min_requests: int, profile: Path | None
+    bench: Bench,
+    streams: int,
+    rounds: int,
+    min_requests: int,
+    profile: Path | None,
+    loads: list[float],
 ) -> dict[str, Any]:
     per_stream = max(1, math.ceil(min_requests / streams))
     runs: dict[str, list[dict[str, Any]]] = {t: [] for t in TARGETS}
     for r in range(rounds):
-        order = TARGETS if r % 2 == 0 else TARGETS[::-1]
-        for target in order:
+        for target in round_order(r):
             profilers: list[subprocess.Popen[bytes]] = []
             if profile is not None:
-                names = ["gateway", "executor"] if target == "kuwa" else ["direct"]
+                names = {
+                    "direct": ["direct"],
+                    "kuwa": ["gateway", "executor"],
+                    "kuwa2": [n for n in bench.pids if n.startswith("gateway2.")] + ["executor"],
+                }[target]
                 pids = {name: bench.pids[name] for name in [*names, "client"]}
                 profilers = start_profilers(pids, profile / f"{streams}-r{r}-{target}")
             try:
                 result = run_once(bench, target, streams, per_stream)
             finally:
                 stop_profilers(profilers)
+            loads.append(os.getloadavg()[0])
             runs[target].append(result)
             print(
                 f"  {streams:>5} streams  round {r + 1}/{rounds}  {target:<6}  "
                 f"{result['requests']:>5} requests  {result['wall_s']:7.2f} s  "
                 f"{ratio(result['tokens'], result['wall_s']):>9.0f} tokens/s  "
-                f"errors {result['errors'] or 0}",
+                f"errors {result['errors'] or 0}  load {loads[-1]:.2f}",
                 flush=True,
             )
             for kind, message in result.get("error_samples", {}).items():
                 print(f"      {kind}: {message}", flush=True)
-    kuwa, direct = summarize("kuwa", runs["kuwa"]), summarize("direct", runs["direct"])
-    publishes = kuwa["redis_calls"].get("publish", 0)
-    return {
-        "streams": streams,
-        "requests_per_stream": per_stream,
-        "kuwa": kuwa,
-        "direct": direct,
-        "added_ttft_p50_s": kuwa["ttft_p50_s"] - direct["ttft_p50_s"],
-        "added_ttft_p99_s": kuwa["ttft_p99_s"] - direct["ttft_p99_s"],
-        "added_ttft_later_p50_s": kuwa["ttft_later_p50_s"] - direct["ttft_later_p50_s"],
-        "added_ttft_later_p99_s": kuwa["ttft_later_p99_s"] - direct["ttft_later_p99_s"],
-        "tokens_per_s_ratio": ratio(kuwa["tokens_per_s"], direct["tokens_per_s"]),
-        "chunk_messages": publishes,
-        "chunk_messages_per_s": ratio(publishes, kuwa["wall_s"]),
-        "tokens_per_chunk_message": ratio(kuwa["tokens"], publishes),
-    }
-
-
-# --- report -------------------------------------------------------------------------------
-def ms(seconds: float) -> str:
-    return f"{seconds * 1000:.2f}"
-
-
-def errors_text(summary: dict[str, Any]) -> str:
-    n = sum(summary["errors"].values())
-    return f"{n}/{summary['requests']}"
-
-
-def report(results: dict[str, Any]) -> str:
-    levels = results["levels"]
-    out = [
-        "TTFT over all requests (each level opens with every stream sending at once); "
-        "D = direct, K = Kuwa:",
-        "",
-        "| streams | requests K / D | errors K / D | TTFT p50 ms D / K / added "
-        "| TTFT p99 ms D / K / added | tokens/s D / K | K ÷ D |",
-        "|---:|---:|---:|---:|---:|---:|---:|",
-    ]
-    for lv in levels:
-        k, d = lv["kuwa"], lv["direct"]
-        out.append(
-            f"| {lv['streams']:,} | {k['requests']:,} / {d['requests']:,} "
-            f"| {errors_text(k)} / {errors_text(d)} "
-            f"| {ms(d['ttft_p50_s'])} / {ms(k['ttft_p50_s'])} / **{ms(lv['added_ttft_p50_s'])}** "
-            f"| {ms(d['ttft_p99_s'])} / {ms(k['ttft_p99_s'])} / **{ms(lv['added_ttft_p99_s'])}** "
-            f"| {d['tokens_per_s']:,.0f} / {k['tokens_per_s']:,.0f} "
-            f"| **{100 * lv['tokens_per_s_ratio']:.0f} %** |"
-        )
-    later = [lv for lv in levels if lv["kuwa"]["ttft_later_n"] and lv["direct"]["ttft_later_n"]]
-    if later:
-        out += [
-            "",
-            "TTFT of each stream's later requests only (sent while the other streams are "
-            "mid-answer, without the opening burst):",
-            "",
-            "| streams | requests K / D | TTFT p50 ms D / K / added | TTFT p99 ms D / K / added |",
-            "|---:|---:|---:|---:|",
-        ]
-        for lv in later:
-            k, d = lv["kuwa"], lv["direct"]
-            out.append(
-                f"| {lv['streams']:,} | {k['ttft_later_n']:,} / {d['ttft_later_n']:,} "
-                f"| {ms(d['ttft_later_p50_s'])} / {ms(k['ttft_later_p50_s'])} "
-                f"/ **{ms(lv['added_ttft_later_p50_s'])}** "
-                f"| {ms(d['ttft_later_p99_s'])} / {ms(k['ttft_later_p99_s'])} "
-                f"/ **{ms(lv['added_ttft_later_p99_s'])}** |"
-            )
-    out += [
-        "",
-        "CPU time per 1,000 tokens streamed, by process:",
-        "",
-        "| streams | run | gateway | executor | redis | direct server | client | total |",
-        "|---:|---|---:|---:|---:|---:|---:|---:|",
-    ]
-    for lv in levels:
-        for target in TARGETS:
-            s = lv[target]
-            per = {n: 1e6 * ratio(c, s["tokens"]) for n, c in s["cpu_s"].items()}
-            cells = " | ".join(
-                f"{per[n]:.0f} ms" for n in ("gateway", "executor", "redis", "direct", "client")
-            )
-            out.append(
-                f"| {lv['streams']:,} | {target[0].upper()} | {cells} "
-                f"| {sum(per.values()):.0f} ms |"
-            )
-    top = results["levels"][-1]
-    rb = results["redis_benchmark"]
-    out += ["", f"Chunk messages during the {top['streams']:,}-stream Kuwa rounds:"]
-    out.append(
-        f"  {top['chunk_messages']:,} PUBLISH calls in {top['kuwa']['wall_s']:.2f} s = "
-        f"{top['chunk_messages_per_s']:,.0f} messages/s "
-        f"({top['tokens_per_chunk_message']:.1f} tokens per message)"
-    )
-    if "rps" in rb:
-        out.append(
-            f"  `{rb['command']}`: {rb['rps']:,.0f} PUBLISH/s "
-            f"-> Kuwa used {100 * top['chunk_messages_per_s'] / rb['rps']:.0f} % of it"
-        )
-    else:
-        out.append(f"  redis-benchmark: {rb['error']}")
-    out += ["", "Targets:"]
-    for line in targets(results):
-        out.append("  " + line)
-    return "\n".join(out)
-
-
-def targets(results: dict[str, Any]) -> list[str]:
-    by_streams = {lv["streams"]: lv for lv in results["levels"]}
-    lines = []
-    lv = by_streams.get(TTFT_LEVEL)
-    if lv is None:
-        lines.append(f"added TTFT: not measured (no {TTFT_LEVEL}-stream level)")
-    else:
-        p50, p99 = lv["added_ttft_p50_s"], lv["added_ttft_p99_s"]
-        lines.append(
-            f"added TTFT p50 at {TTFT_LEVEL} streams {ms(p50)} ms (target <= "
-            f"{ms(ADDED_TTFT_P50_MAX)} ms): {'MET' if p50 <= ADDED_TTFT_P50_MAX else 'MISSED'}"
-        )
-        lines.append(
-            f"added TTFT p99 at {TTFT_LEVEL} streams {ms(p99)} ms (target <= "
-            f"{ms(ADDED_TTFT_P99_MAX)} ms): {'MET' if p99 <= ADDED_TTFT_P99_MAX else 'MISSED'}"
-        )
-        if lv["kuwa"]["ttft_later_n"]:
-            lines.append(
-                f"  (later requests only, without the opening burst: added p50 "
-                f"{ms(lv['added_ttft_later_p50_s'])} ms, p99 {ms(lv['added_ttft_later_p99_s'])} ms)"
-            )
-    lv = by_streams.get(RATIO_LEVEL)
-    if lv is None:
-        lines.append(f"tokens/s ratio: not measured (no {RATIO_LEVEL}-stream level)")
-    else:
-        ratio = lv["tokens_per_s_ratio"]
-        lines.append(
-            f"tokens/s Kuwa / direct at {RATIO_LEVEL:,} streams {100 * ratio:.0f} % (target "
-            f">= {100 * RATIO_MIN:.0f} %): {'MET' if ratio >= RATIO_MIN else 'MISSED'}"
-        )
-    return lines
+    level: dict[str, Any] = {"streams": streams, "requests_per_stream": per_stream}
+    level |= {t: summarize(t, runs[t]) for t in TARGETS}
+    level["vs_direct"] = {t: compare(level[t], level["direct"]) for t in KUWA}
+    return level
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--streams", default="1,100,1000", help="concurrency levels")
+    parser.add_argument("--streams", default="1,10,100,1000", help="concurrency levels")
     parser.add_argument("--tokens", type=int, default=200, help="tokens per answer")
     parser.add_argument("--rounds", type=int, default=3, help="rounds per target and level")
     parser.add_argument(
@@ -513,23 +377,46 @@ def main() -> None:
     )
     parser.add_argument("--publish-n", type=int, default=200_000, help="redis-benchmark -n")
     parser.add_argument(
+        "--idle-streams",
+        type=int,
+        default=10_000,
+        help="idle streams held open for the gateway's memory per stream (0: skip)",
+    )
+    parser.add_argument(
         "--timeout", type=float, default=60.0, help="seconds before a request counts as failed"
     )
+    parser.add_argument("--plot", type=Path, help="draw the ratios into this PNG")
     parser.add_argument("--json", type=Path, help="write the results here")
     parser.add_argument("--profile", type=Path, help="py-spy the servers; profiles go here")
     parser.add_argument("--keep", action="store_true", help="keep the temporary folder")
     args = parser.parse_args()
     levels = [int(s) for s in args.streams.split(",") if s.strip()]
     prompt = make_prompt(args.tokens)
+    # Every stream is a socket in the client and in a gateway (and the idle ones are all
+    # open at once); children inherit the limit.
+    needed = max([*levels, args.idle_streams + idle_streams.WARM_UP]) + 1024
+    nofile = raise_open_files(needed)
+    idle_count = args.idle_streams
+    if nofile < needed and idle_count:
+        idle_count = max(0, nofile - 1024 - idle_streams.WARM_UP)
+        print(
+            f"open-files limit {nofile}: holding {idle_count} idle streams, not "
+            f"{args.idle_streams}",
+            flush=True,
+        )
 
     folder = Path(tempfile.mkdtemp(prefix="kuwa-bench-"))
     started = time.monotonic()
+    loads: list[float] = [os.getloadavg()[0]]
     results: dict[str, Any] = {
         "command": " ".join(["bench/stream_bench.py", *sys.argv[1:]]),
+        "date": time.strftime("%Y-%m-%d"),
         "machine": machine(),
+        "open_files_limit": nofile,
         "tokens_per_answer": args.tokens,
         "rounds": args.rounds,
         "levels": [],
+        "load_average_samples": loads,
     }
     print(f"machine: {results['machine']}", flush=True)
     bench: Bench | None = None
@@ -541,8 +428,13 @@ def main() -> None:
         for streams in levels:
             profile = args.profile if args.profile and streams == max(levels) else None
             results["levels"].append(
-                run_level(bench, streams, args.rounds, args.min_requests, profile)
+                run_level(bench, streams, args.rounds, args.min_requests, profile, loads)
             )
+        if idle_count:
+            results["idle"] = idle_streams.measure(
+                bench.stack, bench.redis, bench.ask, idle_count, max(args.timeout, 120.0)
+            )
+            loads.append(os.getloadavg()[0])
         results["elapsed_s"] = time.monotonic() - started
     finally:
         if bench is not None:
@@ -557,7 +449,18 @@ def main() -> None:
         for path in sorted(args.profile.glob("*/*.txt")):
             print(f"\n== profile {path}")
             print(summarize_profile(path))
-    print(f"\ntotal time {results['elapsed_s']:.0f} s")
+    if args.plot:
+        try:
+            from bench_plot import plot_ratios
+
+            plot_ratios(results, args.plot)
+            print(f"\nplot: {args.plot}")
+        except ImportError as exc:
+            print(f"\nno plot ({exc}); install the bench extra: pip install -e '.[bench]'")
+    print(
+        f"\ntotal time {results['elapsed_s']:.0f} s; load average (1 min) during the run "
+        f"{min(loads):.2f}-{max(loads):.2f}"
+    )
     if args.json:
         args.json.write_text(orjson.dumps(results, option=orjson.OPT_INDENT_2).decode())
 

@@ -10,6 +10,12 @@ rounds:
   own keep-alive connection, and answers with the wall time, the client's own CPU time in
   that window, every request's TTFT (and separately those of each stream's later
   requests), tokens received and errors. Answers are checked after the timed window.
+* ``{"op": "target", "name": ..., "url": ...}`` adds a target (a server started later);
+* ``{"op": "hold", "target": name, "streams": N, "model": ..., "batch": B}`` opens N idle
+  streams (B at a time, each on its own new connection) and keeps them open: a stream
+  counts as open once the response head and its first event (the role delta) arrived.
+  Answers with how many opened, the errors and the wall time;
+* ``{"op": "release"}`` closes every held stream's connection;
 * ``{"op": "quit"}``.
 
 TTFT is the time from writing a request to receiving the first non-empty content delta.
@@ -53,9 +59,15 @@ LAST_CHUNK = b"0\r\n\r\n"
 class Response:
     """One response being received: status, body framing, TTFT, completion."""
 
-    def __init__(self, start: float, done: asyncio.Future[None]) -> None:
+    def __init__(
+        self,
+        start: float,
+        done: asyncio.Future[None],
+        opened: asyncio.Future[None] | None = None,
+    ) -> None:
         self.start = start
         self.done = done
+        self.opened = opened  # set at the first complete event of a 200 (held streams)
         self.buf = bytearray()
         self.body_at = -1
         self.status = 0
@@ -69,6 +81,13 @@ class Response:
         self.buf += data
         if self.body_at < 0 and not self._head():
             return
+        if (
+            self.opened is not None
+            and not self.opened.done()
+            and self.status == 200
+            and self.buf.find(b"\n\n", self.body_at) >= 0
+        ):
+            self.opened.set_result(None)
         if self.ttft is None:
             found = FIRST_CONTENT.search(self.buf, max(self.body_at, self.scanned - 32))
             if found is not None:
@@ -140,6 +159,7 @@ class Connection(asyncio.Protocol):
         self.closed = True
         if self.response is not None and not self.response.done.done():
             self.response.done.set_exception(ConnectionError("connection lost"))
+            self.response.done.exception()  # nobody may be waiting for it (held streams)
 
     def close(self) -> None:
         if self.transport is not None:
@@ -211,10 +231,79 @@ class Client:
         self.prompt = spec["prompt"]
         self.timeout = float(spec.get("timeout", 60))
         self.samples: dict[str, str] = {}  # one message per kind of error
+        self.token = spec["token"]
+        self.held: list[Connection] = []
 
     def close(self) -> None:
+        self.release()
         for target in self.targets.values():
             target.close()
+
+    def add_target(self, cmd: dict[str, Any]) -> dict[str, Any]:
+        self.targets[cmd["name"]] = Target(cmd["url"], self.token)
+        return {"ok": True}
+
+    async def hold(self, cmd: dict[str, Any]) -> dict[str, Any]:
+        """Open ``streams`` idle streams, ``batch`` at a time, and keep them open."""
+        target = self.targets[cmd["target"]]
+        body = orjson.dumps(
+            {
+                "model": cmd["model"],
+                "stream": True,
+                "messages": [{"role": "user", "content": "an idle stream"}],
+            }
+        )
+        request = target.head + b"Content-Length: %d\r\n\r\n" % len(body) + body
+        loop = asyncio.get_running_loop()
+        errors: Counter[str] = Counter()
+
+        async def open_one() -> None:
+            conn: Connection | None = None
+            try:
+                async with asyncio.timeout(self.timeout):
+                    _, conn = await loop.create_connection(Connection, target.host, target.port)
+                    assert conn.transport is not None
+                    opened: asyncio.Future[None] = loop.create_future()
+                    conn.response = Response(time.perf_counter(), loop.create_future(), opened)
+                    conn.transport.write(request)
+                    await asyncio.wait(
+                        [opened, conn.response.done], return_when=asyncio.FIRST_COMPLETED
+                    )
+                if opened.done():
+                    self.held.append(conn)
+                    return
+                conn.response.done.result()  # raises what ended it
+                errors[f"HTTP {conn.response.status}"] += 1
+                self.samples.setdefault(
+                    f"HTTP {conn.response.status}",
+                    (conn.response.body() or b"")[:300].decode(errors="replace"),
+                )
+            except Exception as exc:  # counted and reported, never fatal
+                errors[type(exc).__name__] += 1
+            if conn is not None:
+                conn.close()
+
+        start = time.perf_counter()
+        left = cmd["streams"]
+        while left > 0:
+            n = min(left, cmd.get("batch", 200))
+            async with asyncio.TaskGroup() as tg:
+                for _ in range(n):
+                    tg.create_task(open_one())
+            left -= n
+        return {
+            "opened": len(self.held),
+            "errors": dict(errors),
+            "error_samples": {k: v for k, v in self.samples.items() if k in errors},
+            "wall_s": time.perf_counter() - start,
+        }
+
+    def release(self) -> dict[str, Any]:
+        n = len(self.held)
+        for conn in self.held:
+            conn.close()
+        self.held.clear()
+        return {"closed": n}
 
     async def exchange(self, target: Target, i: int, request: bytes) -> Response:
         """Send one request on stream ``i``'s connection and wait for the whole response.
@@ -351,7 +440,15 @@ def main() -> None:
                 reply: dict[str, Any] = {"ok": True}
             else:
                 assert client is not None, "init first"
-                reply = runner.run(client.run(cmd))
+                if op == "target":
+                    reply = client.add_target(cmd)
+                elif op == "hold":
+                    reply = runner.run(client.hold(cmd))
+                elif op == "release":
+                    reply = client.release()
+                    runner.run(asyncio.sleep(0.1))  # let the loop send the FINs
+                else:
+                    reply = runner.run(client.run(cmd))
             sys.stdout.write(orjson.dumps(reply).decode() + "\n")
             sys.stdout.flush()
         if client is not None:

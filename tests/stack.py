@@ -42,11 +42,16 @@ def wait_until(check: Callable[[], bool], timeout: float = 15.0, what: str = "co
 
 
 class RedisServer:
-    """A private redis-server on a free port (nothing on disk, nothing shared)."""
+    """A private redis-server on a free port (nothing on disk, nothing shared).
 
-    def __init__(self, folder: Path) -> None:
+    ``binds``: the addresses it listens on (more than loopback, e.g. a veth link's host end,
+    turns Redis's protected mode off so other hosts may connect); ``url_at(address)`` is the
+    URL a client on another host uses."""
+
+    def __init__(self, folder: Path, binds: tuple[str, ...] = ("127.0.0.1",)) -> None:
         folder.mkdir(parents=True, exist_ok=True)
         self.folder = folder
+        self.binds = binds
         self.port = free_port()
         self.url = f"redis://127.0.0.1:{self.port}/0"
         self.start()
@@ -60,7 +65,9 @@ class RedisServer:
                 "--port",
                 str(self.port),
                 "--bind",
-                "127.0.0.1",
+                *self.binds,
+                "--protected-mode",
+                "yes" if self.binds == ("127.0.0.1",) else "no",
                 "--save",
                 "",
                 "--appendonly",
@@ -91,6 +98,9 @@ class RedisServer:
     def client(self) -> redis.Redis:
         return redis.Redis.from_url(self.url)
 
+    def url_at(self, address: str) -> str:
+        return f"redis://{address}:{self.port}/0"
+
     def stop(self) -> None:
         self.proc.terminate()
         self.proc.wait(10)
@@ -115,6 +125,12 @@ class Proc:
             return self.popen.wait()
 
 
+def _default_database_url() -> str | None:
+    from tests.dbfixtures import default_database_url  # late: pytest loads it as a plugin
+
+    return default_database_url()
+
+
 @dataclass
 class Stack:
     """A data folder, a Redis, a user with a token, and the processes started on them."""
@@ -124,6 +140,8 @@ class Stack:
     token: str = ""
     procs: list[Proc] = field(default_factory=list)
     base_url: str = ""
+    # None: SQLite in the data folder; `pytest --db=postgres` gives a fresh PostgreSQL database.
+    database_url: str | None = field(default_factory=lambda: _default_database_url())
 
     @property
     def env(self) -> dict[str, str]:
@@ -133,10 +151,14 @@ class Stack:
             KUWA_DATA_DIR=str(self.folder / "data"),
             PYTHONUNBUFFERED="1",
         )
+        if self.database_url:
+            env["KUWA_DATABASE_URL"] = self.database_url
         return env
 
     def settings(self) -> Settings:
-        return Settings(data_dir=self.folder / "data", redis_url=self.redis.url)
+        return Settings(
+            data_dir=self.folder / "data", redis_url=self.redis.url, database_url=self.database_url
+        )
 
     def create_user(self, email: str = "tester@example.com") -> str:
         settings = self.settings()
@@ -150,18 +172,25 @@ class Stack:
         finally:
             close_database(db)
 
-    def spawn(self, name: str, args: list[str], extra_env: dict[str, str] | None = None) -> Proc:
+    def spawn(
+        self,
+        name: str,
+        args: list[str],
+        extra_env: dict[str, str] | None = None,
+        prefix: list[str] | None = None,
+    ) -> Proc:
+        """Start ``python -m kuwa ARGS``; ``prefix`` goes before it (e.g. ``ip netns exec NS``,
+        which execs the command, so the process id stays the command's)."""
         log = self.folder / f"{name}.log"
         env = self.env | (extra_env or {})
+        command = [*(prefix or []), sys.executable, "-m", "kuwa", *args]
         with log.open("wb") as fh:
-            popen = subprocess.Popen(
-                [sys.executable, "-m", "kuwa", *args], env=env, stdout=fh, stderr=subprocess.STDOUT
-            )
+            popen = subprocess.Popen(command, env=env, stdout=fh, stderr=subprocess.STDOUT)
         proc = Proc(name, popen, log)
         self.procs.append(proc)
         return proc
 
-    def gateway(self, extra_env: dict[str, str] | None = None) -> str:
+    def gateway(self, extra_env: dict[str, str] | None = None, ready_timeout: float = 30) -> str:
         port = free_port()
         proc = self.spawn(f"gateway-{port}", ["gateway", "start", "--port", str(port)], extra_env)
         url = f"http://127.0.0.1:{port}"
@@ -174,7 +203,7 @@ class Stack:
             except httpx.HTTPError:
                 return False
 
-        wait_until(ready, 30, "the gateway")
+        wait_until(ready, ready_timeout, "the gateway")
         self.base_url = self.base_url or url
         return url
 
@@ -187,6 +216,8 @@ class Stack:
         name: str | None = None,
         extra: list[str] | None = None,
         env: dict[str, str] | None = None,
+        prefix: list[str] | None = None,
+        ready_timeout: float = 30,
     ) -> Proc:
         args = [
             "executor",
@@ -205,7 +236,10 @@ class Stack:
         if name:
             args += ["--name", name]
         proc = self.spawn(
-            name or f"executor-{'-'.join(codes)}-{len(self.procs)}", args + (extra or []), env
+            name or f"executor-{'-'.join(codes)}-{len(self.procs)}",
+            args + (extra or []),
+            env,
+            prefix,
         )
         client = self.redis.client()
 
@@ -215,7 +249,7 @@ class Stack:
             now = time.time()
             return all(client.zcount(keys.queue_executors(c), now, "+inf") > 0 for c in codes)
 
-        wait_until(live, 30, f"executor for {codes}")
+        wait_until(live, ready_timeout, f"executor for {codes}")
         client.close()
         return proc
 

@@ -282,7 +282,10 @@ def test_provider_keys_are_stored_encrypted_and_never_shown(site: Site) -> None:
             assert store.identities.get_key(user.id, "openai") == SECRET_KEY
             assert store.identities.key_providers(user.id) == ["openai"]
             rows = store.db.execute_sql(
-                "SELECT provider, encrypted FROM provider_keys WHERE user_id = ?", (user.id,)
+                "SELECT provider, encrypted FROM provider_keys WHERE user_id = ?".replace(
+                    "?", store.db.param
+                ),
+                (user.id,),
             ).fetchall()
         assert len(rows) == 1 and rows[0][0] == "openai"
         assert SECRET_KEY not in rows[0][1] and "Zq8vN3kYpW1xA7" not in rows[0][1]
@@ -457,7 +460,7 @@ def test_delete_account(site: Site) -> None:
         assert store.accounts.find_user(user.email) is None
         for table in ("api_tokens", "provider_keys", "external_identities", "one_time_codes"):
             [(count,)] = store.db.execute_sql(
-                f"SELECT COUNT(*) FROM {table} WHERE user_id = ?",  # noqa: S608 -- fixed names
+                f"SELECT COUNT(*) FROM {table} WHERE user_id = {store.db.param}",  # noqa: S608
                 (user.id,),
             ).fetchall()
             assert count == 0, table

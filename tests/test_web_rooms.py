@@ -300,7 +300,8 @@ def test_sharing_with_a_group_and_deleting(stack: Stack, owner: App, other: App)
     assert owner.get(f"/app/rooms/{room['id']}").status_code == 404
     with store_of(stack) as store:
         assert store.db.execute_sql(
-            "SELECT deleted_at IS NOT NULL FROM rooms WHERE id = ?", (room["id"],)
+            "SELECT deleted_at IS NOT NULL FROM rooms WHERE id = ?".replace("?", store.db.param),
+            (room["id"],),
         ).fetchone() == (1,)
 
 

@@ -147,3 +147,38 @@ def room_channel(room_id: int) -> str:
 def room_presence(room_id: int) -> str:
     """Sorted set: who has the room open ("user:connection"), scored by expiry."""
     return f"{PREFIX}room:{int(room_id)}:presence"
+
+
+# --- the dashboard: job log, usage per day, time series, kernels, stress runs ---------------
+JOB_LOG = PREFIX + "joblog"  # stream: one entry per finished job (capped, MAXLEN ~)
+KERNELS = PREFIX + "kernels"  # sorted set: kernel ids scored by heartbeat expiry
+KERNEL_INFO = PREFIX + "kernels:info"  # hash: kernel id -> JSON (host, pid, started)
+TIMESERIES_CURSOR = PREFIX + "ts:cursor"  # the last job-log entry the sampler has counted
+STRESS_RUNS = PREFIX + "stress:runs"  # sorted set: stress run ids scored by creation time
+
+
+def usage_day(day: str) -> str:
+    """Hash of one UTC day's usage (``YYYY-MM-DD``): ``metric|model|group`` -> count."""
+    if not re.fullmatch(r"\d{4}-\d{2}-\d{2}", day):
+        raise ValueError(f"invalid day {day!r}")
+    return f"{PREFIX}usage:{day}"
+
+
+def timeseries_tick(bucket: int) -> str:
+    """Flag (SET NX, short TTL): the sampler of this time bucket has run (one writer each)."""
+    return f"{PREFIX}ts:tick:{int(bucket)}"
+
+
+def queue_timeseries(code: str) -> str:
+    """List of one model's samples, newest first (capped to the time-series window)."""
+    return f"{PREFIX}{{q:{_code(code)}}}:ts"
+
+
+def stress_run(run_id: str) -> str:
+    """JSON of one stress run from the dashboard (settings, progress, result)."""
+    return f"{PREFIX}stress:run:{_job(run_id)}"
+
+
+def stress_stop(run_id: str) -> str:
+    """Flag: an admin asked this stress run to stop."""
+    return f"{PREFIX}stress:run:{_job(run_id)}:stop"

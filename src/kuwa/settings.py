@@ -52,6 +52,15 @@ class Settings:
             "Unset: sqlite in the data folder (kuwa.db)."
         ),
     )
+    db_auto_migrate: bool = field(
+        default=True,
+        metadata=_doc(
+            "Apply pending schema migrations when a process opens the database (under a lock, "
+            "so processes starting at once are safe). Off: a process whose database is behind "
+            "refuses to start and says to run `kuwa-cli db migrate` (deployments that migrate "
+            "in a step of their own)."
+        ),
+    )
     secret_key: str | None = field(
         default=None,
         repr=False,
@@ -133,8 +142,24 @@ class Settings:
         default=None,
         repr=False,
         metadata=_doc(
-            "Bearer token GET /metrics requires (unset: open; restrict it at the proxy)."
+            "Bearer token GET /metrics requires, on gateways, the kernel and executors "
+            "(unset: open; restrict it at the proxy or firewall)."
         ),
+    )
+    kernel_metrics_port: int | None = field(
+        default=None,
+        metadata=_doc("Port of the kernel's GET /metrics for Prometheus (unset: none)."),
+    )
+    executor_metrics_port: int | None = field(
+        default=None,
+        metadata=_doc(
+            "Port of an executor's GET /metrics for Prometheus (unset: none); each executor "
+            "on one host needs its own."
+        ),
+    )
+    metrics_host: str = field(
+        default="0.0.0.0",
+        metadata=_doc("Address the kernel's and executors' /metrics servers listen on."),
     )
     event_loop: str = field(
         default="auto",
@@ -296,6 +321,20 @@ class Settings:
     )
     max_deliveries: int = field(
         default=3, metadata=_doc("Times a job is handed to an executor before it fails.")
+    )
+    # --- dashboard ----------------------------------------------------------------------
+    joblog_max_entries: int = field(
+        default=100_000,
+        metadata=_doc("Finished jobs kept in the dashboard's job log (a capped Redis stream)."),
+    )
+    usage_retention_days: int = field(
+        default=400, metadata=_doc("Days the per-day usage statistics are kept in Redis.")
+    )
+    timeseries_interval: float = field(
+        default=5.0, metadata=_doc("Seconds between two samples of the dashboard's charts.")
+    )
+    timeseries_window: int = field(
+        default=3600, metadata=_doc("Seconds of samples kept for the dashboard's charts.")
     )
     # --- executor -----------------------------------------------------------------------
     access_code: tuple[str, ...] = field(
@@ -461,6 +500,10 @@ class Settings:
     def validate(self) -> None:
         if not 0 < self.port < 65536:
             raise SettingsError(f"port must be 1-65535, not {self.port}")
+        for name in ("kernel_metrics_port", "executor_metrics_port"):
+            value = getattr(self, name)
+            if value is not None and not 0 < value < 65536:
+                raise SettingsError(f"{name} must be 1-65535, not {value}")
         for name in (
             "max_body_bytes",
             "max_queue",
@@ -470,9 +513,13 @@ class Settings:
             "fair_window",
             "import_max_rows",
             "import_max_bytes",
+            "joblog_max_entries",
+            "usage_retention_days",
         ):
             if getattr(self, name) < 1:
                 raise SettingsError(f"{name} must be at least 1")
+        if not 0 < self.timeseries_interval <= self.timeseries_window:
+            raise SettingsError("timeseries_interval must be > 0 and <= timeseries_window")
         if self.event_loop not in {"auto", "uvloop", "asyncio"}:
             raise SettingsError(
                 f"event_loop must be auto, uvloop or asyncio, not {self.event_loop}"

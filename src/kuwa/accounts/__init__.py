@@ -8,7 +8,7 @@ from kuwa.accounts import permissions
 from kuwa.accounts.audit import Audit, AuditEntry
 from kuwa.accounts.catalog import REACT_BUTTONS, Catalog, ModelInfo
 from kuwa.accounts.codes import CHANGE_EMAIL, RESET_PASSWORD, VERIFY_EMAIL, Codes
-from kuwa.accounts.db import close_database, open_database
+from kuwa.accounts.db import close_database, connect_database, open_database
 from kuwa.accounts.groups import GroupInfo, Groups, new_invite_code
 from kuwa.accounts.identities import PROVIDERS, Identities
 from kuwa.accounts.service import TOKEN_PREFIX, Accounts, TokenInfo, UserInfo, UserRow
@@ -39,6 +39,7 @@ __all__ = [
     "UserInfo",
     "UserRow",
     "close_database",
+    "connect_database",
     "new_invite_code",
     "open_database",
     "permissions",

@@ -4,11 +4,13 @@ SQLite (``sqlite:///path``) runs in WAL mode with a busy timeout, so ``kuwa-cli 
 write while ``kuwa-cli up`` holds the same file open; write transactions begin IMMEDIATE so
 they wait for the lock instead of failing half-way. PostgreSQL is
 ``postgresql://user:password@host:port/dbname``.
+
+Opening brings the schema up to date with the numbered migrations (:mod:`kuwa.accounts.migrate`)
+when ``settings.db_auto_migrate`` is on, else refuses a database that is behind.
 """
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
@@ -16,7 +18,8 @@ import peewee
 from playhouse.db_url import connect as connect_url
 
 from kuwa.accounts.groups import Groups
-from kuwa.accounts.models import MODELS, database_proxy
+from kuwa.accounts.migrate import ensure_schema, schema_lock
+from kuwa.accounts.models import database_proxy
 from kuwa.errors import ConfigError, KuwaError
 from kuwa.settings import Settings
 
@@ -26,16 +29,28 @@ POSTGRES_SCHEMES = ("postgresql", "postgres")
 
 
 def open_database(settings: Settings) -> peewee.Database:
-    """Connect, bind the models, create missing tables and return the database."""
+    """Connect, bind the models, migrate (or check) the schema, seed the groups; return it."""
     url = settings.effective_database_url
     db = _make_database(url)
     try:
         db.connect(reuse_if_open=True)
         database_proxy.initialize(db)
-        _create_tables(db)
-        Groups(db).seed()
+        ensure_schema(db, auto_migrate=settings.db_auto_migrate)
+        with schema_lock(db):  # two processes starting at once must not both seed
+            Groups(db).seed()
     except (peewee.PeeweeException, KuwaError) as exc:
         close_database(db)
+        raise ConfigError(f"cannot open database {redact_url(url)}: {exc}") from exc
+    return db
+
+
+def connect_database(settings: Settings) -> peewee.Database:
+    """Connect without looking at the schema (``kuwa-cli db`` reads and migrates it)."""
+    url = settings.effective_database_url
+    db = _make_database(url)
+    try:
+        db.connect(reuse_if_open=True)
+    except peewee.PeeweeException as exc:
         raise ConfigError(f"cannot open database {redact_url(url)}: {exc}") from exc
     return db
 
@@ -82,21 +97,3 @@ def _make_database(url: str) -> peewee.Database:
     raise ConfigError(
         f"unsupported database URL {redact_url(url)}: use sqlite:///path or postgresql://..."
     )
-
-
-def _create_tables(db: peewee.Database) -> None:
-    # Skip the DDL (and SQLite's write lock) when the tables are already there.
-    existing = set(db.get_tables())
-    if all(model._meta.table_name in existing for model in MODELS):
-        return
-    # Two processes starting at once can race on PostgreSQL's CREATE TABLE IF NOT EXISTS
-    # (a unique violation in the catalog); the loser simply tries again.
-    for attempt in range(3):
-        try:
-            with db.atomic():
-                db.create_tables(MODELS, safe=True)
-            return
-        except peewee.IntegrityError:
-            if attempt == 2:
-                raise
-            time.sleep(0.1 * (attempt + 1))

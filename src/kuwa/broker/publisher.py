@@ -23,6 +23,7 @@ import redis.asyncio as aioredis
 from redis.exceptions import NoScriptError, RedisError
 
 from kuwa import keys
+from kuwa.broker.joblog import JobLog
 from kuwa.broker.queue import QueuedJob
 from kuwa.schemas import Chunk, JobStatus, Usage
 
@@ -39,9 +40,11 @@ class ChunkBatcher:
         interval: float = 0.003,
         transcript_ttl: int = 3600,
         transcript_max: int = 20000,
+        joblog: JobLog | None = None,
     ) -> None:
         self.redis = redis
         self._script = redis.register_script(_PUBLISH)
+        self.joblog = joblog or JobLog()
         self.interval = interval
         self.transcript_ttl = transcript_ttl
         self.transcript_max = transcript_max
@@ -99,11 +102,17 @@ class ChunkBatcher:
                     async with asyncio.timeout(self.interval):
                         await self._urgent.wait()
 
-    @staticmethod
     def _record(
-        pipe: Any, q: QueuedJob, status: JobStatus, chunk: Chunk, now: float, first: float | None
+        self,
+        pipe: Any,
+        q: QueuedJob,
+        status: JobStatus,
+        chunk: Chunk,
+        now: float,
+        first: float | None,
     ) -> None:
-        """Per-model totals and the latest latencies, for metrics (same round trip)."""
+        """Per-model totals, the latest latencies and the job log, for metrics and the
+        dashboard (same round trip)."""
         counters = keys.queue_counters(q.code)
         pipe.hincrby(counters, "jobs", 1)
         if status == JobStatus.FAILED:
@@ -115,6 +124,18 @@ class ChunkBatcher:
             tpot = (now - first) / (tokens - 1) if tokens > 1 else 0.0
             pipe.lpush(keys.queue_latency(q.code), f"{first - q.job.created:.6f} {tpot:.6f}")
             pipe.ltrim(keys.queue_latency(q.code), 0, LATENCY_SAMPLES - 1)
+        error = (chunk.error or {}).get("code", "")
+        self.joblog.record(
+            pipe,
+            q.job,
+            q.code,
+            status,
+            reason=chunk.finish_reason or "",
+            error=error,
+            tokens=chunk.usage,
+            first=first,
+            finished=now,
+        )
 
     async def _send(self, items: list[tuple[ChunkPublisher, Chunk]]) -> None:
         """One round: a script call publishes every chunk, whatever the job count; first-token
@@ -144,6 +165,8 @@ class ChunkBatcher:
                     pipe.xack(stream, keys.CONSUMER_GROUP, q.entry_id)
                     pipe.xdel(stream, q.entry_id)
                     pipe.hset(publisher.state, mapping={"status": status.value, "finished": now})
+                    if q.job.user_id is not None:  # its gateway may have died holding the claim
+                        pipe.zrem(keys.user_jobs(str(q.job.user_id)), q.job.id)
                     self._record(pipe, q, status, chunk, float(now), publisher.first_at)
             results = await pipe.execute(raise_on_error=False)
         if isinstance(results[0], NoScriptError):  # Redis lost its scripts (a restart)

@@ -17,6 +17,7 @@ def _register() -> None:
     from kuwa.cli import (
         batch,
         bot,
+        db,
         executor,
         feedback,
         gateway,
@@ -44,6 +45,7 @@ def _register() -> None:
         feedback,
         batch,
         stress,
+        db,
     ):
         main.add_command(module.command)
 

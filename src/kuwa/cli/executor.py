@@ -138,6 +138,12 @@ START_OPTIONS = [
         help="Debug backend: what to do to the last user message (history: answer with the "
         "whole conversation). [default: echo]",
     ),
+    _setting_option(
+        "--metrics-port",
+        field="executor_metrics_port",
+        type=click.IntRange(1, 65535),
+        help="Serve Prometheus metrics at http://KUWA_METRICS_HOST:PORT/metrics. [default: off]",
+    ),
     options.redis_url,
     options.log_level,
     options.burst,
@@ -200,11 +206,24 @@ def start(burst: bool, **values: Any) -> None:
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, runtime.request_stop)
+        server = None
+        if settings.executor_metrics_port is not None:
+            from kuwa.executors import metrics
+            from kuwa.metrics_server import serve_metrics
+
+            server = await serve_metrics(
+                [metrics.REGISTRY],
+                settings.metrics_host,
+                settings.executor_metrics_port,
+                settings.metrics_token,
+            )
         try:
             await runtime.run(burst=burst)
         except BackendError as exc:
             raise click.ClickException(f"the {settings.backend} backend failed: {exc}") from None
         finally:
+            if server is not None:
+                await server.stop()
             await redis.aclose()
 
     run_async(main(), settings.event_loop)

@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
+import shutil
+import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -10,6 +14,7 @@ import click
 
 from kuwa.cli import options
 from kuwa.cli.common import build_settings, settings_environment, setup_logging
+from kuwa.cli.db import prepare_database
 
 
 @click.group("gateway")
@@ -44,8 +49,6 @@ def start(
     """Serve the API and web UI with uvicorn."""
     import uvicorn
 
-    from kuwa.gateway import create_app
-
     settings = build_settings(
         host=host,
         port=port,
@@ -56,6 +59,7 @@ def start(
         workers=workers,
     )
     setup_logging(settings, "gateway")
+    prepare_database(settings)  # migrate (or refuse a database that is behind) before serving
     common: dict[str, Any] = {
         "host": settings.host,
         "port": settings.port,
@@ -65,11 +69,43 @@ def start(
         # Forwarded headers are trusted only from KUWA_TRUSTED_PROXIES, by Kuwa itself.
         "proxy_headers": False,
     }
-    if settings.workers == 1:
-        uvicorn.run(create_app(settings), **common)
+    with metrics_folder(settings.workers):
+        if settings.workers == 1:
+            from kuwa.gateway import create_app
+
+            uvicorn.run(create_app(settings), **common)
+            return
+        # Worker processes build their own app from the environment: hand the options on.
+        os.environ.update(settings_environment(settings))
+        uvicorn.run(
+            "kuwa.gateway.app:create_app_from_env",
+            factory=True,
+            workers=settings.workers,
+            **common,
+        )
+
+
+MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
+
+
+@contextlib.contextmanager
+def metrics_folder(workers: int) -> Iterator[None]:
+    """With several workers, a fresh folder where each keeps its metrics for /metrics to sum
+    (prometheus_client's multiprocess mode), removed at exit. It is made inside
+    ``PROMETHEUS_MULTIPROC_DIR`` when the operator set one (e.g. a tmpfs), else in the
+    system's temporary folder; either way no stale files of an earlier run are counted.
+    Set before anything imports prometheus_client: the mode is chosen at import."""
+    parent = os.environ.get(MULTIPROC_ENV)
+    if workers == 1 and not parent:
+        yield
         return
-    # Worker processes build their own app from the environment: hand the options on.
-    os.environ.update(settings_environment(settings))
-    uvicorn.run(
-        "kuwa.gateway.app:create_app_from_env", factory=True, workers=settings.workers, **common
-    )
+    folder = tempfile.mkdtemp(prefix="kuwa-metrics-", dir=parent or None)
+    os.environ[MULTIPROC_ENV] = folder
+    try:
+        yield
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+        if parent:
+            os.environ[MULTIPROC_ENV] = parent
+        else:
+            os.environ.pop(MULTIPROC_ENV, None)

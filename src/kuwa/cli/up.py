@@ -191,8 +191,12 @@ class Supervisor:
 def _first_start(settings: Settings) -> None:
     """Create the admin account (and print its login and token) if there is none yet."""
     from kuwa.accounts import Accounts, close_database, open_database
+    from kuwa.errors import KuwaError
 
-    db = open_database(settings)
+    try:
+        db = open_database(settings)  # migrates the schema first (KUWA_DB_AUTO_MIGRATE)
+    except KuwaError as exc:
+        raise click.ClickException(exc.message) from None
     try:
         accounts = Accounts(db, settings.load_secret_key())
         if accounts.find_user(settings.admin_email) is not None:

@@ -13,7 +13,8 @@ from kuwa.cli.common import build_settings, settings_environment, setup_logging
 
 @click.group("worker")
 def command() -> None:
-    """Background work on Kuwa's Redis (RQ): the answers of imported prompts."""
+    """Background work on Kuwa's Redis (RQ): the answers of imported prompts and the
+    dashboard's stress runs."""
 
 
 @command.command("start")

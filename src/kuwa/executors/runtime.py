@@ -21,6 +21,8 @@ from redis.exceptions import RedisError
 
 from kuwa import keys
 from kuwa.broker import ChunkBatcher, ExecutorInfo, JobQueue, QueuedJob, Registry
+from kuwa.broker.joblog import JobLog
+from kuwa.executors import metrics
 from kuwa.executors.base import Backend, BackendError, Emit
 from kuwa.executors.control import Blocked, Control
 from kuwa.schemas import Job, JobStatus, Usage
@@ -75,6 +77,7 @@ class ExecutorRuntime:
             interval=settings.coalesce_ms / 1000,
             transcript_ttl=settings.transcript_ttl,
             transcript_max=settings.transcript_max_chunks,
+            joblog=JobLog.from_settings(settings),
         )
         self.control = Control.from_settings(settings)
         self.blocked: dict[str, str] = {}  # job id -> why an output rule stopped it
@@ -86,6 +89,7 @@ class ExecutorRuntime:
         self._tokens = 0
         self._started = False
         self.completed = 0
+        metrics.watch(self)
 
     # --- control ------------------------------------------------------------------------
     def request_stop(self) -> None:
@@ -197,18 +201,22 @@ class ExecutorRuntime:
     async def _run_job(self, q: QueuedJob) -> None:
         job = q.job
         publisher = self.batcher.publisher(job.id)
+        figures = metrics.JobMetrics(q.code, self.info.backend, job.created)
         try:
             outcome = await self._generate(job, publisher.write)
             # The final chunk and the job's acknowledgement leave in the same round trip.
             await publisher.close(
                 outcome.reason, outcome.usage, outcome.error, finish=(q, outcome.status)
             )
+            first_at = publisher.first_at if publisher.chars else None  # None: no text sent
+            figures.ended(outcome.status, outcome.error, outcome.usage, first_at)
         except (RedisError, OSError) as exc:
             log.warning("executor %s: could not publish job %s: %s", self.id, job.id, exc)
             await publisher.abort()
             with contextlib.suppress(RedisError, OSError):
                 await self.queue.finish(q, JobStatus.FAILED)
         finally:
+            figures.close()
             self.running.pop(job.id, None)
             self.cancel_requested.discard(job.id)
             self.blocked.pop(job.id, None)

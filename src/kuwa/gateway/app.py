@@ -20,7 +20,7 @@ from kuwa.accounts import Store, close_database, open_database
 from kuwa.broker import Hub, JobQueue, Registry, connect
 from kuwa.broker.limits import UserLimits
 from kuwa.errors import BrokerError, KuwaError
-from kuwa.gateway import jobs_api, kuwa_api, metrics, openai_api, openapi
+from kuwa.gateway import instrument, jobs_api, kuwa_api, metrics, openai_api, openapi
 from kuwa.gateway.auth import TokenAuth
 from kuwa.gateway.chat import ChatService
 from kuwa.gateway.http import (
@@ -107,6 +107,7 @@ def create_app(settings: Settings) -> Starlette:
             await hub.stop()
             await redis.aclose()
             close_database(db)
+            instrument.process_exiting()
 
     routes = [
         Route("/v1.0/chat/completions", kuwa_api.chat_completions, methods=["POST"]),
@@ -122,7 +123,9 @@ def create_app(settings: Settings) -> Starlette:
         routes=routes,
         lifespan=lifespan,
         middleware=[
-            Middleware(WebSecurity, settings=settings, secret_key=settings.load_secret_key())
+            Middleware(instrument.HTTPMetrics),
+            Middleware(WebSecurity, settings=settings, secret_key=settings.load_secret_key()),
+            Middleware(instrument.RouteName),
         ],
         exception_handlers={
             KuwaError: _kuwa_error,

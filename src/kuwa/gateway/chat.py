@@ -22,6 +22,7 @@ from kuwa.errors import (
     ModelUnavailableError,
     NotFoundError,
 )
+from kuwa.gateway import instrument
 from kuwa.schemas import ChatRequest, Chunk, Job, Usage
 
 KNOWN_MODEL_TTL = 5.0
@@ -54,6 +55,9 @@ class ChatStream:
         self.finished = False
         self.idle_timeout = service.idle_timeout
         self.claimed = False  # holds a running-job slot in the user's limits
+        self.first_at: float | None = None  # when the first chunk with text arrived
+        self.error_code: str | None = None  # why the job failed, once it has
+        self.closed = False
 
     @property
     def id(self) -> str:
@@ -61,12 +65,18 @@ class ChatStream:
 
     async def chunks(self) -> AsyncIterator[Chunk]:
         """Chunks until the final one. A failed job raises :class:`JobFailedError`."""
-        with redis_errors("following the answer"):
-            async for chunk in self._chunks():
-                yield chunk
+        try:
+            with redis_errors("following the answer"):
+                async for chunk in self._chunks():
+                    yield chunk
+        except KuwaError as exc:
+            self.error_code = exc.code or "job_failed"
+            raise
 
     async def _chunks(self) -> AsyncIterator[Chunk]:
         async for chunk in self.sub.chunks(idle_timeout=self.idle_timeout):
+            if self.first_at is None and chunk.text:
+                self.first_at = instrument.first_token(self.job)
             if chunk.final:
                 self.finished = True
                 if chunk.error is not None:
@@ -87,6 +97,9 @@ class ChatStream:
 
     async def close(self) -> None:
         """Cancel the job unless it finished, and stop listening."""
+        if not self.closed:
+            self.closed = True
+            instrument.chat_closed(self.job.model, self.finished, self.error_code)
         try:
             if not self.finished:
                 with contextlib.suppress(RedisError, OSError):
@@ -114,6 +127,7 @@ class ChatService:
         self.limits = limits
         self._known: dict[str, float] = {}
 
+    @instrument.counts_chat_starts
     async def start(
         self,
         request: ChatRequest,
@@ -125,13 +139,15 @@ class ChatService:
         idle_timeout: float | None = None,
         modelfile: str | None = None,
         check_model: bool = True,
+        group: str | None = None,
     ) -> ChatStream:
         """Subscribe to a new job's channel, then enqueue it (in that order).
 
         ``upstream_key`` is the user's own provider key for models served through the openai
         backend; it travels only in the queued job, never in logs or the job's state.
         ``max_jobs``/``per_minute`` override the service's limits for this user (their
-        group's); ``idle_timeout`` and ``modelfile`` come from the model's catalog entry."""
+        group's); ``idle_timeout`` and ``modelfile`` come from the model's catalog entry;
+        ``group`` (the user's) is kept in the job for the usage statistics."""
         if check_model:
             await self._check_model(request.model)
         job = Job(
@@ -143,6 +159,7 @@ class ChatService:
             created=time.time(),
             upstream_key=upstream_key or None,
             modelfile=modelfile or None,
+            group=group,
         )
         claimed = False
         if self.limits is not None and user_id is not None:

@@ -47,6 +47,7 @@ async def start_chat(
         idle_timeout=model.idle_timeout,
         modelfile=modelfile,
         check_model=False,
+        group=user.group,
     )
 
 

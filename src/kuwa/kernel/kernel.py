@@ -22,9 +22,12 @@ import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
 from kuwa import keys
-from kuwa.broker import ChunkPublisher, JobQueue, QueuedJob, Registry
+from kuwa.broker import ChunkPublisher, JobQueue, QueuedJob, Registry, kernels
 from kuwa.broker.connection import text
+from kuwa.broker.joblog import JobLog
 from kuwa.broker.stats import snapshot
+from kuwa.broker.timeseries import Sampler
+from kuwa.kernel import metrics
 from kuwa.kernel.scaler import LocalScaler
 from kuwa.schemas import Job, JobStatus
 from kuwa.settings import Settings
@@ -71,6 +74,9 @@ class Kernel:
         self.leader = False
         self.ticks = 0
         self.recovered = 0
+        self.started = time.time()
+        self.sampler = Sampler.from_settings(settings, redis, self.registry)  # the dashboard's
+        self.joblog = JobLog.from_settings(settings)
 
     def request_stop(self) -> None:
         self._stopping.set()
@@ -78,10 +84,13 @@ class Kernel:
     async def run(self, *, burst: bool = False) -> None:
         log.info("kernel %s started", self.id)
         while not self._stopping.is_set():
+            began = time.perf_counter()
             try:
                 await self.tick()
             except (RedisError, OSError) as exc:
+                metrics.TICK_ERRORS.inc()
                 log.warning("kernel: Redis error (%s); retrying", exc)
+            metrics.ticked(self.leader, time.perf_counter() - began)
             if burst:
                 break
             with contextlib.suppress(TimeoutError):
@@ -90,6 +99,8 @@ class Kernel:
             await asyncio.to_thread(self.scaler.stop_all)
         if self.leader:
             await self._release(keys=[keys.KERNEL_LEADER], args=[self.id])
+        with contextlib.suppress(RedisError, OSError):
+            await kernels.leave(self.redis, self.id)
         log.info("kernel %s stopped (recovered %d job(s))", self.id, self.recovered)
 
     async def tick(self) -> None:
@@ -98,7 +109,10 @@ class Kernel:
             log.info("kernel %s is %s", self.id, "the leader" if leader else "a standby")
             self.leader = leader
         self.ticks += 1
+        ttl = max(LEASE_MS / 1000, self.interval * 3)
+        await kernels.beat(self.redis, self.id, ttl=ttl, leader=leader, started=self.started)
         if leader:
+            await self.sampler.maybe_sample()
             await self.recover_orphans()
             if self.scaler is not None:
                 async with self.redis.pipeline(transaction=False) as pipe:
@@ -111,7 +125,7 @@ class Kernel:
                         )
                     await pipe.execute()
                 snap = await snapshot(self.redis, self.registry)
-                self.scaler.step(snap.queues)
+                metrics.scaled(self.scaler, self.scaler.step(snap.queues))
         elif self.scaler is not None and self.ticks > 1:
             await asyncio.to_thread(self.scaler.stop_all)  # the new leader scales now
 
@@ -253,6 +267,7 @@ class Kernel:
             log.warning(
                 "kernel: job %s of dead executor %s on %s queued again", job.id, consumer, code
             )
+            metrics.ORPHANS.labels(code, "requeued").inc()
             return 1
         async with self.redis.pipeline(transaction=False) as pipe:
             pipe.xack(stream, keys.CONSUMER_GROUP, entry_id)
@@ -262,6 +277,7 @@ class Kernel:
         log.warning(
             "kernel: job %s of dead executor %s on %s -> %s", job.id, consumer, code, status.value
         )
+        metrics.ORPHANS.labels(code, status.value).inc()
         return 1
 
     async def _fail(
@@ -276,3 +292,11 @@ class Kernel:
         )
         error = {"message": message, "code": code} if message else None
         await publisher.close(reason, error=error)
+        if message:
+            metrics.FAILED.labels(job.model, code).inc()
+        if job.user_id is not None:  # the job has ended: free the user's running-job claim
+            await self.redis.zrem(keys.user_jobs(str(job.user_id)), job.id)
+        status = JobStatus.CANCELLED if reason == "cancelled" else JobStatus.FAILED
+        await self.joblog.write(
+            self.redis, job, job.model, status, reason=reason, error=code if message else ""
+        )

@@ -93,6 +93,7 @@ class LocalScaler:
         self.env = env
         self.running = {p.access_code: _Running(p) for p in pools}
         self.stopping: list[subprocess.Popen[bytes]] = []  # draining after SIGTERM
+        self.targets: dict[str, int] = {}  # the latest decision: executors wanted per pool
 
     def step(self, queues: list[QueueStats], now: float | None = None) -> dict[str, int]:
         """One scaling decision per pool; returns how many executors each now runs."""
@@ -107,6 +108,7 @@ class LocalScaler:
             if q is not None and q.executors == 0 and run.procs:
                 wanted = max(wanted, len(run.procs))  # still starting: do not pile up more
             target = min(max(wanted, run.pool.min), run.pool.max)
+            self.targets[code] = target
             have = len(run.procs)
             if target > have:
                 run.low_since = None

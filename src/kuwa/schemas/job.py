@@ -37,6 +37,7 @@ class Job:
     modelfile: str | None = None  # a bot's Modelfile, applied on top of the model's
     chat_template: str | None = None  # a Modelfile's TEMPLATE, set by the executor
     upstream_key: str | None = field(default=None, repr=False)  # the user's own provider key
+    group: str | None = None  # the user's group when the job was made (usage statistics)
 
     def encode(self) -> bytes:
         return orjson.dumps(
@@ -50,6 +51,7 @@ class Job:
                 "deliveries": self.deliveries,
                 "modelfile": self.modelfile,
                 "upstream_key": self.upstream_key,
+                "group": self.group,
             }
         )
 
@@ -66,6 +68,7 @@ class Job:
             deliveries=data.get("deliveries", 0),
             modelfile=data.get("modelfile"),
             upstream_key=data.get("upstream_key"),
+            group=data.get("group"),
         )
 
 

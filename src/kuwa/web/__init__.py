@@ -26,6 +26,7 @@ from kuwa.settings import Settings
 from kuwa.web import (
     account,
     arena,
+    dashboard,
     manage,
     manage_audit,
     manage_groups,
@@ -74,6 +75,8 @@ VENDOR = {  # /vendor/NAME -> a file of an npm package (src/kuwa/web/assets, `ma
     "highlight.min.js": "@highlightjs/cdn-assets/highlight.min.js",
     "hljs-light.css": "@highlightjs/cdn-assets/styles/github.min.css",
     "hljs-dark.css": "@highlightjs/cdn-assets/styles/github-dark.min.css",
+    "uPlot.iife.min.js": "uplot/dist/uPlot.iife.min.js",  # the dashboard's charts
+    "uPlot.min.css": "uplot/dist/uPlot.min.css",
 }
 
 
@@ -112,6 +115,7 @@ def routes() -> list[BaseRoute]:
         *manage_models.routes(),
         *manage_system.routes(),
         *manage_audit.routes(),
+        *dashboard.routes(),
         Mount("/static", StaticFiles(directory=str(static)), name="static"),
         Route("/vendor/{name}", vendor, methods=["GET"]),
     ]

@@ -153,10 +153,11 @@ def csrf_token(request: Request) -> str:
     return str(getter()) if callable(getter) else ""
 
 
-# The tabs a user sees (the dashboard joins when its page exists).
+# The tabs a user sees.
 NAV = (
     ("tab_Room", "/", "Chat"),
     ("tab_Store", "/store", "Store"),
+    ("tab_Dashboard", "/dashboard", "Dashboard"),
     ("tab_Manage", "/manage", "Manage"),
     ("tab_Profile", "/profile", "Profile"),
 )
@@ -165,6 +166,7 @@ NAV = (
 ZH_TW = {
     "Chat": "聊天",
     "Store": "商店",
+    "Dashboard": "儀表板",
     "Manage": "管理",
     "Profile": "個人資料",
     "Sign out": "登出",

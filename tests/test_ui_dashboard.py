@@ -1,0 +1,205 @@
+"""The dashboard in a real browser (Chromium through Playwright) against a real stack.
+
+An admin opens the live overview while jobs run: the numbers move without a reload and the
+charts (uPlot, from npm) draw the samples the kernel takes every second. Screenshots of the
+overview and the other pages on a desktop and at 390 px land in
+``test-artifacts/screenshots/dashboard-*.png``.
+"""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+from playwright.sync_api import Browser, Page, expect, sync_playwright
+
+from tests.stack import RedisServer, Stack
+from tests.web import PASSWORD, make_user, store_of
+
+CHROMIUM = "/usr/bin/chromium"
+ARTIFACTS = Path(__file__).resolve().parent.parent / "test-artifacts" / "screenshots"
+ADMIN = "ui-dash-admin@example.com"
+PLAIN = "ui-dash-plain@example.com"
+DESKTOP = {"width": 1280, "height": 800}
+PHONE = {"width": 390, "height": 844}
+FAST = {"KUWA_TIMESERIES_INTERVAL": "1"}
+
+expect.set_options(timeout=20_000)
+
+
+@pytest.fixture(scope="module")
+def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+    folder = tmp_path_factory.mktemp("ui-dashboard")
+    server = RedisServer(folder / "redis")
+    s = Stack(folder, server)
+    try:
+        make_user(s, ADMIN, admin=True)
+        make_user(s, PLAIN)
+        with store_of(s) as store:
+            admin = store.accounts.find_user(ADMIN)
+            assert admin is not None
+            s.token = store.accounts.ensure_token(admin.id)
+        s.executor("echo")
+        s.executor("slow", delay=0.02, concurrency=4)
+        s.spawn("kernel", ["kernel", "start"], FAST)
+        s.base_url = s.gateway(FAST)
+        yield s
+    finally:
+        s.stop()
+        server.stop()
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Browser]:
+    assert Path(CHROMIUM).exists(), f"these tests drive the system Chromium at {CHROMIUM}"
+    with sync_playwright() as p:
+        chromium = p.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
+        try:
+            yield chromium
+        finally:
+            chromium.close()
+
+
+class Load:
+    """Chat requests in the background (slow and echo) until stopped."""
+
+    def __init__(self, stack: Stack) -> None:
+        self.stack = stack
+        self.stop = threading.Event()
+        self.threads = [
+            threading.Thread(target=self.run, args=(m,)) for m in ["slow"] * 6 + ["echo"]
+        ]
+        self.sent = 0
+
+    def run(self, model: str) -> None:
+        prompt = " ".join(f"w{i}" for i in range(40))
+        with httpx.Client(base_url=self.stack.base_url, timeout=60) as client:
+            while not self.stop.is_set():
+                client.post(
+                    "/v1/chat/completions",
+                    headers={"authorization": f"Bearer {self.stack.token}"},
+                    json={"model": model, "messages": [{"role": "user", "content": prompt}]},
+                )
+                self.sent += 1
+
+    def __enter__(self) -> Load:
+        for t in self.threads:
+            t.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop.set()
+        for t in self.threads:
+            t.join(60)
+
+
+def signed_in(browser: Browser, stack: Stack, email: str, viewport: dict[str, int]) -> Page:
+    context = browser.new_context(base_url=stack.base_url, viewport=viewport, locale="en-US")
+    page = context.new_page()
+    errors: list[str] = []
+    page.on("pageerror", lambda exc: errors.append(str(exc)))
+    page.errors = errors  # type: ignore[attr-defined]
+    page.goto("/login")
+    page.locator('input[name="email"]').fill(email)
+    page.locator('input[name="password"]').fill(PASSWORD)
+    page.locator('form[action="/login"] button[type="submit"]').click()
+    page.wait_for_load_state()
+    return page
+
+
+def shot(page: Page, name: str) -> None:
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / name), full_page=True)
+
+
+def test_the_live_dashboard_with_charts(stack: Stack, browser: Browser) -> None:
+    page = signed_in(browser, stack, ADMIN, DESKTOP)
+    with Load(stack):
+        page.goto("/dashboard")
+        expect(page.locator("header nav a[href='/dashboard']")).to_be_visible()
+        expect(page.get_by_test_id("dash-status")).to_contain_text("Updated")
+        running = page.get_by_test_id("card-running").locator(".dash-card-value")
+        expect(running).not_to_have_text("0")  # moved without a reload
+        slow = page.locator("#dash-models tr[data-model='slow'] td")
+        expect(slow.first).to_have_text("slow")
+        executors = page.locator("#dash-executors tr[data-executor]")
+        expect(executors).to_have_count(2)
+        expect(page.locator("#dash-kernels")).to_contain_text("leader")
+        charts = page.get_by_test_id("dash-charts")
+        expect(charts.locator("canvas")).to_have_count(4)
+        expect(charts).to_have_attribute("data-samples", re.compile(r"^(?:[3-9]|\d\d+)$"))
+        page.wait_for_timeout(2500)  # another poll, so the picture shows a moving hour
+        tokens = page.get_by_test_id("card-tokens").locator(".dash-card-value")
+        assert float(tokens.inner_text().replace(",", "")) > 0
+        shot(page, "dashboard-desktop.png")
+        phone = signed_in(browser, stack, ADMIN, PHONE)
+        phone.goto("/dashboard")
+        expect(phone.get_by_test_id("dash-charts").locator("canvas")).to_have_count(4)
+        expect(phone.get_by_test_id("dash-status")).to_contain_text("Updated")
+        phone.wait_for_timeout(1500)
+        width = phone.evaluate("document.documentElement.scrollWidth")
+        assert width <= PHONE["width"], f"the page is {width} px wide on a phone"
+        shot(phone, "dashboard-phone.png")
+    page.goto("/dashboard/jobs")
+    expect(page.get_by_test_id("dash-jobs").locator("tbody tr").first).to_be_visible()
+    shot(page, "dashboard-jobs.png")
+    page.goto("/dashboard/stats")
+    expect(page.get_by_test_id("dash-usage-chart").locator("canvas")).to_have_count(2)
+    shot(page, "dashboard-stats.png")
+    phone.goto("/dashboard/jobs")
+    expect(phone.get_by_test_id("dash-jobs")).to_be_visible()
+    assert phone.evaluate("document.documentElement.scrollWidth") <= PHONE["width"]
+    shot(phone, "dashboard-jobs-phone.png")
+    page.goto("/dashboard/stress")
+    expect(page.get_by_test_id("dash-stress-form")).to_be_visible()
+    shot(page, "dashboard-stress.png")
+    assert page.errors == [] and phone.errors == []  # type: ignore[attr-defined]
+
+
+def test_stress_runs_compared_in_a_chart(stack: Stack, browser: Browser) -> None:
+    pytest.importorskip("kuwa.stress")
+    page = signed_in(browser, stack, ADMIN, DESKTOP)
+    page.goto("/dashboard/stress")
+    for concurrency in ("2", "8"):
+        form = page.get_by_test_id("dash-stress-form")
+        form.locator("input[name='concurrency']").fill(concurrency)
+        form.locator("input[name='requests']").fill("24")
+        form.locator("input[name='max_tokens']").fill("32")
+        page.get_by_test_id("dash-stress-start").click()
+        expect(page.locator(".flash")).to_contain_text("is queued")
+    runs = page.get_by_test_id("dash-stress-runs").locator("tbody tr[data-run]")
+    expect(runs).to_have_count(2)
+    worker = subprocess.run(
+        [sys.executable, "-m", "kuwa", "worker", "start", "--burst"],
+        env=stack.env,
+        capture_output=True,
+        text=True,
+        timeout=180,
+    )
+    assert worker.returncode == 0, worker.stdout + worker.stderr
+    # The page polls while runs are queued: both turn done without a reload.
+    expect(page.locator("tr[data-status='done']")).to_have_count(2)
+    chart = page.get_by_test_id("dash-stress-chart")
+    expect(chart.locator("canvas")).to_have_count(2)
+    expect(chart).to_have_attribute("data-runs", "2")
+    shot(page, "dashboard-stress-runs.png")
+    phone = signed_in(browser, stack, ADMIN, PHONE)
+    phone.goto("/dashboard/stress")
+    expect(phone.get_by_test_id("dash-stress-chart").locator("canvas")).to_have_count(2)
+    assert phone.evaluate("document.documentElement.scrollWidth") <= PHONE["width"]
+    shot(phone, "dashboard-stress-phone.png")
+    assert page.errors == [] and phone.errors == []  # type: ignore[attr-defined]
+
+
+def test_a_user_without_the_tab_is_refused(stack: Stack, browser: Browser) -> None:
+    page = signed_in(browser, stack, PLAIN, DESKTOP)
+    expect(page.locator("header nav a[href='/dashboard']")).to_have_count(0)
+    response = page.goto("/dashboard")
+    assert response is not None and response.status == 403
+    expect(page.locator("body")).to_contain_text("may not use this page")
