@@ -5,11 +5,37 @@ from pathlib import Path
 
 import pytest
 import redis.asyncio as aioredis
+from playwright.sync_api import Browser
 
 from kuwa.broker import Hub, connect
+from tests.browser import CHROMIUM, UI
 from tests.stack import RedisServer, Stack
 
 pytest_plugins = ["tests.dbfixtures"]
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Browser]:
+    """Debian's Chromium (no browser download), one per test module."""
+    from playwright.sync_api import sync_playwright
+
+    assert Path(CHROMIUM).exists(), f"the browser tests drive the system Chromium at {CHROMIUM}"
+    with sync_playwright() as p:
+        chromium = p.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
+        try:
+            yield chromium
+        finally:
+            chromium.close()
+
+
+@pytest.fixture
+def ui(stack: Stack, browser: Browser) -> Iterator[UI]:
+    """Fresh browser contexts on the module's ``stack``; closed after the test."""
+    session = UI(browser, stack.base_url)
+    try:
+        yield session
+    finally:
+        session.close()
 
 
 @pytest.fixture(scope="session")

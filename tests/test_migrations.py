@@ -7,7 +7,6 @@ Everything runs on SQLite and on PostgreSQL (``database_url`` and friends).
 from __future__ import annotations
 
 import hashlib
-import importlib.util
 import os
 import subprocess
 import sys
@@ -16,7 +15,6 @@ import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from types import ModuleType
 
 import peewee
 import pytest
@@ -32,6 +30,7 @@ from kuwa.accounts.migrate import (
     read_state,
     schema_lock,
 )
+from kuwa.accounts.migrations import m0001_initial as old
 from kuwa.accounts.models import MODELS
 from kuwa.accounts.schema import differences, inspect
 from kuwa.cli import main
@@ -39,7 +38,6 @@ from kuwa.errors import ConfigError, KuwaError
 from kuwa.settings import Settings
 from tests.dbfixtures import create_postgres_database, drop_postgres_database, postgres_server_url
 
-PREVIOUS_RELEASE = Path(__file__).parent / "previous_release" / "models_d73d389.py"
 SECRET = "test-secret-key"
 
 
@@ -78,14 +76,6 @@ def from_models(url: str) -> peewee.Database:
     return db
 
 
-def previous_release() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("kuwa_models_d73d389", PREVIOUS_RELEASE)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
 def counts(db: peewee.Database) -> dict[str, int]:
     return {
         t: db.execute_sql(f'SELECT COUNT(*) FROM "{t}"').fetchone()[0]  # noqa: S608
@@ -96,12 +86,18 @@ def counts(db: peewee.Database) -> dict[str, int]:
 
 def make_previous_release_database(url: str) -> str:
     """A database as the previous release left it (``create_tables``, no migrations table),
-    with a row in every table; returns the API token it holds."""
-    old = previous_release()
-    db = connect_database(settings_for(url))
-    old.database_proxy.initialize(db)
-    db.create_tables(old.MODELS)
+    with a row in every table; returns the API token it holds. The previous release's models
+    are the frozen copy in the first migration."""
     token = "kuwa-previous-release-token"
+    db = connect_database(settings_for(url))
+    with db.bind_ctx(old.MODELS):
+        db.create_tables(old.MODELS)
+        _fill_previous_release(token)
+    close_database(db)
+    return token
+
+
+def _fill_previous_release(token: str) -> None:
     staff = old.Group.create(name="Staff", description="from the old release", max_jobs=3)
     old.GroupPermission.create(group=staff, permission="tab_Manage")
     alice = old.User.create(
@@ -125,8 +121,6 @@ def make_previous_release_database(url: str) -> str:
     )
     old.Feedback.create(message=answer, user=alice, rating=1)
     old.ArenaBattle.create(room=room, user=alice, model_a="echo", model_b="echo", outcome="tie")
-    close_database(db)
-    return token
 
 
 def add_nickname(step: Step) -> None:

@@ -12,17 +12,13 @@ import re
 from collections.abc import Iterator
 
 import pytest
-from playwright.sync_api import Browser, Page, expect
+from playwright.sync_api import Page, expect
 
+from tests.browser import DESKTOP, PHONE, UI, shot
 from tests.stack import RedisServer, Stack
 from tests.test_ui_chat import (
-    ARTIFACTS,
-    DESKTOP,
-    PHONE,
-    UI,
     api_get,
     body_text,
-    browser,  # noqa: F401 (the module-scoped Chromium fixture)
     room_id_of,
     send,
     sign_in,
@@ -62,20 +58,6 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     finally:
         s.stop()
         server.stop()
-
-
-@pytest.fixture
-def ui(stack: Stack, browser: Browser) -> Iterator[UI]:  # noqa: F811
-    session = UI(browser, stack.base_url)
-    try:
-        yield session
-    finally:
-        session.close()
-
-
-def shot(page: Page, name: str) -> None:
-    ARTIFACTS.mkdir(parents=True, exist_ok=True)
-    page.screenshot(path=str(ARTIFACTS / name), full_page=False)
 
 
 def assert_blind(page: Page) -> None:

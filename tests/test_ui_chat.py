@@ -10,25 +10,21 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator
-from dataclasses import dataclass, field
-from pathlib import Path
+from dataclasses import dataclass
 from typing import Any
 
 import pytest
-from playwright.sync_api import Browser, BrowserContext, Page, expect, sync_playwright
+from playwright.sync_api import Page, expect
 
+from tests.browser import ARTIFACTS, DESKTOP, PHONE, UI
 from tests.stack import RedisServer, Stack, wait_until
 from tests.web import CSRF_COOKIE, PASSWORD, store_of
 
-CHROMIUM = "/usr/bin/chromium"
-ARTIFACTS = Path(__file__).resolve().parent.parent / "test-artifacts" / "screenshots"
 OWNER = "olive@example.com"
 GUEST = "gus@example.com"
 NAMES = {OWNER: "Olive Owner", GUEST: "Gus Guest"}
 XSS_NAME = "<img src=x onerror=alert(1)>"
 ALL_BUTTONS = ["copy", "quote", "translate", "feedback", "regenerate"]
-DESKTOP = {"width": 1280, "height": 800}
-PHONE = {"width": 390, "height": 844}
 
 expect.set_options(timeout=15_000)
 
@@ -59,61 +55,6 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     finally:
         s.stop()
         server.stop()
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Browser]:
-    assert Path(CHROMIUM).exists(), f"these tests drive the system Chromium at {CHROMIUM}"
-    with sync_playwright() as p:
-        chromium = p.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
-        try:
-            yield chromium
-        finally:
-            chromium.close()
-
-
-@dataclass
-class UI:
-    """Fresh browser contexts for one test; records dialogs and uncaught page errors."""
-
-    browser: Browser
-    base_url: str
-    contexts: list[BrowserContext] = field(default_factory=list)
-    dialogs: list[str] = field(default_factory=list)
-    errors: list[str] = field(default_factory=list)
-
-    def page(self, viewport: dict[str, int] = DESKTOP, *, mobile: bool = False) -> Page:
-        extra: dict[str, Any] = {"is_mobile": True, "has_touch": True} if mobile else {}
-        context = self.browser.new_context(
-            base_url=self.base_url, viewport=viewport, locale="en-US", **extra
-        )
-        self.contexts.append(context)
-        page = context.new_page()
-
-        def on_dialog(dialog: Any) -> None:
-            self.dialogs.append(f"{dialog.type}: {dialog.message}")
-            dialog.dismiss()
-
-        page.on("dialog", on_dialog)
-        page.on("pageerror", lambda exc: self.errors.append(str(exc)))
-        return page
-
-    def assert_clean(self) -> None:
-        assert self.dialogs == [], f"a dialog fired: {self.dialogs}"
-        assert self.errors == [], f"uncaught errors in the page: {self.errors}"
-
-    def close(self) -> None:
-        for context in self.contexts:
-            context.close()
-
-
-@pytest.fixture
-def ui(stack: Stack, browser: Browser) -> Iterator[UI]:
-    session = UI(browser, stack.base_url)
-    try:
-        yield session
-    finally:
-        session.close()
 
 
 @pytest.fixture

@@ -13,21 +13,17 @@ import subprocess
 import sys
 import threading
 from collections.abc import Iterator
-from pathlib import Path
 
 import httpx
 import pytest
-from playwright.sync_api import Browser, Page, expect, sync_playwright
+from playwright.sync_api import Browser, Page, expect
 
+from tests.browser import DESKTOP, PHONE, shot
 from tests.stack import RedisServer, Stack
 from tests.web import PASSWORD, make_user, store_of
 
-CHROMIUM = "/usr/bin/chromium"
-ARTIFACTS = Path(__file__).resolve().parent.parent / "test-artifacts" / "screenshots"
 ADMIN = "ui-dash-admin@example.com"
 PLAIN = "ui-dash-plain@example.com"
-DESKTOP = {"width": 1280, "height": 800}
-PHONE = {"width": 390, "height": 844}
 FAST = {"KUWA_TIMESERIES_INTERVAL": "1"}
 
 expect.set_options(timeout=20_000)
@@ -53,17 +49,6 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     finally:
         s.stop()
         server.stop()
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Browser]:
-    assert Path(CHROMIUM).exists(), f"these tests drive the system Chromium at {CHROMIUM}"
-    with sync_playwright() as p:
-        chromium = p.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
-        try:
-            yield chromium
-        finally:
-            chromium.close()
 
 
 class Load:
@@ -113,11 +98,6 @@ def signed_in(browser: Browser, stack: Stack, email: str, viewport: dict[str, in
     return page
 
 
-def shot(page: Page, name: str) -> None:
-    ARTIFACTS.mkdir(parents=True, exist_ok=True)
-    page.screenshot(path=str(ARTIFACTS / name), full_page=True)
-
-
 def test_the_live_dashboard_with_charts(stack: Stack, browser: Browser) -> None:
     page = signed_in(browser, stack, ADMIN, DESKTOP)
     with Load(stack):
@@ -137,7 +117,7 @@ def test_the_live_dashboard_with_charts(stack: Stack, browser: Browser) -> None:
         page.wait_for_timeout(2500)  # another poll, so the picture shows a moving hour
         tokens = page.get_by_test_id("card-tokens").locator(".dash-card-value")
         assert float(tokens.inner_text().replace(",", "")) > 0
-        shot(page, "dashboard-desktop.png")
+        shot(page, "dashboard-desktop.png", full_page=True)
         phone = signed_in(browser, stack, ADMIN, PHONE)
         phone.goto("/dashboard")
         expect(phone.get_by_test_id("dash-charts").locator("canvas")).to_have_count(4)
@@ -145,20 +125,20 @@ def test_the_live_dashboard_with_charts(stack: Stack, browser: Browser) -> None:
         phone.wait_for_timeout(1500)
         width = phone.evaluate("document.documentElement.scrollWidth")
         assert width <= PHONE["width"], f"the page is {width} px wide on a phone"
-        shot(phone, "dashboard-phone.png")
+        shot(phone, "dashboard-phone.png", full_page=True)
     page.goto("/dashboard/jobs")
     expect(page.get_by_test_id("dash-jobs").locator("tbody tr").first).to_be_visible()
-    shot(page, "dashboard-jobs.png")
+    shot(page, "dashboard-jobs.png", full_page=True)
     page.goto("/dashboard/stats")
     expect(page.get_by_test_id("dash-usage-chart").locator("canvas")).to_have_count(2)
-    shot(page, "dashboard-stats.png")
+    shot(page, "dashboard-stats.png", full_page=True)
     phone.goto("/dashboard/jobs")
     expect(phone.get_by_test_id("dash-jobs")).to_be_visible()
     assert phone.evaluate("document.documentElement.scrollWidth") <= PHONE["width"]
-    shot(phone, "dashboard-jobs-phone.png")
+    shot(phone, "dashboard-jobs-phone.png", full_page=True)
     page.goto("/dashboard/stress")
     expect(page.get_by_test_id("dash-stress-form")).to_be_visible()
-    shot(page, "dashboard-stress.png")
+    shot(page, "dashboard-stress.png", full_page=True)
     assert page.errors == [] and phone.errors == []  # type: ignore[attr-defined]
 
 
@@ -188,12 +168,12 @@ def test_stress_runs_compared_in_a_chart(stack: Stack, browser: Browser) -> None
     chart = page.get_by_test_id("dash-stress-chart")
     expect(chart.locator("canvas")).to_have_count(2)
     expect(chart).to_have_attribute("data-runs", "2")
-    shot(page, "dashboard-stress-runs.png")
+    shot(page, "dashboard-stress-runs.png", full_page=True)
     phone = signed_in(browser, stack, ADMIN, PHONE)
     phone.goto("/dashboard/stress")
     expect(phone.get_by_test_id("dash-stress-chart").locator("canvas")).to_have_count(2)
     assert phone.evaluate("document.documentElement.scrollWidth") <= PHONE["width"]
-    shot(phone, "dashboard-stress-phone.png")
+    shot(phone, "dashboard-stress-phone.png", full_page=True)
     assert page.errors == [] and phone.errors == []  # type: ignore[attr-defined]
 
 

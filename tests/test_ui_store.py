@@ -13,15 +13,11 @@ import re
 from collections.abc import Iterator
 
 import pytest
-from playwright.sync_api import Browser, Page, expect
+from playwright.sync_api import Page, expect
 
+from tests.browser import DESKTOP, PHONE, UI, shot
 from tests.stack import RedisServer, Stack
 from tests.test_ui_chat import (
-    ARTIFACTS,
-    CHROMIUM,
-    DESKTOP,
-    PHONE,
-    UI,
     api_get,
     body_text,
     room_id_of,
@@ -59,35 +55,6 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     finally:
         s.stop()
         server.stop()
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Browser]:
-    from pathlib import Path
-
-    from playwright.sync_api import sync_playwright
-
-    assert Path(CHROMIUM).exists(), f"these tests drive the system Chromium at {CHROMIUM}"
-    with sync_playwright() as p:
-        chromium = p.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
-        try:
-            yield chromium
-        finally:
-            chromium.close()
-
-
-@pytest.fixture
-def ui(stack: Stack, browser: Browser) -> Iterator[UI]:
-    session = UI(browser, stack.base_url)
-    try:
-        yield session
-    finally:
-        session.close()
-
-
-def shot(page: Page, name: str) -> None:
-    ARTIFACTS.mkdir(parents=True, exist_ok=True)
-    page.screenshot(path=str(ARTIFACTS / name), full_page=False)
 
 
 def open_store(page: Page) -> None:

@@ -8,22 +8,26 @@ typo never silently falls back to a default.
 from __future__ import annotations
 
 import dataclasses
-import ipaddress
 import os
 import secrets
-import types
 import typing
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from kuwa.setting_values import SettingsError, check, convert
+
 PREFIX = "KUWA_"
 DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/0"
-
-
-class SettingsError(ValueError):
-    """A ``KUWA_*`` variable or option has a bad name or value."""
+__all__ = [
+    "DEFAULT_REDIS_URL",
+    "PREFIX",
+    "Settings",
+    "SettingsError",
+    "setting_docs",
+    "setting_names",
+]
 
 
 def _doc(text: str) -> dict[str, str]:
@@ -484,7 +488,7 @@ class Settings:
             f = known.get(name)
             if f is None:
                 raise SettingsError(f"unknown setting {name}; see docs/configuration.md")
-            values[f.name] = _convert(name, raw, _field_type(f))
+            values[f.name] = convert(name, raw, _field_type(f))
         for key, value in overrides.items():
             if key not in {f.name for f in dataclasses.fields(cls)}:
                 raise SettingsError(f"unknown setting {key!r}")
@@ -498,65 +502,8 @@ class Settings:
         return dataclasses.replace(self, **{k: v for k, v in changes.items() if v is not None})
 
     def validate(self) -> None:
-        if not 0 < self.port < 65536:
-            raise SettingsError(f"port must be 1-65535, not {self.port}")
-        for name in ("kernel_metrics_port", "executor_metrics_port"):
-            value = getattr(self, name)
-            if value is not None and not 0 < value < 65536:
-                raise SettingsError(f"{name} must be 1-65535, not {value}")
-        for name in (
-            "max_body_bytes",
-            "max_queue",
-            "max_concurrency",
-            "transcript_max_chunks",
-            "workers",
-            "fair_window",
-            "import_max_rows",
-            "import_max_bytes",
-            "joblog_max_entries",
-            "usage_retention_days",
-        ):
-            if getattr(self, name) < 1:
-                raise SettingsError(f"{name} must be at least 1")
-        if not 0 < self.timeseries_interval <= self.timeseries_window:
-            raise SettingsError("timeseries_interval must be > 0 and <= timeseries_window")
-        if self.event_loop not in {"auto", "uvloop", "asyncio"}:
-            raise SettingsError(
-                f"event_loop must be auto, uvloop or asyncio, not {self.event_loop}"
-            )
-        if self.user_max_jobs < 0 or self.user_requests_per_minute < 0:
-            raise SettingsError("user_max_jobs and user_requests_per_minute must be >= 0")
-        if self.upstream_timeout <= 0:
-            raise SettingsError("upstream_timeout must be > 0")
-        if self.heartbeat_ttl <= 0 or self.coalesce_ms < 0 or self.debug_delay < 0:
-            raise SettingsError("heartbeat_ttl must be > 0; coalesce_ms, debug_delay >= 0")
-        if self.smtp_security not in {"starttls", "ssl", "none"}:
-            raise SettingsError(
-                f"smtp_security must be starttls, ssl or none, not {self.smtp_security}"
-            )
-        if self.oidc_provider not in {None, "google", "microsoft", "github", "custom"}:
-            raise SettingsError(
-                "oidc_provider must be google, microsoft, github or custom, "
-                f"not {self.oidc_provider}"
-            )
-        if self.oidc_provider == "custom" and not self.oidc_discovery_url:
-            raise SettingsError("oidc_provider custom needs oidc_discovery_url")
-        if self.oidc_provider and not self.oidc_client_id:
-            raise SettingsError("oidc_provider needs oidc_client_id (and usually a secret)")
-        for name in ("trusted_proxies", "ip_allowlist"):
-            for value in getattr(self, name):
-                try:
-                    ipaddress.ip_network(value, strict=False)
-                except ValueError:
-                    raise SettingsError(
-                        f"{name}: {value!r} is not an IP address or network like 10.0.0.0/8"
-                    ) from None
-        if min(self.login_max_failures, self.login_ip_max_failures, self.login_window) < 1:
-            raise SettingsError("login_max_failures, login_ip_max_failures, login_window >= 1")
-        if self.log_level.lower() not in {"debug", "info", "warning", "error"}:
-            raise SettingsError(
-                f"log_level must be debug, info, warning or error, not {self.log_level}"
-            )
+        """Raise :class:`SettingsError` naming the first setting whose value is out of range."""
+        check(self)
 
     # --- derived values -----------------------------------------------------------------
     @property
@@ -585,37 +532,6 @@ class Settings:
 def _field_type(f: dataclasses.Field[Any]) -> Any:
     hints = typing.get_type_hints(Settings)
     return hints[f.name]
-
-
-def _convert(name: str, raw: str, tp: Any) -> Any:
-    optional = False
-    origin = typing.get_origin(tp)
-    if origin in (typing.Union, types.UnionType):
-        args = [a for a in typing.get_args(tp) if a is not type(None)]
-        optional, tp = True, args[0]
-        origin = typing.get_origin(tp)
-    if optional and raw == "":
-        return None
-    try:
-        if tp is bool:
-            if raw.lower() in {"1", "true", "yes", "on"}:
-                return True
-            if raw.lower() in {"0", "false", "no", "off", ""}:
-                return False
-            raise ValueError(raw)
-        if tp is int:
-            return int(raw)
-        if tp is float:
-            return float(raw)
-        if tp is Path:
-            return Path(raw)
-        if origin is tuple:
-            return tuple(p.strip() for p in raw.split(",") if p.strip())
-        return raw
-    except ValueError:
-        raise SettingsError(
-            f"{name}={raw!r} is not a valid {getattr(tp, '__name__', tp)}"
-        ) from None
 
 
 def setting_names() -> list[str]:

@@ -10,12 +10,15 @@ import asyncio
 import json
 import signal
 import sys
+import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, TYPE_CHECKING
 
 import click
+
+from kuwa.cli.options import option
 
 if TYPE_CHECKING:
     from kuwa.stress import Progress, StressConfig, StressResult
@@ -85,11 +88,10 @@ async def _run(config: StressConfig, display: Display) -> StressResult:
         stop.set()
         loop.remove_signal_handler(signal.SIGINT)
 
-    try:
+    # Signal handlers belong to the main thread (a CliRunner in a test thread has none).
+    handled = threading.current_thread() is threading.main_thread()
+    if handled:
         loop.add_signal_handler(signal.SIGINT, interrupted)
-        handled = True
-    except (ValueError, RuntimeError, NotImplementedError):  # not the main thread, Windows
-        handled = False
     try:
         return await run_stress(config, display.update, stop)
     finally:
@@ -102,97 +104,86 @@ def _envvar(name: str) -> str:
 
 
 @click.command("stress")
-@click.option(
+@option(
     "--model",
     "-m",
     "models",
     envvar=_envvar("MODEL"),
-    show_envvar=True,
     multiple=True,
     required=True,
     help="Access code of a model to load; repeat for several, used in turn (in the variable: "
     "space-separated).",
 )
-@click.option(
+@option(
     "--concurrency",
     "-c",
     envvar=_envvar("CONCURRENCY"),
-    show_envvar=True,
     type=int,
     default=8,
     help="Requests in flight at once: the workers of a closed loop, or the cap under --rate "
     "(at most 1024).",
 )
-@click.option(
+@option(
     "--requests",
     "-n",
     envvar=_envvar("REQUESTS"),
-    show_envvar=True,
     type=int,
     default=100,
     help="Requests to send in all (at most 100000).",
 )
-@click.option(
+@option(
     "--rate",
     "-r",
     envvar=_envvar("RATE"),
-    show_envvar=True,
     type=float,
     help="Requests per second arriving as a Poisson process (at most 1000); unset: a closed "
     "loop, each worker sending its next request when the last one ended.",
 )
-@click.option(
+@option(
     "--duration",
     "-d",
     envvar=_envvar("DURATION"),
-    show_envvar=True,
     type=float,
     help="Seconds after which no new request starts (at most 3600); the run ends at "
     "--requests or --duration, whichever comes first.",
 )
-@click.option(
+@option(
     "--prompt-file",
     envvar=_envvar("PROMPT_FILE"),
-    show_envvar=True,
     type=click.Path(exists=True, dir_okay=False, path_type=Path),
     help='Prompts, one per line, or JSONL with a "prompt" string or a "messages" list per '
     "line; used in turn. Unset: a built-in set of short prompts.",
 )
-@click.option(
+@option(
     "--max-tokens",
     envvar=_envvar("MAX_TOKENS"),
-    show_envvar=True,
     type=int,
     help="max_tokens of every request (unset: the model's own limit).",
 )
-@click.option(
+@option(
     "--timeout",
     envvar=_envvar("TIMEOUT"),
-    show_envvar=True,
     type=float,
     default=120.0,
     help="Seconds one request may take before it counts as a timeout.",
 )
-@click.option(
+@option(
     "--url",
     envvar="KUWA_URL",
-    show_envvar=True,
     default=DEFAULT_URL,
     help="Base URL of the Kuwa gateway: this machine, KUWA_PUBLIC_URL's host or a host in "
     "KUWA_STRESS_TARGETS.",
 )
-@click.option(
+@option(
     "--token",
     envvar="KUWA_TOKEN",
-    show_envvar=True,
     required=True,
     help="Your API token (kuwa-cli user token, or the web profile page).",
 )
-@click.option(
+@option(
     "--output",
     "-o",
     envvar=_envvar("OUTPUT"),
-    show_envvar=True,
     type=click.Path(dir_okay=False, writable=True, path_type=Path),
     help="Write the result as JSON to this file (the token is not in it).",
 )
