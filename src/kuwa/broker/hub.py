@@ -129,7 +129,7 @@ class Hub:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._reader
         with contextlib.suppress(RedisError, OSError):
-            await self._pubsub.aclose()  # type: ignore[no-untyped-call]
+            await self._pubsub.aclose()
 
     async def subscribe(self, job_id: str, *, replay: bool = False) -> Subscription:
         """Subscribe to a job's channel and wait until Redis confirms it.

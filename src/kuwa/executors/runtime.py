@@ -327,4 +327,4 @@ class ExecutorRuntime:
                     task.cancel()
         finally:
             with contextlib.suppress(RedisError, OSError):
-                await pubsub.aclose()  # type: ignore[no-untyped-call]
+                await pubsub.aclose()

@@ -373,4 +373,4 @@ async def room_events(runner: RoomRunner, user: UserInfo, room_id: int) -> Async
             await state.redis.publish(
                 keys.room_channel(room_id), orjson.dumps({"type": "presence"})
             )
-            await pubsub.aclose()  # type: ignore[no-untyped-call]
+            await pubsub.aclose()
