@@ -15,7 +15,7 @@ import redis.asyncio as aioredis
 from kuwa import keys
 from kuwa.broker import ExecutorInfo, Hub, JobQueue, Registry, connect
 from kuwa.kernel import Kernel
-from kuwa.schemas import Chunk, Job, Message
+from kuwa.schemas import Chunk, Job, JobStatus, Message
 from kuwa.settings import Settings
 from tests.stack import RedisServer, Stack
 
@@ -241,3 +241,103 @@ async def test_dead_executor_is_listed_as_dead_for_a_while(redis: aioredis.Redis
     await redis.delete(keys.KERNEL_LEADER)
     await Kernel(Settings(), redis).tick()
     assert await registry.executors(include_dead=True) == []
+
+
+async def hold(redis: aioredis.Redis, consumer: str, n: int) -> list[Job]:
+    """Queue ``n`` jobs and let ``consumer`` take them all (they stay pending in the group)."""
+    queue = JobQueue(redis, max_queue=10_000, fair_window=10_000)
+    jobs = [make_job() for _ in range(n)]
+    for job in jobs:
+        await queue.enqueue(job)
+    taken = await queue.read(consumer, ["echo"], n, 100)
+    assert len(taken) == n
+    return jobs
+
+
+async def consumer_names(redis: aioredis.Redis) -> set[str]:
+    found = await redis.xinfo_consumers(keys.queue_stream("echo"), keys.CONSUMER_GROUP)
+    return {c["name"].decode() for c in found}
+
+
+async def test_dead_executors_jobs_behind_a_thousand_taken_ones_are_recovered(
+    redis: aioredis.Redis,
+) -> None:
+    await JobQueue(redis).ensure_groups(["echo"])
+    await Registry(redis, ttl=30).heartbeat(
+        ExecutorInfo("busy", ("echo",), "debug", "m", "h", 1, 1000)
+    )
+    await Registry(redis, ttl=0.05).heartbeat(
+        ExecutorInfo("ghost", ("echo",), "debug", "m", "h", 1, 250)
+    )
+    await hold(redis, "busy", 1000)  # a live executor's running jobs, older than the ghost's
+    lost = await hold(redis, "ghost", 250)  # more than a page
+    await asyncio.sleep(0.1)  # the ghost's heartbeat lapses
+    kernel = Kernel(Settings(), redis)
+    await kernel.tick()
+    assert kernel.recovered == 250
+    pending = await redis.xpending(keys.queue_stream("echo"), keys.CONSUMER_GROUP)
+    assert pending["pending"] == 1000  # the live executor's jobs are left alone
+    await Registry(redis, ttl=30).heartbeat(
+        ExecutorInfo("fresh", ("echo",), "debug", "m", "h", 1, 1000)
+    )
+    again = await JobQueue(redis).read("fresh", ["echo"], 1000, 100)
+    assert [q.job.id for q in again] == [j.id for j in lost]
+    assert {q.job.deliveries for q in again} == {1}
+    # The dead executor left the consumer group; the kernel's own claims are gone next tick.
+    assert "ghost" not in await consumer_names(redis)
+    await kernel.tick()
+    assert await consumer_names(redis) == {"busy", "fresh"}
+
+
+async def test_only_consumers_that_hold_nothing_and_are_not_live_leave_the_group(
+    redis: aioredis.Redis,
+) -> None:
+    queue = JobQueue(redis)
+    await queue.ensure_groups(["echo"])
+    await Registry(redis, ttl=30).heartbeat(
+        ExecutorInfo("idle", ("echo",), "debug", "m", "h", 1, 1)
+    )
+    await Registry(redis, ttl=0.05).heartbeat(
+        ExecutorInfo("left", ("echo",), "debug", "m", "h", 1, 1)
+    )
+    for consumer in ("idle", "left"):  # each serves a job to its end
+        await queue.enqueue(make_job())
+        [q] = await queue.read(consumer, ["echo"], 1, 100)
+        await queue.finish(q, JobStatus.DONE)
+    await asyncio.sleep(0.1)
+    assert await consumer_names(redis) == {"idle", "left"}
+    await Kernel(Settings(), redis).tick()
+    assert await consumer_names(redis) == {"idle"}
+    # Dropping is checked against the pending list in the same step: a holder stays.
+    await hold(redis, "left", 1)
+    assert not await queue.drop_consumer("echo", "left")
+    assert await consumer_names(redis) == {"idle", "left"}
+
+
+async def test_overdue_jobs_behind_a_thousand_taken_ones_fail(
+    redis: aioredis.Redis, hub: Hub
+) -> None:
+    await JobQueue(redis).ensure_groups(["echo"])
+    await Registry(redis, ttl=30).heartbeat(
+        ExecutorInfo("busy", ("echo",), "debug", "m", "h", 1, 1000)
+    )
+    await hold(redis, "busy", 1000)  # running for longer than the queue timeout, rightly
+    queue = JobQueue(redis, max_queue=10_000, fair_window=10_000)
+    waiting = [make_job() for _ in range(150)]  # more than a page
+    sub = await hub.subscribe(waiting[-1].id)
+    for job in waiting:
+        await queue.enqueue(job)
+    await asyncio.sleep(0.3)
+    await Kernel(Settings(queue_timeout=0.2), redis).tick()
+    [chunk] = [c async for c in sub.chunks(idle_timeout=5)]
+    assert chunk.error is not None and chunk.error["code"] == "queue_timeout"
+    await sub.close()
+    assert await redis.xlen(keys.queue_stream("echo")) == 1000  # only the taken ones are left
+    pending = await redis.xpending(keys.queue_stream("echo"), keys.CONSUMER_GROUP)
+    assert pending["pending"] == 1000
+    states = [await JobQueue(redis).state(j.id) for j in waiting]
+    assert {s["status"] for s in states} == {"failed"}
+    # A job that an executor holds is never withdrawn, even when asked for by id.
+    taken = await queue.held("echo", "busy", 1)
+    assert await queue.withdraw("echo", taken) == set()
+    assert await redis.xlen(keys.queue_stream("echo")) == 1000

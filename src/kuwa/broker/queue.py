@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from importlib import resources
 from typing import Any
@@ -17,6 +18,8 @@ from kuwa.schemas import Job, JobStatus
 
 _ENQUEUE = resources.files("kuwa.broker").joinpath("enqueue.lua").read_text()
 _REFILL = resources.files("kuwa.broker").joinpath("refill.lua").read_text()
+_WITHDRAW = resources.files("kuwa.broker").joinpath("withdraw.lua").read_text()
+_DROP_CONSUMER = resources.files("kuwa.broker").joinpath("drop_consumer.lua").read_text()
 
 
 @dataclass(frozen=True, slots=True)
@@ -43,6 +46,8 @@ class JobQueue:
         self.fair_window = fair_window
         self._enqueue = redis.register_script(_ENQUEUE)
         self._refill = redis.register_script(_REFILL)
+        self._withdraw = redis.register_script(_WITHDRAW)
+        self._drop_consumer = redis.register_script(_DROP_CONSUMER)
 
     # --- gateway side -------------------------------------------------------------------
     async def enqueue(self, job: Job, *, retry_after: int = 2, _retry: bool = False) -> None:
@@ -238,6 +243,82 @@ class JobQueue:
                 mapping={"status": status.value, "finished": repr(time.time())},
             )
             await pipe.execute()
+
+    # --- kernel side --------------------------------------------------------------------
+    async def consumers(self, codes: list[str]) -> dict[str, dict[str, int]]:
+        """Each queue's consumers (every executor or kernel that read or claimed from it and
+        was not dropped since) with the number of jobs each holds, in one round trip.
+        Queues without a stream or group yet are left out."""
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for code in codes:
+                pipe.xinfo_consumers(keys.queue_stream(code), keys.CONSUMER_GROUP)
+            replies = await pipe.execute(raise_on_error=False)
+        found: dict[str, dict[str, int]] = {}
+        for code, reply in zip(codes, replies, strict=True):
+            if isinstance(reply, ResponseError):
+                continue  # no stream or group yet
+            if isinstance(reply, Exception):
+                raise reply
+            found[code] = {text(c["name"]): int(c["pending"]) for c in reply}
+        return found
+
+    async def held(
+        self, code: str, consumer: str, count: int, after: bytes | None = None
+    ) -> list[bytes]:
+        """Entry ids of up to ``count`` jobs that ``consumer`` holds (read or claimed, not yet
+        acknowledged), oldest first, from after ``after``: page with the last id returned."""
+        start = "-" if after is None else "(" + text(after)
+        reply: Any = await self.redis.xpending_range(
+            keys.queue_stream(code), keys.CONSUMER_GROUP, start, "+", count, consumer
+        )
+        return [text(entry["message_id"]).encode() for entry in reply]
+
+    async def drop_consumer(self, code: str, consumer: str) -> bool:
+        """Delete ``consumer`` from the queue's group unless it holds a job (checked in the
+        same step). Whether it is gone; it comes back if it reads from the queue again."""
+        dropped = await self._drop_consumer(
+            keys=[keys.queue_stream(code)], args=[keys.CONSUMER_GROUP, consumer]
+        )
+        return bool(dropped)
+
+    async def unread(self, code: str, until_ms: int, count: int) -> AsyncIterator[list[QueuedJob]]:
+        """Pages of up to ``count`` jobs that no executor has read yet, added to the stream
+        at or before ``until_ms`` (unix milliseconds), oldest first.
+
+        Every entry up to the group's last-delivered id was handed out already and is held
+        until it is acknowledged and deleted, so the scan starts after that id: jobs that
+        executors hold cost nothing here, however many there are."""
+        stream = keys.queue_stream(code)
+        try:
+            groups: Any = await self.redis.xinfo_groups(stream)
+        except ResponseError:
+            return  # no stream yet
+        start = "-"  # no group yet: nothing was read
+        for group in groups:
+            if text(group["name"]) == keys.CONSUMER_GROUP:
+                start = "(" + text(group["last-delivered-id"])
+        while True:
+            entries: Any = await self.redis.xrange(stream, start, str(until_ms), count=count)
+            page = [
+                QueuedJob(code, entry_id, Job.decode(fields[b"job"]))
+                for entry_id, fields in entries
+                if fields
+            ]
+            if page:
+                yield page
+            if len(entries) < count:
+                return
+            start = "(" + text(entries[-1][0])
+
+    async def withdraw(self, code: str, entry_ids: list[bytes]) -> set[bytes]:
+        """Delete those of the entries that no executor holds, in one step (none can be
+        taken meanwhile); returns the ids deleted."""
+        if not entry_ids:
+            return set()
+        deleted: Any = await self._withdraw(
+            keys=[keys.queue_stream(code)], args=[keys.CONSUMER_GROUP, *entry_ids]
+        )
+        return {bytes(entry_id) for entry_id in deleted}
 
 
 def _stream_items(reply: object) -> list[tuple[bytes, list[tuple[bytes, dict[bytes, bytes]]]]]:

@@ -35,6 +35,7 @@ from kuwa.settings import Settings
 log = logging.getLogger(__name__)
 
 DEAD_SHOWN_FOR = 60.0  # seconds a dead executor stays listed (state "dead") before it is forgotten
+PAGE = 100  # stream entries read per round trip when scanning a queue
 LEASE_MS = 3000  # a standby (ticking every second) takes over within ~4 s
 _RENEW = """
 if redis.call('GET', KEYS[1]) == ARGV[1] then
@@ -130,7 +131,6 @@ class Kernel:
             await asyncio.to_thread(self.scaler.stop_all)  # the new leader scales now
 
     async def recover_orphans(self) -> int:
-        live = {e.id for e in await self.registry.executors()}
         models = await self.registry.known_models()
         recovered = 0
         counts = await self.registry.live_counts(list(models))
@@ -140,24 +140,36 @@ class Kernel:
                 recovered += await self.fail_stranded(code)
             recovered += await self.fail_overdue(code, timeouts.get(code))
             await self.queue.refill(code, self.settings.fair_window)  # a safety net
+        consumers = await self.queue.consumers(list(models))
+        # Read after the consumers: an executor heartbeats before it first reads, so every
+        # consumer listed above that is live now is in this set.
+        live = {e.id for e in await self.registry.executors()}
+        for code, held in consumers.items():
+            for consumer, pending in held.items():
+                if consumer in live:
+                    continue  # this kernel's own claims too: any left here failed half-way
+                if pending:
+                    recovered += await self._recover_all(code, consumer)
+                await self.queue.drop_consumer(code, consumer)  # so the group does not grow
         for code in models:
-            stream = keys.queue_stream(code)
-            try:
-                pending = await self.redis.xpending_range(
-                    stream, keys.CONSUMER_GROUP, "-", "+", 200
-                )
-            except RedisError:
-                continue  # no stream or group yet
-            for entry in pending:
-                consumer = text(entry["consumer"])
-                if consumer in live or consumer == self.id:
-                    continue
-                recovered += await self._recover(code, text(entry["message_id"]).encode(), consumer)
             await self.redis.zremrangebyscore(keys.queue_executors(code), "-inf", time.time() - 60)
         for dead in await self.registry.expired(older_than=DEAD_SHOWN_FOR):
             await self.registry.forget(dead, list(models))
         self.recovered += recovered
         return recovered
+
+    async def _recover_all(self, code: str, consumer: str) -> int:
+        """Recover every job a dead consumer holds, a page at a time (only its own pending
+        entries are read: jobs of live executors cost nothing, however many)."""
+        recovered = 0
+        after: bytes | None = None
+        while True:
+            entry_ids = await self.queue.held(code, consumer, PAGE, after)
+            for entry_id in entry_ids:
+                recovered += await self._recover(code, entry_id, consumer)
+            if len(entry_ids) < PAGE:
+                return recovered
+            after = entry_ids[-1]
 
     async def fail_stranded(self, code: str) -> int:
         """Fail jobs that wait on a queue whose last executor left more than a grace ago."""
@@ -191,25 +203,16 @@ class Kernel:
 
     async def _fail_waiting(self, code: str, older_than: float, message: str, why: str) -> int:
         """Fail the jobs of a queue that have waited (not yet taken) at least ``older_than`` s."""
-        stream = keys.queue_stream(code)
         newest_allowed = int((time.time() - older_than) * 1000)
-        entries: Any = await self.redis.xrange(stream, "-", f"{newest_allowed}", count=200)
         failed = 0
-        for entry_id, fields in entries:
-            if not fields:
-                continue
-            pending: Any = await self.redis.xpending_range(
-                stream, keys.CONSUMER_GROUP, entry_id, entry_id, 1
-            )
-            if pending:
-                continue  # taken by an executor: recover_orphans deals with it
-            job = Job.decode(fields[b"job"])
-            await self._fail(job, 0, "error", message, code=why)
-            async with self.redis.pipeline(transaction=False) as pipe:
-                pipe.xdel(stream, entry_id)
-                pipe.hset(keys.job_state(job.id), "status", JobStatus.FAILED.value)
-                await pipe.execute()
-            failed += 1
+        async for page in self.queue.unread(code, newest_allowed, PAGE):
+            withdrawn = await self.queue.withdraw(code, [q.entry_id for q in page])
+            for q in page:
+                if q.entry_id not in withdrawn:
+                    continue  # an executor took it meanwhile
+                await self._fail(q.job, 0, "error", message, code=why)
+                await self.redis.hset(keys.job_state(q.job.id), "status", JobStatus.FAILED.value)
+                failed += 1
         failed += await self._fail_backlogged(code, older_than, message, why)
         if failed:
             log.warning("kernel: failed %d job(s) waiting on %s (%s)", failed, code, why)
