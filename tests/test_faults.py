@@ -1,8 +1,10 @@
-"""Faults with real processes: an executor killed mid-answer, the leader kernel killed."""
+"""Faults with real processes: an executor killed mid-answer (with and without a kernel), the
+leader kernel killed, Redis restarted."""
 
 from __future__ import annotations
 
 import asyncio
+import json
 import signal
 import time
 from pathlib import Path
@@ -10,6 +12,7 @@ from pathlib import Path
 import httpx
 
 from kuwa import keys
+from kuwa.broker.watch import MID_ANSWER
 from tests.stack import RedisServer, Stack, wait_until
 
 FAST_HEARTBEAT = {"KUWA_HEARTBEAT_TTL": "1.5"}
@@ -87,6 +90,119 @@ def test_kill_9_executor_with_streams_running_and_waiting(tmp_path: Path) -> Non
         wait_until(lambda: redis.xlen(keys.queue_stream("m")) == 0, 5, "an empty queue")
         assert int(redis.get(keys.queue_backlogged("m")) or 0) == 0
         assert redis.xpending(keys.queue_stream("m"), keys.CONSUMER_GROUP)["pending"] == 0
+        redis.close()
+    finally:
+        stack.stop()
+        server.stop()
+
+
+def test_kill_9_executor_without_kernel_releases_every_stream(tmp_path: Path) -> None:
+    """No kernel runs (one ``kuwa-cli up`` whose kernel died): 10 answers stream from an
+    executor that is killed with SIGKILL. The gateway's own watch ends every stream with an
+    explicit ``executor_lost`` error event within 5 s, on /v1 (then ``[DONE]``) and on /v1.0
+    (then ``event: close``), instead of the 300 s idle timeout."""
+    server = RedisServer(tmp_path / "redis")
+    stack = Stack(tmp_path, server)
+    try:
+        stack.token = stack.create_user()
+        victim = stack.executor("m", delay=0.05, concurrency=10, name="victim", env=DEFAULTS)
+        base = stack.gateway(DEFAULTS)
+        redis = server.client()
+        assert redis.get(keys.KERNEL_LEADER) is None
+        prompt = " ".join(["word"] * 400)  # 20 s of answer at 50 ms a token
+        paths = ["/v1/chat/completions"] * 7 + ["/v1.0/chat/completions"] * 3
+        streaming = [asyncio.Event() for _ in paths]
+        errors: dict[int, tuple[float, dict[str, object]]] = {}
+        endings: dict[int, str] = {}
+
+        async def one(client: httpx.AsyncClient, i: int) -> None:
+            body = {"model": "m", "stream": True, "messages": [{"role": "user", "content": prompt}]}
+            headers = {"Authorization": f"Bearer {stack.token}"}
+            async with client.stream("POST", base + paths[i], json=body, headers=headers) as r:
+                assert r.status_code == 200
+                async for line in r.aiter_lines():
+                    if line.startswith('data: {"error"'):
+                        errors[i] = (time.monotonic(), json.loads(line[len("data: ") :]))
+                    elif '"content":"w' in line:  # a word of the answer, not the role event
+                        streaming[i].set()
+                    if line in ("data: [DONE]", "event: close"):
+                        endings[i] = line
+
+        async def scenario() -> float:
+            limits = httpx.Limits(max_connections=20)
+            async with httpx.AsyncClient(limits=limits, timeout=60) as client:
+                tasks = [asyncio.create_task(one(client, i)) for i in range(len(paths))]
+                await asyncio.wait_for(asyncio.gather(*(e.wait() for e in streaming)), 20)
+                victim.popen.send_signal(signal.SIGKILL)
+                killed_at = time.monotonic()
+                await asyncio.wait_for(asyncio.gather(*tasks), 30)  # no client hangs
+                return killed_at
+
+        killed_at = asyncio.run(scenario())
+        expected = {
+            "error": {
+                "message": MID_ANSWER,
+                "type": "server_error",
+                "param": None,
+                "code": "executor_lost",
+            }
+        }
+        assert sorted(errors) == list(range(len(paths)))
+        assert all(body == expected for _, body in errors.values()), errors
+        assert endings == {
+            i: "data: [DONE]" if "/v1/" in path else "event: close" for i, path in enumerate(paths)
+        }
+        after = [at - killed_at for at, _ in errors.values()]
+        print(
+            f"FAULT executor kill -9, no kernel: error events {min(after):.2f}-{max(after):.2f} s"
+            " after the kill"
+        )
+        assert max(after) < 5.0
+        redis.close()
+    finally:
+        stack.stop()
+        server.stop()
+
+
+def test_kill_9_executor_before_first_token_kernel_hands_job_on(tmp_path: Path) -> None:
+    """A job its executor had started but streamed nothing of is the kernel's to hand out
+    again: the gateway's watch leaves its client waiting, and another executor answers it."""
+    server = RedisServer(tmp_path / "redis")
+    stack = Stack(tmp_path, server)
+    try:
+        stack.token = stack.create_user()
+        stack.spawn("kernel", ["kernel", "start"], DEFAULTS)
+        victim = stack.executor("m", delay=60, name="victim", env=DEFAULTS)  # never gets far
+        base = stack.gateway(DEFAULTS)
+        redis = server.client()
+        wait_until(lambda: redis.get(keys.KERNEL_LEADER) is not None, 15, "a leader kernel")
+        result: dict[str, object] = {}
+
+        def ask() -> None:
+            r = httpx.post(
+                base + "/v1/chat/completions",
+                headers={"Authorization": f"Bearer {stack.token}"},
+                json={"model": "m", "messages": [{"role": "user", "content": "handed on"}]},
+                timeout=60,
+            )
+            result["status"], result["body"] = r.status_code, r.json()
+
+        async def scenario() -> None:
+            asking = asyncio.create_task(asyncio.to_thread(ask))
+
+            def taken() -> bool:
+                return bool(redis.xpending(keys.queue_stream("m"), keys.CONSUMER_GROUP)["pending"])
+
+            await asyncio.to_thread(wait_until, taken, 15, "the victim to take the job")
+            await asyncio.to_thread(stack.executor, "m", name="backup", env=DEFAULTS)
+            victim.popen.send_signal(signal.SIGKILL)
+            await asyncio.wait_for(asking, 30)
+
+        asyncio.run(scenario())
+        assert result["status"] == 200, result
+        body = result["body"]
+        assert isinstance(body, dict)
+        assert body["choices"][0]["message"]["content"] == "handed on"
         redis.close()
     finally:
         stack.stop()

@@ -4,6 +4,7 @@
 subscribes before it enqueues cannot miss a chunk. Chunks carry sequence numbers; a gap (a
 message lost while the connection was re-established, say) is filled from the job's
 transcript, and a late reader replays the transcript before following live messages.
+The hub's :class:`~kuwa.broker.watch.ExecutorWatch` ends the streams of an executor that died.
 """
 
 from __future__ import annotations
@@ -19,13 +20,26 @@ import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
 from kuwa import keys
+from kuwa.broker.watch import ExecutorWatch
 from kuwa.errors import JobFailedError
 from kuwa.schemas import Chunk
 
 log = logging.getLogger(__name__)
 
-_RESYNC = b"\x00resync"  # put in every queue after a reconnect: re-read the transcript
-_TIMEOUT = b"\x00timeout"  # put in a queue when its stream has been idle too long
+
+class _Signal:
+    """A message from the hub itself in a reader's queue (never from Redis): one type check
+    per chunk tells them apart from chunk messages."""
+
+    __slots__ = ("error", "final")
+
+    def __init__(self, error: dict[str, str] | None = None, final: bool = False) -> None:
+        self.error = error  # the stream ends with this error ({"message", "code"})
+        self.final = final  # as a final error chunk (the job is over) rather than raised
+
+
+_RESYNC = _Signal()  # put in every queue after a reconnect: re-read the transcript
+_TIMEOUT = _Signal()  # put in a queue when its stream has been idle too long
 
 
 class Subscription:
@@ -33,7 +47,7 @@ class Subscription:
         self.hub = hub
         self.job_id = job_id
         self.channel = channel
-        self.queue: asyncio.Queue[bytes] = asyncio.Queue()
+        self.queue: asyncio.Queue[bytes | _Signal] = asyncio.Queue()
         self.closed = False
 
     async def chunks(self, *, idle_timeout: float, from_seq: int = 0) -> AsyncIterator[Chunk]:
@@ -68,12 +82,17 @@ class Subscription:
     async def _ordered(self, expected: int) -> AsyncIterator[Chunk]:
         while True:
             raw = await self.queue.get()
-            if raw is _TIMEOUT:
-                raise JobFailedError(
-                    "The model sent nothing for a long time; the request was stopped.",
-                    code="timeout",
-                )
-            if raw is _RESYNC:
+            if isinstance(raw, _Signal):
+                if raw is _TIMEOUT:
+                    raise JobFailedError(
+                        "The model sent nothing for a long time; the request was stopped.",
+                        code="timeout",
+                    )
+                if raw.error is not None:  # the job's executor died (the hub's watch)
+                    if raw.final:
+                        yield Chunk(expected, finish_reason="error", error=raw.error)
+                        return
+                    raise JobFailedError(raw.error["message"], code=raw.error["code"])
                 pending = await self.hub.transcript(self.job_id, expected)
                 if not pending and not await self.hub.job_exists(self.job_id):
                     raise JobFailedError(
@@ -106,13 +125,15 @@ class Subscription:
 
 
 class Hub:
-    def __init__(self, redis: aioredis.Redis) -> None:
+    def __init__(self, redis: aioredis.Redis, *, watch_interval: float = 1.0) -> None:
         self.redis = redis
         self._pubsub = redis.pubsub()
         self._subs: dict[bytes, list[Subscription]] = {}  # a channel may have many readers
         self._confirm: dict[bytes, deque[asyncio.Future[None]]] = {}
         self._reader: asyncio.Task[None] | None = None
         self._control = keys.GATEWAY_CONTROL.encode()
+        self.watch = ExecutorWatch(redis, self._job_ids, self._lose, interval=watch_interval)
+        self._watcher: asyncio.Task[None] | None = None
 
     @property
     def active(self) -> int:
@@ -122,12 +143,14 @@ class Hub:
     async def start(self) -> None:
         await self._pubsub.subscribe(self._control)
         self._reader = asyncio.create_task(self._read_loop(), name="kuwa-hub")
+        self._watcher = asyncio.create_task(self.watch.run(), name="kuwa-executor-watch")
 
     async def stop(self) -> None:
-        if self._reader is not None:
-            self._reader.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._reader
+        for task in (self._watcher, self._reader):
+            if task is not None:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
         with contextlib.suppress(RedisError, OSError):
             await self._pubsub.aclose()
 
@@ -172,6 +195,16 @@ class Hub:
             del self._subs[sub.channel]
             with contextlib.suppress(RedisError, OSError):
                 await self._pubsub.unsubscribe(sub.channel)
+
+    def _job_ids(self) -> list[str]:
+        """The jobs this process has readers for (the executor watch's view)."""
+        return [readers[0].job_id for readers in self._subs.values() if readers]
+
+    def _lose(self, job_id: str, error: dict[str, str], final: bool) -> None:
+        """End every reader of the job with ``error``, after what it already has queued."""
+        signal = _Signal(error, final)
+        for sub in self._subs.get(keys.job_channel(job_id).encode(), ()):
+            sub.queue.put_nowait(signal)
 
     async def job_exists(self, job_id: str) -> bool:
         return bool(await self.redis.exists(keys.job_state(job_id)))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Collection
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -123,6 +124,16 @@ class Registry:
                 info.state = "dead"
             out.append(info)
         return sorted(out, key=lambda e: e.id)
+
+    async def live_among(self, ids: Collection[str]) -> set[str]:
+        """Which of these executors still heartbeat (their key, expired by Redis itself after
+        the TTL, still exists); one round trip."""
+        wanted = list(ids)
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for executor_id in wanted:
+                pipe.exists(keys.executor(executor_id))
+            found = await pipe.execute()
+        return {e for e, n in zip(wanted, found, strict=True) if n}
 
     async def expired(self, older_than: float = 0.0) -> list[str]:
         """Ids of executors whose heartbeat lapsed (they died without deregistering) at least

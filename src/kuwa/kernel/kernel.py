@@ -27,6 +27,7 @@ from kuwa.broker.connection import text
 from kuwa.broker.joblog import JobLog
 from kuwa.broker.stats import snapshot
 from kuwa.broker.timeseries import Sampler
+from kuwa.broker.watch import EXECUTOR_LOST, MID_ANSWER
 from kuwa.kernel import metrics
 from kuwa.kernel.scaler import LocalScaler
 from kuwa.schemas import Job, JobStatus
@@ -253,12 +254,7 @@ class Kernel:
             await self._fail(job, streamed, "cancelled", None)
         elif streamed:
             status = JobStatus.FAILED
-            await self._fail(
-                job,
-                streamed,
-                "error",
-                "The executor serving this model stopped in the middle of the answer.",
-            )
+            await self._fail(job, streamed, "error", MID_ANSWER)  # as gateways' watches do
         elif job.deliveries + 1 >= self.settings.max_deliveries:
             status = JobStatus.FAILED
             await self._fail(
@@ -284,7 +280,7 @@ class Kernel:
         return 1
 
     async def _fail(
-        self, job: Job, seq: int, reason: str, message: str | None, code: str = "executor_lost"
+        self, job: Job, seq: int, reason: str, message: str | None, code: str = EXECUTOR_LOST
     ) -> None:
         publisher = ChunkPublisher(
             self.redis,
