@@ -114,6 +114,9 @@ def fake_vllm(monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[str, Any]]:
         "vllm": types.ModuleType("vllm"),
         "vllm.engine": types.ModuleType("vllm.engine"),
         "vllm.engine.arg_utils": types.SimpleNamespace(AsyncEngineArgs=AsyncEngineArgs),
+        "vllm.platforms": types.SimpleNamespace(
+            current_platform=types.SimpleNamespace(is_cpu=lambda: False)
+        ),
         "vllm.usage": types.ModuleType("vllm.usage"),
         "vllm.usage.usage_lib": types.SimpleNamespace(
             UsageContext=types.SimpleNamespace(ENGINE_CONTEXT="engine")
@@ -162,6 +165,24 @@ def test_engine_options_pass_through() -> None:
         "dtype": "bfloat16",
         "load_format": "dummy",
     }
+
+
+def test_cpu_defaults_reserve_a_kv_cache_and_run_eagerly() -> None:
+    on_cpu = engine_options(Settings(model="m"), on_cpu=True)
+    assert on_cpu["enforce_eager"] is True
+    assert 0 < on_cpu["kv_cache_memory_bytes"] <= 4 << 30
+    assert "gpu_memory_utilization" not in on_cpu
+    on_gpu = engine_options(Settings(model="m"))
+    assert on_gpu["enforce_eager"] is False
+    assert "kv_cache_memory_bytes" not in on_gpu
+    chosen = engine_options(
+        Settings(model="m", kv_cache_gib=0.25, enforce_eager=False), on_cpu=True
+    )
+    assert chosen["kv_cache_memory_bytes"] == 1 << 28
+    assert chosen["enforce_eager"] is False
+    share = engine_options(Settings(model="m", gpu_memory_utilization=0.3), on_cpu=True)
+    assert share["gpu_memory_utilization"] == 0.3
+    assert "kv_cache_memory_bytes" not in share
 
 
 def test_sampling_always_sets_max_tokens() -> None:

@@ -418,7 +418,11 @@ class Settings:
         default=None, metadata=_doc("Model an executor serves: a Hugging Face id or a path.")
     )
     gpu_memory_utilization: float | None = field(
-        default=None, metadata=_doc("vLLM: fraction of GPU memory the engine may use.")
+        default=None,
+        metadata=_doc(
+            "vLLM: fraction of GPU memory the engine may use (on its CPU build: of the RAM, "
+            "weights included, unless kv_cache_gib is set)."
+        ),
     )
     tensor_parallel_size: int | None = field(
         default=None, metadata=_doc("vLLM: GPUs to split the model over.")
@@ -439,8 +443,19 @@ class Settings:
         default=None,
         metadata=_doc("vLLM load format; 'dummy' gives random weights (benchmarks, tests)."),
     )
-    enforce_eager: bool = field(
-        default=False, metadata=_doc("vLLM: skip CUDA graph capture (faster start).")
+    enforce_eager: bool | None = field(
+        default=None,
+        metadata=_doc(
+            "vLLM: run the model eagerly, without CUDA graphs or compilation (faster start). "
+            "Default: on for vLLM's CPU build, off on GPUs."
+        ),
+    )
+    kv_cache_gib: float | None = field(
+        default=None,
+        metadata=_doc(
+            "vLLM: memory for the KV cache in GiB. Default on vLLM's CPU build: 4, or a "
+            "quarter of the free RAM if less; on GPUs, what gpu_memory_utilization leaves."
+        ),
     )
     # --- stress measure ------------------------------------------------------------------
     stress_targets: tuple[str, ...] = field(

