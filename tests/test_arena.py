@@ -135,6 +135,50 @@ def test_an_answer_naming_its_model_is_not_ranked(stack: Stack, voter: App) -> N
     json.dumps(flagged)
 
 
+def drawn_pair(stack: Stack, room_id: int) -> list[str]:
+    """The two models a round drew (from the database: the browser is not told)."""
+    with store_of(stack) as store:
+        row = store.db.execute_sql(
+            "SELECT models FROM rooms WHERE id = ?".replace("?", store.db.param), (room_id,)
+        ).fetchone()
+    pair: list[str] = json.loads(row[0])
+    return pair
+
+
+def test_without_a_pool_the_arena_draws_from_every_model_one_may_use(stack: Stack) -> None:
+    """A fresh install has no arena pool: the arena works at once with the models served."""
+    from kuwa.accounts.permissions import model_permission
+    from tests.web import make_user
+
+    with store_of(stack) as store:
+        users = set(store.groups.get("Users").permissions)
+    make_user(stack, "nopool@example.com")
+    make_user(stack, "echo-only@example.com", permissions=users - {model_permission("upper")})
+    player = App(stack, "nopool@example.com")
+    narrow = App(stack, "echo-only@example.com")
+    try:
+        with store_of(stack) as store:
+            store.system.update(arena_pool="")
+        r = player.post("/app/arena")
+        assert r.status_code == 201, r.text
+        assert r.json()["models"] == ["arena:A", "arena:B"]
+        assert sorted(drawn_pair(stack, r.json()["id"])) == ["echo", "upper"]
+        alone = narrow.post("/app/arena")  # one model to use is not a battle
+        assert alone.status_code == 400 and alone.json()["error"]["code"] == "arena_pool"
+        assert "two models" in alone.json()["error"]["message"]
+        # An admin's pool refines the draw: only its models that are served and usable count.
+        with store_of(stack) as store:
+            store.system.update(arena_pool="echo:1, ghost:5")
+        refined = player.post("/app/arena")
+        assert refined.status_code == 400, refined.text
+        assert "arena pool" in refined.json()["error"]["message"]
+    finally:
+        with store_of(stack) as store:
+            store.system.update(arena_pool="echo:1, upper:1")
+        player.close()
+        narrow.close()
+
+
 def battle(app: App, prompt: str, outcome: str = "a") -> dict[str, object]:
     """Start a round, send ``prompt``, wait for both answers, vote; the revealed room."""
     room = app.post("/app/arena").json()

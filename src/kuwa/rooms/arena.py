@@ -1,10 +1,12 @@
 """The blinded arena: a battle room shows two models as A and B until its owner votes.
 
-A round draws two different models from the pool an administrator set (weighted), in a random
-order. The room's answers stream as usual but every response the browser gets names the
-models ``arena:A`` / ``arena:B`` (``shapes.arena_mask``). The vote (A better, B better, tie,
-both bad) is stored as a battle and reveals the names. An answer that names its own model or
-the model's display name is flagged and left out of the ranking, as LMSYS does.
+A round draws two different models, in a random order, from the models the user may use
+that are being served: all of them with equal weights, or, when an administrator set the
+arena pool, those of the pool with its weights. The room's answers stream as usual but every
+response the browser gets names the models ``arena:A`` / ``arena:B`` (``shapes.arena_mask``).
+The vote (A better, B better, tie, both bad) is stored as a battle and reveals the names. An
+answer that names its own model or the model's display name is flagged and left out of the
+ranking, as LMSYS does.
 """
 
 from __future__ import annotations
@@ -26,6 +28,31 @@ from kuwa.errors import ConflictError, InvalidRequestError, RateLimitError
 
 OUTCOMES = ("a", "b", "tie", "bad")
 VOTES_PER_DAY = 200
+
+
+def round_pool(
+    configured: Sequence[tuple[str, float]], usable: Sequence[str]
+) -> list[tuple[str, float]]:
+    """What a round draws from: every model in ``usable`` (those the user may use, served now)
+    with equal weights, or, when the administrator set a pool (``configured``), the pool's
+    models among them with the pool's weights. Fewer than two: a clear 400."""
+    allowed = set(usable)
+    if configured:
+        pool = [(code, weight) for code, weight in configured if code in allowed]
+        if len(pool) < 2:
+            raise InvalidRequestError(
+                "The arena needs two models of its pool that are running and that you may use; "
+                "ask an administrator to widen the arena pool (Manage → System).",
+                code="arena_pool",
+            )
+        return pool
+    if len(allowed) < 2:
+        raise InvalidRequestError(
+            "The arena needs two models that are running and that you may use; start another "
+            "executor, or ask an administrator for access to more models.",
+            code="arena_pool",
+        )
+    return [(code, 1.0) for code in dict.fromkeys(usable)]
 
 
 def draw_pair(pool: Sequence[tuple[str, float]], rng: random.Random) -> list[str]:

@@ -16,7 +16,7 @@ from kuwa.arena import elo, leaderboard, win_matrix
 from kuwa.errors import InvalidRequestError
 from kuwa.gateway.http import JSONResponse, read_json
 from kuwa.gateway.state import state_of
-from kuwa.rooms.arena import Arena, draw_pair
+from kuwa.rooms.arena import Arena, draw_pair, round_pool
 from kuwa.web.core import current_user, page, web_state
 
 _rng = random.SystemRandom()
@@ -39,16 +39,9 @@ async def start_round(request: Request) -> Response:
     assert user is not None
     gateway = state_of(request)
     config = await run_in_threadpool(web_state(request).store.system.load)
-    live = {code for code, _ in await gateway.chat.live_models()}
-    catalog = await gateway.models.models()
-    pool = [
-        (code, weight)
-        for code, weight in config.arena_pool
-        if code in live
-        and code in catalog
-        and catalog[code].enabled
-        and gateway.models.allowed(user, code)
-    ]
+    live = [code for code, _ in await gateway.chat.live_models()]
+    usable = [m.access_code for m in await gateway.models.usable(user, live)]
+    pool = round_pool(config.arena_pool, usable)
     pair = draw_pair(pool, _rng)
     room_id = await run_in_threadpool(_arena(request).start, user.id, pair)
     return JSONResponse(await _room_json(request, room_id), status_code=201)
