@@ -1,8 +1,9 @@
 """``kuwa-cli batch``: run a file of prompts through several models of any Kuwa gateway.
 
-An HTTP client only (the gateway's OpenAI API through the ``openai`` SDK, streaming): no
-database, no Redis. Results are appended to a JSONL file as they arrive, and a second run with
-the same output file only sends the (prompt, model) pairs that are not in it yet.
+An HTTP client only (the gateway's OpenAI API, streamed, through httpx and httpx-sse, which a
+plain install has): no database, no Redis. Results are appended to a JSONL file as they
+arrive, and a second run with the same output file only sends the (prompt, model) pairs that
+are not in it yet.
 """
 
 from __future__ import annotations
@@ -19,12 +20,15 @@ from typing import IO, TYPE_CHECKING, Any
 import click
 
 if TYPE_CHECKING:
-    import openai
-    from openai.types.chat import ChatCompletionMessageParam
+    import httpx
 
 DEFAULT_URL = "http://127.0.0.1:8000"
 CONNECT_TIMEOUT = 10.0
 REQUEST_TIMEOUT = 600.0
+RETRIES = 2
+"""Times a request is sent again when it could not connect or the gateway said 408, 409, 429
+or 5xx before any answer came (after 0.5 s, then 1 s, or the Retry-After it sent)."""
+RETRY_STATUS = frozenset({408, 409, 429})
 MAX_ROWS = 10**9
 """No row limit of the chat import (the results are streamed to a file)."""
 
@@ -159,7 +163,7 @@ class Progress:
 # --- the run ----------------------------------------------------------------------------------
 @dataclass
 class Batch:
-    client: openai.AsyncOpenAI
+    client: httpx.AsyncClient
     prompts: list[Prompt]
     models: list[str]
     out: IO[str]
@@ -179,51 +183,66 @@ class Batch:
         self.out.flush()
         self.progress.update(result.error is None)
 
-    async def ask(
-        self, prompt: Prompt, model: str, history: list[ChatCompletionMessageParam]
-    ) -> Result:
+    async def ask(self, prompt: Prompt, model: str, history: list[dict[str, str]]) -> Result:
         """One streamed chat completion; any failure becomes the result's ``error``."""
-        import openai
+        import httpx
+        from httpx_sse import SSEError
 
         result = Result(prompt, model)
-        messages: list[ChatCompletionMessageParam] = [
-            *history,
-            {"role": "user", "content": prompt.content},
-        ]
+        body = {
+            "model": model,
+            "messages": [*history, {"role": "user", "content": prompt.content}],
+            "stream": True,
+            "stream_options": {"include_usage": True},
+        }
         parts: list[str] = []
         async with self.semaphore:
             start = time.perf_counter()
             try:
-                stream = await self.client.chat.completions.create(
-                    model=model,
-                    messages=messages,
-                    stream=True,
-                    stream_options={"include_usage": True},
-                )
-                async with stream:
-                    async for chunk in stream:
-                        for choice in chunk.choices:
-                            if choice.delta.content:
-                                if result.ttft_s is None:
-                                    result.ttft_s = round(time.perf_counter() - start, 6)
-                                parts.append(choice.delta.content)
-                            if choice.finish_reason:
-                                result.finish_reason = choice.finish_reason
-                        if chunk.usage is not None:
-                            result.usage = {
-                                "prompt_tokens": chunk.usage.prompt_tokens,
-                                "completion_tokens": chunk.usage.completion_tokens,
-                                "total_tokens": chunk.usage.total_tokens,
-                            }
-            except openai.APIStatusError as exc:
-                result.error = f"HTTP {exc.status_code}: {error_message(exc)}"
-            except openai.APIConnectionError as exc:
-                result.error = f"cannot reach the gateway: {exc.__cause__ or exc}"
-            except openai.APIError as exc:  # an error event in the middle of the stream
-                result.error = error_message(exc)
+                await self.stream(body, result, parts, start)
+            except httpx.TransportError as exc:
+                result.error = f"cannot reach the gateway: {str(exc) or type(exc).__name__}"
+            except SSEError as exc:
+                result.error = f"bad stream: {exc}"
             result.total_s = round(time.perf_counter() - start, 6)
         result.answer = "".join(parts)
         return result
+
+    async def stream(
+        self, body: dict[str, Any], result: Result, parts: list[str], start: float
+    ) -> None:
+        """Send ``body`` (again on a connect failure or a busy answer, ``RETRIES`` times) and
+        read its events into ``result`` and ``parts``."""
+        import httpx
+        from httpx_sse import aconnect_sse
+
+        for attempt in range(RETRIES + 1):
+            last = attempt == RETRIES
+            try:
+                async with aconnect_sse(
+                    self.client, "POST", "chat/completions", json=body
+                ) as source:
+                    response = source.response
+                    if response.status_code != 200:
+                        await response.aread()
+                        if last or not _retryable(response.status_code):
+                            result.error = f"HTTP {response.status_code}: {error_text(response)}"
+                            return
+                        delay = _retry_delay(response, attempt)
+                    else:
+                        async for event in source.aiter_sse():
+                            if event.data == "[DONE]":
+                                return
+                            _read_chunk(event.data, result, parts, start)
+                            if result.error is not None:
+                                return
+                        result.error = "the stream ended without [DONE]: the answer may be cut"
+                        return
+            except (httpx.ConnectError, httpx.ConnectTimeout):
+                if last:
+                    raise
+                delay = _retry_delay(None, attempt)
+            await asyncio.sleep(delay)
 
     async def run(self, chained: bool) -> None:
         if chained:
@@ -244,7 +263,7 @@ class Batch:
 
     async def chain(self, model: str) -> None:
         """The prompts in file order, each with the earlier prompts and this model's answers."""
-        history: list[ChatCompletionMessageParam] = []
+        history: list[dict[str, str]] = []
         broken: Prompt | None = None
         for prompt in self.prompts:
             saved = self.done.get((prompt.index, model))
@@ -271,29 +290,81 @@ class Batch:
             ]
 
 
-def error_message(exc: openai.APIError) -> str:
-    """The gateway's own message (``{"error": {"message": …}}``) when it sent one."""
-    body = exc.body
+def _read_chunk(data: str, result: Result, parts: list[str], start: float) -> None:
+    """One event of the stream: text, finish reason and usage, or the error it carries."""
+    try:
+        chunk = json.loads(data)
+    except ValueError:
+        result.error = "bad stream: an event is not JSON"
+        return
+    if not isinstance(chunk, dict):
+        return
+    if chunk.get("error"):  # an error in the middle of the stream
+        result.error = message_of(chunk) or str(chunk["error"])
+        return
+    for choice in chunk.get("choices") or ():
+        delta = choice.get("delta") or {}
+        content = delta.get("content")
+        if content:
+            if result.ttft_s is None:
+                result.ttft_s = round(time.perf_counter() - start, 6)
+            parts.append(content)
+        if choice.get("finish_reason"):
+            result.finish_reason = choice["finish_reason"]
+    usage = chunk.get("usage")
+    if isinstance(usage, dict):
+        result.usage = {
+            name: int(usage.get(name) or 0)
+            for name in ("prompt_tokens", "completion_tokens", "total_tokens")
+        }
+
+
+def message_of(body: object) -> str | None:
+    """The message of Kuwa's error shape (``{"error": {"message": …}}``), if ``body`` is one."""
     if isinstance(body, dict):
         inner = body.get("error", body)
         if isinstance(inner, dict) and isinstance(inner.get("message"), str):
             return str(inner["message"])
-    return exc.message
+    return None
 
 
-async def check_gateway(client: openai.AsyncOpenAI, url: str) -> None:
+def error_text(response: httpx.Response) -> str:
+    """The gateway's own message when it sent one, else the HTTP reason."""
+    try:
+        body = response.json()
+    except ValueError:
+        body = None
+    return message_of(body) or response.reason_phrase or "no message"
+
+
+def _retryable(status: int) -> bool:
+    return status in RETRY_STATUS or status >= 500
+
+
+def _retry_delay(response: httpx.Response | None, attempt: int) -> float:
+    """Retry-After (seconds, up to a minute) when the gateway sent it, else 0.5 s, 1 s, …"""
+    if response is not None:
+        try:
+            wait = float(response.headers.get("retry-after", ""))
+            return min(60.0, max(0.0, wait))
+        except ValueError:
+            pass
+    return 0.5 * 2.0**attempt
+
+
+async def check_gateway(client: httpx.AsyncClient, url: str) -> None:
     """Fail fast (exit 2) when the gateway cannot be reached or refuses the token."""
-    import openai
+    import httpx
 
     try:
-        await client.with_options(max_retries=0).models.list()
-    except openai.APIConnectionError as exc:
+        response = await client.get("models")
+    except httpx.TransportError as exc:
         raise BatchUsageError(
-            f"cannot reach the Kuwa gateway at {url} ({exc.__cause__ or exc}); "
+            f"cannot reach the Kuwa gateway at {url} ({str(exc) or type(exc).__name__}); "
             "check --url / KUWA_URL"
         ) from None
-    except openai.APIStatusError as exc:
-        raise BatchUsageError(f"the gateway at {url} said: {error_message(exc)}") from None
+    if response.status_code != 200:
+        raise BatchUsageError(f"the gateway at {url} said: {error_text(response)}")
 
 
 async def run_batch(
@@ -307,7 +378,7 @@ async def run_batch(
     concurrency: int,
 ) -> tuple[int, int, int]:
     """Send every pending pair; (skipped, sent, failed)."""
-    import openai
+    import httpx
 
     done = read_done(out, prompts)
     total = len(prompts) * len(models)
@@ -315,10 +386,11 @@ async def run_batch(
     err = sys.stderr
     if skipped:
         click.echo(f"{skipped} of {total} pairs are already in {out}; skipping them", err=True)
-    client = openai.AsyncOpenAI(
-        base_url=url.rstrip("/") + "/v1",
-        api_key=token,
-        timeout=openai.Timeout(REQUEST_TIMEOUT, connect=CONNECT_TIMEOUT),
+    client = httpx.AsyncClient(
+        base_url=url.rstrip("/") + "/v1/",
+        headers={"Authorization": f"Bearer {token}"},
+        timeout=httpx.Timeout(REQUEST_TIMEOUT, connect=CONNECT_TIMEOUT),
+        limits=httpx.Limits(max_connections=concurrency + 1, max_keepalive_connections=concurrency),
     )
     async with client:
         await check_gateway(client, url)
