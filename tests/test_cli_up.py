@@ -6,6 +6,7 @@ import json
 import os
 import re
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -157,3 +158,20 @@ def test_bad_setting_is_a_clear_error(tmp_path: Path) -> None:
     got = kuwa("up", env=clean_env(KUWA_PROT="1", KUWA_DATA_DIR=str(tmp_path)))
     assert got.returncode == 2
     assert "unknown setting KUWA_PROT" in got.stderr
+
+
+def test_a_taken_port_is_named_before_anything_starts(tmp_path: Path) -> None:
+    """Another server on the port once answered up's health check: up printed "Kuwa is
+    running", created an admin, then died. Now it stops at once and says what to do."""
+    with socket.socket() as other:
+        other.bind(("127.0.0.1", 0))
+        other.listen()
+        port = other.getsockname()[1]
+        got = kuwa("up", "--port", str(port), env=clean_env(KUWA_DATA_DIR=str(tmp_path / "d")))
+    assert got.returncode == 1, got.stderr
+    assert f"port {port} on 127.0.0.1 is taken" in got.stderr
+    suggested = re.search(r"--port (\d+) \(or KUWA_PORT=(\d+)\)", got.stderr)
+    assert suggested and suggested.group(1) == suggested.group(2), got.stderr
+    assert int(suggested.group(1)) != port
+    assert "running" not in got.stderr + got.stdout and "password" not in got.stdout
+    assert not (tmp_path / "d").exists()  # nothing created: no data folder, no admin

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import errno
+import socket
 from collections.abc import Coroutine
 from typing import Any, TypeVar
 
@@ -55,6 +57,45 @@ def settings_environment(settings: Settings) -> dict[str, str]:
             value = "1" if value else "0"
         out[PREFIX + f.name.upper()] = str(value)
     return out
+
+
+def can_listen(host: str, port: int) -> OSError | None:
+    """None if a server may listen on ``host:port`` now, else why not (binding as uvicorn does,
+    with SO_REUSEADDR, so a port that only has closing connections counts as free)."""
+    try:
+        addresses = socket.getaddrinfo(
+            host or None, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE
+        )
+    except socket.gaierror as exc:
+        return OSError(errno.EADDRNOTAVAIL, f"unknown host {host!r} ({exc.strerror})")
+    for family, kind, proto, _, address in addresses:
+        with socket.socket(family, kind, proto) as sock:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            try:
+                sock.bind(address)
+            except OSError as exc:
+                return exc
+    return None
+
+
+def require_free_port(host: str, port: int) -> None:
+    """Stop with a clear message when the gateway could not listen on ``host:port``: another
+    program has it (a free port nearby is suggested), or it is not ours to take."""
+    problem = can_listen(host, port)
+    if problem is None:
+        return
+    if problem.errno == errno.EADDRINUSE:
+        nearby = range(port + 1, min(port + 50, 65536))
+        spare = next((p for p in nearby if can_listen(host, p) is None), None)
+        other = str(spare) if spare else "PORT"
+        raise click.ClickException(
+            f"port {port} on {host} is taken: another program is listening there. Stop it, "
+            f"or pick another port with --port {other} (or KUWA_PORT={other})."
+        )
+    raise click.ClickException(
+        f"cannot listen on {host}:{port}: {problem.strerror or problem}. Pick another address "
+        "or port with --host/--port (or KUWA_HOST/KUWA_PORT)."
+    )
 
 
 def setup_logging(settings: Settings, name: str) -> None:

@@ -15,7 +15,7 @@ from pathlib import Path
 import click
 
 from kuwa.cli import options
-from kuwa.cli.common import build_settings
+from kuwa.cli.common import build_settings, require_free_port
 from kuwa.settings import Settings
 
 DEMO_DELAY = "0.03"  # seconds per token: slow enough to watch the answers stream
@@ -57,6 +57,8 @@ def command(
         if demo_models is None
         else tuple(p.strip() for p in demo_models.split(",") if p.strip()),
     )
+    # Before creating anything: a server already on the port would answer the health check.
+    require_free_port(settings.host, settings.port)
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     settings.load_secret_key()  # create it once, before the children race for it
     stack = Supervisor()
