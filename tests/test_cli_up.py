@@ -18,6 +18,8 @@ import pytest
 
 from tests.stack import free_port, wait_until
 
+BESIDE = ["--backend", "debug", "--access-code", "beside", "--debug-transform", "upper"]
+
 
 def clean_env(**extra: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("KUWA_")}
@@ -25,9 +27,16 @@ def clean_env(**extra: str) -> dict[str, str]:
     return env
 
 
-def kuwa(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+def kuwa(
+    *args: str, env: dict[str, str], cwd: Path | None = None
+) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "kuwa", *args], env=env, capture_output=True, text=True, timeout=60
+        [sys.executable, "-m", "kuwa", *args],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=cwd,
     )
 
 
@@ -102,14 +111,40 @@ def test_up_runs_everything_and_stops_cleanly(up) -> None:  # type: ignore[no-un
     got = kuwa("user", "token", "--email", "admin@localhost", env=env)
     assert got.returncode == 0, got.stderr
     assert got.stdout == token.group(1) + "\n"
-    listed = kuwa(
-        "executor", "list", "--json", env=clean_env(KUWA_REDIS_URL=f"unix://{folder}/d/redis.sock")
-    )
+    # Commands beside `up` on its data folder use its Redis without being told
+    # (KUWA_REDIS_URL unset): they once joined redis://127.0.0.1:6379 and served nobody.
+    listed = kuwa("executor", "list", "--json", "--data-dir", "d", env=clean_env(), cwd=folder)
+    assert listed.returncode == 0, listed.stderr
     assert sorted(c for e in json.loads(listed.stdout) for c in e["access_codes"]) == [
         "echo",
         "reverse",
         "upper",
     ]
+    beside_log = (folder / "beside.log").open("w+")
+    beside = subprocess.Popen(
+        [sys.executable, "-m", "kuwa", "executor", "start", *BESIDE],
+        env=clean_env(KUWA_DATA_DIR=str(folder / "d")),
+        stdout=beside_log,
+        stderr=subprocess.STDOUT,
+    )
+    try:
+        wait_until(lambda: "beside" in models(), 30, "the executor started beside up")
+        r = httpx.post(
+            base + "/v1/chat/completions",
+            headers=headers,
+            json={"model": "beside", "messages": [{"role": "user", "content": "hi"}]},
+            timeout=30,
+        )
+        assert r.json()["choices"][0]["message"]["content"] == "HI"
+    finally:
+        beside.send_signal(signal.SIGTERM)
+        beside.wait(30)
+        beside_log.close()
+    logged = (folder / "beside.log").read_text()
+    assert f"using the Redis of `kuwa-cli up` (unix://{folder / 'd' / 'redis.sock'})" in logged
+    # A second `up` on the same data folder would take the first one's Redis socket: refused.
+    again = kuwa("up", "--port", str(free_port()), "--data-dir", str(folder / "d"), env=env)
+    assert again.returncode == 1 and "already runs on the data folder" in again.stderr
 
     children = psutil.Process(proc.pid).children(recursive=True)
     assert len(children) >= 6  # redis, kernel, 3 executors, gateway
@@ -152,6 +187,19 @@ def test_second_start_keeps_the_admin(tmp_path: Path) -> None:
         out, _ = proc.communicate(timeout=30)
     assert "API token" not in out
     assert proc.returncode == 0
+
+
+def test_up_help_names_its_own_redis_default() -> None:
+    """`up --help` said it used redis://127.0.0.1:6379/0, which up never does."""
+    shown = kuwa("up", "--help", env=clean_env())
+    assert shown.returncode == 0
+    text = " ".join(shown.stdout.split())
+    assert "6379" not in text
+    assert "a private redis-server on a unix socket in DATA_DIR" in text
+    other = " ".join(kuwa("executor", "start", "--help", env=clean_env()).stdout.split())
+    assert "the Redis of a `kuwa-cli up` running on DATA_DIR, else redis://127.0.0.1:6379/0" in (
+        other
+    )
 
 
 def test_bad_setting_is_a_clear_error(tmp_path: Path) -> None:

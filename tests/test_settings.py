@@ -1,18 +1,24 @@
 from __future__ import annotations
 
+import shutil
+import socket
+import subprocess
 from pathlib import Path
 
 import pytest
+import redis
 
 from kuwa.settings import Settings, SettingsError, setting_names
+from tests.stack import wait_until
 
 
-def test_defaults() -> None:
+def test_defaults(tmp_path: Path) -> None:
     s = Settings.from_env({})
     assert s.port == 8000
     assert s.host == "127.0.0.1"
     assert s.data_dir == Path("kuwa-data")
-    assert s.effective_redis_url == "redis://127.0.0.1:6379/0"
+    # (In a folder without a running `kuwa-cli up`: see the test below.)
+    assert s.replace(data_dir=tmp_path).effective_redis_url == "redis://127.0.0.1:6379/0"
     assert s.effective_database_url.startswith("sqlite:///")
     assert s.effective_database_url.endswith("kuwa-data/kuwa.db")
 
@@ -86,3 +92,41 @@ def test_every_setting_has_a_kuwa_name() -> None:
     names = setting_names()
     assert all(n.startswith("KUWA_") and n.isupper() for n in names)
     assert len(names) == len(set(names))
+
+
+def test_unset_redis_url_finds_the_redis_of_up_in_the_data_folder(tmp_path: Path) -> None:
+    """An executor started beside `kuwa-cli up` once joined redis://127.0.0.1:6379 and served
+    nobody: without KUWA_REDIS_URL, a Redis answering on DATA_DIR/redis.sock (where up starts
+    its own) is the one to use; a socket file nobody answers on is not."""
+    stale = tmp_path / "stale"
+    stale.mkdir()
+    with socket.socket(socket.AF_UNIX) as left_behind:
+        left_behind.bind(str(stale / "redis.sock"))  # a file, but nobody listens
+    assert Settings(data_dir=stale).effective_redis_url == "redis://127.0.0.1:6379/0"
+
+    data = tmp_path / "data"
+    data.mkdir()
+    sock = data / "redis.sock"
+    binary = shutil.which("redis-server")
+    assert binary, "redis-server must be installed"
+    server = subprocess.Popen(
+        [binary, "--port", "0", "--unixsocket", str(sock), "--save", "", "--dir", str(data)],
+        stdout=subprocess.DEVNULL,
+    )
+    try:
+        client = redis.Redis(unix_socket_path=str(sock))
+
+        def answers() -> bool:
+            try:
+                return bool(client.ping())
+            except redis.RedisError:
+                return False
+
+        wait_until(answers, 10, "redis-server")
+        client.close()
+        assert Settings(data_dir=data).effective_redis_url == f"unix://{sock}"
+        given = Settings(data_dir=data, redis_url="redis://elsewhere:6379/0")
+        assert given.effective_redis_url == "redis://elsewhere:6379/0"  # the variable wins
+    finally:
+        server.terminate()
+        server.wait(10)

@@ -8,6 +8,8 @@ typo never silently falls back to a default.
 from __future__ import annotations
 
 import dataclasses
+import functools
+import logging
 import os
 import secrets
 import typing
@@ -16,6 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from kuwa import local_redis
 from kuwa.setting_values import SettingsError, check, convert
 
 PREFIX = "KUWA_"
@@ -45,8 +48,9 @@ class Settings:
         default=None,
         metadata=_doc(
             "Redis to use, e.g. redis://host:6379/0 or unix:///path/redis.sock. Unset: "
-            "`kuwa-cli up` starts a private Redis in the data folder; other commands use "
-            f"{DEFAULT_REDIS_URL}."
+            "`kuwa-cli up` starts a private Redis in the data folder; other commands use that "
+            "Redis while an `up` runs on their data folder (DATA_DIR/redis.sock answers), "
+            f"else {DEFAULT_REDIS_URL}."
         ),
     )
     database_url: str | None = field(
@@ -523,7 +527,9 @@ class Settings:
     # --- derived values -----------------------------------------------------------------
     @property
     def effective_redis_url(self) -> str:
-        return self.redis_url or DEFAULT_REDIS_URL
+        """``redis_url``; unset: the Redis of a ``kuwa-cli up`` running on ``data_dir``, else
+        ``DEFAULT_REDIS_URL``. Looked for once per process and data folder, and logged."""
+        return self.redis_url or _unset_redis_url(str(self.data_dir.resolve()))
 
     @property
     def effective_database_url(self) -> str:
@@ -542,6 +548,21 @@ class Settings:
         with os.fdopen(fd, "w") as fh:
             fh.write(key + "\n")
         return key
+
+
+@functools.cache
+def _unset_redis_url(data_dir: str) -> str:
+    log = logging.getLogger("kuwa.settings")
+    url = local_redis.running_url(Path(data_dir))
+    if url is not None:
+        log.info("redis: KUWA_REDIS_URL is unset; using the Redis of `kuwa-cli up` (%s)", url)
+        return url
+    log.info(
+        "redis: KUWA_REDIS_URL is unset and no `kuwa-cli up` runs on %s; using %s",
+        data_dir,
+        DEFAULT_REDIS_URL,
+    )
+    return DEFAULT_REDIS_URL
 
 
 def _field_type(f: dataclasses.Field[Any]) -> Any:

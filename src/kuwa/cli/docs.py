@@ -69,8 +69,10 @@ READ_BY: dict[str, str] = {
     "oidc_tenant": "gateway, up",
     "oidc_group_claim": "gateway, up",
     "oidc_group": "gateway, up",
-    "data_dir": "gateway, up, worker, user, group, model, room, bot, feedback, db",
-    "redis_url": "gateway, executor, kernel, up",
+    "data_dir": (
+        "gateway, up, worker, executor, kernel, user, group, model, room, bot, feedback, db"
+    ),
+    "redis_url": "gateway, executor, kernel, worker, room, up",
     "database_url": "gateway, up, worker, user, group, model, room, bot, feedback, db",
     "db_auto_migrate": "gateway, up, worker, user, group, model, room, bot, feedback",
     "secret_key": "gateway, up, worker, user, group, model, room, bot, feedback",

@@ -154,6 +154,7 @@ START_OPTIONS = [
         help="Serve Prometheus metrics at http://KUWA_METRICS_HOST:PORT/metrics. [default: off]",
     ),
     options.redis_url,
+    options.redis_data_dir,
     options.log_level,
     options.burst,
 ]
@@ -240,6 +241,7 @@ def start(burst: bool, **values: Any) -> None:
 
 @command.command("list")
 @options.redis_url
+@options.redis_data_dir
 @click.option(
     "--json",
     "as_json",
@@ -248,11 +250,11 @@ def start(burst: bool, **values: Any) -> None:
     show_envvar=True,
     help="Print JSON instead of a table.",
 )
-def list_(redis_url: str | None, as_json: bool) -> None:
+def list_(redis_url: str | None, data_dir: Path | None, as_json: bool) -> None:
     """Show live executors."""
     from kuwa.broker import Registry, connect
 
-    settings = build_settings(redis_url=redis_url)
+    settings = build_settings(redis_url=redis_url, data_dir=data_dir)
 
     async def main() -> list[dict[str, object]]:
         redis = connect(settings.effective_redis_url)

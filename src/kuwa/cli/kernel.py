@@ -20,6 +20,7 @@ def command() -> None:
 
 @command.command("start")
 @options.redis_url
+@options.redis_data_dir
 @options.log_level
 @options.burst
 @click.option(
@@ -41,6 +42,7 @@ def command() -> None:
 )
 def start(
     redis_url: str | None,
+    data_dir: Path | None,
     log_level: str | None,
     burst: bool,
     pool: Path | None,
@@ -55,6 +57,7 @@ def start(
 
     settings = build_settings(
         redis_url=redis_url,
+        data_dir=data_dir,
         log_level=log_level,
         pool=pool,
         kernel_metrics_port=kernel_metrics_port,

@@ -44,13 +44,27 @@ def deleted_column(
 redis_url = option(
     "--redis-url",
     envvar="KUWA_REDIS_URL",
-    help="Redis URL (redis://, rediss:// or unix://). [default: redis://127.0.0.1:6379/0]",
+    help="Redis URL (redis://, rediss:// or unix://). [default: the Redis of a `kuwa-cli up` "
+    "running on DATA_DIR, else redis://127.0.0.1:6379/0]",
+)
+up_redis_url = option(
+    "--redis-url",
+    envvar="KUWA_REDIS_URL",
+    help="Redis URL (redis://, rediss:// or unix://). [default: a private redis-server on a "
+    "unix socket in DATA_DIR, stopped on exit]",
 )
 data_dir = option(
     "--data-dir",
     envvar="KUWA_DATA_DIR",
     type=click.Path(file_okay=False, path_type=Path),
     help="Folder for the SQLite database and secret key. [default: ./kuwa-data]",
+)
+redis_data_dir = option(
+    "--data-dir",
+    envvar="KUWA_DATA_DIR",
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Data folder of a running `kuwa-cli up` whose Redis to join when --redis-url is "
+    "unset. [default: ./kuwa-data]",
 )
 database_url = option(
     "--database-url",

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import click
 
+from kuwa import local_redis
 from kuwa.cli import options
 from kuwa.cli.common import build_settings, require_free_port
 from kuwa.settings import Settings
@@ -25,7 +26,7 @@ DEMO_DELAY = "0.03"  # seconds per token: slow enough to watch the answers strea
 @options.host
 @options.port
 @options.data_dir
-@options.redis_url
+@options.up_redis_url
 @options.database_url
 @options.log_level
 @click.option(
@@ -59,6 +60,13 @@ def command(
     )
     # Before creating anything: a server already on the port would answer the health check.
     require_free_port(settings.host, settings.port)
+    running = None if settings.redis_url else local_redis.running_url(settings.data_dir)
+    if running is not None:  # starting a second Redis would take the first one's socket
+        raise click.ClickException(
+            f"a Redis answers at {running}: a `kuwa-cli up` already runs on the data folder "
+            f"{settings.data_dir} (or left its redis-server behind). Stop it, or give this one "
+            "another --data-dir."
+        )
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     settings.load_secret_key()  # create it once, before the children race for it
     stack = Supervisor()
@@ -119,7 +127,7 @@ class Supervisor:
                 "redis-server; macOS: brew install redis) or pass --redis-url."
             )
         data_dir = data_dir.resolve()
-        sock = data_dir / "redis.sock"
+        sock = local_redis.socket_path(data_dir)
         args = [
             binary,
             "--save",
@@ -131,7 +139,7 @@ class Supervisor:
             "--logfile",
             str(data_dir / "redis.log"),
         ]
-        if len(str(sock)) < 100:  # unix socket paths are limited to ~107 bytes
+        if len(str(sock)) < local_redis.MAX_SOCKET_PATH:
             sock.unlink(missing_ok=True)
             args += ["--port", "0", "--unixsocket", str(sock), "--unixsocketperm", "700"]
             url = f"unix://{sock}"
