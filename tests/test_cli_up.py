@@ -146,6 +146,12 @@ def test_up_runs_everything_and_stops_cleanly(up) -> None:  # type: ignore[no-un
     again = kuwa("up", "--port", str(free_port()), "--data-dir", str(folder / "d"), env=env)
     assert again.returncode == 1 and "already runs on the data folder" in again.stderr
 
+    # The access log is off by default: a request is not a line in up's terminal.
+    logged_by_up = (folder / "up.err").read_text()
+    assert "gateway ready" in logged_by_up
+    assert '"GET /v1/models HTTP/1.1"' not in logged_by_up
+    assert "/healthz" not in logged_by_up
+
     children = psutil.Process(proc.pid).children(recursive=True)
     assert len(children) >= 6  # redis, kernel, 3 executors, gateway
     assert any("redis-server" in " ".join(c.cmdline()) for c in children)
@@ -174,7 +180,17 @@ def test_second_start_keeps_the_admin(tmp_path: Path) -> None:
     assert created.returncode == 0, created.stderr
     port = free_port()
     proc = subprocess.Popen(
-        [sys.executable, "-m", "kuwa", "up", "--port", str(port), "--demo-models", ""],
+        [
+            sys.executable,
+            "-m",
+            "kuwa",
+            "up",
+            "--port",
+            str(port),
+            "--demo-models",
+            "",
+            "--access-log",
+        ],
         env=env,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
@@ -184,9 +200,10 @@ def test_second_start_keeps_the_admin(tmp_path: Path) -> None:
         wait_until(lambda: healthy(f"http://127.0.0.1:{port}", proc), 60, "kuwa-cli up")
     finally:
         proc.send_signal(signal.SIGTERM)
-        out, _ = proc.communicate(timeout=30)
+        out, err = proc.communicate(timeout=30)
     assert "API token" not in out
     assert proc.returncode == 0
+    assert '"GET /healthz HTTP/1.1" 200' in err  # --access-log: every request is logged
 
 
 def test_up_help_names_its_own_redis_default() -> None:

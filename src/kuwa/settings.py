@@ -146,6 +146,13 @@ class Settings:
         metadata=_doc("Seconds a verified API token is cached in a gateway process."),
     )
     log_level: str = field(default="info", metadata=_doc("debug, info, warning or error."))
+    access_log: bool = field(
+        default=False,
+        metadata=_doc(
+            "Gateway: log every HTTP request at INFO (uvicorn's access log); off: only what "
+            "goes wrong is logged."
+        ),
+    )
     metrics_token: str | None = field(
         default=None,
         repr=False,

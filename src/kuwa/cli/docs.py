@@ -101,6 +101,7 @@ READ_BY: dict[str, str] = {
     "stream_idle_timeout": "gateway",
     "token_cache_seconds": "gateway",
     "log_level": "gateway, executor, kernel, up",
+    "access_log": "gateway, up",
     "heartbeat_ttl": "executor",
     "transcript_ttl": "gateway, executor, kernel",
     "transcript_max_chunks": "executor",

@@ -29,6 +29,7 @@ def command() -> None:
 @options.data_dir
 @options.database_url
 @options.log_level
+@options.access_log
 @click.option(
     "--workers",
     envvar="KUWA_WORKERS",
@@ -44,6 +45,7 @@ def start(
     data_dir: Path | None,
     database_url: str | None,
     log_level: str | None,
+    access_log: bool | None,
     workers: int | None,
 ) -> None:
     """Serve the API and web UI with uvicorn."""
@@ -56,6 +58,7 @@ def start(
         data_dir=data_dir,
         database_url=database_url,
         log_level=log_level,
+        access_log=access_log,
         workers=workers,
     )
     setup_logging(settings, "gateway")
@@ -65,6 +68,7 @@ def start(
         "port": settings.port,
         "log_level": settings.log_level.lower(),
         "log_config": None,
+        "access_log": settings.access_log,
         "timeout_graceful_shutdown": 5,
         # Forwarded headers are trusted only from KUWA_TRUSTED_PROXIES, by Kuwa itself.
         "proxy_headers": False,

@@ -79,6 +79,11 @@ log_level = option(
     type=click.Choice(["debug", "info", "warning", "error"], case_sensitive=False),
     help="How much to log. [default: info]",
 )
+access_log = option(
+    "--access-log/--no-access-log",
+    envvar="KUWA_ACCESS_LOG",
+    help="Log every HTTP request the gateway answers. [default: off]",
+)
 burst = click.option(
     "--burst",
     envvar="KUWA_BURST",

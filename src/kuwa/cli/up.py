@@ -29,6 +29,7 @@ DEMO_DELAY = "0.03"  # seconds per token: slow enough to watch the answers strea
 @options.up_redis_url
 @options.database_url
 @options.log_level
+@options.access_log
 @click.option(
     "--demo-models",
     envvar="KUWA_DEMO_MODELS",
@@ -44,6 +45,7 @@ def command(
     redis_url: str | None,
     database_url: str | None,
     log_level: str | None,
+    access_log: bool | None,
     demo_models: str | None,
 ) -> None:
     """Run everything on embedded defaults; Ctrl-C stops it all."""
@@ -54,6 +56,7 @@ def command(
         redis_url=redis_url,
         database_url=database_url,
         log_level=log_level,
+        access_log=access_log,
         demo_models=None
         if demo_models is None
         else tuple(p.strip() for p in demo_models.split(",") if p.strip()),
@@ -242,6 +245,7 @@ def _child_env(settings: Settings) -> dict[str, str]:
     env["KUWA_REDIS_URL"] = settings.effective_redis_url
     env["KUWA_DATA_DIR"] = str(settings.data_dir.resolve())
     env["KUWA_LOG_LEVEL"] = settings.log_level
+    env["KUWA_ACCESS_LOG"] = "1" if settings.access_log else "0"
     if settings.database_url:
         env["KUWA_DATABASE_URL"] = settings.database_url
     env.pop("KUWA_DEMO_MODELS", None)
