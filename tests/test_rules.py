@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import random
+import re
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -16,7 +17,7 @@ from kuwa.schemas import GenerationParams, Message
 U, A, S = "user", "assistant", "system"
 
 YAML = r"""
-# the example of the module docstring
+# an example like docs/rules.md's (that page's own are tested at the end)
 input:
   - match: {keyword: "password"}
     action: block
@@ -494,3 +495,59 @@ def test_bad_files_name_the_file(tmp_path: Path) -> None:
 
 def test_rules_error_is_a_config_error() -> None:
     assert issubclass(RulesError, ConfigError)
+
+
+# --- docs/rules.md --------------------------------------------------------------------------
+RULES_DOC = Path(__file__).resolve().parent.parent / "docs" / "rules.md"
+
+
+def documented_files() -> dict[str, str]:
+    """The example rule files of docs/rules.md by language (its ```yaml and ```toml blocks)."""
+    text = RULES_DOC.read_text(encoding="utf-8")
+    blocks = re.findall(r"^```(yaml|toml)\n(.*?)^```", text, re.S | re.M)
+    assert sorted(lang for lang, _ in blocks) == ["toml", "yaml"], "one example of each"
+    return dict(blocks)
+
+
+def test_the_documented_example_files_parse_agree_and_do_what_the_page_says(
+    tmp_path: Path,
+) -> None:
+    files = documented_files()
+    loaded = []
+    for lang, body in files.items():
+        path = tmp_path / f"rules.{lang}"
+        path.write_text(body, encoding="utf-8")
+        loaded.append(Rules.load(path))
+    a, b = loaded
+    assert a.input == b.input and a.output == b.output and a.parameters == b.parameters
+    assert a.max_input_tokens == b.max_input_tokens == 3000
+    assert [r.action for r in a.input] == ["block", "overwrite", "warn"]
+    assert [r.action for r in a.output] == ["block", "overwrite"]
+    for rules in loaded:
+        blocked = rules.check_input((Message(U, "my PASSWORD is hunter2"),))
+        assert blocked.blocked == "Please do not share passwords."
+        card = (Message(U, "card 1234567812345678"), Message(A, "ok"), Message(U, "thanks"))
+        assert rules.check_input(card).messages[0].content == "card [card number removed]"
+        key = "sk-" + "A1" * 15
+        assert one_char_at_a_time(rules, f"use {key} now")[0] == "use [redacted] now"
+        text, f = one_char_at_a_time(rules, "it is internal-codename X")
+        assert text == "it is " and f.blocked == "The answer was stopped by a content rule."
+        bounded = rules.bound(GenerationParams(temperature=1.7))
+        assert bounded == GenerationParams(temperature=1.0, max_tokens=2048)
+
+
+def test_the_documented_error_is_what_a_bad_file_gets(tmp_path: Path) -> None:
+    """docs/rules.md quotes the message of a bad action: keep the quote true."""
+    quoted = re.search(r"\(`(rules\.yaml: input rule 2: [^`]*)`\)", RULES_DOC.read_text("utf-8"))
+    assert quoted is not None
+    path = tmp_path / "rules.yaml"
+    path.write_text(
+        "input:\n  - match: {keyword: a}\n    action: warn\n"
+        "  - match: {keyword: b}\n    action: drop\n",
+        encoding="utf-8",
+    )
+    with pytest.raises(RulesError) as caught:
+        Rules.load(path)
+    assert caught.value.message.replace(str(path), "rules.yaml") == " ".join(
+        quoted.group(1).split()
+    )

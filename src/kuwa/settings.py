@@ -394,7 +394,8 @@ class Settings:
     rules: Path | None = field(
         default=None,
         metadata=_doc(
-            "Executor: rule file (YAML or TOML): input/output filters, bounds, trimming."
+            "Executor: rule file (YAML or TOML): input/output filters, bounds, trimming "
+            "(docs/rules.md)."
         ),
     )
     upstream_base_url: str | None = field(

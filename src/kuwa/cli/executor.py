@@ -73,7 +73,8 @@ START_OPTIONS = [
         "--rules",
         field="rules",
         type=click.Path(exists=True, dir_okay=False, path_type=Path),
-        help="Rule file (YAML or TOML): input/output filters, parameter bounds, trimming.",
+        help="Rule file (YAML or TOML): input/output filters, parameter bounds, trimming; "
+        "see docs/rules.md.",
     ),
     _setting_option("--name", field="executor_name", help="Name to register under."),
     _setting_option(

@@ -1,38 +1,17 @@
 """Rule-based control of what goes into a model and what comes out of it.
 
-Rules come from a YAML (``.yaml``/``.yml``) or TOML (``.toml``) file given with ``--rules``::
-
-    input:            # checked on the user's messages (the last one; `scope: all` for every one)
-      - match: {keyword: "password"}         # or {regex: "..."}; add case_sensitive: true
-        action: block                        # block | warn | overwrite
-        message: "Please do not share passwords."     # shown to the user
-      - match: {regex: "\\\\b\\\\d{16}\\\\b"}
-        action: overwrite
-        replace: "[card number removed]"     # required for overwrite ("" deletes)
-        scope: all
-    output:           # applied to the model's answer as it streams
-      - match: {keyword: "internal-codename"}
-        action: block
-        message: "The answer was stopped by a content rule."
-      - match: {regex: "sk-[A-Za-z0-9]{20,}"}
-        action: overwrite
-        replace: "[redacted]"
-        window: 64                           # the longest text a regex match can span
-    parameters:       # bounds on what a request may ask for (temperature, top_p, max_tokens)
-      max_tokens: {max: 2048}
-      temperature: {min: 0.0, max: 1.0}
-    max_input_tokens: 3000   # oldest history trimmed; system messages and the last one kept
-
-The same in TOML: ``[[input]]`` tables with ``match = {keyword = "password"}``, a
-``[parameters]`` table, and ``max_input_tokens = 3000`` at the top.
+Rules come from a YAML (``.yaml``/``.yml``) or TOML (``.toml``) file given with ``--rules``:
+input rules (block, warn or overwrite the user's messages), output rules (the same on the
+streamed answer), parameter bounds and ``max_input_tokens`` (history trimming). The format,
+with an example in both languages, is documented in ``docs/rules.md``; a test loads its
+examples, so the page and this parser cannot disagree.
 
 Matching is case-insensitive unless ``case_sensitive: true``. A keyword's ``replace`` is taken
 literally; a regex's may name groups (``\\1``, ``\\g<name>``). Rules run in file order; an
-overwrite changes the text later rules see. A warn rule adds its ``message`` to the warnings
-once per request. The output filter holds back the last few characters of the stream (a
-keyword's length less one; a regex's ``window`` less one) so a match split across chunks is
-still caught: a blocked phrase never reaches the client. Every decision is counted in
-:meth:`Rules.counters`. Nothing here logs or keeps the users' text.
+overwrite changes the text later rules see. The output filter holds back the last few
+characters of the stream (a keyword's length less one; a regex's ``window`` less one) so a
+match split across chunks is still caught: a blocked phrase never reaches the client. Every
+decision is counted in :meth:`Rules.counters`. Nothing here logs or keeps the users' text.
 """
 
 from __future__ import annotations
