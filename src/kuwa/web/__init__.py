@@ -14,7 +14,7 @@ import redis.asyncio as aioredis
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
-from starlette.responses import FileResponse, Response
+from starlette.responses import FileResponse, RedirectResponse, Response
 from starlette.routing import BaseRoute, Mount, Route
 from starlette.staticfiles import StaticFiles
 
@@ -94,6 +94,14 @@ async def vendor(request: Request) -> Response:
     return FileResponse(path, headers={"Cache-Control": "public, max-age=86400"})
 
 
+@page(PUBLIC)
+async def favicon(request: Request) -> Response:
+    """Browsers (and pages without the base template's icon link) ask for /favicon.ico."""
+    return RedirectResponse(
+        "/static/favicon.svg", status_code=301, headers={"Cache-Control": "public, max-age=86400"}
+    )
+
+
 def routes() -> list[BaseRoute]:
     static = resources.files("kuwa.web").joinpath("static")
     return [
@@ -118,6 +126,7 @@ def routes() -> list[BaseRoute]:
         *dashboard.routes(),
         Mount("/static", StaticFiles(directory=str(static)), name="static"),
         Route("/vendor/{name}", vendor, methods=["GET"]),
+        Route("/favicon.ico", favicon, methods=["GET"]),
     ]
 
 
