@@ -29,9 +29,28 @@ export function lang() {
   return current;
 }
 
-/** t("sent_to", {name: "Echo"}) → the string with {name} filled in. */
+const pluralRules = {};
+
+/** The CLDR plural category of n in language code: "one" or "other" for English, always
+ *  "other" for Chinese. */
+function pluralOf(code, n) {
+  pluralRules[code] ??= new Intl.PluralRules(code);
+  return pluralRules[code].select(n);
+}
+
+/** KEY_one, KEY_other… for a count {n} when the catalog has that form, else KEY. */
+function pick(table, code, key, vars) {
+  if (vars && typeof vars.n === "number") {
+    const form = table[`${key}_${pluralOf(code, vars.n)}`];
+    if (form !== undefined) return form;
+  }
+  return table[key];
+}
+
+/** t("sent_to", {name: "Echo"}) → the string with {name} filled in; with a count {n}, the
+ *  catalog's plural form for it (uses_count_one: "{n} use", uses_count: "{n} uses"). */
 export function t(key, vars) {
-  let text = strings[key] ?? fallback[key] ?? key;
+  let text = pick(strings, current, key, vars) ?? pick(fallback, "en", key, vars) ?? key;
   if (vars) {
     text = text.replace(/\{(\w+)\}/g, (m, name) => (name in vars ? String(vars[name]) : m));
   }
