@@ -34,6 +34,13 @@ GENERATED = (
 READ_BY: dict[str, str] = {
     "import_max_rows": "gateway, up, room",
     "import_max_bytes": "gateway, up",
+    "files_dir": "gateway, up, worker",
+    "files_max_bytes": "gateway, up, worker",
+    "files_max_pages": "gateway, up, worker",
+    "files_user_quota_bytes": "gateway, up",
+    "files_user_quota_files": "gateway, up",
+    "files_extract_timeout": "gateway, up, worker",
+    "files_passages": "gateway, up",
     "auto_register_models": "gateway, up",
     "public_url": "gateway, up, stress, worker",
     "trusted_proxies": "gateway, up",

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from typing import BinaryIO, cast
 
+import orjson
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
@@ -18,6 +19,7 @@ from kuwa.rooms import Transfer
 from kuwa.rooms.transfer import room_docx_bytes
 from kuwa.web.background import enqueue_pending
 from kuwa.web.core import page, web_state
+from kuwa.web.documents import room_files_export
 from kuwa.web.rooms import SEND, _id, _not_blinded, _require, _rooms, _runner, _user
 
 EXPORT = "Room_read_export_chat"
@@ -49,11 +51,13 @@ async def app_export(request: Request) -> Response:
             content=m["content"],
             model=m["model"] if m["role"] == "assistant" else None,
             chain=bool(m["chain"]) if m["role"] == "assistant" else None,
+            citations=orjson.loads(m["citations"]) if m.get("citations") else None,
         )
         for m in thread
     ]
     if kind == "json":
-        body: bytes = formats.export_json(rows)
+        files = await run_in_threadpool(room_files_export, request, room_id)
+        body: bytes = formats.export_json(rows, files)
     elif kind == "tsv":
         body = formats.export_tsv(rows).encode()
     else:
