@@ -153,7 +153,7 @@ def bench_ranking(passages: int, queries: int) -> None:
             full: list[float] = []
             ranking: list[float] = []
             cpu: list[float] = []
-            indexes = [ix for _, ix in CACHE.get_many(docs, ids)]
+            indexes = [ix.lexical for _, ix in CACHE.get_many(docs, ids)]
             for prompt in prompts:
                 t0 = time.perf_counter()
                 search(indexes, prompt, 5)

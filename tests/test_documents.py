@@ -13,6 +13,7 @@ from typing import Any
 import httpx
 import pytest
 
+from kuwa.settings import Settings
 from tests import docfiles
 from tests.stack import RedisServer, Stack, wait_until
 from tests.web import Browser, make_user, store_of
@@ -471,3 +472,41 @@ def test_the_room_export_carries_its_files_and_citations(owner: App) -> None:
     (exported,) = doc["files"]
     assert exported["id"] == info["id"] and exported["name"] == "report.pdf"
     assert base64.b64decode(exported["content_base64"]) == data
+
+
+# --- hybrid ranking with an embedding model -------------------------------------------------
+def test_with_an_embedding_model_passages_are_ranked_by_meaning_too(tmp_path: Path) -> None:
+    from kuwa.accounts import Accounts, close_database, open_database
+    from kuwa.documents import Documents, Embedder, retrieve
+    from kuwa.documents.indexing import Indexer
+    from tests.embedserver import EmbeddingServer
+
+    server = EmbeddingServer()
+    settings = Settings(data_dir=tmp_path, embedding_url=server.url, embedding_model="hash-64")
+    db = open_database(settings)
+    try:
+        user = Accounts(db, settings.load_secret_key()).create_user(
+            "vectors@example.com", "V", "correct horse battery"
+        )
+        docs = Documents(db, settings)
+        car = "The red car is parked by the harbour. " + "It waits there all day. " * 20
+        text = f"{car}\n\n{'Lunch is soup on Mondays. ' * 25}\n".encode()
+        row = docs.add(user.id, "notes.txt", text)
+        assert Indexer(docs).run(int(row["id"])) == "ready"
+        assert server.requests[-1]["model"] == "hash-64"
+        (_, vectors) = docs.index_bytes([int(row["id"])])[int(row["id"])]
+        assert vectors is not None  # the passages were embedded at indexing
+        ids = [int(row["id"])]
+        embedder = Embedder.from_settings(settings)
+        # No word in common: BM25 alone finds nothing, by meaning the car passage is found.
+        assert retrieve(docs, ids, "automobile", 3) == []
+        found = retrieve(docs, ids, "automobile", 3, embedder)
+        assert len(found) == 2 and "red car" in found[0]["text"]  # two passages, car first
+        assert "red car" in retrieve(docs, ids, "汽車在哪裡", 3, embedder)[0]["text"]
+        # The model down: BM25 alone, no error for the person asking.
+        server.fail = True
+        assert retrieve(docs, ids, "automobile", 3, embedder) == []
+        assert "red car" in retrieve(docs, ids, "harbour car", 3, embedder)[0]["text"]
+    finally:
+        close_database(db)
+        server.stop()

@@ -84,8 +84,8 @@ def check(s: Settings) -> None:
         raise SettingsError("upstream_timeout must be > 0")
     if s.files_user_quota_bytes < 0 or s.files_user_quota_files < 0:
         raise SettingsError("files_user_quota_bytes and files_user_quota_files must be >= 0")
-    if s.files_extract_timeout <= 0:
-        raise SettingsError("files_extract_timeout must be > 0")
+    if s.files_extract_timeout <= 0 or s.embedding_timeout <= 0:
+        raise SettingsError("files_extract_timeout and embedding_timeout must be > 0")
     if s.heartbeat_ttl <= 0 or s.coalesce_ms < 0 or s.debug_delay < 0:
         raise SettingsError("heartbeat_ttl must be > 0; coalesce_ms, debug_delay >= 0")
     if s.smtp_security not in {"starttls", "ssl", "none"}:

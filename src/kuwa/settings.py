@@ -348,6 +348,25 @@ class Settings:
             "Passages of a room's documents put into each model's prompt (the best ranked)."
         ),
     )
+    embedding_url: str | None = field(
+        default=None,
+        metadata=_doc(
+            "An OpenAI-compatible embeddings API up to /v1 (vLLM serving an embedding model, "
+            "Text Embeddings Inference, Ollama, OpenAI, ...): passages are then also ranked "
+            "by meaning, fused with BM25. Unset: BM25 only."
+        ),
+    )
+    embedding_model: str | None = field(
+        default=None, metadata=_doc("The embedding model's name at embedding_url.")
+    )
+    embedding_api_key: str | None = field(
+        default=None,
+        repr=False,
+        metadata=_doc("Bearer token for embedding_url, if it needs one; never logged."),
+    )
+    embedding_timeout: float = field(
+        default=30.0, metadata=_doc("Seconds to wait for embedding_url to answer.")
+    )
     # --- data plane ---------------------------------------------------------------------
     heartbeat_ttl: float = field(
         default=3.0,

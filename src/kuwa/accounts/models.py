@@ -356,6 +356,7 @@ class DocumentIndex(BaseModel):
         Document, primary_key=True, backref="index", on_delete="CASCADE"
     )
     data = peewee.BlobField()
+    vectors = peewee.BlobField(null=True)  # the passages' embeddings (see embeddings.py)
 
     class Meta:
         table_name = "document_indexes"

@@ -2,10 +2,10 @@
 
 The upload stores the file (``queued``) and enqueues :func:`index_document`; the worker
 reads its text in a child process with a time and memory limit (progress, page by page, in
-the document's row), cuts it into passages, builds its BM25 index and keeps both
-(``ready``), or records why it could not (``failed``: "no text found in this file", a
-password, a damaged file, too long to read). Either way the job ends: nothing a file holds
-can keep a worker.
+the document's row), cuts it into passages, builds its BM25 index (and, with an embedding
+model configured, embeds the passages) and keeps them (``ready``), or records why it could
+not (``failed``: "no text found in this file", a password, a damaged file, too long to
+read). Either way the job ends: nothing a file holds can keep a worker.
 """
 
 from __future__ import annotations
@@ -18,7 +18,8 @@ import redis as sync_redis
 from rq import Queue
 
 from kuwa.accounts import close_database, open_database
-from kuwa.documents import sandbox
+from kuwa.documents import embeddings, sandbox
+from kuwa.documents.embeddings import Embedder
 from kuwa.documents.extract import ExtractError
 from kuwa.documents.lexical import FileIndex
 from kuwa.documents.passages import split_pages
@@ -57,6 +58,7 @@ class Indexer:
     def __init__(self, documents: Documents) -> None:
         self.documents = documents
         self.settings = documents.settings
+        self.embedder = Embedder.from_settings(self.settings)
 
     def run(self, document_id: int) -> str:
         docs = self.documents
@@ -82,9 +84,17 @@ class Indexer:
                 progress,
             )
             pieces = split_pages(pages)
-            index = FileIndex.build([p.text for p in pieces])
+            texts = [p.text for p in pieces]
+            index = FileIndex.build(texts)
+            vectors = self.embedder.try_embed(texts) if self.embedder is not None else None
             total = max((p.number or 0 for p in pages), default=0) or int(row["pages"]) or 1
-            saved = docs.save_index(document_id, pieces, total, index.to_bytes())
+            saved = docs.save_index(
+                document_id,
+                pieces,
+                total,
+                index.to_bytes(),
+                embeddings.to_bytes(vectors) if vectors is not None else None,
+            )
         except ExtractError as exc:
             log.info("document %s: %s", document_id, exc.message)
             self._fail(document_id, exc.message)

@@ -244,9 +244,16 @@ class Documents(Repo):
         with db_errors("updating a file"):
             self._q(Document.update(**changes).where(Document.id == document_id)).execute()
 
-    def save_index(self, document_id: int, pieces: list[Piece], pages: int, index: bytes) -> bool:
-        """Keep the passages and the index; the document is ``ready``. False when the
-        document was deleted meanwhile."""
+    def save_index(
+        self,
+        document_id: int,
+        pieces: list[Piece],
+        pages: int,
+        index: bytes,
+        vectors: bytes | None = None,
+    ) -> bool:
+        """Keep the passages, the index and the passages' vectors (if embedded); the document
+        is ``ready``. False when the document was deleted meanwhile."""
         with db_errors("saving a file's passages"), self._db.atomic():
             if self.by_id(document_id) is None:
                 return False
@@ -258,7 +265,9 @@ class Documents(Repo):
             ]
             for start in range(0, len(rows), 500):
                 self._q(Passage.insert_many(rows[start : start + 500])).execute()
-            self._q(DocumentIndex.insert(document=document_id, data=index)).execute()
+            self._q(
+                DocumentIndex.insert(document=document_id, data=index, vectors=vectors)
+            ).execute()
             self._q(
                 Document.update(
                     status="ready", pages=pages, done=pages, passages=len(pieces), error=None
@@ -266,12 +275,15 @@ class Documents(Repo):
             ).execute()
         return True
 
-    def index_bytes(self, document_ids: list[int]) -> dict[int, bytes]:
+    def index_bytes(self, document_ids: list[int]) -> dict[int, tuple[bytes, bytes | None]]:
+        """Each document's BM25 index and its passages' vectors (None: not embedded)."""
         with db_errors("reading file indexes"):
             return {
-                int(d): bytes(data)
-                for d, data in self._q(
-                    DocumentIndex.select(DocumentIndex.document, DocumentIndex.data)
+                int(d): (bytes(data), bytes(vectors) if vectors is not None else None)
+                for d, data, vectors in self._q(
+                    DocumentIndex.select(
+                        DocumentIndex.document, DocumentIndex.data, DocumentIndex.vectors
+                    )
                     .where(DocumentIndex.document.in_(document_ids))
                     .tuples()
                 )

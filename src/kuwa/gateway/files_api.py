@@ -18,7 +18,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from kuwa.accounts import UserInfo
-from kuwa.documents import Documents, enqueue_indexing, retrieve
+from kuwa.documents import Documents, Embedder, enqueue_indexing, retrieve
 from kuwa.errors import ConflictError, DocumentError, InvalidRequestError
 from kuwa.gateway.http import JSONResponse
 from kuwa.gateway.models import require_api_access
@@ -143,7 +143,8 @@ async def attach_files(
                 )
             ids.append(int(row["id"]))
         prompt = next((m.content for m in reversed(chat.messages) if m.role == "user"), "")
-        return retrieve(docs, ids, prompt, state.settings.files_passages)
+        embedder = Embedder.from_settings(state.settings)
+        return retrieve(docs, ids, prompt, state.settings.files_passages, embedder)
 
     citations = await run_in_threadpool(work)
     passages = tuple(Passage(c["n"], c["name"], c["page"], c["text"]) for c in citations)

@@ -17,7 +17,7 @@ from kuwa.accounts import UserInfo
 from kuwa.accounts.models import Document
 from kuwa.bots import Knowledge
 from kuwa.bots.store import Bots, bot_id_of
-from kuwa.documents import Documents, document_json, enqueue_indexing, retrieve
+from kuwa.documents import Documents, Embedder, document_json, enqueue_indexing, retrieve
 from kuwa.gateway.http import JSONResponse
 from kuwa.gateway.uploads import read_upload
 from kuwa.rooms import Rooms
@@ -195,15 +195,18 @@ async def citations_for(
     for every model), or of the room's and a bot's knowledge for a bot that has some."""
     docs = documents_of(request)
     k = docs.settings.files_passages
+    embedder = Embedder.from_settings(docs.settings)
 
     def work() -> dict[str, list[dict[str, Any]]]:
         room_ids = docs.ready_ids(Document.room == room_id)
-        shared = retrieve(docs, room_ids, prompt, k) if room_ids else []
+        shared = retrieve(docs, room_ids, prompt, k, embedder) if room_ids else []
         out: dict[str, list[dict[str, Any]]] = {}
         for code in models:
             bot_id = bot_id_of(code)
             knowledge = docs.ready_ids(Document.bot == bot_id) if bot_id is not None else []
-            out[code] = retrieve(docs, room_ids + knowledge, prompt, k) if knowledge else shared
+            out[code] = (
+                retrieve(docs, room_ids + knowledge, prompt, k, embedder) if knowledge else shared
+            )
         return out
 
     return await run_in_threadpool(work)

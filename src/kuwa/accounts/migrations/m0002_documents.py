@@ -74,6 +74,7 @@ class DocumentIndex(BaseModel):
         Document, primary_key=True, backref="index", on_delete="CASCADE"
     )
     data = peewee.BlobField()
+    vectors = peewee.BlobField(null=True)
 
     class Meta:
         table_name = "document_indexes"

@@ -280,7 +280,9 @@ export class Answers {
       } else {
         renderMarkdown(rec.body, text);
         if (!text && m.status === "done") rec.body.append(h("p", { class: "muted", text: t("empty_answer") }));
-        if (m.status !== "running") decorateCitations(rec.body, m.citations);
+        if (m.status !== "running") {
+          decorateCitations(rec.body, m.citations, (file) => this.view.files.has(file));
+        }
       }
       rec.text = text;
       rec.status = m.status;

@@ -139,6 +139,11 @@ export class Files {
     await this.load();
   }
 
+  /** Whether `fileId` is one of the room's files (which its people may download). */
+  has(fileId) {
+    return this.files.some((f) => f.id === fileId);
+  }
+
   mayRemove(f) {
     return this.view.isOwner || f.owner === this.view.room?.me?.id;
   }
@@ -194,8 +199,10 @@ export class Files {
 }
 
 // --- citations in answers -------------------------------------------------------------------
-/** Turn `[n]` in a rendered answer into buttons that open passage n; add the sources list. */
-export function decorateCitations(body, citations) {
+/** Turn `[n]` in a rendered answer into buttons that open passage n; add the sources list.
+ * `downloadable(fileId)`: whether the panel may offer the file itself (a room's file: yes; a
+ * bot's knowledge: only its editors may download it). */
+export function decorateCitations(body, citations, downloadable = () => true) {
   if (!citations?.length) return;
   const byN = new Map(citations.map((c) => [c.n, c]));
   const walker = document.createTreeWalker(body, NodeFilter.SHOW_TEXT, {
@@ -217,7 +224,7 @@ export function decorateCitations(body, citations) {
       const cite = byN.get(Number(m[1]));
       if (!cite) continue;
       if (m.index > last) parts.push(document.createTextNode(text.slice(last, m.index)));
-      parts.push(citeButton(cite, "cite"));
+      parts.push(citeButton(cite, "cite", downloadable));
       last = m.index + m[0].length;
     }
     if (!parts.length) continue;
@@ -229,7 +236,7 @@ export function decorateCitations(body, citations) {
       "div",
       { class: "sources", "data-testid": "sources", role: "group", "aria-label": t("sources") },
       h("span", { class: "sources-label", text: t("sources") }),
-      ...citations.map((c) => citeButton(c, "source")),
+      ...citations.map((c) => citeButton(c, "source", downloadable)),
     ),
   );
 }
@@ -238,7 +245,7 @@ function where(c) {
   return c.page != null ? t("file_page", { name: c.name, page: c.page }) : c.name;
 }
 
-function citeButton(c, kind) {
+function citeButton(c, kind, downloadable) {
   const label = kind === "cite" ? String(c.n) : `[${c.n}] ${where(c)}`;
   return h("button", {
     type: "button",
@@ -249,7 +256,7 @@ function citeButton(c, kind) {
     text: label,
     onclick: (e) => {
       e.stopPropagation();
-      panel().show(c, e.currentTarget);
+      panel().show(c, e.currentTarget, downloadable(c.file));
     },
   });
 }
@@ -294,13 +301,14 @@ class PassagePanel {
     document.body.append(this.el);
   }
 
-  show(c, opener) {
+  show(c, opener, download = true) {
     this.opener = opener;
     this.title.textContent = t("passage_n", { n: c.n });
     this.where.textContent = where(c);
     this.text.textContent = c.text;
     this.link.textContent = t("download_file", { name: c.name });
     this.link.href = `/app/files/${encodeURIComponent(c.file)}/content`;
+    this.link.hidden = !download;
     this.el.hidden = false;
     this.el.querySelector("button").focus();
   }
