@@ -216,6 +216,13 @@ def test_size_page_and_quota_limits_answer_413(stack: Stack) -> None:
         first = app.get(f"/app/rooms/{room['id']}/files").json()["files"][0]
         assert app.post(f"/app/files/{first['id']}/delete").status_code == 200
         assert app.upload(room["id"], "part.txt", chunk).status_code == 201
+        # So does deleting the room: its files go with it.
+        kept = app.get(f"/app/rooms/{room['id']}/files").json()["files"]
+        assert len(kept) == 3
+        assert app.post(f"/app/rooms/{room['id']}/delete").status_code == 200
+        assert all(app.get(f"/app/files/{f['id']}").status_code == 404 for f in kept)
+        other = app.room(["hist"])
+        assert app.upload(other["id"], "part.txt", chunk).status_code == 201
     finally:
         app.close()
 
@@ -472,6 +479,16 @@ def test_the_room_export_carries_its_files_and_citations(owner: App) -> None:
     (exported,) = doc["files"]
     assert exported["id"] == info["id"] and exported["name"] == "report.pdf"
     assert base64.b64decode(exported["content_base64"]) == data
+    # Imported into another room, the file comes along (a new id) and is indexed again.
+    other = owner.room(["hist"])
+    raw = owner.get(f"/app/rooms/{room['id']}/export?format=json").content
+    r = owner.b.http.post(
+        f"/app/rooms/{other['id']}/import", content=raw, headers={"x-csrftoken": owner.csrf}
+    )
+    assert r.status_code == 201 and r.json()["files"] == 1, r.text
+    (copy,) = owner.get(f"/app/rooms/{other['id']}/files").json()["files"]
+    assert copy["name"] == "report.pdf" and copy["id"] != info["id"]
+    wait_until(lambda: owner.get(f"/app/files/{copy['id']}").json()["status"] == "ready", 60)
 
 
 # --- hybrid ranking with an embedding model -------------------------------------------------
@@ -510,3 +527,45 @@ def test_with_an_embedding_model_passages_are_ranked_by_meaning_too(tmp_path: Pa
     finally:
         close_database(db)
         server.stop()
+
+
+def test_kuwa_cli_bot_export_and_import_carry_the_knowledge(
+    stack: Stack, owner: App, tmp_path: Path
+) -> None:
+    import subprocess
+    import sys
+
+    r = owner.post("/app/bots", {"name": "CLI knowledge", "base": "hist", "modelfile": ""})
+    bot = r.json()
+    up = owner.b.http.post(
+        f"/app/bots/{bot['id']}/files",
+        params={"name": "towns.csv"},
+        content=docfiles.rows_csv(),
+        headers={"x-csrftoken": owner.csrf},
+    )
+    assert up.status_code == 201, up.text
+
+    def cli(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-m", "kuwa", "bot", *args],
+            env=stack.env,
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+
+    out = tmp_path / "cli.bot"
+    done = cli("export", "CLI knowledge", "-o", str(out))
+    assert done.returncode == 0, done.stderr
+    assert b"Content-Location: /bot-knowledge/1" in out.read_bytes()
+    refused = cli("import", str(out))  # a system bot: whose would the knowledge be?
+    assert refused.returncode == 1 and "--owner" in refused.stderr
+    done = cli("import", str(out), "--owner", owner.email)
+    assert done.returncode == 0 and "with 1 knowledge files" in done.stderr, done.stderr
+    new_id = int(done.stderr.split("private bot ")[1].split(":")[0])
+    files = owner.get(f"/app/bots/{new_id}/files").json()["files"]
+    assert [f["name"] for f in files] == ["towns.csv"]
+    wait_until(
+        lambda: owner.get(f"/app/files/{files[0]['id']}").json()["status"] == "ready", 60, "index"
+    )

@@ -6,7 +6,8 @@ the room's roles."""
 from __future__ import annotations
 
 import base64
-from typing import Any
+import binascii
+from typing import Any, BinaryIO
 
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
@@ -18,6 +19,7 @@ from kuwa.accounts.models import Document
 from kuwa.bots import Knowledge
 from kuwa.bots.store import Bots, bot_id_of
 from kuwa.documents import Documents, Embedder, document_json, enqueue_indexing, retrieve
+from kuwa.errors import DocumentError
 from kuwa.gateway.http import JSONResponse
 from kuwa.gateway.uploads import read_upload
 from kuwa.rooms import Rooms
@@ -72,6 +74,15 @@ async def app_room_files(request: Request) -> Response:
     await run_in_threadpool(rooms.require, room_id, user.id, user.group, "viewer")
     rows = await run_in_threadpool(documents_of(request).of_room, room_id)
     return JSONResponse({"files": [document_json(r) for r in rows]})
+
+
+def delete_room_files(request: Request, room_id: int) -> int:
+    """A deleted room's documents go with it (they stop counting against the quota)."""
+    docs = documents_of(request)
+    rows = docs.of_room(room_id)
+    for row in rows:
+        docs.delete(row)
+    return len(rows)
 
 
 # --- a bot's knowledge ----------------------------------------------------------------------
@@ -138,6 +149,39 @@ def room_files_export(request: Request, room_id: int) -> list[dict[str, Any]]:
         }
         for r in docs.of_room(room_id)
     ]
+
+
+def import_room_files(
+    request: Request, owner_id: int, room_id: int, spool: BinaryIO
+) -> list[dict[str, Any]]:
+    """The ``files`` of an imported Kuwa JSON export, added to the room and queued for
+    indexing (each checked like an upload: a bad one stops the import there)."""
+    import ijson
+
+    docs = documents_of(request)
+    spool.seek(0)
+    head = spool.read(64).lstrip(b"\xef\xbb\xbf \t\r\n")
+    if not head.startswith(b"{"):
+        return []
+    spool.seek(0)
+    rows: list[dict[str, Any]] = []
+    try:
+        for n, item in enumerate(ijson.items(spool, "files.item"), 1):
+            name = item.get("name") if isinstance(item, dict) else None
+            content = item.get("content_base64") if isinstance(item, dict) else None
+            if not isinstance(name, str) or not isinstance(content, str):
+                raise DocumentError(f"file {n} of the import needs a name and content_base64")
+            try:
+                data = base64.b64decode(content, validate=True)
+            except binascii.Error:
+                raise DocumentError(f"file {n} ({name}): content_base64 is not base64") from None
+            rows.append(docs.add(owner_id, name, data, room_id=room_id))
+    except ijson.JSONError as exc:
+        raise DocumentError(f"the import's files cannot be read: {exc}") from None
+    finally:
+        for row in rows:
+            enqueue_indexing(docs.settings, int(row["id"]))
+    return rows
 
 
 # --- one file -------------------------------------------------------------------------------

@@ -32,7 +32,7 @@ from kuwa.web.core import (
     ui_lang,
     web_state,
 )
-from kuwa.web.documents import citations_for
+from kuwa.web.documents import citations_for, delete_room_files
 from kuwa.web.live import LANGUAGES, RoomRunner, room_events
 
 TAB = "tab_Room"
@@ -264,6 +264,7 @@ async def app_delete_room(request: Request) -> Response:
     await _require(request, room_id, "owner")
     await _runner(request).stop(room_id)
     await run_in_threadpool(_rooms(request).delete, room_id)
+    await run_in_threadpool(delete_room_files, request, room_id)
     await _runner(request).publish(room_id, {"type": "deleted"})
     return JSONResponse({})
 
