@@ -16,7 +16,7 @@ from playwright.sync_api import Page, expect
 from tests import docfiles
 from tests.browser import PHONE, UI, shot
 from tests.stack import RedisServer, Stack
-from tests.web import PASSWORD, store_of
+from tests.web import CSRF_COOKIE, PASSWORD, store_of
 
 OWNER = "dora@example.com"
 XSS_NAME = "<img src=x onerror=alert(1)>.txt"
@@ -198,4 +198,45 @@ def test_the_passage_panel_fits_a_phone(ui: UI) -> None:
     shot(page, "documents-phone.png")
     page.get_by_test_id("passage-close").click()
     expect(panel).to_be_hidden()
+    ui.assert_clean()
+
+
+def test_a_bot_gets_knowledge_in_the_store_editor(ui: UI, page: Page) -> None:
+    sign_in(page)
+    csrf = next(c["value"] for c in page.context.cookies() if c["name"] == CSRF_COOKIE)
+    r = page.request.post(
+        "/app/bots",
+        data={"name": "Zephyr desk", "base": "hist", "modelfile": ""},
+        headers={"accept": "application/json", "x-csrftoken": csrf},
+    )
+    assert r.ok, r.text()
+    bot = r.json()
+    page.goto("/store")
+    page.get_by_test_id(f"bot-edit-{bot['id']}").click()
+    knowledge = page.get_by_test_id("bot-knowledge")
+    expect(knowledge).to_be_visible()
+    knowledge.get_by_test_id("knowledge-input").set_input_files(
+        files=[
+            {
+                "name": "zephyr.pdf",
+                "mimeType": "application/pdf",
+                "buffer": docfiles.pdf_with_fact(),
+            }
+        ]
+    )
+    expect(knowledge.locator('[data-status="ready"]')).to_have_count(1)
+    shot(page, "documents-bot-knowledge.png")
+    page.get_by_test_id("bot-save").click()
+    expect(page.get_by_test_id("bot-editor")).to_have_count(0)
+    # In a room, the bot answers from its knowledge, citing page 3.
+    page.goto("/")
+    page.get_by_test_id(f"bot-card-{bot['id']}").click()
+    page.get_by_test_id("start-chat").click()
+    page.wait_for_url(re.compile(r"/rooms/\d+$"))
+    page.get_by_test_id("composer").fill(QUESTION)
+    page.get_by_test_id("send").click()
+    answer = page.locator('article.answer[data-status="done"]')
+    expect(answer.get_by_test_id("sources")).to_contain_text("zephyr.pdf, page 3")
+    answer.get_by_test_id("source-1").click()
+    expect(page.get_by_test_id("passage-text")).to_have_text(docfiles.FACT)
     ui.assert_clean()

@@ -7,7 +7,7 @@ import { h, icon, iconButton, toast } from "./dom.js";
 import { t } from "./i18n.js";
 
 export const UPLOAD = "Room_update_upload_file";
-const ACCEPT = ".pdf,.docx,.pptx,.xlsx,.xlsm,.csv,.tsv,.txt,.md,.markdown,.html,.htm";
+export const ACCEPT = ".pdf,.docx,.pptx,.xlsx,.xlsm,.csv,.tsv,.txt,.md,.markdown,.html,.htm";
 const CITE = /\[(\d{1,2})\]/g;
 const HAS_CITE = /\[\d{1,2}\]/;
 const SKIP = new Set(["CODE", "PRE", "A", "BUTTON"]);
@@ -18,7 +18,25 @@ function csrfToken() {
   return m ? decodeURIComponent(m[1]) : "";
 }
 
-function clipIcon(size = 18) {
+/** POST a file as the raw body to `url` (with `?name=`); its JSON, or an Error saying why. */
+export async function postFile(url, file) {
+  let r;
+  try {
+    r = await fetch(`${url}?name=${encodeURIComponent(file.name)}`, {
+      method: "POST",
+      credentials: "same-origin",
+      headers: { accept: "application/json", "x-csrftoken": csrfToken(), "content-type": "application/octet-stream" },
+      body: file,
+    });
+  } catch {
+    throw new Error(`${file.name}: ${t("error_network")}`);
+  }
+  const data = await r.json().catch(() => null);
+  if (!r.ok) throw new Error(`${file.name}: ${data?.error?.message || t("error_status", { status: r.status })}`);
+  return data;
+}
+
+export function clipIcon(size = 18) {
   const svg = icon("copy", size);
   svg.querySelector("path").setAttribute("d", PAPERCLIP);
   return svg;
@@ -113,16 +131,9 @@ export class Files {
       this.uploading.push(file.name);
       this.render();
       try {
-        const r = await fetch(`/app/rooms/${this.view.id}/files?name=${encodeURIComponent(file.name)}`, {
-          method: "POST",
-          credentials: "same-origin",
-          headers: { accept: "application/json", "x-csrftoken": csrfToken(), "content-type": "application/octet-stream" },
-          body: file,
-        });
-        const data = await r.json().catch(() => null);
-        if (!r.ok) toast(`${file.name}: ${data?.error?.message || t("error_status", { status: r.status })}`);
-      } catch {
-        toast(`${file.name}: ${t("error_network")}`);
+        await postFile(`/app/rooms/${this.view.id}/files`, file);
+      } catch (err) {
+        toast(err.message);
       } finally {
         this.uploading.splice(this.uploading.indexOf(file.name), 1);
       }
