@@ -364,6 +364,20 @@ def test_v1_files_with_the_openai_sdk_and_a_chat_that_cites_page_3(stack: Stack)
     assert (chunks[0].model_extra or {})["citations"][0]["page"] == 3
     assert docfiles.FACT in "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
 
+    # Kuwa's v1.0 API takes the same "files" list.
+    v1 = httpx.post(
+        stack.base_url + "/v1.0/chat/completions",
+        headers={"authorization": f"Bearer {token}"},
+        json={
+            "model": "hist",
+            "messages": [{"role": "user", "content": "Zephyr code?"}],
+            "files": [created.id],
+            "stream": False,
+        },
+        timeout=30,
+    )
+    assert v1.status_code == 200 and docfiles.FACT in v1.json()["choices"][0]["message"]["content"]
+
     # Someone else's file does not exist for them: not to read, delete or attach.
     intruder = openai.OpenAI(base_url=stack.base_url + "/v1", api_key=other, max_retries=0)
     with pytest.raises(openai.NotFoundError):

@@ -48,6 +48,7 @@ export class Files {
     this.files = []; // the room's documents, as GET /app/rooms/{id}/files lists them
     this.uploading = []; // names being sent
     this.timer = 0;
+    this.polls = 0; // polls in a row while a file is being read: slower after a while
     this.strip = h("div", { class: "file-strip", "data-testid": "files", "aria-live": "polite", hidden: true });
     this.input = h("input", {
       type: "file",
@@ -122,8 +123,9 @@ export class Files {
     this.render();
     clearTimeout(this.timer);
     if (this.files.some((f) => f.status === "queued" || f.status === "indexing")) {
-      this.timer = setTimeout(() => this.load(), 1000);
-    }
+      this.polls += 1;
+      this.timer = setTimeout(() => this.load(), this.polls < 60 ? 1000 : 5000);
+    } else this.polls = 0;
   }
 
   async upload(list) {
