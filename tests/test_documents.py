@@ -583,3 +583,35 @@ def test_kuwa_cli_bot_export_and_import_carry_the_knowledge(
     wait_until(
         lambda: owner.get(f"/app/files/{files[0]['id']}").json()["status"] == "ready", 60, "index"
     )
+
+
+def test_a_document_whose_indexing_job_dies_says_it_failed(
+    redis_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """RQ calls indexing_failed for a job that raised, timed out or lost its worker."""
+    import redis
+    from rq.job import Job as RQJob
+
+    from kuwa.accounts import Accounts, close_database, open_database
+    from kuwa.documents import Documents
+    from kuwa.documents.indexing import index_document, indexing_failed
+
+    monkeypatch.setenv("KUWA_DATA_DIR", str(tmp_path))
+    settings = Settings.from_env()
+    db = open_database(settings)
+    try:
+        user = Accounts(db, settings.load_secret_key()).create_user(
+            "died@example.com", "D", "correct horse battery"
+        )
+        docs = Documents(db, settings)
+        row = docs.add(user.id, "notes.txt", b"some words")
+        docs.mark(int(row["id"]), status="indexing")
+        connection = redis.Redis.from_url(redis_url)
+        job = RQJob.create(index_document, args=[int(row["id"])], connection=connection)
+        indexing_failed(job, connection, TimeoutError, TimeoutError("job timed out"), None)
+        failed = docs.by_id(int(row["id"]))
+        assert failed is not None and failed["status"] == "failed"
+        assert "Indexing stopped unexpectedly (TimeoutError)" in failed["error"]
+        connection.close()
+    finally:
+        close_database(db)

@@ -15,7 +15,8 @@ import time
 
 import peewee
 import redis as sync_redis
-from rq import Queue
+from rq import Callback, Queue
+from rq.job import Job
 
 from kuwa.accounts import close_database, open_database
 from kuwa.documents import embeddings, sandbox
@@ -40,8 +41,27 @@ def enqueue_indexing(settings: Settings, document_id: int) -> str:
         document_id,
         job_timeout=int(settings.files_extract_timeout) + 120,
         description=f"index document {document_id}",
+        on_failure=Callback(indexing_failed),
     )
     return str(job.id)
+
+
+def indexing_failed(
+    job: Job, connection: object, kind: type[BaseException], value: BaseException, tb: object
+) -> None:
+    """RQ's failure callback (the job raised, ran out of time, or its worker died and another
+    cleaned up after it): the document says it failed instead of "indexing" for ever."""
+    document_id = int(job.args[0])
+    settings = Settings.from_env()
+    db = open_database(settings)
+    try:
+        docs = Documents(db, settings)
+        row = docs.by_id(document_id)
+        if row is not None and row["status"] != "ready":
+            reason = f"Indexing stopped unexpectedly ({kind.__name__}); upload the file again."
+            docs.mark(document_id, status="failed", error=reason)
+    finally:
+        close_database(db)
 
 
 def index_document(document_id: int) -> str:
