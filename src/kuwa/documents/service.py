@@ -293,9 +293,10 @@ class Documents(Repo):
         """Passages by (document id, seq), with their document's public id and name."""
         if not wanted:
             return {}
-        where: Any = peewee.Value(False)
-        for document_id, seq in wanted:
-            where = where | ((Passage.document == document_id) & (Passage.seq == seq))
+        # Two IN lists use the (document, seq) index; the exact pairs are picked below (a
+        # chain of ORs made SQLite scan the table).
+        documents = sorted({d for d, _ in wanted})
+        seqs = sorted({q for _, q in wanted})
         with db_errors("reading passages"):
             rows = self._rows(
                 Passage.select(
@@ -307,6 +308,8 @@ class Documents(Repo):
                     Document.name,
                 )
                 .join(Document)
-                .where(where)
+                .where(Passage.document.in_(documents) & Passage.seq.in_(seqs))
             )
+        keep = set(wanted)
+        rows = [r for r in rows if (int(r["document"]), int(r["seq"])) in keep]
         return {(int(r["document"]), int(r["seq"])): r for r in rows}
