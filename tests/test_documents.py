@@ -615,3 +615,15 @@ def test_a_document_whose_indexing_job_dies_says_it_failed(
         connection.close()
     finally:
         close_database(db)
+
+
+def test_a_file_that_reads_too_long_is_stopped_with_a_clear_error() -> None:
+    from kuwa.documents import sandbox
+    from kuwa.documents.extract import ExtractError
+
+    data = docfiles.pdf([docfiles.filler(n) for n in range(40)])
+    assert len(sandbox.read(data, "pdf", 100, 60)) == 40
+    started = time.monotonic()
+    with pytest.raises(ExtractError, match="took too long"):
+        sandbox.read(data, "pdf", 100, 0.05)  # the child is killed, the caller goes on
+    assert time.monotonic() - started < 5
