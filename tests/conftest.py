@@ -81,7 +81,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     """A running gateway with debug executors on its own Redis, and a user's API token.
 
     Access codes: ``echo`` (instant, 128 slots), ``slow`` (50 ms per token, 8 slots),
-    ``reverse`` (reverses the prompt).
+    ``reverse`` (reverses the prompt); an RQ worker indexes uploaded files.
     """
     folder: Path = tmp_path_factory.mktemp("stack")
     server = RedisServer(folder / "redis")
@@ -91,6 +91,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
         s.executor("echo", concurrency=128)
         s.executor("slow", delay=0.05, concurrency=8)
         s.executor("reverse", transform="reverse")
+        s.spawn("worker", ["worker", "start"])
         s.gateway()
         yield s
     finally:

@@ -8,7 +8,7 @@ import pytest
 
 from kuwa.errors import InvalidRequestError
 from kuwa.executors.modelfile import Modelfile, ModelfileError
-from kuwa.schemas import GenerationParams, Message
+from kuwa.schemas import GenerationParams, Job, Message, Passage
 
 U, A, S = "user", "assistant", "system"
 
@@ -360,3 +360,42 @@ def test_sampling_parameters_fill_in_unset_request_values() -> None:
     )
     p = mf.generation_params(GenerationParams(presence_penalty=0.5))
     assert (p.top_k, p.repetition_penalty, p.presence_penalty) == (40, 1.1, 0.5)
+
+
+# --- PASSAGES-TEMPLATE: documents' passages in the prompt ------------------------------------
+PASSAGES = (
+    Passage(1, "report.pdf", 3, "The code is 7429."),
+    Passage(2, "notes.docx", None, "Ignore {{ .Prompt }} here."),
+)
+
+
+def test_passages_use_the_default_template_around_the_last_user_message() -> None:
+    out = Modelfile(before_prompt="Q: ").apply(
+        [Message("user", "old"), Message("assistant", "a"), Message("user", "code?")], PASSAGES
+    )
+    assert out[0] == Message("user", "old")
+    last = out[-1].content
+    assert last.startswith("Answer the question from the numbered passages below")
+    assert "[1] report.pdf, page 3\nThe code is 7429.\n\n[2] notes.docx\n" in last
+    # Placeholders inside a passage stay as they are; BEFORE-PROMPT wraps the question.
+    assert "Ignore {{ .Prompt }} here." in last and last.endswith("Question: Q: code?")
+
+
+def test_a_modelfile_sets_its_own_passages_template_and_a_bot_overrides_it() -> None:
+    model = Modelfile.parse('PASSAGES-TEMPLATE "Docs: {{ .Passages }} | Ask: {{.Prompt}}"')
+    out = model.apply([Message("user", "hi")], PASSAGES[:1])
+    assert out[-1].content == "Docs: [1] report.pdf, page 3\nThe code is 7429. | Ask: hi"
+    bot = Modelfile.parse('PASSAGES-TEMPLATE """Only the question: {{ .Prompt }}"""')
+    merged = model.merge(bot)
+    # A template without {{ .Passages }} gets them first: a model never loses them.
+    assert merged.apply([Message("user", "hi")], PASSAGES[:1])[-1].content == (
+        "[1] report.pdf, page 3\nThe code is 7429.\n\nOnly the question: hi"
+    )
+    assert model.apply([Message("user", "hi")])[-1].content == "hi"  # no passages: unchanged
+
+
+def test_passages_travel_in_the_job() -> None:
+    job = Job(id="chatcmpl-1", model="m", messages=(Message("user", "x"),), passages=PASSAGES)
+    assert Job.decode(job.encode()).passages == PASSAGES
+    plain = Job(id="chatcmpl-2", model="m", messages=(Message("user", "x"),))
+    assert b"passages" not in plain.encode() and Job.decode(plain.encode()).passages == ()

@@ -138,6 +138,17 @@ for _path in ("", "/delete", "/clone", "/export"):
 OWNED_RESOURCE_ROUTES["/app/rooms/{room_id:int}/vote"] = (
     "tests/test_arena.py::test_nothing_names_the_models_before_the_vote"  # owner only
 )
+_FILES_IDOR = "tests/test_documents.py::test_only_people_who_can_read_the_room_reach_its_files"
+for _path in (
+    "/app/rooms/{room_id:int}/files",
+    "/app/files/{file_id}",
+    "/app/files/{file_id}/content",
+    "/app/files/{file_id}/delete",
+):
+    OWNED_RESOURCE_ROUTES[_path] = _FILES_IDOR
+OWNED_RESOURCE_ROUTES["/app/bots/{bot_id:int}/files"] = (
+    "tests/test_documents.py::test_a_bot_answers_from_its_knowledge_which_its_bot_file_carries"
+)
 # The link's token is the capability: anyone signed in may read what it opens.
 OWNED_RESOURCE_ROUTES["/shared/{token}"] = "tests/test_web_rooms.py::test_a_read_only_link"
 

@@ -45,6 +45,18 @@ class PayloadTooLargeError(InvalidRequestError):
     code = "payload_too_large"
 
 
+class QuotaExceededError(PayloadTooLargeError):
+    """An upload would take a user past their file quota (settings files_user_quota_*)."""
+
+    code = "quota_exceeded"
+
+
+class DocumentError(InvalidRequestError):
+    """A document Kuwa cannot read: unknown type, corrupt, encrypted, no text, too big."""
+
+    code = "unreadable_document"
+
+
 class AuthenticationError(KuwaError):
     status = 401
     type = "authentication_error"

@@ -68,6 +68,9 @@ def check(s: Settings) -> None:
         "import_max_bytes",
         "joblog_max_entries",
         "usage_retention_days",
+        "files_max_bytes",
+        "files_max_pages",
+        "files_passages",
     ):
         if getattr(s, name) < 1:
             raise SettingsError(f"{name} must be at least 1")
@@ -79,6 +82,10 @@ def check(s: Settings) -> None:
         raise SettingsError("user_max_jobs and user_requests_per_minute must be >= 0")
     if s.upstream_timeout <= 0:
         raise SettingsError("upstream_timeout must be > 0")
+    if s.files_user_quota_bytes < 0 or s.files_user_quota_files < 0:
+        raise SettingsError("files_user_quota_bytes and files_user_quota_files must be >= 0")
+    if s.files_extract_timeout <= 0 or s.embedding_timeout <= 0:
+        raise SettingsError("files_extract_timeout and embedding_timeout must be > 0")
     if s.heartbeat_ttl <= 0 or s.coalesce_ms < 0 or s.debug_delay < 0:
         raise SettingsError("heartbeat_ttl must be > 0; coalesce_ms, debug_delay >= 0")
     if s.smtp_security not in {"starttls", "ssl", "none"}:

@@ -316,6 +316,68 @@ class Settings:
     oidc_group: str = field(
         default="Users", metadata=_doc("Group that accounts created on first OIDC sign-in join.")
     )
+    # --- chat with documents -------------------------------------------------------------
+    files_dir: Path | None = field(
+        default=None,
+        metadata=_doc(
+            "Folder that keeps uploaded documents. Several gateways and workers need one "
+            "folder they all reach (NFS, or an object store mounted with s3fs or gcsfuse). "
+            "Unset: the documents are kept in the database, which they share already."
+        ),
+    )
+    files_max_bytes: int = field(
+        default=20 * 1024 * 1024,
+        metadata=_doc("Largest document one upload accepts, in bytes; larger ones get 413."),
+    )
+    files_max_pages: int = field(
+        default=2000,
+        metadata=_doc(
+            "Most pages (PDF pages, slides, sheets) one document may have; more get 413."
+        ),
+    )
+    files_user_quota_bytes: int = field(
+        default=500 * 1024 * 1024,
+        metadata=_doc(
+            "Bytes of documents one user may keep, all rooms and bots (0: no limit); an "
+            "upload beyond it gets 413."
+        ),
+    )
+    files_user_quota_files: int = field(
+        default=500,
+        metadata=_doc("Documents one user may keep (0: no limit); one more gets 413."),
+    )
+    files_extract_timeout: float = field(
+        default=300.0,
+        metadata=_doc(
+            "Seconds the text of one document may take to extract (in a child process with "
+            "a memory limit) before it is stopped and the document marked failed."
+        ),
+    )
+    files_passages: int = field(
+        default=5,
+        metadata=_doc(
+            "Passages of a room's documents put into each model's prompt (the best ranked)."
+        ),
+    )
+    embedding_url: str | None = field(
+        default=None,
+        metadata=_doc(
+            "An OpenAI-compatible embeddings API up to /v1 (vLLM serving an embedding model, "
+            "Text Embeddings Inference, Ollama, OpenAI, ...): passages are then also ranked "
+            "by meaning, fused with BM25. Unset: BM25 only."
+        ),
+    )
+    embedding_model: str | None = field(
+        default=None, metadata=_doc("The embedding model's name at embedding_url.")
+    )
+    embedding_api_key: str | None = field(
+        default=None,
+        repr=False,
+        metadata=_doc("Bearer token for embedding_url, if it needs one; never logged."),
+    )
+    embedding_timeout: float = field(
+        default=30.0, metadata=_doc("Seconds to wait for embedding_url to answer.")
+    )
     # --- data plane ---------------------------------------------------------------------
     heartbeat_ttl: float = field(
         default=3.0,

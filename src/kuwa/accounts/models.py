@@ -255,6 +255,9 @@ class Message(BaseModel):
     translation_lang = peewee.CharField(max_length=16, null=True)
     translation_status = peewee.CharField(max_length=16, null=True)
     translation_job = peewee.CharField(max_length=64, null=True)
+    # An answer's citations: JSON list of the passages its model was given ({n, file, name,
+    # page, text}), so [n] in the answer opens the passage; None without documents.
+    citations = peewee.TextField(null=True)
     created_at = peewee.DateTimeField(default=utcnow)
     deleted_at = peewee.DateTimeField(null=True)
 
@@ -295,6 +298,70 @@ class Feedback(BaseModel):
         indexes = ((("message", "user"), True),)
 
 
+class Document(BaseModel):
+    """An uploaded file whose text the models answer from: a room's, a bot's (its knowledge)
+    or, uploaded through ``POST /v1/files``, its owner's alone (room and bot unset)."""
+
+    id = peewee.AutoField()
+    uid = peewee.CharField(max_length=40, unique=True)  # the public id, file-<hex>
+    owner = peewee.ForeignKeyField(User, backref="documents", on_delete="CASCADE")
+    room = peewee.ForeignKeyField(Room, null=True, backref="documents", on_delete="CASCADE")
+    bot = peewee.ForeignKeyField(Bot, null=True, backref="documents", on_delete="CASCADE")
+    name = peewee.CharField(max_length=255)
+    kind = peewee.CharField(max_length=16)  # pdf, docx, pptx, xlsx, csv, txt, md, html
+    size = peewee.BigIntegerField(default=0)
+    sha256 = peewee.CharField(max_length=64)
+    purpose = peewee.CharField(max_length=32, default="assistants")  # OpenAI's file purpose
+    status = peewee.CharField(max_length=16, default="queued")  # queued, indexing, ready, failed
+    pages = peewee.IntegerField(default=0)  # pages (or slides, sheets) found
+    done = peewee.IntegerField(default=0)  # pages read so far, for progress
+    passages = peewee.IntegerField(default=0)
+    error = peewee.TextField(null=True)
+    created_at = peewee.DateTimeField(default=utcnow)
+
+    class Meta:
+        table_name = "documents"
+
+
+class DocumentData(BaseModel):
+    """A document's bytes when they are kept in the database (no KUWA_FILES_DIR)."""
+
+    document = peewee.ForeignKeyField(
+        Document, primary_key=True, backref="data", on_delete="CASCADE"
+    )
+    data = peewee.BlobField()
+
+    class Meta:
+        table_name = "document_data"
+
+
+class Passage(BaseModel):
+    """A piece of a document's text, the unit that is ranked and cited."""
+
+    id = peewee.AutoField()
+    document = peewee.ForeignKeyField(Document, backref="passage_rows", on_delete="CASCADE")
+    seq = peewee.IntegerField()  # 0, 1, … in reading order
+    page = peewee.IntegerField(null=True)  # 1-based page, slide or sheet; None: no pages
+    text = peewee.TextField()
+
+    class Meta:
+        table_name = "passages"
+        indexes = ((("document", "seq"), True),)
+
+
+class DocumentIndex(BaseModel):
+    """A document's lexical index (BM25 postings over its passages), built once at upload."""
+
+    document = peewee.ForeignKeyField(
+        Document, primary_key=True, backref="index", on_delete="CASCADE"
+    )
+    data = peewee.BlobField()
+    vectors = peewee.BlobField(null=True)  # the passages' embeddings (see embeddings.py)
+
+    class Meta:
+        table_name = "document_indexes"
+
+
 MODELS: tuple[type[BaseModel], ...] = (
     Group,
     GroupPermission,
@@ -312,4 +379,8 @@ MODELS: tuple[type[BaseModel], ...] = (
     Message,
     Feedback,
     ArenaBattle,
+    Document,
+    DocumentData,
+    Passage,
+    DocumentIndex,
 )

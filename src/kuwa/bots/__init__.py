@@ -8,6 +8,7 @@ from kuwa.bots.botfile import (
     MAX_BOT_FILE_BYTES,
     BotFile,
     BotFileError,
+    Knowledge,
     dump,
     load,
 )
@@ -20,6 +21,7 @@ __all__ = [
     "MAX_BOT_FILE_BYTES",
     "BotFile",
     "BotFileError",
+    "Knowledge",
     "dump",
     "load",
 ]

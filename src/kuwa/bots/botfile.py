@@ -15,6 +15,9 @@ or bare (the version). Every line that is not a KUWABOT line is the Modelfile, k
 order; a line inside an open ``\"\"\"`` block is always Modelfile. The optional second part is the
 avatar image (base64, ``Content-Location: /bot-avatar``). Older exports were the bare text without
 any MIME headers; :func:`load` reads those too. Line ends are normalised to ``\\n``.
+
+A bot's knowledge (documents it answers from) follows as parts of their own
+(``Content-Location: /bot-knowledge/N``, base64, the file name in ``Content-Disposition``).
 """
 
 from __future__ import annotations
@@ -22,7 +25,7 @@ from __future__ import annotations
 import binascii
 import email.errors
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from email import policy
 from email.message import EmailMessage, Message
 from email.parser import BytesParser
@@ -33,16 +36,19 @@ __all__ = [
     "AVATAR_LOCATION",
     "AVATAR_TYPES",
     "BOT_CONTENT_TYPE",
+    "KNOWLEDGE_LOCATION",
     "MAX_AVATAR_BYTES",
     "MAX_BOT_FILE_BYTES",
     "BotFile",
     "BotFileError",
+    "Knowledge",
     "dump",
     "load",
 ]
 
 BOT_CONTENT_TYPE = "application/vnd.kuwabot"
 AVATAR_LOCATION = "/bot-avatar"
+KNOWLEDGE_LOCATION = "/bot-knowledge/"
 AVATAR_TYPES = ("image/png", "image/jpeg", "image/gif", "image/webp")
 MAX_BOT_FILE_BYTES = 2 * 1024 * 1024
 MAX_AVATAR_BYTES = 512 * 1024
@@ -65,6 +71,14 @@ class BotFileError(InvalidRequestError):
 
 
 @dataclass(frozen=True, slots=True)
+class Knowledge:
+    """A document of the bot's knowledge: its file name and bytes."""
+
+    name: str
+    data: bytes = field(repr=False)
+
+
+@dataclass(frozen=True, slots=True)
 class BotFile:
     name: str
     description: str
@@ -73,12 +87,13 @@ class BotFile:
     avatar: bytes | None = field(default=None, repr=False)
     avatar_type: str | None = None  # e.g. "image/png"
     version: str = DEFAULT_VERSION
+    knowledge: tuple[Knowledge, ...] = ()
 
 
 # -- writing -------------------------------------------------------------------------------------
 
 
-def dump(bot: BotFile) -> bytes:
+def dump(bot: BotFile, max_bytes: int = MAX_BOT_FILE_BYTES) -> bytes:
     """The ``.bot`` document for ``bot`` (CRLF line ends; the text part in UTF-8)."""
     if not bot.name.strip():
         raise BotFileError("A bot file needs a name.", param="name")
@@ -125,9 +140,23 @@ def dump(bot: BotFile) -> bytes:
         del image["MIME-Version"]
         root.attach(image)
 
+    for n, item in enumerate(bot.knowledge, 1):
+        part = _part()
+        part.set_content(
+            item.data,
+            maintype="application",
+            subtype="octet-stream",
+            cte="base64",
+            disposition="attachment",
+            filename=item.name,
+        )
+        part["Content-Location"] = f"{KNOWLEDGE_LOCATION}{n}"
+        del part["MIME-Version"]
+        root.attach(part)
+
     data = root.as_bytes()
-    if len(data) > MAX_BOT_FILE_BYTES:
-        raise BotFileError(f"The bot file would exceed {MAX_BOT_FILE_BYTES} bytes.")
+    if len(data) > max_bytes:
+        raise BotFileError(f"The bot file would exceed {max_bytes} bytes.")
     return data
 
 
@@ -185,12 +214,10 @@ def _sniff(data: bytes) -> str | None:
 # -- reading -------------------------------------------------------------------------------------
 
 
-def load(data: bytes) -> BotFile:
+def load(data: bytes, max_bytes: int = MAX_BOT_FILE_BYTES) -> BotFile:
     """Read a ``.bot`` file: the MIME document :func:`dump` writes, or an older bare text."""
-    if len(data) > MAX_BOT_FILE_BYTES:
-        raise BotFileError(
-            f"The bot file is {len(data)} bytes; at most {MAX_BOT_FILE_BYTES} are allowed."
-        )
+    if len(data) > max_bytes:
+        raise BotFileError(f"The bot file is {len(data)} bytes; at most {max_bytes} are allowed.")
     if not data.strip():
         raise BotFileError("The bot file is empty.")
     body = data.removeprefix(b"\xef\xbb\xbf")
@@ -212,8 +239,16 @@ def load(data: bytes) -> BotFile:
     if not parts:
         raise BotFileError("The bot file has no parts.")
     text = _text_of(parts[0])
-    avatar, avatar_type = _avatar_of(parts[1:])
-    return _from_text(text, avatar, avatar_type)
+    knowledge = [p for p in parts[1:] if _location(p).startswith(KNOWLEDGE_LOCATION)]
+    others = [p for p in parts[1:] if not _location(p).startswith(KNOWLEDGE_LOCATION)]
+    avatar, avatar_type = _avatar_of(others)
+    bot = _from_text(text, avatar, avatar_type)
+    files = tuple(Knowledge(p.get_filename() or "document", _payload(p)) for p in knowledge)
+    return replace(bot, knowledge=files) if files else bot
+
+
+def _location(part: Message) -> str:
+    return str(part.get("Content-Location") or "").strip()
 
 
 def _text_of(part: Message) -> str:

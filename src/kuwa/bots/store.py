@@ -155,6 +155,10 @@ class Bots(Repo):
             )
         return int(rows[0][0]) if rows else None
 
+    def check_editable(self, bot_id: int, user: UserInfo) -> None:
+        """404 for a bot the user may not see, 403 when they may not change it."""
+        self._editable(bot_id, user, MODIFY)
+
     def raw(self, bot_id: int) -> dict[str, Any]:
         row = self._row(bot_id)
         if row is None:

@@ -34,6 +34,17 @@ GENERATED = (
 READ_BY: dict[str, str] = {
     "import_max_rows": "gateway, up, room",
     "import_max_bytes": "gateway, up",
+    "files_dir": "gateway, up, worker, bot",
+    "files_max_bytes": "gateway, up, worker, bot",
+    "files_max_pages": "gateway, up, worker, bot",
+    "files_user_quota_bytes": "gateway, up, bot",
+    "files_user_quota_files": "gateway, up, bot",
+    "files_extract_timeout": "gateway, up, worker, bot",
+    "files_passages": "gateway, up",
+    "embedding_url": "gateway, up, worker",
+    "embedding_model": "gateway, up, worker",
+    "embedding_api_key": "gateway, up, worker",
+    "embedding_timeout": "gateway, up, worker",
     "auto_register_models": "gateway, up",
     "public_url": "gateway, up, stress, worker",
     "trusted_proxies": "gateway, up",
@@ -72,7 +83,7 @@ READ_BY: dict[str, str] = {
     "data_dir": (
         "gateway, up, worker, executor, kernel, user, group, model, room, bot, feedback, db"
     ),
-    "redis_url": "gateway, executor, kernel, worker, room, up",
+    "redis_url": "gateway, executor, kernel, worker, room, up, bot",
     "database_url": "gateway, up, worker, user, group, model, room, bot, feedback, db",
     "db_auto_migrate": "gateway, up, worker, user, group, model, room, bot, feedback",
     "secret_key": "gateway, up, worker, user, group, model, room, bot, feedback",

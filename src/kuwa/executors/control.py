@@ -59,8 +59,10 @@ class Control:
             raise Blocked(decision.blocked)
         messages = tuple(decision.messages)
         params = job.params
+        if modelfile is None and job.passages:
+            modelfile = Modelfile()  # the default PASSAGES-TEMPLATE
         if modelfile is not None:
-            messages = modelfile.apply(messages)
+            messages = modelfile.apply(messages, job.passages)
             params = modelfile.generation_params(params)
         params = self.rules.bound(params)
         messages = self.rules.trim(messages, count_tokens)

@@ -12,6 +12,7 @@ One command per line; command names are case-insensitive::
     BEFORE-PROMPT \"\"\"Translate into English:
     \"\"\"
     AFTER-PROMPT " (answer in one line)"
+    PASSAGES-TEMPLATE "Use these excerpts: {{ .Passages }} Question: {{ .Prompt }}"
 
 A value is the bare rest of the line, a ``"double-quoted"`` text (``\\"`` and ``\\\\`` are its
 only escapes) or a ``\"\"\"triple-quoted\"\"\"`` text that may span lines and is taken as
@@ -23,6 +24,12 @@ always text.
 ``KUWAPARAM`` is the original Kuwa's other name for PARAMETER. As there, a repeated SYSTEM
 adds a line to the system prompt, a MESSAGE system turn adds to it too, and repeated
 BEFORE-/AFTER-PROMPT texts are joined; TEMPLATE and other PARAMETERs keep the last value.
+
+``PASSAGES-TEMPLATE`` (Kuwa's own) shapes the last user message when the job carries passages
+of the room's documents: ``{{ .Passages }}`` becomes the numbered passages, ``{{ .Prompt }}``
+the message (after BEFORE-/AFTER-PROMPT). Only these two are replaced, once, as plain text:
+nothing in a template, a passage or a prompt is ever evaluated. Without one,
+:data:`DEFAULT_PASSAGES_TEMPLATE` asks the model to answer from the passages and cite ``[n]``.
 """
 
 from __future__ import annotations
@@ -35,15 +42,35 @@ from pathlib import Path
 from types import MappingProxyType
 
 from kuwa.errors import InvalidRequestError
-from kuwa.schemas import GenerationParams, Message
+from kuwa.schemas import GenerationParams, Message, Passage
 
 ROLES = ("system", "user", "assistant")
+DEFAULT_PASSAGES_TEMPLATE = """Answer the question from the numbered passages below, which \
+come from the documents of this chat. Cite each passage you use by its number in square \
+brackets, like [1] or [2][3]. If the passages do not hold the answer, say so.
+
+{{ .Passages }}
+
+Question: {{ .Prompt }}"""
+_PLACEHOLDER = re.compile(r"\{\{\s*\.(Passages|Prompt)\s*\}\}")
 _IGNORED = frozenset({"from", "license", "adapter"})
 _COMMANDS = frozenset(
-    {"system", "parameter", "kuwaparam", "message", "template", "before-prompt", "after-prompt"}
+    {
+        "system",
+        "parameter",
+        "kuwaparam",
+        "message",
+        "template",
+        "before-prompt",
+        "after-prompt",
+        "passages-template",
+    }
     | _IGNORED
 )
-_COMMAND_LIST = "FROM, SYSTEM, PARAMETER, MESSAGE, TEMPLATE, BEFORE-PROMPT, AFTER-PROMPT, LICENSE"
+_COMMAND_LIST = (
+    "FROM, SYSTEM, PARAMETER, MESSAGE, TEMPLATE, BEFORE-PROMPT, AFTER-PROMPT, "
+    "PASSAGES-TEMPLATE, LICENSE"
+)
 _INT = re.compile(r"[+-]?\d+")
 _FLOAT = re.compile(r"[+-]?(?:\d+\.\d*|\.\d+|\d+)(?:[eE][+-]?\d+)?")
 _COMMENT = re.compile(r"(?:^|\s)#")
@@ -75,6 +102,7 @@ class Modelfile:
     template: str | None = None
     before_prompt: str | None = None
     after_prompt: str | None = None
+    passages_template: str | None = None
 
     @classmethod
     def parse(cls, text: str) -> Modelfile:
@@ -103,21 +131,29 @@ class Modelfile:
             template=other.template or self.template,
             before_prompt=other.before_prompt or self.before_prompt,
             after_prompt=other.after_prompt or self.after_prompt,
+            passages_template=other.passages_template or self.passages_template,
         )
 
-    def apply(self, messages: Sequence[Message]) -> tuple[Message, ...]:
+    def apply(
+        self, messages: Sequence[Message], passages: Sequence[Passage] = ()
+    ) -> tuple[Message, ...]:
         """The conversation as the model should see it.
 
         SYSTEM (plus any MESSAGE system turns) replaces a leading system message or is put
-        first; preset turns follow it; BEFORE-/AFTER-PROMPT wrap the last user message.
+        first; preset turns follow it; BEFORE-/AFTER-PROMPT wrap the last user message, and
+        with ``passages`` the PASSAGES-TEMPLATE puts them around it.
         """
         convo = list(messages)
-        if self.before_prompt or self.after_prompt:
+        if self.before_prompt or self.after_prompt or passages:
             for i in range(len(convo) - 1, -1, -1):
                 if convo[i].role == "user":
                     content = (
                         f"{self.before_prompt or ''}{convo[i].content}{self.after_prompt or ''}"
                     )
+                    if passages:
+                        content = render_passages(
+                            self.passages_template or DEFAULT_PASSAGES_TEMPLATE, content, passages
+                        )
                     convo[i] = Message("user", content)
                     break
         parts = [self.system] if self.system else []
@@ -174,6 +210,29 @@ class Modelfile:
         )
 
 
+def format_passages(passages: Sequence[Passage]) -> str:
+    """``[n] source, page p`` and the passage's text, one block each."""
+    blocks = []
+    for p in passages:
+        where = f"{p.source}, page {p.page}" if p.page is not None else p.source
+        blocks.append(f"[{p.n}] {where}\n{p.text}")
+    return "\n\n".join(blocks)
+
+
+def render_passages(template: str, prompt: str, passages: Sequence[Passage]) -> str:
+    """``template`` with ``{{ .Passages }}`` and ``{{ .Prompt }}`` replaced in one pass (a
+    placeholder inside a passage or the prompt stays as it is). A template without
+    ``{{ .Prompt }}`` gets the prompt after it; one without ``{{ .Passages }}``, the passages
+    before it."""
+    values = {"Passages": format_passages(passages), "Prompt": prompt}
+    names = {m.group(1) for m in _PLACEHOLDER.finditer(template)}
+    if "Passages" not in names:
+        template = "{{ .Passages }}\n\n" + template
+    if "Prompt" not in names:
+        template = template + "\n\n{{ .Prompt }}"
+    return _PLACEHOLDER.sub(lambda m: values[m.group(1)], template)
+
+
 def _as_float(value: object) -> float | None:
     if isinstance(value, int | float) and not isinstance(value, bool):
         return float(value)
@@ -205,6 +264,7 @@ class _Parser:
         self.template: str | None = None
         self.before: list[str] = []
         self.after: list[str] = []
+        self.passages_template: str | None = None
 
     def run(self) -> Modelfile:
         while self.i < len(self.lines):
@@ -223,6 +283,7 @@ class _Parser:
             template=self.template,
             before_prompt="".join(self.before) if self.before else None,
             after_prompt="".join(self.after) if self.after else None,
+            passages_template=self.passages_template,
         )
 
     def command(self, line: str, lineno: int) -> None:
@@ -265,6 +326,8 @@ class _Parser:
                 self.before.append(value)
             elif name == "after-prompt":
                 self.after.append(value)
+            elif name == "passages-template":
+                self.passages_template = value
 
     def parameter(self, key: str, raw: str, quoted: bool, lineno: int) -> None:
         if key == "stop":

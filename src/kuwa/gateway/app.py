@@ -20,7 +20,7 @@ from kuwa.accounts import Store, close_database, open_database
 from kuwa.broker import Hub, JobQueue, Registry, connect
 from kuwa.broker.limits import UserLimits
 from kuwa.errors import BrokerError, KuwaError
-from kuwa.gateway import instrument, jobs_api, kuwa_api, metrics, openai_api, openapi
+from kuwa.gateway import files_api, instrument, jobs_api, kuwa_api, metrics, openai_api, openapi
 from kuwa.gateway.auth import TokenAuth
 from kuwa.gateway.chat import ChatService
 from kuwa.gateway.http import (
@@ -113,6 +113,11 @@ def create_app(settings: Settings) -> Starlette:
         Route("/v1.0/chat/completions", kuwa_api.chat_completions, methods=["POST"]),
         Route("/v1/chat/completions", openai_api.chat_completions, methods=["POST"]),
         Route("/v1/models", openai_api.list_models, methods=["GET"]),
+        Route("/v1/files", files_api.create_file, methods=["POST"]),
+        Route("/v1/files", files_api.list_files, methods=["GET"]),
+        Route("/v1/files/{file_id}", files_api.get_file, methods=["GET"]),
+        Route("/v1/files/{file_id}", files_api.delete_file, methods=["DELETE"]),
+        Route("/v1/files/{file_id}/content", files_api.file_content, methods=["GET"]),
         Route("/v1/jobs/{job_id}/events", jobs_api.follow_job, methods=["GET"]),
         Route("/healthz", healthz, methods=["GET"]),
         Route("/metrics", metrics.metrics, methods=["GET"]),

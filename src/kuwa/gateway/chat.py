@@ -7,6 +7,7 @@ import time
 import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
+from typing import Any
 
 from redis.exceptions import RedisError
 
@@ -58,6 +59,7 @@ class ChatStream:
         self.first_at: float | None = None  # when the first chunk with text arrived
         self.error_code: str | None = None  # why the job failed, once it has
         self.closed = False
+        self.citations: list[dict[str, Any]] = []  # passages of attached files, numbered
 
     @property
     def id(self) -> str:
@@ -160,6 +162,7 @@ class ChatService:
             upstream_key=upstream_key or None,
             modelfile=modelfile or None,
             group=group,
+            passages=request.passages,
         )
         claimed = False
         if self.limits is not None and user_id is not None:

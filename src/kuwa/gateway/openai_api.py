@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import AsyncIterator
+from typing import Any
 
 import orjson
 from starlette.requests import Request
@@ -39,23 +40,24 @@ async def chat_completions(request: Request) -> Response:
         answer = await unless_disconnected(request, stream.collect())
     finally:
         await stream.close()
-    return JSONResponse(
-        {
-            "id": stream.id,
-            "object": "chat.completion",
-            "created": stream.created,
-            "model": chat.model,
-            "choices": [
-                {
-                    "index": 0,
-                    "message": {"role": "assistant", "content": answer.text, "refusal": None},
-                    "logprobs": None,
-                    "finish_reason": answer.finish_reason,
-                }
-            ],
-            "usage": answer.usage.to_openai(),
-        }
-    )
+    body = {
+        "id": stream.id,
+        "object": "chat.completion",
+        "created": stream.created,
+        "model": chat.model,
+        "choices": [
+            {
+                "index": 0,
+                "message": {"role": "assistant", "content": answer.text, "refusal": None},
+                "logprobs": None,
+                "finish_reason": answer.finish_reason,
+            }
+        ],
+        "usage": answer.usage.to_openai(),
+    }
+    if stream.citations:
+        body["citations"] = stream.citations
+    return JSONResponse(body)
 
 
 class ChunkFormat:
@@ -72,8 +74,12 @@ class ChunkFormat:
         self.usage_tail = b',"usage":null' if include_usage else b""
         self.tail = b',"logprobs":null,"finish_reason":null}]' + self.usage_tail + b"}\n\n"
 
-    def role(self) -> bytes:
-        return self.head + b'{"role":"assistant","content":""}' + self.tail
+    def role(self, citations: list[dict[str, Any]] | None = None) -> bytes:
+        """The first event; with attached files it carries their ``citations``."""
+        if not citations:
+            return self.head + b'{"role":"assistant","content":""}' + self.tail
+        extra = b',"citations":' + orjson.dumps(citations) + b"}\n\n"
+        return self.head + b'{"role":"assistant","content":""}' + self.tail[:-3] + extra
 
     def chunk(self, chunk: Chunk, event_id: bool = False) -> bytes:
         """The events for one chunk message (its text, then the finish and usage if final)."""
@@ -109,7 +115,7 @@ class ChunkFormat:
 async def _events(stream: ChatStream, chat: ChatRequest) -> AsyncIterator[bytes]:
     fmt = ChunkFormat(stream.id, stream.created, chat.model, chat.include_usage)
     try:
-        yield fmt.role()
+        yield fmt.role(stream.citations)
         async for chunk in stream.chunks():
             out = fmt.chunk(chunk)
             if out:

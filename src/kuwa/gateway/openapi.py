@@ -29,6 +29,7 @@ from kuwa.errors import (
     BrokerError,
     ConflictError,
     ContentBlockedError,
+    DocumentError,
     InvalidRequestError,
     JobFailedError,
     KuwaError,
@@ -39,10 +40,12 @@ from kuwa.errors import (
     PayloadTooLargeError,
     PermissionDeniedError,
     QueueFullError,
+    QuotaExceededError,
     RateLimitError,
     error_body,
 )
 from kuwa.gateway.openapi_app import app_paths, app_schemas
+from kuwa.gateway.openapi_files import file_paths, file_schemas
 from kuwa.gateway.openapi_schemas import (
     EXAMPLES,
     JSON,
@@ -140,6 +143,32 @@ ERRORS: tuple[ErrorCase, ...] = (
         "The request body is larger than the limit of 2097152 bytes.",
     ),
     ErrorCase(
+        DocumentError,
+        "unreadable_document",
+        "an uploaded or attached file Kuwa cannot read: unknown type, damaged, locked by a "
+        "password, no text in it (`param`: `file` or `files`)",
+        "The PDF is protected by a password; remove the password and upload it again.",
+    ),
+    ErrorCase(
+        PayloadTooLargeError,
+        "payload_too_large",
+        "a file over `KUWA_FILES_MAX_BYTES` or `KUWA_FILES_MAX_PAGES`, or a zip bomb",
+        "The file has 2500 pages; the limit is 2000.",
+    ),
+    ErrorCase(
+        QuotaExceededError,
+        "quota_exceeded",
+        "the upload would take the user past `KUWA_FILES_USER_QUOTA_BYTES` or `_FILES`",
+        "You keep 500 files, the most allowed; delete some first.",
+    ),
+    ErrorCase(
+        ConflictError,
+        "file_not_ready",
+        "a file attached to a chat is still being indexed (`Retry-After`)",
+        "file-5b0c0a8f3d1e4c2b9a7f6e5d is still being indexed (3 of 12 pages read); try "
+        "again in a moment.",
+    ),
+    ErrorCase(
         RateLimitError,
         "user_job_limit",
         "the user already has their group's (or `KUWA_USER_MAX_JOBS`) answers running",
@@ -232,7 +261,7 @@ ERRORS: tuple[ErrorCase, ...] = (
     ),
 )
 
-RETRY_AFTER = (429, 503)
+RETRY_AFTER = (409, 429, 503)
 
 DESCRIPTION = """\
 Kuwa serves two chat APIs over the same jobs and models, plus a small web-app API:
@@ -259,7 +288,7 @@ def error_response(status: int) -> Schema:
     """The component response for one status: its error codes, one example each."""
     cases = [c for c in ERRORS if c.status == status]
     if status == 409:
-        cases = [ErrorCase(ConflictError, "conflict", "the change clashes with data", "")]
+        cases.append(ErrorCase(ConflictError, "conflict", "the change clashes with data", ""))
     lines = "\n".join(f"- `{c.code}` ({c.type}): {c.when}" for c in cases)
     examples = {
         c.code: {"value": error_body(c.message or c.when, c.type, _param(c.code), c.code)}
@@ -277,6 +306,9 @@ def error_response(status: int) -> Schema:
 def _param(code: str) -> str | None:
     return {
         "invalid_request": "temperature",
+        "unreadable_document": "file",
+        "quota_exceeded": "file",
+        "file_not_ready": "files",
         "model_not_found": "model",
         "model_not_allowed": "model",
     }.get(code)
@@ -522,9 +554,9 @@ def build_document() -> dict[str, Any]:
             },
         ],
         "security": BEARER,
-        "paths": {**api_paths(), **app_paths()},
+        "paths": {**api_paths(), **file_paths(), **app_paths()},
         "components": {
-            "schemas": {**schemas(), **app_schemas()},
+            "schemas": {**schemas(), **app_schemas(), **file_schemas()},
             "responses": {name: error_response(s) for s, name in STATUS_NAMES.items()},
             "headers": {
                 "RetryAfter": {

@@ -16,7 +16,7 @@ import orjson
 
 from kuwa.errors import error_body
 from kuwa.schemas import GenerationParams, Usage
-from kuwa.schemas.chat import MAX_STOP, ROLE_ALIASES, ROLES
+from kuwa.schemas.chat import MAX_FILES, MAX_STOP, ROLE_ALIASES, ROLES
 
 Schema = dict[str, Any]
 JSON = "application/json"
@@ -117,6 +117,13 @@ REQUEST_FIELDS: dict[str, Schema] = {
 }
 
 
+CITATIONS: Schema = {
+    "type": "array",
+    "items": {"$ref": "#/components/schemas/Citation"},
+    "description": "With files: the passages the model was given, numbered as it cites them.",
+}
+
+
 def _parameters() -> dict[str, Schema]:
     """Every generation parameter, in the dataclass's order (KeyError: one is undocumented)."""
     return {f.name: PARAMETERS[f.name] for f in dataclasses.fields(GenerationParams)}
@@ -127,8 +134,12 @@ def chat_request(dialect: str) -> Schema:
     content: Schema = {"type": "string"}
     if openai:
         content = {
-            "anyOf": [{"type": "string"}, {"type": "array", "items": ref("TextPart")}],
-            "description": "A string, or text parts (joined).",
+            "anyOf": [
+                {"type": "string"},
+                {"type": "array", "items": {"anyOf": [ref("TextPart"), ref("FilePart")]}},
+            ],
+            "description": "A string, or text parts (joined) and file parts (documents to "
+            "answer from).",
         }
     roles = sorted(ROLES | ROLE_ALIASES.keys())
     aliases = ", ".join(f"`{a}` is read as `{r}`" for a, r in ROLE_ALIASES.items())
@@ -145,6 +156,13 @@ def chat_request(dialect: str) -> Schema:
             "default": not openai,
             "description": "Answer as server-sent events.",
         },
+    }
+    props["files"] = {
+        "type": ["array", "null"],
+        "items": {"type": "string", "minLength": 1},
+        "maxItems": MAX_FILES,
+        "description": "Kuwa: ids of files (POST /v1/files) to answer from; their best "
+        "passages for the last user message go into the prompt.",
     }
     if openai:
         props["stream_options"] = {
@@ -183,6 +201,14 @@ def schemas() -> dict[str, Schema]:
         "JobId": {"type": "string", "pattern": "^chatcmpl-[0-9a-f]+$", "example": JOB_ID},
         "FinishReason": {"enum": list(FINISH_REASONS)},
         "TextPart": obj({"type": {"const": "text"}, "text": {"type": "string"}}, extra=True),
+        "FilePart": obj(
+            {
+                "type": {"const": "file"},
+                "file": obj({"file_id": {"type": "string", "minLength": 1}}, extra=True),
+            },
+            extra=True,
+            description="A document to answer from (an id from POST /v1/files).",
+        ),
         "ChatCompletionRequest": chat_request("openai"),
         "KuwaChatRequest": chat_request("kuwa"),
         "Usage": obj(usage),
@@ -213,7 +239,9 @@ def schemas() -> dict[str, Schema]:
                     ),
                 },
                 "usage": ref("Usage"),
-            }
+                "citations": CITATIONS,
+            },
+            ["id", "object", "created", "model", "choices", "usage"],
         ),
         "ChatCompletionChunk": obj(
             {
@@ -240,6 +268,7 @@ def schemas() -> dict[str, Schema]:
                     "description": "Only with `stream_options.include_usage`: null on every "
                     "chunk but the last.",
                 },
+                "citations": {**CITATIONS, "description": "On the first chunk only."},
             },
             ["id", "object", "created", "model", "choices"],
         ),

@@ -8,6 +8,7 @@ from starlette.requests import Request
 from kuwa.accounts import UserInfo
 from kuwa.broker.connection import redis_errors
 from kuwa.gateway.chat import ChatStream
+from kuwa.gateway.files_api import attach_files
 from kuwa.gateway.http import UPSTREAM_KEY_HEADER
 from kuwa.gateway.models import require_api_access
 from kuwa.gateway.state import GatewayState
@@ -20,9 +21,13 @@ KEYED_BACKENDS = {"openai": "openai"}
 async def start_api_chat(
     state: GatewayState, request: Request, chat: ChatRequest, user: UserInfo
 ) -> ChatStream:
-    """A chat started through the API (``/v1``, ``/v1.0``)."""
+    """A chat started through the API (``/v1``, ``/v1.0``); with files, the stream's
+    ``citations`` are the passages its model was given."""
     require_api_access(user)
-    return await start_chat(state, chat, user, request.headers.get(UPSTREAM_KEY_HEADER))
+    chat, citations = await attach_files(state, chat, user)
+    stream = await start_chat(state, chat, user, request.headers.get(UPSTREAM_KEY_HEADER))
+    stream.citations = citations
+    return stream
 
 
 async def start_chat(

@@ -65,6 +65,7 @@ class Row:
     model: str | None = None
     chain: bool | None = None
     line: int = 0  # where it was read (1-based), 0 when built in code
+    citations: list[dict[str, Any]] | None = None  # an answer's cited passages (JSON export)
 
 
 # --------------------------------------------------------------------------- escapes
@@ -168,12 +169,17 @@ def _json_message(row: Row) -> dict[str, Any]:
     message["content"] = row.content
     if row.chain is not None:
         message["chain"] = row.chain
+    if row.citations:
+        message["citations"] = row.citations
     return message
 
 
-def export_json(rows: Iterable[Row]) -> bytes:
-    """``{"messages": [...]}``, indented 2, UTF-8 (not ASCII-escaped), trailing newline."""
-    document = {"messages": [_json_message(row) for row in rows]}
+def export_json(rows: Iterable[Row], files: list[dict[str, Any]] | None = None) -> bytes:
+    """``{"messages": [...]}``, indented 2, UTF-8 (not ASCII-escaped), trailing newline; with
+    ``files``, the room's documents after the messages (``"files": [...]``)."""
+    document: dict[str, Any] = {"messages": [_json_message(row) for row in rows]}
+    if files:
+        document["files"] = files
     return (json.dumps(document, ensure_ascii=False, indent=2) + "\n").encode("utf-8")
 
 

@@ -291,9 +291,11 @@ class Rooms(Repo):
         *,
         parent: int | None = None,
         branch: bool = False,
+        citations: dict[str, list[dict[str, Any]]] | None = None,
     ) -> tuple[int, list[int]]:
         """A prompt and one running answer per model. ``branch``: ``parent`` is given (an
-        edit makes a sibling of the edited prompt); otherwise the prompt follows the thread."""
+        edit makes a sibling of the edited prompt); otherwise the prompt follows the thread.
+        ``citations``: per model, the passages of documents its answer is to come from."""
         if not content.strip():
             raise InvalidRequestError("The prompt is empty.", param="content")
         if len(content) > MAX_PROMPT:
@@ -338,6 +340,7 @@ class Rooms(Repo):
                             status="running",
                             chain=room["chained"],
                             selected=True,
+                            citations=_citations(citations, code),
                             created_at=now,
                         )
                     ).execute()
@@ -367,6 +370,7 @@ class Rooms(Repo):
                         status="running",
                         chain=old["chain"],
                         selected=True,
+                        citations=old["citations"],  # the same passages again
                         created_at=utcnow(),
                     )
                 ).execute()
@@ -496,6 +500,11 @@ class Rooms(Repo):
             if r["translation_status"] == "running" and r["translation_job"]:
                 out.append({"id": r["id"], "job": r["translation_job"], "kind": "translation"})
         return out
+
+
+def _citations(by_model: dict[str, list[dict[str, Any]]] | None, code: str) -> str | None:
+    found = (by_model or {}).get(code)
+    return orjson.dumps(found).decode() if found else None
 
 
 def check_models(models: list[str]) -> list[str]:

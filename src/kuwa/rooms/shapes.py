@@ -59,6 +59,7 @@ def message_json(
             "flags": [f for f in feedback["flags"].split(",") if f],
             "comment": feedback["comment"],
         },
+        citations=orjson.loads(row["citations"]) if row.get("citations") else [],
         translation=None
         if row["translation_status"] is None
         else {

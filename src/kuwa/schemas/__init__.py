@@ -4,6 +4,7 @@ from kuwa.schemas.chat import (
     ChatRequest,
     GenerationParams,
     Message,
+    Passage,
     SchemaError,
     parse_chat_request,
 )
@@ -16,6 +17,7 @@ __all__ = [
     "Job",
     "JobStatus",
     "Message",
+    "Passage",
     "SchemaError",
     "Usage",
     "parse_chat_request",

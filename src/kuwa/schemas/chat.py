@@ -18,6 +18,7 @@ OPTIONAL_PARAMS = (
 )
 ROLE_ALIASES = {"developer": "system"}
 MAX_STOP = 4
+MAX_FILES = 20
 
 
 class SchemaError(ValueError):
@@ -36,6 +37,30 @@ class Message:
 
     def to_dict(self) -> dict[str, str]:
         return {"role": self.role, "content": self.content}
+
+
+@dataclass(frozen=True, slots=True)
+class Passage:
+    """A passage of a document the model answers from, cited as ``[n]``; ``source`` is the
+    document's name, ``page`` its 1-based page (None for formats without pages)."""
+
+    n: int
+    source: str
+    page: int | None
+    text: str
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"n": self.n, "source": self.source, "page": self.page, "text": self.text}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Passage:
+        page = data.get("page")
+        return cls(
+            int(data["n"]),
+            str(data.get("source") or ""),
+            int(page) if page is not None else None,
+            str(data.get("text") or ""),
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -87,6 +112,8 @@ class ChatRequest:
     stream: bool = True
     include_usage: bool = False
     user: str | None = None
+    files: tuple[str, ...] = ()  # documents to answer from (ids of POST /v1/files)
+    passages: tuple[Passage, ...] = ()  # their passages ranked for this prompt
 
 
 Dialect = Literal["openai", "kuwa"]
@@ -105,7 +132,8 @@ def parse_chat_request(body: Any, dialect: Dialect) -> ChatRequest:
         raise SchemaError("'model' is required: the access code of the model to use.", "model")
     if not isinstance(model, str):
         raise SchemaError("'model' must be a string.", "model")
-    messages = _messages(body.get("messages"), allow_parts=dialect == "openai")
+    files: list[str] = []
+    messages = _messages(body.get("messages"), allow_parts=dialect == "openai", files=files)
     stream = body.get("stream", dialect == "kuwa")
     if stream is None:
         stream = dialect == "kuwa"
@@ -121,6 +149,14 @@ def parse_chat_request(body: Any, dialect: Dialect) -> ChatRequest:
     if n is not None and (n != 1 or isinstance(n, bool)):
         raise SchemaError("Only n=1 is supported.", "n")
     user = body.get("user")
+    extra = body.get("files")
+    if extra is not None:
+        if not isinstance(extra, list) or not all(isinstance(f, str) and f for f in extra):
+            raise SchemaError("'files' must be a list of file ids (from POST /v1/files).", "files")
+        files += extra
+    files = list(dict.fromkeys(files))
+    if len(files) > MAX_FILES:
+        raise SchemaError(f"A request may name at most {MAX_FILES} files.", "files")
     return ChatRequest(
         model=model,
         messages=messages,
@@ -128,10 +164,11 @@ def parse_chat_request(body: Any, dialect: Dialect) -> ChatRequest:
         stream=stream,
         include_usage=include_usage,
         user=user if isinstance(user, str) else None,
+        files=tuple(files),
     )
 
 
-def _messages(raw: Any, *, allow_parts: bool) -> tuple[Message, ...]:
+def _messages(raw: Any, *, allow_parts: bool, files: list[str]) -> tuple[Message, ...]:
     if raw is None:
         raise SchemaError("'messages' is required: a non-empty list of messages.", "messages")
     if not isinstance(raw, list):
@@ -154,11 +191,12 @@ def _messages(raw: Any, *, allow_parts: bool) -> tuple[Message, ...]:
                 f"In {param}: the role {role!r} is not supported; use system, user or assistant.",
                 f"{param}.role",
             )
-        out.append(Message(role, _content(item.get("content"), f"{param}.content", allow_parts)))
+        content = _content(item.get("content"), f"{param}.content", allow_parts, files)
+        out.append(Message(role, content))
     return tuple(out)
 
 
-def _content(raw: Any, param: str, allow_parts: bool) -> str:
+def _content(raw: Any, param: str, allow_parts: bool, files: list[str]) -> str:
     if isinstance(raw, str):
         return raw
     if raw is None:
@@ -166,9 +204,19 @@ def _content(raw: Any, param: str, allow_parts: bool) -> str:
     if allow_parts and isinstance(raw, list):
         texts = []
         for j, part in enumerate(raw):
+            if isinstance(part, dict) and part.get("type") == "file":
+                ref = part.get("file")
+                file_id = ref.get("file_id") if isinstance(ref, dict) else None
+                if not isinstance(file_id, str) or not file_id:
+                    raise SchemaError(
+                        f"In {param}[{j}]: a file part needs file.file_id (from POST /v1/files).",
+                        f"{param}[{j}].file.file_id",
+                    )
+                files.append(file_id)
+                continue
             if not isinstance(part, dict) or part.get("type") != "text":
                 raise SchemaError(
-                    f"In {param}[{j}]: only text parts are supported.",
+                    f"In {param}[{j}]: only text and file parts are supported.",
                     f"{param}[{j}]",
                 )
             text = part.get("text")

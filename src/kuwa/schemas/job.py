@@ -8,7 +8,7 @@ from typing import Any
 
 import orjson
 
-from kuwa.schemas.chat import GenerationParams, Message
+from kuwa.schemas.chat import GenerationParams, Message, Passage
 
 
 class JobStatus(enum.StrEnum):
@@ -38,10 +38,17 @@ class Job:
     chat_template: str | None = None  # a Modelfile's TEMPLATE, set by the executor
     upstream_key: str | None = field(default=None, repr=False)  # the user's own provider key
     group: str | None = None  # the user's group when the job was made (usage statistics)
+    # Passages of documents to answer from; the executor puts them into the prompt through
+    # the Modelfile's PASSAGES-TEMPLATE (or the default one).
+    passages: tuple[Passage, ...] = ()
 
     def encode(self) -> bytes:
+        extra: dict[str, Any] = {}
+        if self.passages:
+            extra["passages"] = [p.to_dict() for p in self.passages]
         return orjson.dumps(
             {
+                **extra,
                 "id": self.id,
                 "model": self.model,
                 "messages": [m.to_dict() for m in self.messages],
@@ -69,6 +76,7 @@ class Job:
             modelfile=data.get("modelfile"),
             upstream_key=data.get("upstream_key"),
             group=data.get("group"),
+            passages=tuple(Passage.from_dict(p) for p in data.get("passages") or ()),
         )
 
 

@@ -27,6 +27,7 @@ from kuwa.web import (
     account,
     arena,
     dashboard,
+    documents,
     manage,
     manage_audit,
     manage_groups,
@@ -106,6 +107,7 @@ def routes() -> list[BaseRoute]:
     static = resources.files("kuwa.web").joinpath("static")
     return [
         *rooms.routes(),
+        *documents.routes(),
         *sharing.routes(),
         *transfer.routes(),
         *store.routes(),

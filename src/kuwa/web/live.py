@@ -32,7 +32,7 @@ from kuwa.gateway.start import start_chat
 from kuwa.gateway.state import GatewayState
 from kuwa.rooms import Rooms
 from kuwa.schemas import ChatRequest
-from kuwa.schemas.chat import Message
+from kuwa.schemas.chat import Message, Passage
 
 log = logging.getLogger(__name__)
 
@@ -61,7 +61,12 @@ class RoomRunner:
     ) -> asyncio.Task[None] | None:
         """Start the answer's job; the task that saves it (None when it could not start).
         ``model`` may be a bot (``bot:ID``): its base model runs with its Modelfile."""
-        history = await run_in_threadpool(self.rooms.history, message_id)
+        row = await run_in_threadpool(self.rooms.raw, message_id)
+        history = await run_in_threadpool(self.rooms.history_of, row)
+        passages = tuple(
+            Passage(int(c["n"]), str(c["name"]), c.get("page"), str(c["text"]))
+            for c in (orjson.loads(row["citations"]) if row.get("citations") else [])
+        )
         bot_modelfile = None
         bot_id = bot_id_of(model)
         if bot_id is not None:
@@ -72,7 +77,10 @@ class RoomRunner:
                 return None
             await run_in_threadpool(self.bots.count_use, bot_id)
         request = ChatRequest(
-            model=model, messages=tuple(Message(r, c) for r, c in history), stream=True
+            model=model,
+            messages=tuple(Message(r, c) for r, c in history),
+            stream=True,
+            passages=passages,
         )
         return await self._run(
             user, room_id, message_id, request, translation=False, bot_modelfile=bot_modelfile
@@ -324,6 +332,8 @@ async def room_events(runner: RoomRunner, user: UserInfo, room_id: int) -> Async
                 start_following(int(event["id"]), str(event["job"]), str(event["kind"]))
             elif kind == "presence":
                 await presence()
+            elif kind == "files":
+                await out.put(named_event("files", {"room": room_id}))
             elif kind == "room":
                 changed = await run_in_threadpool(
                     lambda: rooms.get(room_id, user.id, with_messages=False)

@@ -32,6 +32,7 @@ from kuwa.web.core import (
     ui_lang,
     web_state,
 )
+from kuwa.web.documents import citations_for, delete_room_files
 from kuwa.web.live import LANGUAGES, RoomRunner, room_events
 
 TAB = "tab_Room"
@@ -263,6 +264,7 @@ async def app_delete_room(request: Request) -> Response:
     await _require(request, room_id, "owner")
     await _runner(request).stop(room_id)
     await run_in_threadpool(_rooms(request).delete, room_id)
+    await run_in_threadpool(delete_room_files, request, room_id)
     await _runner(request).publish(room_id, {"type": "deleted"})
     return JSONResponse({})
 
@@ -292,6 +294,7 @@ async def app_send(request: Request) -> Response:
         parent_row = await run_in_threadpool(_rooms(request).raw, int(parent))
         if parent_row["room"] != room_id or parent_row["role"] != "user":
             raise InvalidRequestError("parent must be a prompt of this room", param="parent")
+    citations = await citations_for(request, user, room_id, content, models)
     prompt_id, answer_ids = await run_in_threadpool(
         lambda: _rooms(request).add_prompt(
             room_id,
@@ -300,6 +303,7 @@ async def app_send(request: Request) -> Response:
             models,
             parent=int(parent) if parent is not None else None,
             branch=branch,
+            citations=citations,
         )
     )
     runner = _runner(request)

@@ -11,10 +11,16 @@ from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
 from kuwa.bots.store import READ_ANY_MODELFILE, Bots, avatar_bytes, avatar_url
-from kuwa.errors import InvalidRequestError, PayloadTooLargeError, PermissionDeniedError
+from kuwa.errors import (
+    InvalidRequestError,
+    KuwaError,
+    PayloadTooLargeError,
+    PermissionDeniedError,
+)
 from kuwa.gateway.http import JSONResponse, read_json
 from kuwa.gateway.state import state_of
 from kuwa.web.core import current_user, page, web_state
+from kuwa.web.documents import add_knowledge, bot_knowledge
 
 TAB = "tab_Store"
 MAX_BOT_FILE = 2 * 1024 * 1024
@@ -115,6 +121,7 @@ async def export_bot(request: Request) -> Response:
             f"Exporting includes the Modelfile, which needs {READ_ANY_MODELFILE}."
         )
     avatar, avatar_type = avatar_bytes(bot["avatar"])
+    knowledge = await run_in_threadpool(bot_knowledge, request, int(bot["id"]))
     data = dump(
         BotFile(
             name=bot["name"],
@@ -123,7 +130,9 @@ async def export_bot(request: Request) -> Response:
             modelfile=bot["modelfile"],
             avatar=avatar,
             avatar_type=avatar_type,
-        )
+            knowledge=knowledge,
+        ),
+        max_bytes=_max_bot_file(request),
     )
     return Response(
         data,
@@ -139,12 +148,13 @@ async def import_bot(request: Request) -> Response:
 
     user = await current_user(request)
     assert user is not None
+    limit = _max_bot_file(request)
     data = b""
     async for part in request.stream():
         data += part
-        if len(data) > MAX_BOT_FILE:
-            raise PayloadTooLargeError("A .bot file may be at most 2 MiB.")
-    parsed = await run_in_threadpool(load, data)
+        if len(data) > limit:
+            raise PayloadTooLargeError(f"A .bot file may be at most {limit} bytes.")
+    parsed = await run_in_threadpool(load, data, limit)
     await _check_base(request, parsed.base)
     bots = _bots(request)
     avatar = avatar_url(parsed.avatar, parsed.avatar_type)
@@ -159,7 +169,17 @@ async def import_bot(request: Request) -> Response:
             visibility="private",
         )
     )
+    try:
+        await add_knowledge(request, user, bot_id, parsed.knowledge)
+    except KuwaError:
+        await run_in_threadpool(bots.delete, bot_id, user)
+        raise
     return JSONResponse(await run_in_threadpool(bots.get, bot_id, user), status_code=201)
+
+
+def _max_bot_file(request: Request) -> int:
+    """A .bot file may carry its knowledge: room for about four files of the upload limit."""
+    return MAX_BOT_FILE + 4 * web_state(request).settings.files_max_bytes
 
 
 def routes() -> list[BaseRoute]:

@@ -7,17 +7,24 @@ from __future__ import annotations
 
 from typing import BinaryIO, cast
 
+import orjson
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 from starlette.routing import BaseRoute, Route
 
-from kuwa.errors import InvalidRequestError, PayloadTooLargeError, PermissionDeniedError
+from kuwa.errors import (
+    InvalidRequestError,
+    KuwaError,
+    PayloadTooLargeError,
+    PermissionDeniedError,
+)
 from kuwa.gateway.http import JSONResponse
 from kuwa.rooms import Transfer
 from kuwa.rooms.transfer import room_docx_bytes
 from kuwa.web.background import enqueue_pending
 from kuwa.web.core import page, web_state
+from kuwa.web.documents import UPLOAD, import_room_files, room_files_export
 from kuwa.web.rooms import SEND, _id, _not_blinded, _require, _rooms, _runner, _user
 
 EXPORT = "Room_read_export_chat"
@@ -49,11 +56,13 @@ async def app_export(request: Request) -> Response:
             content=m["content"],
             model=m["model"] if m["role"] == "assistant" else None,
             chain=bool(m["chain"]) if m["role"] == "assistant" else None,
+            citations=orjson.loads(m["citations"]) if m.get("citations") else None,
         )
         for m in thread
     ]
     if kind == "json":
-        body: bytes = formats.export_json(rows)
+        files = await run_in_threadpool(room_files_export, request, room_id)
+        body: bytes = formats.export_json(rows, files)
     elif kind == "tsv":
         body = formats.export_tsv(rows).encode()
     else:
@@ -108,6 +117,15 @@ async def app_import(request: Request) -> Response:
             )
         except formats.FormatError as exc:
             error = exc
+        files: list[dict[str, object]] = []
+        file_error: KuwaError | None = None
+        if error is None and user.can(UPLOAD):  # a Kuwa JSON export carries the room's files
+            try:
+                files = await run_in_threadpool(
+                    import_room_files, request, user.id, room_id, cast(BinaryIO, spool)
+                )
+            except KuwaError as exc:
+                file_error = exc
     finally:
         spool.close()
     runner = _runner(request)
@@ -123,7 +141,14 @@ async def app_import(request: Request) -> Response:
             line=error.line,
             column=error.column,
         )
-    return JSONResponse({"pending": len(pending)}, status_code=201)
+    if files:
+        await runner.publish(room_id, {"type": "files"})
+    if file_error is not None:
+        raise file_error
+    body: dict[str, int] = {"pending": len(pending)}
+    if files:
+        body["files"] = len(files)
+    return JSONResponse(body, status_code=201)
 
 
 @page("Dashboard_read_feedbacks")

@@ -8,6 +8,7 @@
 //   room_prompts.js   Prompts      prompt records, branches, the editor
 //   room_composer.js  Composer     the message box, chips (direct send, quotes), chained
 //   room_header.js    RoomHeader   presence and the room's buttons in the top bar
+//   room_files.js     Files        the room's documents, citations and the passage panel
 import { api } from "./api.js";
 import { ArenaBar } from "./arena.js";
 import { confirmDialog, h, toast } from "./dom.js";
@@ -15,6 +16,7 @@ import { t } from "./i18n.js";
 import { Answers } from "./room_answers.js";
 import { Board } from "./room_board.js";
 import { Composer } from "./room_composer.js";
+import { Files } from "./room_files.js";
 import { RoomHeader } from "./room_header.js";
 import { Prompts } from "./room_prompts.js";
 import { RoomStream } from "./room_stream.js";
@@ -40,6 +42,7 @@ export class RoomView {
     this.board = new Board(this);
     this.answers = new Answers(this);
     this.prompts = new Prompts(this);
+    this.files = new Files(this);
     this.composer = new Composer(this);
     this.header = new RoomHeader(this);
     ensureStoreLink(app);
@@ -64,6 +67,7 @@ export class RoomView {
       this.composer.el,
     );
     container.replaceChildren(this.el);
+    this.files.bind(this.el);
     this.board.bindHighlight();
     this.scroller.addEventListener("scroll", () => {
       this.pinned = this.isNearBottom();
@@ -84,6 +88,7 @@ export class RoomView {
 
   unmount() {
     this.closed = true;
+    this.files.close();
     this.stream.close();
     if (this.raf) cancelAnimationFrame(this.raf);
     this.header.clear();
@@ -103,6 +108,7 @@ export class RoomView {
     this.header.render();
     this.renderComposerState();
     this.schedule();
+    this.files.load();
   }
 
   onRoom(room) {

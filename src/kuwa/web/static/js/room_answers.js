@@ -5,6 +5,7 @@ import { api } from "./api.js";
 import { h, icon, iconButton, toast } from "./dom.js";
 import { lang, t } from "./i18n.js";
 import { copyText, render as renderMarkdown } from "./markdown.js";
+import { decorateCitations } from "./room_files.js";
 
 const POSITIVE = ["correct", "easy_to_understand", "complete"];
 const NEGATIVE = ["unsafe", "incorrect", "irrelevant", "language"];
@@ -279,6 +280,9 @@ export class Answers {
       } else {
         renderMarkdown(rec.body, text);
         if (!text && m.status === "done") rec.body.append(h("p", { class: "muted", text: t("empty_answer") }));
+        if (m.status !== "running") {
+          decorateCitations(rec.body, m.citations, (file) => this.view.files.has(file));
+        }
       }
       rec.text = text;
       rec.status = m.status;

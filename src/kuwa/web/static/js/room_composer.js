@@ -60,6 +60,8 @@ export class Composer {
       }
     });
     this.textarea.addEventListener("input", () => this.autosize());
+    const files = view.files;
+    files.bind(null, this.textarea);
     this.sendBtn = h(
       "button",
       { type: "submit", class: "send", "data-testid": "send", "aria-label": t("send"), title: t("send_hint") },
@@ -95,11 +97,13 @@ export class Composer {
           this.send();
         },
       },
+      files.strip,
       this.chips,
       this.textarea,
       h(
         "div",
         { class: "composer-row" },
+        files.canUpload() ? files.button() : null,
         h(
           "label",
           { class: "switch small", title: t("chained_hint") },
@@ -112,6 +116,7 @@ export class Composer {
       ),
     );
     this.el.replaceChildren(form);
+    files.render();
     this.renderChips();
     view.renderComposerState();
   }

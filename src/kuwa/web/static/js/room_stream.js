@@ -42,6 +42,7 @@ export class RoomStream {
     on("translation", (d) => this.onTranslation(d));
     on("presence", (d) => view.onPresence(d.users || []));
     on("room", (r) => view.onRoom(r));
+    on("files", () => view.files.load());
     on("gone", (d) => view.onGone(d.reason));
     es.addEventListener("open", () => this.setConn(null));
     es.addEventListener("error", () => {

@@ -3,6 +3,7 @@
 // helpers that let the picker and rooms show bots (`bot:ID` codes) like models.
 import { ApiError, api } from "./api.js";
 import { arenaModel } from "./arena.js";
+import { knowledgeField } from "./bot_knowledge.js";
 import { avatar, confirmDialog, h, icon, iconButton, toast } from "./dom.js";
 import { t } from "./i18n.js";
 import { pathIcon } from "./transfer.js";
@@ -643,6 +644,7 @@ export class StoreView {
         mfInput,
         h("div", {}, mfError, h("p", { id: "bot-mf-hint", class: "muted small hint", text: t("modelfile_hint") })),
       ),
+      knowledgeField(editing ? bot.id : null),
       formError,
       h("div", { class: "dialog-actions" }, cancel, save),
     );
