@@ -139,7 +139,7 @@ class Kernel:
             if n == 0 and not await self.redis.exists(keys.queue_standby(code)):
                 recovered += await self.fail_stranded(code)
             recovered += await self.fail_overdue(code, timeouts.get(code))
-            await self.queue.refill(code, self.settings.fair_window)  # a safety net
+            await self.queue.refill(code)  # a safety net
         for code in models:
             stream = keys.queue_stream(code)
             try:
