@@ -14,7 +14,10 @@ import redis.asyncio as aioredis
 from kuwa import keys
 from kuwa.broker import ExecutorInfo, JobQueue, Registry
 from kuwa.errors import QueueFullError
+from kuwa.executors.debug import DebugBackend
+from kuwa.executors.runtime import ExecutorRuntime
 from kuwa.schemas import Job, JobStatus, Message
+from kuwa.settings import Settings
 from tests.stack import RedisServer, Stack, wait_until
 
 
@@ -166,3 +169,40 @@ def test_a_burst_no_larger_than_the_free_slots_starts_at_once(tmp_path: Path) ->
         client.close()
         stack.stop()
         server.stop()
+
+
+@pytest.mark.anyio
+async def test_an_executor_of_two_queues_offers_each_what_the_other_leaves(
+    redis: aioredis.Redis,
+) -> None:
+    """In-process runtime serving two access codes with 4 slots: 3 jobs running on one leave
+    1 slot offered to the other; a draining executor offers none; a stopped one is gone."""
+    s = Settings(access_code=("m", "n"), max_concurrency=4, debug_delay=0.3, heartbeat_ttl=3.0)
+    runtime = ExecutorRuntime(s, DebugBackend(s), redis)
+    task = asyncio.create_task(runtime.run())
+
+    async def offers() -> dict[str, int]:
+        return {
+            code: int(await redis.hget(keys.queue_slots(code), runtime.id) or -1)
+            for code in ("m", "n")
+        }
+
+    async def until(expected: dict[str, int]) -> None:
+        for _ in range(300):
+            if await offers() == expected:
+                return
+            await asyncio.sleep(0.01)
+        raise AssertionError(f"{await offers()} != {expected}")
+
+    await until({"m": 4, "n": 4})
+    queue = JobQueue(redis)
+    for n in range(3):
+        await queue.enqueue(job(1, n))  # "x": one token, 0.3 s
+    await until({"m": 4, "n": 1})  # m's own jobs are its pending entries in Redis
+    await until({"m": 4, "n": 4})  # finished
+    await queue.enqueue(job(1, 3))
+    await until({"m": 4, "n": 3})
+    runtime.request_stop()
+    await until({"m": 0, "n": 0})  # draining its last job
+    await asyncio.wait_for(task, 10)
+    assert await offers() == {"m": -1, "n": -1}
