@@ -1,9 +1,11 @@
 """Job queues: one Redis Stream per access code, read by the ``executors`` consumer group.
 
-Admission keeps every slot busy: executors report their free slots per queue, and the
-enqueue script lets as many jobs straight into the stream as the live executors have free
-slots, plus the fair window; only the jobs beyond the free slots count as waiting (against
-``max_queue``). The rest wait in per-user backlogs and move to the stream in turns.
+Admission keeps every slot busy: executors offer their slots to each queue they serve, and a
+live executor's free slots are its offer less its pending entries (jobs read, not yet
+acknowledged). The enqueue script lets as many jobs straight into the stream as the live
+executors have free slots, plus the fair window; only the jobs beyond the free slots count as
+waiting (against ``max_queue``). The rest wait in per-user backlogs and move to the stream in
+turns whenever room appears (a job finishes, an executor offers slots, a job is enqueued).
 """
 
 from __future__ import annotations
