@@ -6,6 +6,7 @@ from __future__ import annotations
 import math
 from typing import Any
 
+import queue_wait
 from bench_figures import CPU_GROUPS, DIRECT, KUWA, LABELS, TARGETS, ratio_rows, worker_split
 
 # Targets from the issue.
@@ -116,6 +117,8 @@ def report(results: dict[str, Any]) -> str:
             )
     out += _cpu_table(levels)
     out += _chunk_messages(results)
+    for burst in results.get("burst") or []:
+        out += queue_wait.report_lines(burst)
     if results.get("idle"):
         out += idle_report(results["idle"])
     out += ["", "Targets:"]
@@ -241,6 +244,12 @@ def targets(results: dict[str, Any]) -> list[str]:
             f"{name} tokens/s ÷ {LABELS[DIRECT]} at {RATIO_LEVEL:,} streams {100 * r:.0f} % "
             f"(target >= {100 * RATIO_MIN:.0f} %): {_verdict(r >= RATIO_MIN)}"
         )
+        failed = sum(lv[target]["errors"].values())
+        lines.append(
+            f"{name} errors at {RATIO_LEVEL:,} streams {_errors(lv[target])} (target 0): "
+            f"{_verdict(failed == 0)}"
+        )
+    lines += queue_wait.targets(results.get("burst"))
     idle = results.get("idle")
     if not idle or not idle["opened"]:
         lines.append("gateway memory per idle stream: not measured")

@@ -14,11 +14,14 @@ machine hits all three. It reports TTFT p50/p99 and the TTFT Kuwa adds, tokens/s
 direct ratios, the CPU each process used per 1,000 tokens, and Kuwa's chunk messages/s
 (PUBLISH calls counted by ``INFO commandstats``, which also counts calls made inside Lua
 scripts) next to ``redis-benchmark``'s PUBLISH/s on the same Redis. Then it measures the
-gateway's memory per open idle stream (``idle_streams.py``), prints a table of ratios and,
-with ``--plot``, draws them (``bench_plot.py``).
+gateway's memory per open idle stream (``idle_streams.py``) and, at bursts of ``--burst``
+streams on free slots, the time from queued to started read from the jobs' state hashes
+(``queue_wait.py``); it prints a table of ratios and, with ``--plot``, draws them
+(``bench_plot.py``).
 
     .venv/bin/python bench/stream_bench.py [--streams 1,10,100,1000] [--tokens 200]
-        [--rounds 3] [--idle-streams 10000] [--plot PNG] [--json OUT] [--profile DIR]
+        [--rounds 3] [--burst 256] [--idle-streams 10000] [--plot PNG] [--json OUT]
+        [--profile DIR]
 
 This is a benchmark, not a test: it prints figures and whether the issue's targets were
 met, and exits 0 unless the stack could not be started.
@@ -48,6 +51,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 import idle_streams  # noqa: E402
+import queue_wait  # noqa: E402
 from bench_figures import KUWA, TARGETS, compare, ratio, round_order, summarize  # noqa: E402
 from bench_report import report  # noqa: E402
 from procinfo import command_line, cpu_seconds, descendants, raise_open_files  # noqa: E402
@@ -375,6 +379,13 @@ def main() -> None:
         default=300,
         help="requests per round at least (each stream sends several when streams is lower)",
     )
+    parser.add_argument(
+        "--burst",
+        type=int,
+        default=256,
+        help="streams of the bursts on free slots whose queued -> started time is read from "
+        "the job state (0: skip)",
+    )
     parser.add_argument("--publish-n", type=int, default=200_000, help="redis-benchmark -n")
     parser.add_argument(
         "--idle-streams",
@@ -430,6 +441,17 @@ def main() -> None:
             results["levels"].append(
                 run_level(bench, streams, args.rounds, args.min_requests, profile, loads)
             )
+        if args.burst:
+            client = bench.redis.client()
+            results["burst"] = []
+            try:
+                for answer in (1, None):  # the pull alone; then while the burst streams
+                    burst = queue_wait.measure(bench.ask, client, args.burst, args.rounds, answer)
+                    results["burst"].append(burst)
+                    loads.append(os.getloadavg()[0])
+                    print("\n".join(queue_wait.report_lines(burst)), flush=True)
+            finally:
+                client.close()
         if idle_count:
             results["idle"] = idle_streams.measure(
                 bench.stack, bench.redis, bench.ask, idle_count, max(args.timeout, 120.0)

@@ -9,6 +9,7 @@ def test_every_name_is_prefixed_and_has_no_double_colon() -> None:
     names = [
         keys.queue_stream("echo"),
         keys.queue_executors("echo"),
+        keys.queue_slots("echo"),
         keys.executor("host-1"),
         keys.job_channel("chatcmpl-1"),
         keys.job_transcript("chatcmpl-1"),
@@ -44,7 +45,16 @@ def test_keys_of_one_job_share_a_hash_tag() -> None:
 
 
 def test_keys_of_one_queue_share_a_hash_tag() -> None:
-    assert _tag(keys.queue_stream("m")) == _tag(keys.queue_executors("m")) == "q:m"
+    names = (
+        keys.queue_stream("m"),
+        keys.queue_executors("m"),
+        keys.queue_slots("m"),
+        keys.queue_ring("m"),
+        keys.queue_backlogged("m"),
+        keys.queue_backlog("m", "7"),
+        keys.queue_standby("m"),
+    )
+    assert {_tag(name) for name in names} == {"q:m"}
 
 
 @pytest.mark.parametrize("code", ["", "a b", "x{y}", "-lead", "a" * 129, "é"])

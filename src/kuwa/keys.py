@@ -54,6 +54,13 @@ def queue_executors(code: str) -> str:
     return f"{PREFIX}{{q:{_code(code)}}}:executors"
 
 
+def queue_slots(code: str) -> str:
+    """Hash: executor id -> the slots it offers this queue (its slots less those busy with its
+    other queues). Its free slots are these less its pending entries in the consumer group;
+    only live executors count."""
+    return f"{PREFIX}{{q:{_code(code)}}}:slots"
+
+
 def queue_ring(code: str) -> str:
     """List of the users that have a backlog on this queue, in turn order."""
     return f"{PREFIX}{{q:{_code(code)}}}:ring"

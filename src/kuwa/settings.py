@@ -90,14 +90,16 @@ class Settings:
     max_queue: int = field(
         default=256,
         metadata=_doc(
-            "Most jobs waiting (not yet started) per access code; beyond it requests get 429."
+            "Most jobs per access code that wait for an executor slot (beyond the free slots "
+            "of the live executors, which take jobs at once); beyond it requests get 429."
         ),
     )
     fair_window: int = field(
         default=8,
         metadata=_doc(
-            "Jobs per access code that may wait in line directly; beyond them jobs wait in "
-            "per-user backlogs and users take turns (round-robin)."
+            "Jobs per access code that may wait in line directly beyond the live executors' "
+            "free slots; beyond them jobs wait in per-user backlogs and users take turns "
+            "(round-robin)."
         ),
     )
     pool: Path | None = field(

@@ -24,7 +24,7 @@ from redis.exceptions import NoScriptError, RedisError
 
 from kuwa import keys
 from kuwa.broker.joblog import JobLog
-from kuwa.broker.queue import QueuedJob
+from kuwa.broker.queue import JobQueue, QueuedJob
 from kuwa.schemas import Chunk, JobStatus, Usage
 
 log = logging.getLogger(__name__)
@@ -41,8 +41,10 @@ class ChunkBatcher:
         transcript_ttl: int = 3600,
         transcript_max: int = 20000,
         joblog: JobLog | None = None,
+        queue: JobQueue | None = None,
     ) -> None:
         self.redis = redis
+        self.queue = queue  # refills a queue in the round that finishes one of its jobs
         self._script = redis.register_script(_PUBLISH)
         self.joblog = joblog or JobLog()
         self.interval = interval
@@ -152,6 +154,8 @@ class ChunkBatcher:
             transcripts.append(publisher.transcript)
             args += [publisher.channel, chunk.encode(), flag]
         now = repr(time.time())
+        queue = self.queue
+        freed: dict[str, None] = {}  # queues with a job finished in this round
         async with self.redis.pipeline(transaction=False) as pipe:
             pipe.evalsha(self._script.sha, len(transcripts), *transcripts, *args)
             for publisher, chunk in items:
@@ -168,13 +172,23 @@ class ChunkBatcher:
                     if q.job.user_id is not None:  # its gateway may have died holding the claim
                         pipe.zrem(keys.user_jobs(str(q.job.user_id)), q.job.id)
                     self._record(pipe, q, status, chunk, float(now), publisher.first_at)
+                    freed[q.code] = None
+            if queue is None:
+                freed.clear()
+            else:  # after the XACKs: the freed slots take backlogged jobs
+                for code in freed:
+                    queue.refill_in(pipe, code)
             results = await pipe.execute(raise_on_error=False)
+        refills = results[len(results) - len(freed) :]
+        results = results[: len(results) - len(freed)]
         if isinstance(results[0], NoScriptError):  # Redis lost its scripts (a restart)
             await self.redis.script_load(self._script.script)
             await self.redis.evalsha(self._script.sha, len(transcripts), *transcripts, *args)
         for result in results:
             if isinstance(result, Exception) and not isinstance(result, NoScriptError):
                 raise result
+        if queue is not None and freed:
+            await queue.check_refills(list(freed), refills)
         self.rounds += 1
         self.messages += len(items)
 

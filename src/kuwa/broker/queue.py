@@ -1,9 +1,17 @@
-"""Job queues: one Redis Stream per access code, read by the ``executors`` consumer group."""
+"""Job queues: one Redis Stream per access code, read by the ``executors`` consumer group.
+
+Admission keeps every slot busy: executors offer their slots to each queue they serve, and a
+live executor's free slots are its offer less its pending entries (jobs read, not yet
+acknowledged). The enqueue script lets as many jobs straight into the stream as the live
+executors have free slots, plus the fair window; only the jobs beyond the free slots count as
+waiting (against ``max_queue``). The rest wait in per-user backlogs and move to the stream in
+turns whenever room appears (a job finishes, an executor offers slots, a job is enqueued).
+"""
 
 from __future__ import annotations
 
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 from importlib import resources
 from typing import Any
@@ -16,10 +24,12 @@ from kuwa.broker.connection import redis_errors, text
 from kuwa.errors import ModelUnavailableError, QueueFullError
 from kuwa.schemas import Job, JobStatus
 
-_ENQUEUE = resources.files("kuwa.broker").joinpath("enqueue.lua").read_text()
-_REFILL = resources.files("kuwa.broker").joinpath("refill.lua").read_text()
-_WITHDRAW = resources.files("kuwa.broker").joinpath("withdraw.lua").read_text()
-_DROP_CONSUMER = resources.files("kuwa.broker").joinpath("drop_consumer.lua").read_text()
+_SCRIPTS = resources.files("kuwa.broker")
+_ADMISSION = _SCRIPTS.joinpath("admission.lua").read_text()  # functions both scripts use
+_ENQUEUE = _ADMISSION + _SCRIPTS.joinpath("enqueue.lua").read_text()
+_REFILL = _ADMISSION + _SCRIPTS.joinpath("refill.lua").read_text()
+_WITHDRAW = _SCRIPTS.joinpath("withdraw.lua").read_text()
+_DROP_CONSUMER = _SCRIPTS.joinpath("drop_consumer.lua").read_text()
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,7 +64,8 @@ class JobQueue:
         """Record the job's state and add it to its queue, in one round trip.
 
         Raises :class:`ModelUnavailableError` when no executor is live for the model and
-        :class:`QueueFullError` when too many jobs already wait.
+        :class:`QueueFullError` when ``max_queue`` jobs already wait for a slot (beyond the
+        live executors' free slots).
         """
         state = keys.job_state(job.id)
         async with self.redis.pipeline(transaction=False) as pipe:
@@ -65,6 +76,7 @@ class JobQueue:
                     "model": job.model,
                     "owner": "" if job.user_id is None else str(job.user_id),
                     "created": repr(job.created),
+                    "queued": repr(time.time()),
                 },
             )
             pipe.expire(state, self.state_ttl)
@@ -73,19 +85,21 @@ class JobQueue:
             user = "anon" if job.user_id is None else str(job.user_id)
             pipe.evalsha(
                 self._enqueue.sha,
-                6,
+                7,
                 keys.queue_stream(job.model),
                 keys.queue_executors(job.model),
                 keys.queue_ring(job.model),
                 keys.queue_backlogged(job.model),
                 keys.queue_backlog(job.model, user),
                 keys.queue_standby(job.model),
+                keys.queue_slots(job.model),
                 time.time(),
                 self.max_queue,
                 job.id,
                 job.encode(),
                 self.fair_window,
                 user,
+                keys.queue_backlog_prefix(job.model),
             )
             with redis_errors("enqueueing a job"):
                 results = await pipe.execute(raise_on_error=False)
@@ -170,35 +184,76 @@ class JobQueue:
                 out.append(QueuedJob(code, entry_id, Job.decode(fields[b"job"])))
         return out
 
-    async def refill(self, code: str, count: int) -> int:
-        """Move up to ``count`` backlogged jobs into the stream, users taking turns."""
-        moved = await self._refill(
-            keys=[keys.queue_stream(code), keys.queue_ring(code), keys.queue_backlogged(code)],
-            args=[count, self.fair_window, keys.queue_backlog_prefix(code)],
-        )
-        return int(moved)
+    def _refill_call(self, code: str, executor: str = "", slots: int = 0) -> list[Any]:
+        """``EVALSHA`` arguments of refill.lua: record the ``slots`` that ``executor`` offers
+        ``code`` (unless ``executor`` is empty), then move backlogged jobs into the stream."""
+        return [
+            self._refill.sha,
+            5,
+            keys.queue_stream(code),
+            keys.queue_executors(code),
+            keys.queue_slots(code),
+            keys.queue_ring(code),
+            keys.queue_backlogged(code),
+            time.time(),
+            self.fair_window,
+            keys.queue_backlog_prefix(code),
+            executor,
+            max(slots, 0),
+        ]
+
+    def refill_in(self, pipe: Any, code: str) -> None:
+        """Add a refill of ``code`` to a pipeline (after the ``XACK`` of a finished job: its
+        slot is free, so a backlogged job may take it)."""
+        pipe.evalsha(*self._refill_call(code))
+
+    async def check_refills(self, codes: Sequence[str], results: Sequence[object]) -> None:
+        """Raise the first error among the replies of :meth:`refill_in` calls; refill again
+        if Redis had lost the script (a restart)."""
+        if any(isinstance(r, NoScriptError) for r in results):
+            await self.redis.script_load(_REFILL)
+            await self._refill_many({code: 0 for code in codes}, "")
+            return
+        for result in results:
+            if isinstance(result, Exception):
+                raise result
+
+    async def _refill_many(self, slots: dict[str, int], executor: str) -> int:
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for code, n in slots.items():
+                pipe.evalsha(*self._refill_call(code, executor, n))
+            results = await pipe.execute(raise_on_error=False)
+        if any(isinstance(r, NoScriptError) for r in results):  # Redis lost its scripts
+            await self.redis.script_load(_REFILL)
+            return await self._refill_many(slots, executor)
+        for result in results:
+            if isinstance(result, Exception):
+                raise result
+        return sum(int(r) for r in results)
+
+    async def refill(self, code: str) -> int:
+        """Move backlogged jobs into the stream, users taking turns, until it holds the live
+        executors' free slots plus the fair window of unread jobs. Returns how many moved."""
+        return await self._refill_many({code: 0}, "")
+
+    async def report(self, executor: str, slots: dict[str, int]) -> int:
+        """Record how many slots ``executor`` offers each queue (access code -> slots; 0 while
+        it drains), then refill those queues. Its free slots are what it offers less the jobs
+        it has taken and not finished. Returns how many backlogged jobs moved."""
+        return await self._refill_many(slots, executor)
 
     async def start(self, jobs: list[QueuedJob], executor: str) -> list[bool]:
         """Mark jobs running; returns for each whether it was cancelled while queued.
 
-        In the same round trip, as many backlogged jobs as were taken move into the stream
-        (round-robin over users), so the queue's fair window stays full."""
+        Taking the jobs (``XREADGROUP``) already made them the executor's pending entries, so
+        its free slots went down with the read itself. In the same round trip the queues
+        are refilled all the same, for jobs taken beyond the slots offered (an executor that
+        offers none, or serves several queues)."""
         now = repr(time.time())
-        taken: dict[str, int] = {}
-        for q in jobs:
-            taken[q.code] = taken.get(q.code, 0) + 1
+        codes = list(dict.fromkeys(q.code for q in jobs))
         async with self.redis.pipeline(transaction=False) as pipe:
-            for code, count in taken.items():
-                pipe.evalsha(
-                    self._refill.sha,
-                    3,
-                    keys.queue_stream(code),
-                    keys.queue_ring(code),
-                    keys.queue_backlogged(code),
-                    count,
-                    self.fair_window,
-                    keys.queue_backlog_prefix(code),
-                )
+            for code in codes:
+                self.refill_in(pipe, code)
             for q in jobs:
                 pipe.exists(keys.job_cancel(q.job.id))
                 pipe.hset(
@@ -210,13 +265,8 @@ class JobQueue:
                     },
                 )
             results = await pipe.execute(raise_on_error=False)
-        for code, result in zip(taken, results, strict=False):
-            if isinstance(result, NoScriptError):
-                await self.redis.script_load(_REFILL)
-                await self.refill(code, taken[code])
-            elif isinstance(result, Exception):
-                raise result
-        flags = results[len(taken) :]
+        await self.check_refills(codes, results[: len(codes)])
+        flags = results[len(codes) :]
         for result in flags:
             if isinstance(result, Exception):
                 raise result
@@ -233,7 +283,8 @@ class JobQueue:
             await pipe.execute()
 
     async def finish(self, q: QueuedJob, status: JobStatus) -> None:
-        """Acknowledge and delete the stream entry; record the final status."""
+        """Acknowledge and delete the stream entry; record the final status; refill the
+        queue for the slot that freed up."""
         stream = keys.queue_stream(q.code)
         async with self.redis.pipeline(transaction=False) as pipe:
             pipe.xack(stream, keys.CONSUMER_GROUP, q.entry_id)
@@ -242,7 +293,12 @@ class JobQueue:
                 keys.job_state(q.job.id),
                 mapping={"status": status.value, "finished": repr(time.time())},
             )
-            await pipe.execute()
+            self.refill_in(pipe, q.code)
+            results = await pipe.execute(raise_on_error=False)
+        for result in results[:-1]:
+            if isinstance(result, Exception):
+                raise result
+        await self.check_refills([q.code], results[-1:])
 
     # --- kernel side --------------------------------------------------------------------
     async def consumers(self, codes: list[str]) -> dict[str, dict[str, int]]:

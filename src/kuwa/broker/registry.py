@@ -73,6 +73,7 @@ class Registry:
             pipe.zrem(keys.EXECUTORS, info.id)
             for code in info.access_codes:
                 pipe.zrem(keys.queue_executors(code), info.id)
+                pipe.hdel(keys.queue_slots(code), info.id)
             await pipe.execute()
 
     async def is_known(self, code: str) -> bool:
@@ -148,4 +149,5 @@ class Registry:
             pipe.delete(keys.executor(executor_id))
             for code in codes:
                 pipe.zrem(keys.queue_executors(code), executor_id)
+                pipe.hdel(keys.queue_slots(code), executor_id)
             await pipe.execute()

@@ -12,7 +12,7 @@ import os
 import socket
 import time
 import uuid
-from collections import deque
+from collections import Counter, deque
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -78,6 +78,7 @@ class ExecutorRuntime:
             transcript_ttl=settings.transcript_ttl,
             transcript_max=settings.transcript_max_chunks,
             joblog=JobLog.from_settings(settings),
+            queue=self.queue,  # a job's last round refills its queue for the freed slot
         )
         self.control = Control.from_settings(settings)
         self.blocked: dict[str, str] = {}  # job id -> why an output rule stopped it
@@ -85,6 +86,8 @@ class ExecutorRuntime:
         self.cancel_requested: set[str] = set()
         self.backlog: deque[QueuedJob] = deque()
         self._slot_freed = asyncio.Event()
+        self._held: Counter[str] = Counter()  # jobs taken and not finished, by access code
+        self._report_wanted = asyncio.Event()  # the slots offered to the queues changed
         self._stopping = asyncio.Event()
         self._tokens = 0
         self._started = False
@@ -98,6 +101,7 @@ class ExecutorRuntime:
             log.info("executor %s: stop requested, draining %d job(s)", self.id, len(self.running))
             self._stopping.set()
             self._slot_freed.set()
+            self._report_wanted.set()  # offers no slots from now on
 
     async def run(self, *, burst: bool = False) -> None:
         """Serve until stopped (or, with ``burst``, until the queues are empty)."""
@@ -119,7 +123,10 @@ class ExecutorRuntime:
         self._started = True
         self.info.state = "ready"
         await self.registry.heartbeat(self.info)
+        # Live now: its slots count, and backlogged jobs move into the stream for them.
+        await self.queue.report(self.id, self.offered_slots())
         tasks.append(asyncio.create_task(self._cancel_loop(), name="cancel-listener"))
+        tasks.append(asyncio.create_task(self._report_loop(), name="slot-reports"))
         log.info(
             "executor %s serving %s with %s (%d slots)",
             self.id,
@@ -130,6 +137,8 @@ class ExecutorRuntime:
         try:
             reason = await self._work_loop(burst)
             log.info("executor %s: leaving work loop: %s", self.id, reason)
+            self._stopping.set()  # takes no more jobs: offers no slots
+            self._report_wanted.set()
             await self._drain()
         finally:
             self.info.state = "draining"
@@ -166,12 +175,30 @@ class ExecutorRuntime:
                 if burst and not self.running:
                     return "burst: queues empty"
                 continue
+            self._held.update(q.code for q in jobs)
+            if len(self.codes) > 1:  # slots taken on one queue are not free for the others
+                self._report_wanted.set()
             cancelled = await self.queue.start(jobs, self.id)
             for q, was_cancelled in zip(jobs, cancelled, strict=True):
                 if was_cancelled:
                     await self._finish_unstarted(q)
                 else:
                     self.backlog.append(q)
+
+    def offered_slots(self) -> dict[str, int]:
+        """The slots this executor offers each of its queues: all of them less those busy
+        with its other queues; none while starting or draining. (Redis subtracts the jobs
+        taken from the queue itself: its pending entries.)"""
+        if not self._started or self._stopping.is_set():
+            return dict.fromkeys(self.codes, 0)
+        slots, held = self.settings.max_concurrency, self._held.total()
+        return {code: max(0, slots - (held - self._held[code])) for code in self.codes}
+
+    def _released(self, q: QueuedJob) -> None:
+        """A taken job is acknowledged (finished, cancelled or handed back)."""
+        self._held[q.code] -= 1
+        if len(self.codes) > 1:
+            self._report_wanted.set()
 
     def _launch(self, q: QueuedJob) -> None:
         task = asyncio.create_task(self._run_job(q), name=f"job-{q.job.id}")
@@ -183,6 +210,7 @@ class ExecutorRuntime:
                 await self._finish_unstarted(q)
             else:
                 await self.queue.requeue(q)
+                self._released(q)
         self.backlog.clear()
         if not self.running:
             return
@@ -221,6 +249,7 @@ class ExecutorRuntime:
             self.cancel_requested.discard(job.id)
             self.blocked.pop(job.id, None)
             self.completed += 1
+            self._released(q)
             self._slot_freed.set()
 
     async def _generate(self, job: Job, write: Emit) -> Outcome:
@@ -279,7 +308,10 @@ class ExecutorRuntime:
     async def _finish_unstarted(self, q: QueuedJob) -> None:
         """A job cancelled before it started: tell its readers, then drop it."""
         publisher = self.batcher.publisher(q.job.id)
-        await publisher.close("cancelled", finish=(q, JobStatus.CANCELLED))
+        try:
+            await publisher.close("cancelled", finish=(q, JobStatus.CANCELLED))
+        finally:
+            self._released(q)
 
     # --- background loops ---------------------------------------------------------------
     async def _heartbeat_loop(self) -> None:
@@ -301,6 +333,21 @@ class ExecutorRuntime:
                 await self.registry.heartbeat(self.info)
             except (RedisError, OSError) as exc:
                 log.warning("executor %s: heartbeat failed: %s", self.id, exc)
+            self._report_wanted.set()  # again: Redis may have lost the last report
+
+    async def _report_loop(self) -> None:
+        """Tell the queues how many slots this executor offers each whenever that changes
+        (changes made while a report is on its way go in the next one). The only writer of
+        the offers after the first, so they reach Redis in the order they were made."""
+        while True:
+            await self._report_wanted.wait()
+            self._report_wanted.clear()
+            try:
+                await self.queue.report(self.id, self.offered_slots())
+            except (RedisError, OSError) as exc:
+                log.warning("executor %s: reporting its slots failed: %s", self.id, exc)
+                await asyncio.sleep(0.5)
+                self._report_wanted.set()
 
     async def _cancel_loop(self) -> None:
         pubsub = self.redis.pubsub(ignore_subscribe_messages=True)

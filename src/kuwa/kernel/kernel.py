@@ -140,7 +140,7 @@ class Kernel:
             if n == 0 and not await self.redis.exists(keys.queue_standby(code)):
                 recovered += await self.fail_stranded(code)
             recovered += await self.fail_overdue(code, timeouts.get(code))
-            await self.queue.refill(code, self.settings.fair_window)  # a safety net
+            await self.queue.refill(code)  # a safety net
         consumers = await self.queue.consumers(list(models))
         # Read after the consumers: an executor heartbeats before it first reads, so every
         # consumer listed above that is live now is in this set.
