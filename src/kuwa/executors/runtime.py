@@ -247,7 +247,7 @@ class ExecutorRuntime:
                 "The executor shut down before the answer was complete.", "executor_shutdown"
             )
         except BackendError as exc:
-            return Outcome.failed(str(exc), "model_error")
+            return Outcome.failed(str(exc), exc.code)
         except Exception as exc:
             log.exception("executor %s: job %s failed", self.id, job.id)
             return Outcome.failed(f"The model failed: {type(exc).__name__}", "model_error")
