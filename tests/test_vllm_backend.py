@@ -209,6 +209,12 @@ def test_sampling_always_sets_max_tokens() -> None:
     }
 
 
+def test_top_p_zero_is_greedy() -> None:
+    """vLLM refuses ``top_p: 0`` (the API allows it): only the likeliest token, greedy."""
+    kw = sampling_kwargs(job(Message("user", "x"), temperature=0.8, top_p=0.0), room=10)
+    assert kw == {"max_tokens": 10, "temperature": 0.0}
+
+
 def test_long_history_is_trimmed_oldest_first() -> None:
     builder = PromptBuilder(CharTokenizer(), max_len=60)
     messages = [
