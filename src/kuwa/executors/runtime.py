@@ -20,7 +20,14 @@ import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
 from kuwa import keys
-from kuwa.broker import ChunkBatcher, ExecutorInfo, JobQueue, QueuedJob, Registry
+from kuwa.broker import (
+    ChunkBatcher,
+    ExecutorInfo,
+    JobQueue,
+    QueuedJob,
+    Registry,
+    cancel_and_wait,
+)
 from kuwa.broker.joblog import JobLog
 from kuwa.executors import metrics
 from kuwa.executors.base import Backend, BackendError, Emit
@@ -109,9 +116,8 @@ class ExecutorRuntime:
         try:
             await self.backend.start()
         except BaseException:
-            tasks[0].cancel()
-            with contextlib.suppress(asyncio.CancelledError, RedisError, OSError):
-                await tasks[0]
+            with contextlib.suppress(RedisError, OSError):
+                await cancel_and_wait(*tasks)
                 await self.registry.deregister(self.info)
             raise
         self.info.model = self.backend.model
@@ -133,11 +139,7 @@ class ExecutorRuntime:
             await self._drain()
         finally:
             self.info.state = "draining"
-            for task in tasks:
-                task.cancel()
-            for task in tasks:
-                with contextlib.suppress(asyncio.CancelledError):
-                    await task
+            await cancel_and_wait(*tasks)
             with contextlib.suppress(RedisError, OSError):
                 await self.registry.deregister(self.info)
             await self.batcher.stop()
