@@ -9,7 +9,15 @@ import pytest
 import redis.asyncio as aioredis
 
 from kuwa import keys
-from kuwa.broker import ChunkBatcher, ChunkPublisher, ExecutorInfo, Hub, JobQueue, Registry
+from kuwa.broker import (
+    ChunkBatcher,
+    ChunkPublisher,
+    ExecutorInfo,
+    Hub,
+    JobQueue,
+    Registry,
+    cancel_and_wait,
+)
 from kuwa.errors import JobFailedError, ModelUnavailableError, QueueFullError
 from kuwa.schemas import Chunk, Job, Message, Usage
 
@@ -266,3 +274,32 @@ async def test_two_readers_of_one_job_and_one_leaves(redis: aioredis.Redis, hub:
     assert "".join(c.text for c in got) == "a b"
     await first.close()
     assert hub.active == 0
+
+
+async def test_cancel_and_wait_cancels_again_a_task_that_swallowed_it() -> None:
+    """A loop whose cancellation was swallowed (as redis-py's pipeline now and then does)
+    still ends: ``task.cancel(); await task`` would wait for it for ever."""
+    swallowed = asyncio.Event()
+
+    async def loop() -> None:
+        try:
+            await asyncio.sleep(10)
+        except asyncio.CancelledError:
+            swallowed.set()
+        while True:
+            await asyncio.sleep(0.01)
+
+    task = asyncio.create_task(loop(), name="stubborn")
+    await asyncio.sleep(0)
+    await asyncio.wait_for(cancel_and_wait(task, grace=0.05), 5)
+    assert swallowed.is_set() and task.cancelled()
+
+
+async def test_cancel_and_wait_lets_a_tasks_own_error_through() -> None:
+    async def fails() -> None:
+        raise RuntimeError("its own error")
+
+    task = asyncio.create_task(fails())
+    await asyncio.sleep(0)
+    with pytest.raises(RuntimeError, match="its own error"):
+        await cancel_and_wait(task)

@@ -3,11 +3,16 @@
 The tokenizer is a byte-level BPE trained on a few sentences (any text encodes), with
 ``<s>``/``</s>``/``<pad>`` and a small chat template; the model has 2 layers of width 32.
 Both are saved with ``save_pretrained`` so a backend loads them like any downloaded model.
+
+:func:`build_for_vllm` saves the same tokenizer with a config only (no weights): vLLM loads it
+with ``--load-format dummy`` (random weights). Its heads are 64 wide, as vLLM's CPU attention
+wants.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 SENTENCES = [
     "Kuwa lets you chat with many language models at once.",
@@ -24,25 +29,9 @@ CONTEXT = 4096
 
 def build(folder: Path) -> Path:
     import torch
-    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
-    from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
+    from transformers import LlamaConfig, LlamaForCausalLM
 
-    bpe = Tokenizer(models.BPE())
-    bpe.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
-    bpe.decoder = decoders.ByteLevel()
-    trainer = trainers.BpeTrainer(
-        vocab_size=320,
-        special_tokens=["<pad>", "<s>", "</s>"],
-        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
-        show_progress=False,
-    )
-    bpe.train_from_iterator(SENTENCES, trainer)
-    tokenizer = PreTrainedTokenizerFast(
-        tokenizer_object=bpe, bos_token="<s>", eos_token="</s>", pad_token="<pad>"
-    )
-    tokenizer.chat_template = CHAT_TEMPLATE
-    tokenizer.save_pretrained(folder)
-
+    tokenizer = save_tokenizer(folder)
     torch.manual_seed(0)
     config = LlamaConfig(
         vocab_size=len(tokenizer),
@@ -59,3 +48,48 @@ def build(folder: Path) -> Path:
     model = LlamaForCausalLM(config)
     model.save_pretrained(folder)
     return folder
+
+
+def build_for_vllm(folder: Path) -> Path:
+    """The tokenizer and a bf16 Llama config (width 256, 2 layers, heads of 64), no weights."""
+    from transformers import LlamaConfig
+
+    tokenizer = save_tokenizer(folder)
+    config = LlamaConfig(
+        vocab_size=len(tokenizer),
+        hidden_size=256,
+        intermediate_size=512,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        max_position_embeddings=CONTEXT,
+        pad_token_id=tokenizer.pad_token_id,
+        bos_token_id=tokenizer.bos_token_id,
+        eos_token_id=tokenizer.eos_token_id,
+        dtype="bfloat16",
+    )
+    config.save_pretrained(folder)
+    return folder
+
+
+def save_tokenizer(folder: Path) -> Any:
+    """Train the byte-level BPE tokenizer, give it the chat template, save it in ``folder``."""
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+    from transformers import PreTrainedTokenizerFast
+
+    bpe = Tokenizer(models.BPE())
+    bpe.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    bpe.decoder = decoders.ByteLevel()
+    trainer = trainers.BpeTrainer(
+        vocab_size=320,
+        special_tokens=["<pad>", "<s>", "</s>"],
+        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+        show_progress=False,
+    )
+    bpe.train_from_iterator(SENTENCES, trainer)
+    tokenizer = PreTrainedTokenizerFast(
+        tokenizer_object=bpe, bos_token="<s>", eos_token="</s>", pad_token="<pad>"
+    )
+    tokenizer.chat_template = CHAT_TEMPLATE
+    tokenizer.save_pretrained(folder)
+    return tokenizer

@@ -40,6 +40,12 @@ class InvalidRequestError(KuwaError):
     code = "invalid_request"
 
 
+class ContextLengthError(InvalidRequestError):
+    """The prompt does not fit the model's context window, even with old turns dropped."""
+
+    code = "context_length_exceeded"
+
+
 class PayloadTooLargeError(InvalidRequestError):
     status = 413
     code = "payload_too_large"

@@ -5,7 +5,7 @@ pub/sub on each job's channel and into a capped per-job transcript; executors an
 themselves with heartbeat keys. Key names come from :mod:`kuwa.keys`.
 """
 
-from kuwa.broker.connection import connect, redis_errors
+from kuwa.broker.connection import cancel_and_wait, connect, redis_errors
 from kuwa.broker.hub import Hub, Subscription
 from kuwa.broker.publisher import ChunkBatcher, ChunkPublisher
 from kuwa.broker.queue import JobQueue, QueuedJob
@@ -20,6 +20,7 @@ __all__ = [
     "QueuedJob",
     "Registry",
     "Subscription",
+    "cancel_and_wait",
     "connect",
     "redis_errors",
 ]

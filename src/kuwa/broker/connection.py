@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
+import logging
 from collections.abc import Iterator
+from typing import Any
 
 import redis.asyncio as aioredis
 from redis.asyncio.retry import Retry
@@ -11,6 +14,8 @@ from redis.backoff import ExponentialBackoff
 from redis.exceptions import ConnectionError, RedisError, TimeoutError
 
 from kuwa.errors import BrokerError
+
+log = logging.getLogger(__name__)
 
 
 def text(value: object) -> str:
@@ -45,3 +50,23 @@ def redis_errors(action: str) -> Iterator[None]:
         yield
     except RedisError as exc:
         raise BrokerError(f"Redis failed while {action}: {exc}") from exc
+
+
+async def cancel_and_wait(*tasks: asyncio.Task[Any], grace: float = 1.0) -> None:
+    """Cancel the tasks and wait until they have ended; their own errors propagate.
+
+    A cancellation that lands inside a redis-py pipeline's ``execute()`` is now and then
+    swallowed (redis-py 8.2: a few cancels in a hundred), and a loop that swallowed it goes on
+    looping, so ``task.cancel(); await task`` can wait for ever. A task still running after
+    ``grace`` seconds is cancelled again."""
+    pending = {task for task in tasks if not task.done()}
+    while pending:
+        for task in pending:
+            task.cancel()
+        _, pending = await asyncio.wait(pending, timeout=grace)
+        if pending:
+            names = ", ".join(sorted(task.get_name() for task in pending))
+            log.warning("%s ignored a cancellation; cancelling again", names)
+    for task in tasks:
+        with contextlib.suppress(asyncio.CancelledError):
+            await task

@@ -23,6 +23,7 @@ import redis.asyncio as aioredis
 from redis.exceptions import NoScriptError, RedisError
 
 from kuwa import keys
+from kuwa.broker.connection import cancel_and_wait
 from kuwa.broker.joblog import JobLog
 from kuwa.broker.queue import JobQueue, QueuedJob
 from kuwa.schemas import Chunk, JobStatus, Usage
@@ -73,9 +74,7 @@ class ChunkBatcher:
 
     async def stop(self) -> None:
         if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+            await cancel_and_wait(self._task)
 
     async def _loop(self) -> None:
         while True:

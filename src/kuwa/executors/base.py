@@ -7,6 +7,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import ClassVar
 
+from kuwa.errors import ContextLengthError, InvalidRequestError
 from kuwa.schemas import Job, Message, Usage
 from kuwa.settings import Settings
 
@@ -20,7 +21,24 @@ class Completion:
 
 
 class BackendError(Exception):
-    """The backend could not produce an answer; the message is shown to the user."""
+    """The backend could not produce an answer; the message is shown to the user.
+
+    ``code`` is the error code the job fails with (the API's ``error.code``)."""
+
+    code: ClassVar[str] = "model_error"
+
+
+class PromptError(BackendError):
+    """The messages cannot make a prompt for this model (e.g. its chat template refuses them):
+    the request's fault, so the API answers 400, not a model failure."""
+
+    code: ClassVar[str] = InvalidRequestError.code
+
+
+class PromptTooLongError(PromptError):
+    """The prompt cannot fit the model's context, even with old turns dropped."""
+
+    code: ClassVar[str] = ContextLengthError.code
 
 
 class Backend(abc.ABC):

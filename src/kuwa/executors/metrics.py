@@ -41,8 +41,8 @@ JOBS = Counter(
 )
 JOBS_FAILED = Counter(
     "kuwa_executor_jobs_failed",
-    "Jobs that failed here, by error code: model_error, blocked, executor_shutdown, "
-    "publish_failed.",
+    "Jobs that failed here, by error code: model_error, invalid_request, "
+    "context_length_exceeded, blocked, executor_shutdown, publish_failed.",
     [*_by_model, "cause"],
     registry=REGISTRY,
 )

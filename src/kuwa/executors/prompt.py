@@ -5,7 +5,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from kuwa.executors.base import BackendError
+import jinja2
+
+from kuwa.executors.base import BackendError, PromptError, PromptTooLongError
 from kuwa.schemas import Message
 
 MIN_ANSWER_TOKENS = 1
@@ -15,8 +17,10 @@ class PromptBuilder:
     """Applies the tokenizer's chat template; trims the oldest history when it is too long.
 
     System messages and the last message are always kept; earlier turns are dropped, oldest
-    first, until the prompt leaves room for at least one answer token. A last message that
-    alone is too long is a clear error, never a crash in the engine.
+    first, until the prompt leaves room for at least one answer token. A last message (or
+    system prompt) that alone is too long is a :class:`PromptTooLongError` (the API's 400
+    ``context_length_exceeded``), never a request the engine refuses; messages the chat
+    template refuses (``raise_exception`` in it) are a :class:`PromptError` (400).
     """
 
     def __init__(self, tokenizer: Any, max_len: int) -> None:
@@ -32,7 +36,7 @@ class PromptBuilder:
                 return ids
             droppable = [i for i, m in enumerate(kept[:-1]) if m.role != "system"]
             if not droppable:
-                raise BackendError(
+                raise PromptTooLongError(
                     f"The prompt is {len(ids)} tokens long; this model accepts at most "
                     f"{self.max_len - MIN_ANSWER_TOKENS}. Shorten the message."
                 )
@@ -49,9 +53,17 @@ class PromptBuilder:
         dicts = [m.to_dict() for m in messages]
         if template or getattr(self.tokenizer, "chat_template", None):
             extra = {"chat_template": template} if template else {}
-            ids = self.tokenizer.apply_chat_template(
-                dicts, tokenize=True, add_generation_prompt=True, **extra
-            )
+            try:
+                ids = self.tokenizer.apply_chat_template(
+                    dicts, tokenize=True, add_generation_prompt=True, **extra
+                )
+            except jinja2.TemplateSyntaxError as exc:
+                source = "The Modelfile's TEMPLATE" if template else "The model's chat template"
+                raise BackendError(f"{source} is not a valid Jinja template: {exc}") from None
+            except jinja2.TemplateError as exc:  # e.g. raise_exception("roles must alternate")
+                raise PromptError(
+                    f"The model's chat template refused the messages: {exc}"
+                ) from None
             if not isinstance(ids, list):  # a BatchEncoding in newer transformers
                 ids = ids["input_ids"]
             return list(ids)

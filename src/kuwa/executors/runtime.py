@@ -20,7 +20,14 @@ import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
 from kuwa import keys
-from kuwa.broker import ChunkBatcher, ExecutorInfo, JobQueue, QueuedJob, Registry
+from kuwa.broker import (
+    ChunkBatcher,
+    ExecutorInfo,
+    JobQueue,
+    QueuedJob,
+    Registry,
+    cancel_and_wait,
+)
 from kuwa.broker.joblog import JobLog
 from kuwa.executors import metrics
 from kuwa.executors.base import Backend, BackendError, Emit
@@ -113,9 +120,8 @@ class ExecutorRuntime:
         try:
             await self.backend.start()
         except BaseException:
-            tasks[0].cancel()
-            with contextlib.suppress(asyncio.CancelledError, RedisError, OSError):
-                await tasks[0]
+            with contextlib.suppress(RedisError, OSError):
+                await cancel_and_wait(*tasks)
                 await self.registry.deregister(self.info)
             raise
         self.info.model = self.backend.model
@@ -142,11 +148,7 @@ class ExecutorRuntime:
             await self._drain()
         finally:
             self.info.state = "draining"
-            for task in tasks:
-                task.cancel()
-            for task in tasks:
-                with contextlib.suppress(asyncio.CancelledError):
-                    await task
+            await cancel_and_wait(*tasks)
             with contextlib.suppress(RedisError, OSError):
                 await self.registry.deregister(self.info)
             await self.batcher.stop()
@@ -276,7 +278,7 @@ class ExecutorRuntime:
                 "The executor shut down before the answer was complete.", "executor_shutdown"
             )
         except BackendError as exc:
-            return Outcome.failed(str(exc), "model_error")
+            return Outcome.failed(str(exc), exc.code)
         except Exception as exc:
             log.exception("executor %s: job %s failed", self.id, job.id)
             return Outcome.failed(f"The model failed: {type(exc).__name__}", "model_error")

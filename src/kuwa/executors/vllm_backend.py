@@ -154,7 +154,9 @@ def sampling_kwargs(job: Job, room: int) -> dict[str, Any]:
     kwargs: dict[str, Any] = {"max_tokens": min(p.max_tokens or room, room)}
     if p.temperature is not None:
         kwargs["temperature"] = p.temperature
-    if p.top_p is not None:
+    if p.top_p == 0:  # only the likeliest token: greedy (vLLM refuses a top_p of 0)
+        kwargs["temperature"] = 0.0
+    elif p.top_p is not None:
         kwargs["top_p"] = p.top_p
     if p.seed is not None:
         kwargs["seed"] = p.seed

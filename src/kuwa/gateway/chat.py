@@ -17,6 +17,8 @@ from kuwa.broker.connection import redis_errors
 from kuwa.broker.limits import UserLimits
 from kuwa.errors import (
     ContentBlockedError,
+    ContextLengthError,
+    InvalidRequestError,
     JobFailedError,
     KuwaError,
     ModelNotFoundError,
@@ -36,12 +38,21 @@ class Answer:
     usage: Usage
 
 
+_REFUSED: dict[str, type[InvalidRequestError]] = {
+    ContextLengthError.code: ContextLengthError,
+    InvalidRequestError.code: InvalidRequestError,
+}
+
+
 def error_of(chunk: Chunk) -> KuwaError:
     """The error a failed job's final chunk stands for."""
     error = chunk.error or {}
     message = error.get("message", "The model failed.")
     if error.get("code") == "blocked":
         return ContentBlockedError(message)
+    refused = _REFUSED.get(error.get("code", ""))
+    if refused is not None:  # the executor could not make a prompt of the messages
+        return refused(message, param="messages")
     return JobFailedError(message, code=error.get("code", "job_failed"))
 
 

@@ -29,6 +29,7 @@ from kuwa.errors import (
     BrokerError,
     ConflictError,
     ContentBlockedError,
+    ContextLengthError,
     DocumentError,
     InvalidRequestError,
     JobFailedError,
@@ -84,7 +85,8 @@ ERRORS: tuple[ErrorCase, ...] = (
     ErrorCase(
         InvalidRequestError,
         "invalid_request",
-        "empty body, not JSON, not an object, or a field fails validation (`param` names it)",
+        "empty body, not JSON, not an object, or a field fails validation (`param` names "
+        "it); or the model's chat template refuses the messages (`param`: `messages`)",
         "'temperature' must be between 0 and 2.",
     ),
     ErrorCase(
@@ -92,6 +94,12 @@ ERRORS: tuple[ErrorCase, ...] = (
         "content_blocked",
         "a rule of the model's operator refused the prompt or stopped the answer",
         "This model does not answer questions about that.",
+    ),
+    ErrorCase(
+        ContextLengthError,
+        "context_length_exceeded",
+        "the prompt does not fit the model's context even with the oldest turns dropped",
+        "The prompt is 4100 tokens long; this model accepts at most 4095. Shorten the message.",
     ),
     ErrorCase(
         AuthenticationError,
