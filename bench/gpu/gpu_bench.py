@@ -314,14 +314,17 @@ def _mean(rows: list[dict[str, Any]], key: str) -> float:
     return statistics.mean(r[key] for r in rows)
 
 
-def ratios(rows: list[dict[str, Any]], levels: list[int]) -> dict[int, dict[str, Any]]:
-    """Kuwa ÷ direct per level: the mean of Kuwa's passes over the mean of the direct ones
-    (tokens/s: higher is better; TTFT and ITL: lower is better), and the TTFT Kuwa adds."""
+def ratios(
+    rows: list[dict[str, Any]], levels: list[int], kuwa: str = "kuwa"
+) -> dict[int, dict[str, Any]]:
+    """Kuwa ÷ direct per level: the mean of Kuwa's passes (rows labelled ``kuwa`` or
+    ``kuwa#N``) over the mean of the direct ones (tokens/s: higher is better; TTFT and ITL:
+    lower is better), and the TTFT Kuwa adds."""
     out: dict[int, dict[str, Any]] = {}
     for streams in levels:
         at = [r for r in rows if r["streams"] == streams]
-        ds = [r for r in at if r["label"].startswith("direct")]
-        ks = [r for r in at if r["label"].startswith("kuwa")]
+        ds = [r for r in at if r["label"].split("#")[0] == "direct"]
+        ks = [r for r in at if r["label"].split("#")[0] == kuwa]
         if not ds or not ks:
             continue
         out[streams] = {
