@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 RUN_STAMP  := $(VENV)/.kuwa-run
 TEST_STAMP := $(VENV)/.kuwa-test
 
-.PHONY: run test lint check format bench clean services test-services assets lock
+.PHONY: run test lint check format bench bench-vllm-cpu clean services test-services assets lock
 
 # The test environment is locked: requirements/test.txt pins every package the tests, lint and
 # type checks run on (runtime dependencies included) with hashes, so a new release upstream
@@ -103,6 +103,10 @@ $(BENCH_STAMP): pyproject.toml $(TEST_STAMP)
 
 bench: $(BENCH_STAMP) services
 	$(BIN)/python bench/stream_bench.py --plot docs/img/bench-ratios.png
+
+# Kuwa's vllm executor against vLLM alone, on CPU (vllm-cpu is in the test environment).
+bench-vllm-cpu: $(TEST_STAMP) services
+	$(BIN)/python bench/vllm_cpu.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

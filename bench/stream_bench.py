@@ -260,8 +260,9 @@ def machine() -> dict[str, Any]:
 
 
 # --- Redis figures ------------------------------------------------------------------------
-def command_calls(bench: Bench) -> dict[str, int]:
-    client = bench.redis.client()
+def command_calls(redis: RedisServer) -> dict[str, int]:
+    """Calls per Redis command so far (``INFO commandstats``)."""
+    client = redis.client()
     try:
         stats = client.info("commandstats")
     finally:
@@ -304,7 +305,7 @@ def run_once(bench: Bench, target: str, streams: int, per_stream: int) -> dict[s
     if warm["errors"]:
         print(f"  warm-up errors ({target}): {warm['errors']}", flush=True)
     cpu0 = {name: cpu_seconds(pid) for name, pid in bench.pids.items()}
-    calls0 = command_calls(bench)
+    calls0 = command_calls(bench.redis)
     result = bench.ask(
         {
             "op": "run",
@@ -315,7 +316,7 @@ def run_once(bench: Bench, target: str, streams: int, per_stream: int) -> dict[s
         }
     )
     cpu1 = {name: cpu_seconds(pid) for name, pid in bench.pids.items()}
-    calls1 = command_calls(bench)
+    calls1 = command_calls(bench.redis)
     client_cpu = result.pop("cpu_s")  # the client's own: the timed window, not the checks
     result["cpu_s"] = {name: cpu1[name] - cpu0[name] for name in cpu0} | {"client": client_cpu}
     result["redis_calls"] = {

@@ -241,6 +241,11 @@ class Stack:
             env,
             prefix,
         )
+        self.wait_executor(proc, codes, ready_timeout)
+        return proc
+
+    def wait_executor(self, proc: Proc, codes: tuple[str, ...], timeout: float = 30) -> None:
+        """Wait until an executor process is live (registered) for every access code."""
         client = self.redis.client()
 
         def live() -> bool:
@@ -249,9 +254,10 @@ class Stack:
             now = time.time()
             return all(client.zcount(keys.queue_executors(c), now, "+inf") > 0 for c in codes)
 
-        wait_until(live, ready_timeout, f"executor for {codes}")
-        client.close()
-        return proc
+        try:
+            wait_until(live, timeout, f"executor for {codes}")
+        finally:
+            client.close()
 
     def stop(self) -> None:
         """SIGTERM every process at once, then wait for each (killing stragglers)."""

@@ -134,6 +134,30 @@ async def test_first_token_is_not_delayed_by_coalescing(redis: aioredis.Redis, h
     await sub.close()
 
 
+async def test_another_jobs_first_token_does_not_flush_text_early(
+    redis: aioredis.Redis, hub: Hub
+) -> None:
+    """Each job sends at most one message per interval besides its first and its last: a
+    new job's first chunk goes at once, alone, not with the other jobs' pending text."""
+    batcher = ChunkBatcher(redis, interval=0.5)
+    old = batcher.publisher("old")
+    old.write("a")  # its first chunk: sent at once
+    await asyncio.sleep(0.05)
+    assert old.sent == 1
+    old.write("b")  # waits for the interval
+    new = batcher.publisher("new")
+    new.write("x")  # another job's first chunk: sent at once, without "b"
+    await asyncio.sleep(0)  # the batcher takes "x"; its round is in flight
+    new.write("y")  # not urgent: only the job's first text is
+    await asyncio.sleep(0.1)
+    assert (new.sent, old.sent) == (1, 1)
+    await asyncio.sleep(0.5)
+    assert (new.sent, old.sent) == (2, 2)  # the interval's round took "y" and "b"
+    await asyncio.gather(old.close("stop"), new.close("stop"))
+    assert batcher.messages == 6
+    await batcher.stop()
+
+
 async def test_gap_is_filled_from_the_transcript(redis: aioredis.Redis, hub: Hub) -> None:
     sub = await hub.subscribe("gap")
     # Chunk 0 reaches the transcript but its pub/sub message is "lost".

@@ -18,9 +18,12 @@ import os
 import statistics
 import sys
 import time
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import aiohttp
+
+from kuwa import keys
 
 MESSAGES = [
     [{"role": "user", "content": f"Tell me story number {i} about a lighthouse keeper."}]
@@ -94,60 +97,103 @@ async def kuwa_one(
                     last = now
     ttft = None if first is None else first - started
     itl = None if first is None or last is None or tokens < 2 else (last - first) / (tokens - 1)
+    sent_at = time.time() - (time.perf_counter() - started)  # wall clock, as in Redis
     return {
         "tokens": tokens,
         "ttft": ttft,
         "itl": itl,
         "error": error,
         "job": job_id,
-        "sent_at": time.time() - (time.perf_counter() - started),
+        "sent_at": sent_at,
+        "first_at": None if ttft is None else sent_at + ttft,
     }
 
 
-async def kuwa_level(base: str, token: str, model: str, streams: int, n: int) -> dict[str, Any]:
+async def per_stream(
+    streams: int, requests: int, one: Callable[[int], Awaitable[dict[str, Any]]]
+) -> tuple[list[dict[str, Any]], float]:
+    """``streams`` concurrent streams, each sending ``requests`` requests back to back
+    (request ``i + k * streams``); every request's figures, and the wall time."""
+
+    async def stream(i: int) -> list[dict[str, Any]]:
+        return [await one(i + k * streams) for k in range(requests)]
+
+    started = time.perf_counter()
+    runs = await asyncio.gather(*(stream(i) for i in range(streams)))
+    return [r for rs in runs for r in rs], time.perf_counter() - started
+
+
+async def kuwa_level(
+    base: str,
+    token: str,
+    model: str,
+    streams: int,
+    n: int,
+    redis_url: str | None = None,
+    requests: int = 1,
+) -> dict[str, Any]:
     connector = aiohttp.TCPConnector(limit=streams + 8)
     timeout = aiohttp.ClientTimeout(total=600)
     async with aiohttp.ClientSession(connector=connector, timeout=timeout) as session:
-        started = time.perf_counter()
-        runs = await asyncio.gather(
-            *(kuwa_one(session, base, token, model, i, n) for i in range(streams))
+        runs_list, wall = await per_stream(
+            streams, requests, lambda i: kuwa_one(session, base, token, model, i, n)
         )
-        wall = time.perf_counter() - started
-    return summarize("kuwa", streams, list(runs), wall) | {"breakdown": breakdown(list(runs))}
+    return summarize("kuwa", streams, runs_list, wall) | {
+        "breakdown": breakdown(runs_list, redis_url)
+    }
 
 
-def breakdown(runs: list[dict[str, Any]]) -> dict[str, float]:
-    """Where Kuwa's TTFT goes, from the job state the gateway and executor record in Redis."""
-    url = os.environ.get("KUWA_REDIS_URL")
+# The parts of Kuwa's TTFT, between the timestamps in a job's state hash in Redis: the client
+# sent the request; `created` (the gateway made the job: HTTP, auth, parsing); `started` (an
+# executor took it: enqueue, queue wait, pick-up); `first` (the executor published the first
+# chunk: tokenizing, waiting for a slot, prefill, the first token, the batcher); the client
+# read the first text (Redis pub/sub, the gateway's hub, SSE, the client).
+TTFT_PARTS = ("client_to_queued", "queued_to_started", "started_to_first", "first_to_client")
+
+
+def breakdown(runs: list[dict[str, Any]], url: str | None = None) -> dict[str, float]:
+    """Where Kuwa's TTFT goes (p50 of each part, ms), from the job state the gateway and the
+    executor record in Redis (``url``, default ``KUWA_REDIS_URL``)."""
+    url = url or os.environ.get("KUWA_REDIS_URL")
     if not url:
         return {}
     import redis
 
     client = redis.Redis.from_url(url)
-    parts: dict[str, list[float]] = {
-        "client_to_queued": [],
-        "queued_to_started": [],
-        "started_to_first": [],
-    }
+    parts: dict[str, list[float]] = {name: [] for name in TTFT_PARTS}
     for r in runs:
-        if not r.get("job"):
+        if not r.get("job") or r.get("first_at") is None:
             continue
         created, started, first = client.hmget(
-            f"kuwa:{{job:{r['job']}}}:state", ["created", "started", "first"]
+            keys.job_state(r["job"]), ["created", "started", "first"]
         )
         if not (created and started and first):
             continue
-        parts["client_to_queued"].append((float(created) - r["sent_at"]) * 1000)
-        parts["queued_to_started"].append((float(started) - float(created)) * 1000)
-        parts["started_to_first"].append((float(first) - float(started)) * 1000)
+        times = [r["sent_at"], float(created), float(started), float(first), r["first_at"]]
+        for name, a, b in zip(TTFT_PARTS, times, times[1:], strict=False):
+            parts[name].append((b - a) * 1000)
     client.close()
     return {f"{k}_p50_ms": round(pct(v, 50), 1) for k, v in parts.items() if v}
 
 
 # --- vLLM alone -----------------------------------------------------------------------------
 class Direct:
-    def __init__(self, model_dir: str, gpu_util: float, max_len: int, max_seqs: int) -> None:
-        self.args = {
+    """The same requests straight into an ``AsyncLLM`` (and its tokenizer), no Kuwa."""
+
+    def __init__(self, engine: Any, tokenizer: Any) -> None:
+        self.engine = engine
+        self.tokenizer = tokenizer
+
+    @classmethod
+    async def start(
+        cls, model_dir: str, gpu_util: float, max_len: int, max_seqs: int
+    ) -> tuple[Direct, float]:
+        """An engine with the options run.sh gives the executor; and its start-up time."""
+        from vllm.engine.arg_utils import AsyncEngineArgs
+        from vllm.usage.usage_lib import UsageContext
+        from vllm.v1.engine.async_llm import AsyncLLM
+
+        args = {
             "model": model_dir,
             "tokenizer": model_dir,
             "load_format": "dummy",
@@ -157,19 +203,11 @@ class Direct:
             "max_model_len": max_len,
             "max_num_seqs": max_seqs,
         }
-        self.engine: Any = None
-
-    async def start(self) -> float:
-        from vllm.engine.arg_utils import AsyncEngineArgs
-        from vllm.usage.usage_lib import UsageContext
-        from vllm.v1.engine.async_llm import AsyncLLM
-
         t0 = time.perf_counter()
-        self.engine = AsyncLLM.from_engine_args(
-            AsyncEngineArgs(**self.args), usage_context=UsageContext.ENGINE_CONTEXT
+        engine = AsyncLLM.from_engine_args(
+            AsyncEngineArgs(**args), usage_context=UsageContext.ENGINE_CONTEXT
         )
-        self.tokenizer = self.engine.get_tokenizer()
-        return time.perf_counter() - t0
+        return cls(engine, engine.get_tokenizer()), time.perf_counter() - t0
 
     def ids(self, i: int) -> list[int]:
         out = self.tokenizer.apply_chat_template(
@@ -197,10 +235,9 @@ class Direct:
         itl = None if first is None or last is None or tokens < 2 else (last - first) / (tokens - 1)
         return {"tokens": tokens, "ttft": ttft, "itl": itl}
 
-    async def level(self, streams: int, n: int, tag: str) -> dict[str, Any]:
-        started = time.perf_counter()
-        runs = await asyncio.gather(*(self.one(i, n, tag) for i in range(streams)))
-        return summarize("direct", streams, list(runs), time.perf_counter() - started)
+    async def level(self, streams: int, n: int, tag: str, requests: int = 1) -> dict[str, Any]:
+        runs, wall = await per_stream(streams, requests, lambda i: self.one(i, n, tag))
+        return summarize("direct", streams, runs, wall)
 
 
 # --- cancel ---------------------------------------------------------------------------------
@@ -254,21 +291,52 @@ async def cancel_check(base: str, token: str, model: str, heartbeat: float) -> d
     }
 
 
-def table(rows: list[dict[str, Any]]) -> str:
-    cols = [
-        "label",
-        "streams",
-        "ok",
-        "errors",
-        "tokens_per_s",
-        "ttft_p50_ms",
-        "ttft_p99_ms",
-        "itl_p50_ms",
-        "itl_p99_ms",
-    ]
+COLUMNS = (
+    "label",
+    "streams",
+    "ok",
+    "errors",
+    "tokens_per_s",
+    "ttft_p50_ms",
+    "ttft_p99_ms",
+    "itl_p50_ms",
+    "itl_p99_ms",
+)
+
+
+def table(rows: list[dict[str, Any]], cols: tuple[str, ...] = COLUMNS) -> str:
     lines = [" | ".join(cols), " | ".join("---" for _ in cols)]
-    lines += [" | ".join(str(r[c]) for c in cols) for r in rows]
+    lines += [" | ".join(str(r.get(c, "")) for c in cols) for r in rows]
     return "\n".join(lines)
+
+
+def _mean(rows: list[dict[str, Any]], key: str) -> float:
+    return statistics.mean(r[key] for r in rows)
+
+
+def ratios(
+    rows: list[dict[str, Any]], levels: list[int], kuwa: str = "kuwa"
+) -> dict[int, dict[str, Any]]:
+    """Kuwa ÷ direct per level: the mean of Kuwa's passes (rows labelled ``kuwa`` or
+    ``kuwa#N``) over the mean of the direct ones (tokens/s: higher is better; TTFT and ITL:
+    lower is better), and the TTFT Kuwa adds."""
+    out: dict[int, dict[str, Any]] = {}
+    for streams in levels:
+        at = [r for r in rows if r["streams"] == streams]
+        ds = [r for r in at if r["label"].split("#")[0] == "direct"]
+        ks = [r for r in at if r["label"].split("#")[0] == kuwa]
+        if not ds or not ks:
+            continue
+        out[streams] = {
+            f"{key.removesuffix('_ms')}_ratio": round(_mean(ks, key) / _mean(ds, key), 3)
+            if _mean(ds, key)
+            else None
+            for key in ("tokens_per_s", "ttft_p50_ms", "ttft_p99_ms", "itl_p50_ms", "itl_p99_ms")
+        }
+        out[streams]["added_ttft_p50_ms"] = round(
+            _mean(ks, "ttft_p50_ms") - _mean(ds, "ttft_p50_ms"), 1
+        )
+    return out
 
 
 async def main() -> int:
@@ -297,8 +365,7 @@ async def main() -> int:
 
     startup = 0.0
     if not args.skip_direct:
-        direct = Direct(args.model_dir, args.gpu_util, 2048, max(levels))
-        startup = await direct.start()
+        direct, startup = await Direct.start(args.model_dir, args.gpu_util, 2048, max(levels))
         print(f"direct engine ready in {startup:.1f}s", flush=True)
         await direct.level(8, 16, "warm")
         for streams in levels:
@@ -314,32 +381,19 @@ async def main() -> int:
         print(rows[-1], flush=True)
 
     cancel = await cancel_check(args.base, args.token, args.model, args.heartbeat)
-    ratios = {}
-    for streams in levels:
-        d = next((r for r in rows if r["label"] == "direct" and r["streams"] == streams), None)
-        if d is None:
-            continue
-        ks = [r for r in rows if r["label"].startswith("kuwa") and r["streams"] == streams]
-        k_tps = statistics.mean(r["tokens_per_s"] for r in ks)
-        k_ttft = statistics.mean(r["ttft_p50_ms"] for r in ks)
-        ratios[streams] = {
-            "tokens_per_s_ratio": round(k_tps / d["tokens_per_s"], 3)
-            if d["tokens_per_s"]
-            else None,
-            "added_ttft_p50_ms": round(k_ttft - d["ttft_p50_ms"], 1),
-        }
+    by_level = ratios(rows, levels)
     print(table(rows), flush=True)
     for r in rows:
         if r.get("breakdown"):
             print("BREAKDOWN", r["label"], r["streams"], json.dumps(r["breakdown"]), flush=True)
-    print("RATIOS", json.dumps(ratios), flush=True)
+    print("RATIOS", json.dumps(by_level), flush=True)
     print("CANCEL", json.dumps(cancel), flush=True)
     print(
         "GPU_BENCH "
         + json.dumps(
             {
                 "rows": rows,
-                "ratios": ratios,
+                "ratios": by_level,
                 "cancel": cancel,
                 "direct_startup_s": round(startup, 1),
             }

@@ -392,10 +392,11 @@ class Settings:
         default=20000, metadata=_doc("Most chunk messages kept in one job's transcript.")
     )
     coalesce_ms: float = field(
-        default=3.0,
+        default=20.0,
         metadata=_doc(
-            "An executor sends at most one chunk message per job this often; tokens that "
-            "arrive faster are coalesced into one message."
+            "An executor sends at most one chunk message per job this often, besides the "
+            "job's first and last (never delayed); tokens that arrive faster are coalesced "
+            "into one message."
         ),
     )
     max_deliveries: int = field(

@@ -3,7 +3,8 @@
 A :class:`ChunkBatcher` (one per executor) sends the pending text of *every* running job in
 one pipelined round trip, at most once per ``interval``: under load one message carries
 many tokens and one round trip carries many jobs. A job's first chunk and its final chunk
-wake the batcher at once, so coalescing never delays the first token or the end of a job.
+wake the batcher at once and go in a round of their own, so coalescing never delays the
+first token or the end of a job, and other jobs still send one message per interval.
 Each chunk is appended to the job's transcript (while under the cap) before it is published,
 so a reader that sees a gap can always fill it. A round is one script call, so its cost on
 the executor hardly grows with the number of jobs. (Under Redis Cluster a round would have to
@@ -51,7 +52,8 @@ class ChunkBatcher:
         self.interval = interval
         self.transcript_ttl = transcript_ttl
         self.transcript_max = transcript_max
-        self._dirty: dict[ChunkPublisher, None] = {}
+        self._dirty: dict[ChunkPublisher, None] = {}  # pending text (ordered set)
+        self._urgent_dirty: dict[ChunkPublisher, None] = {}  # a first or last chunk pending
         self._wake = asyncio.Event()
         self._urgent = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
@@ -65,43 +67,67 @@ class ChunkBatcher:
         self._dirty[publisher] = None
         self._wake.set()
         if urgent:
+            self._urgent_dirty[publisher] = None
             self._urgent.set()
         if self._task is None or self._task.done():
             self._task = asyncio.create_task(self._loop(), name="chunk-batcher")
 
     def forget(self, publisher: ChunkPublisher) -> None:
         self._dirty.pop(publisher, None)
+        self._urgent_dirty.pop(publisher, None)
 
     async def stop(self) -> None:
         if self._task is not None:
             await cancel_and_wait(self._task)
 
     async def _loop(self) -> None:
+        """A round with every job's pending text, then, until ``interval`` has passed, rounds
+        with only the urgent chunks (a job's first, a job's last): those never wait, and
+        they do not drag the other jobs' text along, so each job sends at most one message
+        per interval besides its first and its last. (Every message costs a PUBLISH in
+        Redis, a read and an SSE write in a gateway and a read in the client: on a busy
+        machine the same CPU the engine needs.)"""
+        loop = asyncio.get_running_loop()
         while True:
             await self._wake.wait()
             self._wake.clear()
-            self._urgent.clear()
-            batch = list(self._dirty)
-            self._dirty.clear()
-            chunks = [(p, p.take()) for p in batch]
-            try:
-                await self._send([(p, c) for p, c in chunks if c is not None])
-            except Exception as exc:  # never die with callers waiting on close()
-                if not isinstance(exc, RedisError | OSError):
-                    log.exception("publishing %d chunk(s) failed", len(chunks))
-                else:
-                    log.warning("publishing %d chunk(s) failed: %s", len(chunks), exc)
-                for p, chunk in chunks:
-                    if chunk is not None:
-                        p.on_failed(exc)
+            await self._round(list(self._dirty))
+            if not self.interval:
+                continue
+            deadline = loop.time() + self.interval
+            while True:
+                if not self._urgent_dirty:
+                    self._urgent.clear()
+                    left = deadline - loop.time()
+                    if left <= 0:
+                        break
+                    try:
+                        async with asyncio.timeout(left):
+                            await self._urgent.wait()
+                    except TimeoutError:
+                        break
+                await self._round(list(self._urgent_dirty))
+
+    async def _round(self, batch: list[ChunkPublisher]) -> None:
+        """Send the pending chunks of ``batch`` in one round trip."""
+        for p in batch:
+            self._dirty.pop(p, None)
+            self._urgent_dirty.pop(p, None)
+        chunks = [(p, p.take()) for p in batch]
+        try:
+            await self._send([(p, c) for p, c in chunks if c is not None])
+        except Exception as exc:  # never die with callers waiting on close()
+            if not isinstance(exc, RedisError | OSError):
+                log.exception("publishing %d chunk(s) failed", len(chunks))
             else:
-                for p, chunk in chunks:
-                    if chunk is not None:
-                        p.on_sent(chunk)
-            if self.interval and not self._urgent.is_set():
-                with contextlib.suppress(TimeoutError):
-                    async with asyncio.timeout(self.interval):
-                        await self._urgent.wait()
+                log.warning("publishing %d chunk(s) failed: %s", len(chunks), exc)
+            for p, chunk in chunks:
+                if chunk is not None:
+                    p.on_failed(exc)
+        else:
+            for p, chunk in chunks:
+                if chunk is not None:
+                    p.on_sent(chunk)
 
     def _record(
         self,
@@ -221,6 +247,7 @@ class ChunkPublisher:
         self._buffer: list[str] = []
         self._final: Chunk | None = None
         self._seq = start_seq
+        self._taken = False  # a chunk has gone to the batcher
         self._done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self.finish: tuple[QueuedJob, JobStatus] | None = None
         self.first_at: float | None = None  # when the first chunk left
@@ -235,7 +262,9 @@ class ChunkPublisher:
         if text and self._final is None:
             self._buffer.append(text)
             self.chars += len(text)
-            self.batcher.mark(self, urgent=self._seq == 0 and len(self._buffer) == 1)
+            # The job's first text is urgent (TTFT), even while an earlier round is in flight.
+            first = self._seq == 0 and not self._taken
+            self.batcher.mark(self, urgent=first and len(self._buffer) == 1)
 
     async def close(
         self,
@@ -274,6 +303,7 @@ class ChunkPublisher:
             return None
         text = "".join(self._buffer)
         self._buffer.clear()
+        self._taken = True
         final = self._final
         if final is not None:
             return Chunk(self._seq, text, final.finish_reason, final.usage, final.error)
