@@ -14,7 +14,6 @@ be split by hash slot; Kuwa runs on one Redis or Sentinel today.)
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import time
 from importlib import resources
