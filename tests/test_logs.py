@@ -23,7 +23,7 @@ def debug_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     try:
         s.token = s.create_user("logger@example.com")
         s.executor("echo", extra=["--log-level", "debug"])
-        s.gateway({"KUWA_LOG_LEVEL": "debug"})
+        s.gateway({"KUWA_LOG_LEVEL": "debug", "KUWA_ACCESS_LOG": "1"})  # requests logged too
         yield s
     finally:
         s.stop()

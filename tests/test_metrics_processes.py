@@ -200,6 +200,21 @@ def test_failures_move_the_kernel_and_gateway_metrics(ops: Ops) -> None:
     ops.busy.popen.send_signal(signal.SIGKILL)
     runner.join(30)
     assert streamed and '"code":"executor_lost"' in streamed[0]
+    # The gateway releases its client as soon as the executor's heartbeat lapses, which may
+    # be before the kernel's next tick: the kernel still counts the failure, a moment later.
+    wait_until(
+        lambda: (
+            value(
+                scrape(ops.kernel),
+                "kuwa_kernel_jobs_failed_total",
+                model="busy",
+                cause="executor_lost",
+            )
+            == 1
+        ),
+        10,
+        "the kernel counted the lost job",
+    )
 
     k, gw = scrape(ops.kernel), scrape(ops.gateway + "/metrics")
     assert value(k, "kuwa_kernel_ticks_total") > value(k0, "kuwa_kernel_ticks_total")
