@@ -21,11 +21,11 @@ from kuwa.accounts.repo import Repo, db_errors
 from kuwa.errors import ConflictError, InvalidRequestError, NotFoundError, PermissionDeniedError
 from kuwa.rooms.shapes import arena_mask, masked, message_json, timestamp
 from kuwa.rooms.sharing import Sharing
+from kuwa.rooms.titles import make_title
 
 RANK = {"viewer": 1, "participant": 2, "owner": 3}
 MAX_MODELS = 8
 MAX_PROMPT = 100_000
-TITLE_LENGTH = 60
 
 
 class Rooms(Repo):
@@ -507,8 +507,3 @@ def check_models(models: list[str]) -> list[str]:
     if not all(keys.valid_access_code(c) for c in codes):
         raise InvalidRequestError("That is not a model's access code.", param="models")
     return codes
-
-
-def make_title(prompt: str) -> str:
-    words = " ".join(prompt.split())
-    return words if len(words) <= TITLE_LENGTH else words[: TITLE_LENGTH - 1].rstrip() + "…"

@@ -12,7 +12,8 @@ from kuwa.accounts.models import Message as Row
 from kuwa.accounts.models import Room, User, utcnow
 from kuwa.accounts.repo import Repo, db_errors
 from kuwa.errors import InvalidRequestError
-from kuwa.rooms.service import Rooms, make_title
+from kuwa.rooms.service import Rooms
+from kuwa.rooms.titles import make_title
 
 
 class Transfer(Repo):

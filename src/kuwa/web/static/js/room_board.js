@@ -77,7 +77,8 @@ export class Board {
 
     const prompts = turns.map((turn, i) => {
       const rec = view.prompts.record(turn.prompt);
-      view.prompts.update(rec, turn.prompt, turn.branches);
+      const asked = codes.filter((code) => turn.answers.has(code)).map((code) => ({ ...view.model(code), code }));
+      view.prompts.update(rec, turn.prompt, turn.branches, asked);
       rec.wrap.style.gridRow = String(2 + 2 * i);
       return rec.wrap;
     });

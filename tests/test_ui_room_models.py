@@ -1,0 +1,115 @@
+"""Rooms with several models in a real browser (Chromium through Playwright): how a prompt
+asked of every model reads, plain-text room titles, labelled code blocks, and each model's
+settings in a room (system prompt, temperature, top-p, max tokens) within its group's bounds.
+
+Screenshots land in ``test-artifacts/screenshots/room-models-*.png``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+from playwright.sync_api import Page, expect
+
+from tests.browser import DESKTOP, UI, shot
+from tests.stack import RedisServer, Stack
+from tests.test_ui_chat import (
+    OWNER,
+    answer_el,
+    create_room,
+    send,
+    sign_in,
+    wait_done,
+)
+from tests.web import PASSWORD, store_of
+
+expect.set_options(timeout=15_000)
+
+TABLE_PROMPT = "| fruit | price |\n|---|---|\n| **apple** | 3 |"
+
+
+@pytest.fixture(scope="module")
+def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+    folder = tmp_path_factory.mktemp("ui-room-models")
+    server = RedisServer(folder / "redis")
+    s = Stack(folder, server)
+    try:
+        with store_of(s) as store:
+            store.accounts.create_user(OWNER, "Olive Owner", PASSWORD)
+            for order, (code, name) in enumerate([("echo", "Echo"), ("upper", "Upper")]):
+                store.catalog.create(code, name, order=order, react_buttons=["copy"])
+        s.executor("echo")
+        s.executor("upper", transform="upper")
+        s.base_url = s.gateway()
+        yield s
+    finally:
+        s.stop()
+        server.stop()
+
+
+@pytest.fixture
+def page(ui: UI) -> Page:
+    return ui.page()
+
+
+def box(page: Page, selector: str) -> dict[str, float]:
+    found = page.locator(selector).first.bounding_box()
+    assert found is not None, selector
+    return found
+
+
+@pytest.mark.parametrize("theme", ["light", "dark"])
+def test_a_prompt_spans_every_column_and_titles_are_plain_text(
+    ui: UI, page: Page, theme: str
+) -> None:
+    """The prompt bubble sat over the first column only, as if only that model was asked; the
+    room was titled ``| fruit | price | |---|``; code blocks did not say their language."""
+    page.add_init_script(f"localStorage.setItem('kuwa.theme', '{theme}')")
+    sign_in(page)
+    room = create_room(page, "echo", "upper")
+    turn = send(page, room, TABLE_PROMPT)
+    wait_done(page, *turn.answers.values())
+
+    prompt = f'[data-testid="prompt-{turn.prompt["id"]}"]'
+    first, last = (
+        box(page, '[data-testid="column-echo"]'),
+        box(page, '[data-testid="column-upper"]'),
+    )
+    bubble = box(page, prompt)
+    assert bubble["x"] <= first["x"] + 2, (bubble, first)
+    assert bubble["x"] + bubble["width"] >= last["x"] + last["width"] - 2, (bubble, last)
+    asked = page.locator(prompt).get_by_test_id("prompt-asked")
+    expect(asked.locator(".prompt-asked-text")).to_have_text("To 2 models")
+    expect(asked).to_have_attribute("aria-label", "Sent to Echo, Upper")
+    expect(asked.locator(".avatar")).to_have_count(2)
+
+    # The title is the prompt's text, without markdown.
+    expect(page.locator("#room-title")).to_have_text("fruit price apple 3")
+    expect(page.get_by_test_id(f"room-{room}").locator(".room-title")).to_have_text(
+        "fruit price apple 3"
+    )
+
+    code = send(page, room, "```python\nprint('hi')\n```\n\n```\nplain\n```")
+    wait_done(page, *code.answers.values())
+    echo = answer_el(page, code.answers["echo"])
+    expect(echo.locator(".code-lang")).to_have_text(["python", "text"])
+    expect(echo.locator(".code-block").first.locator(".code-copy")).to_be_visible()
+    upper = answer_el(page, code.answers["upper"])
+    expect(upper.locator(".code-lang").first).to_have_text("python")  # PYTHON → lower case
+    shot(page, f"room-models-prompt-{theme}.png")
+    ui.assert_clean()
+
+
+def test_the_prompt_and_code_labels_in_chinese(ui: UI) -> None:
+    page = ui.page(DESKTOP)
+    page.context.add_cookies([{"name": "kuwa_lang", "value": "zh-TW", "url": ui.base_url}])
+    sign_in(page)
+    room = create_room(page, "echo", "upper")
+    turn = send(page, room, "```\nx = 1\n```")
+    wait_done(page, *turn.answers.values())
+    asked = page.get_by_test_id(f"prompt-{turn.prompt['id']}").get_by_test_id("prompt-asked")
+    expect(asked.locator(".prompt-asked-text")).to_have_text("發給 2 個模型")
+    expect(answer_el(page, turn.answers["echo"]).locator(".code-lang")).to_have_text("文字")
+    shot(page, "room-models-prompt-zh.png")
+    ui.assert_clean()
