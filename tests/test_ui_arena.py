@@ -162,3 +162,19 @@ def test_blind_mode_turns_every_new_chat_into_a_battle(ui: UI) -> None:
     battle(page, "what is green tea", "tie")
     shot(page, "arena-blind-desktop.png")
     ui.assert_clean()
+
+
+def test_the_sidebar_links_are_there_when_the_arena_is_opened_first(ui: UI) -> None:
+    """Opening /arena directly showed the Arena link but not the Store's."""
+    page = ui.page(DESKTOP)
+    sign_in(page, PLAYER)
+    page.goto("/arena")
+    expect(page.get_by_test_id("start-battle")).to_be_visible()
+    links = page.locator(".side-links .side-link")
+    expect(links).to_have_count(2)
+    expect(page.get_by_test_id("open-store")).to_be_visible()
+    expect(page.get_by_test_id("open-arena")).to_have_attribute("aria-current", "page")
+    page.get_by_test_id("open-store").click()
+    page.wait_for_url(re.compile(r"/store$"))
+    expect(page.get_by_test_id("open-store")).to_have_attribute("aria-current", "page")
+    ui.assert_clean()

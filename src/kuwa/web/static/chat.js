@@ -6,6 +6,7 @@ import { LANGS, chooseLang, lang, loadStrings, t } from "./js/i18n.js";
 import { ArenaView, ensureArenaLink, isArenaPath } from "./js/arena.js";
 import { Picker } from "./js/picker.js";
 import { RoomView } from "./js/room.js";
+import { ensureStoreLink } from "./js/store.js";
 import { Sidebar } from "./js/sidebar.js";
 
 const THEME_KEY = "kuwa.theme";
@@ -138,6 +139,8 @@ class App {
       this.roomId = null;
       this.view = arena ? new ArenaView(this) : new Picker(this);
     }
+    // Both sidebar links on every view: the store's was missing when /arena was opened first.
+    ensureStoreLink(this);
     ensureArenaLink(this);
     this.shell.dataset.view = match ? "room" : arena ? "arena" : "picker";
     this.view.mount(this.viewEl);
