@@ -570,6 +570,8 @@ export class StoreView {
         novalidate: true,
         onsubmit: async (e) => {
           e.preventDefault();
+          // A quick check still waiting to run would wipe the server's error shown below.
+          clearTimeout(timer);
           formError.hidden = true;
           if (!nameInput.value.trim()) {
             formError.textContent = t("bot_name_needed");
