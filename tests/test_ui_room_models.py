@@ -7,6 +7,8 @@ Screenshots land in ``test-artifacts/screenshots/room-models-*.png``.
 
 from __future__ import annotations
 
+import base64
+import re
 from collections.abc import Iterator
 
 import pytest
@@ -26,6 +28,11 @@ from tests.web import PASSWORD, store_of
 
 expect.set_options(timeout=15_000)
 
+ADMIN = "ada@example.com"
+# A 2x2 red PNG: the image an admin gives a model.
+PNG = base64.b64decode(
+    "iVBORw0KGgoAAAANSUhEUgAAAAIAAAACCAIAAAD91JpzAAAAEElEQVR4nGO4o6EBRAwQCgAjrgSxn17XlQAAAABJRU5ErkJggg=="
+)
 TABLE_PROMPT = "| fruit | price |\n|---|---|\n| **apple** | 3 |"
 
 
@@ -37,6 +44,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     try:
         with store_of(s) as store:
             store.accounts.create_user(OWNER, "Olive Owner", PASSWORD)
+            store.accounts.create_user(ADMIN, "Ada Admin", PASSWORD, group="Admins", is_admin=True)
             for order, (code, name) in enumerate([("echo", "Echo"), ("upper", "Upper")]):
                 store.catalog.create(code, name, order=order, react_buttons=["copy"])
         s.executor("echo")
@@ -112,4 +120,34 @@ def test_the_prompt_and_code_labels_in_chinese(ui: UI) -> None:
     expect(asked.locator(".prompt-asked-text")).to_have_text("發給 2 個模型")
     expect(answer_el(page, turn.answers["echo"]).locator(".code-lang")).to_have_text("文字")
     shot(page, "room-models-prompt-zh.png")
+    ui.assert_clean()
+
+
+def test_an_admin_gives_a_model_an_image_seen_in_the_picker_and_columns(ui: UI) -> None:
+    """Models showed by their initials only: Manage → Models takes an image per model."""
+    admin = ui.page(DESKTOP)
+    sign_in(admin, ADMIN)
+    admin.goto("/manage/models/edit/upper")
+    admin.locator('input[name="image_file"]').set_input_files(
+        {"name": "upper.png", "mimeType": "image/png", "buffer": PNG}
+    )
+    admin.locator('form[action="/manage/models/edit/upper"] button[type="submit"]').click()
+    admin.wait_for_url(re.compile(r"/manage/models$"))
+    row = admin.locator("tr", has=admin.locator('a[href="/manage/models/edit/upper"]'))
+    expect(row.locator("img")).to_have_attribute("src", re.compile(r"^data:image/png;base64,"))
+
+    page = ui.page(DESKTOP)
+    sign_in(page)
+    card = page.get_by_test_id("model-card-upper")
+    expect(card.locator(".avatar img")).to_have_attribute("src", re.compile(r"^data:image/png"))
+    expect(page.get_by_test_id("model-card-echo").locator(".avatar img")).to_have_count(0)
+    room = create_room(page, "echo", "upper")
+    head = page.get_by_test_id("column-upper").locator(".col-head .avatar img")
+    expect(head).to_have_attribute("src", re.compile(r"^data:image/png"))
+    turn = send(page, room, "hello")
+    wait_done(page, *turn.answers.values())
+    asked = page.get_by_test_id(f"prompt-{turn.prompt['id']}").get_by_test_id("prompt-asked")
+    expect(asked.locator(".avatar img")).to_have_count(1)
+    expect(page.get_by_test_id(f"room-{room}").locator(".avatar img")).to_have_count(1)
+    shot(page, "room-models-image.png")
     ui.assert_clean()
