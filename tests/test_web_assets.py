@@ -16,7 +16,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from kuwa.web.dashboard_page import Words
+from kuwa.web.i18n import Words
 from tests.stack import RedisServer, Stack
 
 STATIC = Path(__file__).resolve().parent.parent / "src" / "kuwa" / "web" / "static"

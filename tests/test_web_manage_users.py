@@ -260,7 +260,7 @@ def test_create_and_edit_group(stack: Stack, admin: Browser) -> None:
     assert empty.status_code == 303 and group_named(stack, "Empty Start").permissions == set()
 
     page = admin.get(f"/manage/groups/{group.id}").text
-    for section in ("Tabs", "Room", "Profile", "Dashboard", "Store"):
+    for section in ("Tabs", "Chat rooms", "Profile", "Dashboard", "Bot store"):
         assert f"<legend>{section}</legend>" in page
     assert checked_perms(page) == set(group.permissions)
 

@@ -26,6 +26,7 @@ from kuwa.accounts.ldap import LdapAuthenticator
 from kuwa.errors import AuthenticationError, KuwaError, PermissionDeniedError
 from kuwa.mail import Mailer
 from kuwa.settings import Settings
+from kuwa.web.i18n import Words
 from kuwa.web.oidc import OidcClient
 from kuwa.web.session import Sessions, take_flashes
 
@@ -204,6 +205,7 @@ async def render(
             "flashes": take_flashes(request),
             "announcement": config.announcement,
             "lang": lang,
+            "t": Words(lang),
             "sign_out": words.get("Sign out", "Sign out"),
             **context,
         },

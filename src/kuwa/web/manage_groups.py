@@ -36,13 +36,14 @@ from kuwa.web.manage_forms import (
 )
 
 SECTIONS: tuple[tuple[str, tuple[str, ...]], ...] = (
-    ("Tabs", permissions.TABS),
-    ("Room", permissions.ROOM),
-    ("Profile", permissions.PROFILE),
-    ("Dashboard", permissions.DASHBOARD),
-    ("Store", permissions.STORE),
+    ("perm_section_tabs", permissions.TABS),
+    ("perm_section_room", permissions.ROOM),
+    ("perm_section_profile", permissions.PROFILE),
+    ("perm_section_dashboard", permissions.DASHBOARD),
+    ("perm_section_store", permissions.STORE),
 )
-"""The fixed permissions as the group page groups its checkboxes."""
+"""The fixed permissions as the group page groups its checkboxes (a UI string key each; a
+permission's label and description are the keys ``perm_NAME`` and ``perm_NAME_desc``)."""
 
 # Groups the server finds by name: renaming them would break sign-up and `--admin`.
 FIXED_NAMES = (permissions.ADMINS, permissions.USERS)

@@ -1,0 +1,58 @@
+"""The UI's words in its languages (en, zh-TW) for server-rendered pages.
+
+The strings are the chat page's catalogs (``static/i18n/{lang}.json``), so a page and its
+scripts speak the same words; ``t`` in every template is a :class:`Words`. A key may have
+plural forms (``KEY_one``; Chinese has none), picked by the count ``n``.
+"""
+
+from __future__ import annotations
+
+import functools
+from importlib import resources
+from typing import Any
+
+import orjson
+
+LANGS = ("en", "zh-TW")
+
+
+@functools.cache
+def catalog(lang: str) -> dict[str, str]:
+    """The UI strings of ``lang`` alone (the files the chat page reads)."""
+    folder = resources.files("kuwa.web").joinpath("static", "i18n")
+    words: dict[str, str] = orjson.loads(folder.joinpath(f"{lang}.json").read_bytes())
+    return words
+
+
+def plural(lang: str, n: int) -> str:
+    """The CLDR plural category of ``n``, as the chat page's ``Intl.PluralRules`` gives it for
+    the UI's languages: English tells one from other; Chinese has no plural forms."""
+    return "one" if n == 1 and not lang.startswith("zh") else "other"
+
+
+class Words:
+    """``t("key", name=…)`` in templates: the string with ``{name}`` filled in; with a count
+    ``n``, the catalog's plural form (``KEY_one``, …) when it has one. English fills in what
+    the language's catalog lacks (with English plurals)."""
+
+    def __init__(self, lang: str) -> None:
+        self.lang = lang
+
+    def _pick(self, lang: str, key: str, n: Any) -> str | None:
+        words = catalog(lang)
+        if isinstance(n, int) and not isinstance(n, bool):
+            form = words.get(f"{key}_{plural(lang, n)}")
+            if form is not None:
+                return form
+        return words.get(key)
+
+    def __call__(self, key: str, **values: Any) -> str:
+        n = values.get("n")
+        text = self._pick(self.lang, key, n)
+        if text is None:
+            text = self._pick("en", key, n)
+        if text is None:
+            text = key
+        for name, value in values.items():
+            text = text.replace("{" + name + "}", str(value))
+        return text
