@@ -151,3 +151,60 @@ def test_an_admin_gives_a_model_an_image_seen_in_the_picker_and_columns(ui: UI) 
     expect(page.get_by_test_id(f"room-{room}").locator(".avatar img")).to_have_count(1)
     shot(page, "room-models-image.png")
     ui.assert_clean()
+
+
+@pytest.mark.parametrize("lang", ["en", "zh-TW"])
+def test_the_trash_restores_a_room_and_an_answer(ui: UI, lang: str) -> None:
+    """Deleting said "This cannot be undone" while the database kept the room, and nothing
+    restored it."""
+    page = ui.page(DESKTOP)
+    page.context.add_cookies([{"name": "kuwa_lang", "value": lang, "url": ui.base_url}])
+    sign_in(page)
+    room = create_room(page, "echo", "upper")
+    turn = send(page, room, f"trash me {lang}")
+    wait_done(page, *turn.answers.values())
+    upper = answer_el(page, turn.answers["upper"])
+    upper.hover()
+    upper.get_by_test_id("react-delete").click()
+    page.get_by_test_id("confirm-ok").click()
+    expect(upper).to_have_count(0)
+
+    item = page.get_by_test_id(f"room-{room}")
+    item.hover()
+    item.get_by_test_id("delete-room").click()
+    dialog = page.locator("dialog.confirm")
+    expect(dialog).to_contain_text("30")  # the days it is kept
+    expect(dialog).to_contain_text("垃圾桶" if lang == "zh-TW" else "trash")
+    page.get_by_test_id("confirm-ok").click()
+    expect(item).to_have_count(0)
+
+    page.get_by_test_id("open-trash").click()
+    page.wait_for_url(re.compile(r"/trash$"))
+    entry = page.get_by_test_id(f"trash-room-{room}")
+    expect(entry).to_contain_text(f"trash me {lang}")
+    expect(page.get_by_test_id("trash-intro")).to_contain_text("30")
+    shot(page, f"trash-{lang}.png")
+    entry.get_by_test_id("trash-restore").click()
+    expect(entry).to_have_count(0)
+    expect(page.get_by_test_id(f"room-{room}")).to_be_visible()  # back in the sidebar
+
+    answer = page.get_by_test_id(f"trash-message-{turn.answers['upper']['id']}")
+    expect(answer).to_contain_text(f"TRASH ME {lang.upper()}")
+    answer.get_by_test_id("trash-restore").click()
+    expect(answer).to_have_count(0)
+    expect(page.get_by_test_id("trash-list")).to_contain_text(
+        "垃圾桶是空的" if lang == "zh-TW" else "The trash is empty"
+    )
+    page.get_by_test_id(f"room-{room}").click()
+    expect(answer_el(page, turn.answers["upper"])).to_be_visible()
+
+    # Deleting for good asks first, then the room is gone from the trash too.
+    page.get_by_test_id(f"room-{room}").hover()
+    page.get_by_test_id(f"room-{room}").get_by_test_id("delete-room").click()
+    page.get_by_test_id("confirm-ok").click()
+    page.get_by_test_id("open-trash").click()
+    entry = page.get_by_test_id(f"trash-room-{room}")
+    entry.get_by_test_id("trash-purge").click()
+    page.get_by_test_id("confirm-ok").click()
+    expect(entry).to_have_count(0)
+    ui.assert_clean()

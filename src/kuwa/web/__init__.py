@@ -39,6 +39,7 @@ from kuwa.web import (
     signin,
     store,
     transfer,
+    trash,
 )
 from kuwa.web.core import (
     ACCESS_ATTR,
@@ -108,6 +109,7 @@ def routes() -> list[BaseRoute]:
         *rooms.routes(),
         *sharing.routes(),
         *transfer.routes(),
+        *trash.routes(),
         *store.routes(),
         *arena.routes(),
         Route("/login", signin.login_form, methods=["GET"]),

@@ -7,6 +7,7 @@ checks it, so a page cannot be added without saying who may use it.
 
 from __future__ import annotations
 
+import datetime as dt
 import functools
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -43,6 +44,26 @@ _env = jinja2.Environment(
     lstrip_blocks=True,
 )
 templates = Jinja2Templates(env=_env)
+
+
+def stamp(value: dt.datetime | float | None) -> Markup:
+    """A moment as ``<time>``: UTC text that the page's script (base.html) shows in the
+    reader's language and time zone."""
+    if value is None:
+        return Markup("")
+    if isinstance(value, dt.datetime):
+        moment = value if value.tzinfo else value.replace(tzinfo=dt.UTC)
+    else:
+        moment = dt.datetime.fromtimestamp(value, dt.UTC)
+    moment = moment.astimezone(dt.UTC)
+    return Markup('<time datetime="{}" data-stamp="{}">{}</time>').format(
+        moment.isoformat(timespec="seconds").replace("+00:00", "Z"),
+        int(moment.timestamp()),
+        moment.strftime("%Y-%m-%d %H:%M UTC"),
+    )
+
+
+_env.filters["stamp"] = stamp
 
 
 @dataclass(slots=True)

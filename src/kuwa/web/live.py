@@ -315,7 +315,11 @@ async def room_events(runner: RoomRunner, user: UserInfo, room_id: int) -> Async
             event = orjson.loads(raw["data"])
             kind = event.get("type")
             if kind in ("message", "job", "room") and not await still_allowed():
-                await out.put(named_event("gone", {"reason": "You no longer have access."}))
+                await out.put(
+                    named_event(
+                        "gone", {"reason": "You no longer have access.", "code": "no_access"}
+                    )
+                )
                 await out.put(None)
                 return
             if kind == "message":
@@ -332,7 +336,9 @@ async def room_events(runner: RoomRunner, user: UserInfo, room_id: int) -> Async
                 changed["me"] = {"id": user.id, "name": user.name}
                 await out.put(named_event("room", changed))
             elif kind == "deleted":
-                await out.put(named_event("gone", {"reason": "The room was deleted."}))
+                await out.put(
+                    named_event("gone", {"reason": "The room was deleted.", "code": "deleted"})
+                )
                 await out.put(None)
                 return
 
@@ -342,7 +348,11 @@ async def room_events(runner: RoomRunner, user: UserInfo, room_id: int) -> Async
             await state.redis.expire(keys.room_presence(room_id), int(PRESENCE_TTL) * 2)
             await asyncio.sleep(KEEP_ALIVE_SECONDS)
             if not await still_allowed():  # e.g. moved out of the group it was shared with
-                await out.put(named_event("gone", {"reason": "You no longer have access."}))
+                await out.put(
+                    named_event(
+                        "gone", {"reason": "You no longer have access.", "code": "no_access"}
+                    )
+                )
                 await out.put(None)
                 return
             await out.put(KEEP_ALIVE)

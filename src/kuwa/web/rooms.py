@@ -29,6 +29,7 @@ from kuwa.web.core import (
     error_page,
     page,
     render,
+    system_config,
     ui_lang,
     web_state,
 )
@@ -129,6 +130,7 @@ async def _shell(request: Request, room_id: int | None) -> Response:
         "lang": lang,
         "perms": [p for p in (TAB, *UI_PERMISSIONS, *STORE_PERMISSIONS) if user.can(p)],
         "blind": await blind_mode(request, user),
+        "trash_days": (await system_config(request)).trash_days,
     }
     return await render(request, "chat.html", room_id=room_id, lang=lang, config=config)
 
@@ -148,6 +150,12 @@ async def store_page(request: Request) -> Response:
 @page(TAB)
 async def arena_page(request: Request) -> Response:
     """The arena (start a battle) and its leaderboard, inside the chat app."""
+    return await _shell(request, None)
+
+
+@page(TAB)
+async def trash_page(request: Request) -> Response:
+    """The trash (deleted rooms and answers), inside the chat app."""
     return await _shell(request, None)
 
 
@@ -435,6 +443,7 @@ def routes() -> list[BaseRoute]:
         Route("/rooms/{room_id:int}", room_page, methods=["GET"]),
         Route("/store", store_page, methods=["GET"]),
         Route("/arena", arena_page, methods=["GET"]),
+        Route("/trash", trash_page, methods=["GET"]),
         Route("/app/models", app_models, methods=["GET"]),
         Route("/app/rooms", app_rooms, methods=["GET"]),
         Route("/app/rooms", app_create_room, methods=["POST"]),

@@ -7,6 +7,7 @@ import { ArenaView, ensureArenaLink, isArenaPath } from "./js/arena.js";
 import { Picker } from "./js/picker.js";
 import { RoomView } from "./js/room.js";
 import { ensureStoreLink } from "./js/store.js";
+import { TrashView, ensureTrashLink, isTrashPath } from "./js/trash.js";
 import { Sidebar } from "./js/sidebar.js";
 
 const THEME_KEY = "kuwa.theme";
@@ -135,6 +136,9 @@ class App {
     if (match) {
       this.roomId = Number(match[1]);
       this.view = new RoomView(this, this.roomId, preset);
+    } else if (isTrashPath(path)) {
+      this.roomId = null;
+      this.view = new TrashView(this);
     } else {
       this.roomId = null;
       this.view = arena ? new ArenaView(this) : new Picker(this);
@@ -142,7 +146,8 @@ class App {
     // Both sidebar links on every view: the store's was missing when /arena was opened first.
     ensureStoreLink(this);
     ensureArenaLink(this);
-    this.shell.dataset.view = match ? "room" : arena ? "arena" : "picker";
+    ensureTrashLink(this);
+    this.shell.dataset.view = match ? "room" : this.view instanceof TrashView ? "trash" : arena ? "arena" : "picker";
     this.view.mount(this.viewEl);
     this.sidebar.render();
   }

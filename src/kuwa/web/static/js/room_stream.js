@@ -42,7 +42,7 @@ export class RoomStream {
     on("translation", (d) => this.onTranslation(d));
     on("presence", (d) => view.onPresence(d.users || []));
     on("room", (r) => view.onRoom(r));
-    on("gone", (d) => view.onGone(d.reason));
+    on("gone", (d) => view.onGone(d.code ? t(`gone_${d.code}`) : d.reason));
     es.addEventListener("open", () => this.setConn(null));
     es.addEventListener("error", () => {
       if (view.closed || this.es !== es) return;
