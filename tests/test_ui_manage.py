@@ -98,3 +98,29 @@ def test_the_group_editor_names_permissions_people_can_read(
     assert phone.evaluate("document.documentElement.scrollWidth") <= PHONE["width"]
     shot(phone, f"manage-group-permissions-{lang}-phone.png")
     ui.assert_clean()
+
+
+def test_the_group_editor_sets_generation_bounds(ui: UI, stack: Stack) -> None:
+    page = admin_page(ui, "en")
+    group = users_group_id(stack)
+    page.goto(f"/manage/groups/{group}")
+    bounds = page.get_by_test_id("group-bounds")
+    expect(bounds).to_contain_text("Generation bounds")
+    bounds.locator('input[name="max_temperature"]').fill("3")
+    # The field's max stops the browser; the server checks too.
+    page.locator(f'form[action="/manage/groups/{group}"]').first.evaluate(
+        "f => f.noValidate = true"
+    )
+    page.locator(f'form[action="/manage/groups/{group}"] button[type="submit"]').last.click()
+    expect(page.locator(".flash.error")).to_contain_text("between 0 and 2")
+    page.get_by_test_id("group-bounds").locator('input[name="max_temperature"]').fill("0.7")
+    page.get_by_test_id("group-bounds").locator('input[name="max_tokens"]').fill("2048")
+    page.locator(f'form[action="/manage/groups/{group}"] button[type="submit"]').last.click()
+    expect(page.locator(".flash")).to_contain_text("Saved")
+    expect(page.locator('input[name="max_temperature"]')).to_have_value("0.7")
+    expect(page.locator('input[name="max_tokens"]')).to_have_value("2048")
+    expect(page.locator('input[name="max_top_p"]')).to_have_value("")
+    with store_of(stack) as store:
+        saved = store.groups.get("Users").bounds
+    assert (saved.temperature, saved.top_p, saved.max_tokens) == (0.7, None, 2048)
+    ui.assert_clean()

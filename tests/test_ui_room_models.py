@@ -11,14 +11,18 @@ import base64
 import re
 from collections.abc import Iterator
 
+import httpx
 import pytest
 from playwright.sync_api import Page, expect
 
-from tests.browser import DESKTOP, UI, shot
+from kuwa.accounts import Bounds
+from tests.browser import DESKTOP, PHONE, UI, shot
 from tests.stack import RedisServer, Stack
 from tests.test_ui_chat import (
     OWNER,
     answer_el,
+    api_get,
+    body_text,
     create_room,
     send,
     sign_in,
@@ -29,6 +33,7 @@ from tests.web import PASSWORD, store_of
 expect.set_options(timeout=15_000)
 
 ADMIN = "ada@example.com"
+TUNER = "tim@example.com"  # in a group whose bounds are temperature 1, 50 tokens
 # A 2x2 red PNG: the image an admin gives a model.
 PNG = base64.b64decode(
     "iVBORw0KGgoAAAANSUhEUgAAAAIAAAACCAIAAAD91JpzAAAAEElEQVR4nGO4o6EBRAwQCgAjrgSxn17XlQAAAABJRU5ErkJggg=="
@@ -45,10 +50,18 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
         with store_of(s) as store:
             store.accounts.create_user(OWNER, "Olive Owner", PASSWORD)
             store.accounts.create_user(ADMIN, "Ada Admin", PASSWORD, group="Admins", is_admin=True)
-            for order, (code, name) in enumerate([("echo", "Echo"), ("upper", "Upper")]):
+            for order, (code, name) in enumerate(
+                [("echo", "Echo"), ("upper", "Upper"), ("hist", "Hist")]
+            ):
                 store.catalog.create(code, name, order=order, react_buttons=["copy"])
+            users = store.groups.get("Users")
+            bounded = store.groups.create("Bounded", permissions=users.permissions)
+            store.groups.update(bounded.id, bounds=Bounds(temperature=1.0, max_tokens=50))
+            tuner = store.accounts.create_user(TUNER, "Tim Tuner", PASSWORD, group="Bounded")
+            s.token = store.accounts.ensure_token(tuner.id)
         s.executor("echo")
         s.executor("upper", transform="upper")
+        s.executor("hist", transform="history")
         s.base_url = s.gateway()
         yield s
     finally:
@@ -208,3 +221,102 @@ def test_the_trash_restores_a_room_and_an_answer(ui: UI, lang: str) -> None:
     page.get_by_test_id("confirm-ok").click()
     expect(entry).to_have_count(0)
     ui.assert_clean()
+
+
+def test_each_model_has_its_settings_in_a_room_within_the_groups_bounds(ui: UI) -> None:
+    """A system prompt, temperature, top-p and max tokens per model in a room, as Open WebUI
+    has them: kept within the group's bounds, stored with the room and in its JSON export,
+    applied to the model's answers there (the history model repeats what it was sent)."""
+    page = ui.page(DESKTOP)
+    sign_in(page, TUNER)
+    room = create_room(page, "hist", "echo")
+    assert api_get(page, f"/app/rooms/{room}")["bounds"] == {
+        "temperature": 1.0,
+        "top_p": None,
+        "max_tokens": 50,
+    }
+    gear = page.get_by_test_id("settings-hist")
+    expect(gear).to_have_attribute("aria-pressed", "false")
+    gear.click()
+    dialog = page.get_by_test_id("model-settings")
+    expect(dialog).to_contain_text("Hist in this room")
+    expect(dialog).to_contain_text("Your group allows up to 50.")
+    page.get_by_test_id("ms-system").fill("Answer like a pirate.")
+    page.get_by_test_id("ms-temperature").fill("1.5")
+    page.get_by_test_id("ms-top_p").fill("0.9")
+    page.get_by_test_id("ms-max_tokens").fill("6")
+    page.get_by_test_id("ms-save").click()
+    error = page.get_by_test_id("ms-error")
+    expect(error).to_have_text("Your group allows temperature up to 1, not 1.5.")
+    page.get_by_test_id("ms-temperature").fill("0.4")
+    page.get_by_test_id("ms-max_tokens").fill("500")
+    page.get_by_test_id("ms-save").click()
+    expect(error).to_have_text("Your group allows at most 50 tokens, not 500.")
+    page.get_by_test_id("ms-max_tokens").fill("6")
+    shot(page, "room-models-settings.png")
+    page.get_by_test_id("ms-save").click()
+    expect(dialog).to_have_count(0)
+    expect(gear).to_have_attribute("aria-pressed", "true")
+    settings = {
+        "system": "Answer like a pirate.",
+        "temperature": 0.4,
+        "top_p": 0.9,
+        "max_tokens": 6,
+    }
+    assert api_get(page, f"/app/rooms/{room}")["model_settings"] == {"hist": settings}
+
+    turn = send(page, room, "tell me a story please")
+    wait_done(page, *turn.answers.values())
+    # The system prompt went first, and six tokens were all the model could give.
+    assert body_text(page, turn.answers["hist"]) == "system: Answer like a pirate"
+    assert body_text(page, turn.answers["echo"]) == "tell me a story please"
+    r = page.request.get(f"/app/rooms/{room}/export?format=json")
+    assert r.json()["model_settings"] == {"hist": settings}
+
+    # They stay after a reload, and "Use the defaults" clears them.
+    page.reload()
+    page.get_by_test_id("settings-hist").click()
+    expect(page.get_by_test_id("ms-system")).to_have_value("Answer like a pirate.")
+    expect(page.get_by_test_id("ms-max_tokens")).to_have_value("6")
+    page.get_by_test_id("ms-reset").click()
+    page.get_by_test_id("ms-save").click()
+    expect(page.get_by_test_id("settings-hist")).to_have_attribute("aria-pressed", "false")
+    assert api_get(page, f"/app/rooms/{room}")["model_settings"] == {}
+    again = send(page, room, "short again")
+    wait_done(page, *again.answers.values())
+    assert body_text(page, again.answers["hist"]).startswith("user: tell me")  # no system
+    ui.assert_clean()
+
+
+def test_the_settings_dialog_on_a_phone_in_chinese(ui: UI) -> None:
+    page = ui.page(PHONE, mobile=True)
+    page.context.add_cookies([{"name": "kuwa_lang", "value": "zh-TW", "url": ui.base_url}])
+    sign_in(page, TUNER)
+    create_room(page, "hist", "echo")
+    page.get_by_test_id("tab-hist").click()
+    page.get_by_test_id("settings-hist").click()
+    dialog = page.get_by_test_id("model-settings")
+    expect(dialog).to_contain_text("你的群組上限為 50。")
+    expect(dialog).to_contain_text("系統提示")
+    assert page.evaluate("document.documentElement.scrollWidth") <= PHONE["width"]
+    shot(page, "room-models-settings-phone-zh.png")
+    ui.assert_clean()
+
+
+def test_the_groups_bounds_clamp_api_requests_too(stack: Stack) -> None:
+    """The Bounded group may ask for at most 50 tokens: a request for 1000 gets 50."""
+    words = " ".join(f"w{i}" for i in range(120))
+    r = httpx.post(
+        f"{stack.base_url}/v1/chat/completions",
+        headers={"authorization": f"Bearer {stack.token}"},
+        json={
+            "model": "echo",
+            "max_tokens": 1000,
+            "messages": [{"role": "user", "content": words}],
+        },
+        timeout=60,
+    )
+    assert r.status_code == 200, r.text
+    answer = r.json()
+    assert answer["usage"]["completion_tokens"] == 50
+    assert answer["choices"][0]["finish_reason"] == "length"

@@ -427,7 +427,7 @@ def test_non_admin_is_refused_everywhere(stack: Stack, admin_user: UserInfo) -> 
         permissions=[p for p in permissions.ALL if p != "tab_Manage"],
     )
     users_group = group_named(stack, "Users")
-    ids = {"user_id": str(admin_user.id), "group_id": str(users_group.id)}
+    ids = {"user_id": str(admin_user.id), "group_id": str(users_group.id), "room_id": "1"}
     with Browser(stack.base_url) as b:
         assert b.login(almost.email).status_code == 303
         tried = 0
@@ -453,7 +453,7 @@ def test_non_admin_is_refused_everywhere(stack: Stack, admin_user: UserInfo) -> 
                     )
                 assert r.status_code == 403, (method, path, r.status_code)
                 tried += 1
-        assert tried == 12
+        assert tried == 13
     me = user_by_email(stack, admin_user.email)
     assert me is not None and me.name == admin_user.name
     assert group_named(stack, "Users").invite_code == users_group.invite_code

@@ -18,7 +18,7 @@ database, no web.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -171,9 +171,12 @@ def _json_message(row: Row) -> dict[str, Any]:
     return message
 
 
-def export_json(rows: Iterable[Row]) -> bytes:
-    """``{"messages": [...]}``, indented 2, UTF-8 (not ASCII-escaped), trailing newline."""
-    document = {"messages": [_json_message(row) for row in rows]}
+def export_json(rows: Iterable[Row], model_settings: Mapping[str, Any] | None = None) -> bytes:
+    """``{"messages": [...]}``, indented 2, UTF-8 (not ASCII-escaped), trailing newline;
+    with the room's ``model_settings`` (``{code: {...}}``) when it has any."""
+    document: dict[str, Any] = {"messages": [_json_message(row) for row in rows]}
+    if model_settings:
+        document["model_settings"] = dict(model_settings)
     return (json.dumps(document, ensure_ascii=False, indent=2) + "\n").encode("utf-8")
 
 

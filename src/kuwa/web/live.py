@@ -30,7 +30,7 @@ from kuwa.gateway.chat import ChatStream
 from kuwa.gateway.sse import KEEP_ALIVE, named_event
 from kuwa.gateway.start import start_chat
 from kuwa.gateway.state import GatewayState
-from kuwa.rooms import Rooms
+from kuwa.rooms import Rooms, model_settings
 from kuwa.schemas import ChatRequest
 from kuwa.schemas.chat import Message
 
@@ -62,6 +62,7 @@ class RoomRunner:
         """Start the answer's job; the task that saves it (None when it could not start).
         ``model`` may be a bot (``bot:ID``): its base model runs with its Modelfile."""
         history = await run_in_threadpool(self.rooms.history, message_id)
+        settings = await run_in_threadpool(self.rooms.settings_of, room_id, model)
         bot_modelfile = None
         bot_id = bot_id_of(model)
         if bot_id is not None:
@@ -74,6 +75,7 @@ class RoomRunner:
         request = ChatRequest(
             model=model, messages=tuple(Message(r, c) for r, c in history), stream=True
         )
+        request = model_settings.apply(request, settings)  # the model's settings in this room
         return await self._run(
             user, room_id, message_id, request, translation=False, bot_modelfile=bot_modelfile
         )
@@ -334,6 +336,7 @@ async def room_events(runner: RoomRunner, user: UserInfo, room_id: int) -> Async
                 )
                 changed["role"] = await run_in_threadpool(rooms.role, room_id, user.id, user.group)
                 changed["me"] = {"id": user.id, "name": user.name}
+                changed["bounds"] = user.bounds.to_json()
                 await out.put(named_event("room", changed))
             elif kind == "deleted":
                 await out.put(
@@ -360,6 +363,7 @@ async def room_events(runner: RoomRunner, user: UserInfo, room_id: int) -> Async
     room: dict[str, Any] = await run_in_threadpool(rooms.get, room_id, user.id)
     room["role"] = await run_in_threadpool(rooms.role, room_id, user.id, user.group)
     room["me"] = {"id": user.id, "name": user.name}
+    room["bounds"] = user.bounds.to_json()  # what the model settings may ask for
     yield named_event("hello", {"room": room})
     for item in await run_in_threadpool(rooms.running, room_id):
         start_following(int(item["id"]), str(item["job"]), str(item["kind"]))

@@ -23,6 +23,7 @@ from kuwa.gateway.http import JSONResponse, read_json
 from kuwa.gateway.sse import SSEResponse
 from kuwa.gateway.state import state_of
 from kuwa.rooms import Feedbacks, Rooms
+from kuwa.rooms.model_settings import check_settings
 from kuwa.web.arena import blind_mode
 from kuwa.web.core import (
     current_user,
@@ -118,6 +119,7 @@ async def _room_json(request: Request, room_id: int) -> dict[str, Any]:
     room: dict[str, Any] = await run_in_threadpool(_rooms(request).get, room_id, user.id)
     room["role"] = await run_in_threadpool(_rooms(request).role, room_id, user.id, user.group)
     room["me"] = {"id": user.id, "name": user.name}
+    room["bounds"] = user.bounds.to_json()  # what the model settings may ask for
     return room
 
 
@@ -253,12 +255,22 @@ async def app_update_room(request: Request) -> Response:
             await _resolve(request, await _user(request), str(code))
     chained = body.get("chained")
     title = body.get("title")
+    settings = None
+    if body.get("model_settings") is not None:
+        user = await _user(request)
+        shown = (
+            models
+            if models is not None
+            else await run_in_threadpool(_rooms(request).models_of, room_id)
+        )
+        settings = check_settings(body["model_settings"], [str(m) for m in shown], user.bounds)
     await run_in_threadpool(
         lambda: _rooms(request).update(
             room_id,
             title=str(title) if title is not None else None,
             chained=bool(chained) if chained is not None else None,
             models=[str(m) for m in models] if models is not None else None,
+            model_settings=settings,
         )
     )
     await _runner(request).publish(room_id, {"type": "room"})

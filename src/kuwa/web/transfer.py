@@ -53,7 +53,7 @@ async def app_export(request: Request) -> Response:
         for m in thread
     ]
     if kind == "json":
-        body: bytes = formats.export_json(rows)
+        body: bytes = formats.export_json(rows, room.get("model_settings"))
     elif kind == "tsv":
         body = formats.export_tsv(rows).encode()
     else:
