@@ -68,7 +68,7 @@ def sign_in(page: Page, email: str = OWNER) -> None:
     page.locator('input[name="email"]').fill(email)
     page.locator('input[name="password"]').fill(PASSWORD)
     page.locator('form[action="/login"] button[type="submit"]').click()
-    expect(page.get_by_test_id("lang")).to_be_visible()  # the chat app booted
+    expect(page.locator("#kuwa-app .shell")).to_be_visible()  # the chat app booted
 
 
 def csrf(page: Page) -> str:

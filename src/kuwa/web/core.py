@@ -175,24 +175,36 @@ def csrf_token(request: Request) -> str:
     return str(getter()) if callable(getter) else ""
 
 
-# The tabs a user sees.
+# The header's sections: (permission, path, UI string key, test id). Chat and the arena are
+# the chat app's own (it routes between them without a reload).
 NAV = (
-    ("tab_Room", "/", "Chat"),
-    ("tab_Store", "/store", "Store"),
-    ("tab_Dashboard", "/dashboard", "Dashboard"),
-    ("tab_Manage", "/manage", "Manage"),
-    ("tab_Profile", "/profile", "Profile"),
+    ("tab_Room", "/", "nav_chat", "nav-chat"),
+    ("tab_Room", "/arena", "arena", "open-arena"),
+    ("tab_Store", "/store", "store", "open-store"),
+    ("tab_Dashboard", "/dashboard", "nav_dashboard", "nav-dashboard"),
+    ("tab_Manage", "/manage", "nav_manage", "nav-manage"),
+    ("tab_Profile", "/profile", "nav_profile", "nav-profile"),
 )
+CHAT_PATHS = ("/rooms/", "/trash")
 
 
-ZH_TW = {
-    "Chat": "聊天",
-    "Store": "商店",
-    "Dashboard": "儀表板",
-    "Manage": "管理",
-    "Profile": "個人資料",
-    "Sign out": "登出",
-}
+def _current(href: str, path: str) -> bool:
+    if href == "/":
+        return path == "/" or path.startswith(CHAT_PATHS)
+    return path == href or path.startswith(href + "/")
+
+
+def nav_for(user: UserInfo | None, config: SystemConfig, path: str, t: Words) -> list[Any]:
+    """The sections this user may open, marked when ``path`` is in one. In blind mode the
+    store is left out (every chat is a battle)."""
+    if user is None:
+        return []
+    blind = bool(user.group) and user.group in config.blind_groups
+    return [
+        (href, t(key), testid, _current(href, path))
+        for perm, href, key, testid in NAV
+        if user.can(perm) and not (blind and href == "/store")
+    ]
 
 
 def ui_lang(request: Request) -> str:
@@ -210,12 +222,8 @@ async def render(
     user = await current_user(request)
     config = await system_config(request)
     lang = context.pop("lang", None) or ui_lang(request)
-    words = ZH_TW if lang == "zh-TW" else {}
-    nav = [
-        (href, words.get(label, label))
-        for perm, href, label in NAV
-        if user is not None and user.can(perm)
-    ]
+    t = Words(lang)
+    nav = nav_for(user, config, request.url.path, t)
     return templates.TemplateResponse(
         request,
         template,
@@ -226,8 +234,8 @@ async def render(
             "flashes": take_flashes(request),
             "announcement": config.announcement,
             "lang": lang,
-            "t": Words(lang),
-            "sign_out": words.get("Sign out", "Sign out"),
+            "t": t,
+            "sign_out": t("sign_out"),
             **context,
         },
         status_code=status_code,
@@ -236,8 +244,20 @@ async def render(
 
 
 def error_page(request: Request, status: int, message: str) -> Response:
+    """A page for an error (no session needed): the message in the reader's language when
+    the catalog has it (its English text is the key's value, see kuwa.web.i18n)."""
+    lang = ui_lang(request)
+    t = Words(lang)
     html = _env.get_template("error.html").render(
-        status=status, message=message, user=None, nav=[], flashes=[], announcement="", csrf=""
+        status=status,
+        message=t.message(message),
+        user=None,
+        nav=[],
+        flashes=[],
+        announcement="",
+        csrf="",
+        lang=lang,
+        t=t,
     )
     return HTMLResponse(html, status_code=status, headers={"Cache-Control": "no-store"})
 

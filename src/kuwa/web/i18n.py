@@ -24,6 +24,15 @@ def catalog(lang: str) -> dict[str, str]:
     return words
 
 
+@functools.cache
+def _english_index() -> dict[str, str]:
+    """English text -> its key (the first key with that text), for :meth:`Words.message`."""
+    index: dict[str, str] = {}
+    for key, text in catalog("en").items():
+        index.setdefault(text, key)
+    return index
+
+
 def plural(lang: str, n: int) -> str:
     """The CLDR plural category of ``n``, as the chat page's ``Intl.PluralRules`` gives it for
     the UI's languages: English tells one from other; Chinese has no plural forms."""
@@ -56,3 +65,12 @@ class Words:
         for name, value in values.items():
             text = text.replace("{" + name + "}", str(value))
         return text
+
+    def message(self, text: str) -> str:
+        """A message the server made (an error, a flash) in this language: ``text`` is a
+        key, or English that the catalog holds; anything else stays as it is."""
+        words = catalog("en")
+        if text in words:
+            return self(text)
+        key = _english_index().get(text)
+        return self(key) if key is not None else text

@@ -18,7 +18,7 @@ import { Composer } from "./room_composer.js";
 import { RoomHeader } from "./room_header.js";
 import { Prompts } from "./room_prompts.js";
 import { RoomStream } from "./room_stream.js";
-import { ensureStoreLink, loadBots, modelInfo } from "./store.js";
+import { loadBots, modelInfo } from "./store.js";
 import { applySelected } from "./thread.js";
 
 const NEAR_BOTTOM = 96;
@@ -42,7 +42,6 @@ export class RoomView {
     this.prompts = new Prompts(this);
     this.composer = new Composer(this);
     this.header = new RoomHeader(this);
-    ensureStoreLink(app);
   }
 
   // --- lifecycle -----------------------------------------------------------------------------
