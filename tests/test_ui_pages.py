@@ -8,6 +8,7 @@ deleted room in the trash, a bot, and terms of service to show.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 
@@ -59,7 +60,7 @@ def _seed(store: Store) -> dict[str, str]:
     rooms.finish(answers[0], "Kuwa is *a gateway*, executors and a chat UI.", "done")
     token = Sharing(store.db).set_link(room, True)
     gone = rooms.create(admin.id, ["echo"])
-    rooms.add_prompt(gone, admin.id, "an old chat", ["echo"])
+    rooms.add_prompt(gone, admin.id, "What is old", ["echo"])
     rooms.delete(gone)
     users = store.groups.get("Users")
     return {
@@ -213,4 +214,132 @@ def test_screenshots_of_every_page_on_a_desktop(ui: UI, site: Site) -> None:
                 settle(page, path)
                 page.screenshot(path=str(SHOTS / f"{name}-desktop-{theme}-{lang}.png"))
     assert len(list(SHOTS.glob("*-desktop-*.png"))) >= 2 * (len(site.paths) + 3)
+    ui.assert_clean()
+
+
+# Every visible text and every label a screen reader or a tooltip shows.
+TEXTS = """() => {
+    const out = [document.title];
+    const walker = document.createTreeWalker(document.body, NodeFilter.SHOW_TEXT);
+    for (let node = walker.nextNode(); node; node = walker.nextNode()) {
+        const el = node.parentElement;
+        if (!el || el.closest('script, style, code, pre, .md, textarea, option')) continue;
+        const box = el.getBoundingClientRect();
+        if (!box.width && !box.height) continue;
+        if (getComputedStyle(el).visibility === 'hidden') continue;
+        out.push(node.textContent);
+    }
+    for (const el of document.querySelectorAll('[placeholder], [title], [aria-label], img[alt]')) {
+        if (el.closest('code, pre, .md')) continue;
+        for (const name of ['placeholder', 'title', 'aria-label', 'alt']) {
+            const value = el.getAttribute(name);
+            if (value) out.push(value);
+        }
+    }
+    return out;
+}"""
+
+# Words that stay as they are in a Chinese page: names, formats, protocols, codes.
+KEPT = {
+    "kuwa",
+    "api",
+    "json",
+    "tsv",
+    "docx",
+    "csv",
+    "url",
+    "smtp",
+    "ldap",
+    "oidc",
+    "dn",
+    "starttls",
+    "modelfile",
+    "modelfiles",
+    "webp",
+    "kib",
+    "bearer",
+    "authorization",
+    "token",
+    "tokens",
+    "english",
+    "code",
+    "weight",
+    "ttft",
+    "tpot",
+    "redis",
+    "utc",
+    "http",
+    "https",
+    "static",
+    "example",
+    "org",
+    "echo",
+    "web",
+    "tester",
+    "pat",
+    "com",
+    "ip",
+    "ok",
+    "local",
+    "admins",
+    "users",
+    "none",
+    "latin",
+    "dpo",
+    "jsonl",
+    "openai",
+    "sse",
+    "rps",
+    "p50",
+    "p95",
+    "kuwa_",
+    "ms",
+    "id",
+    "pid",
+    "google",
+    "before-prompt",
+    "after-prompt",
+    "top-p",
+    "model-a",
+    "model-b",
+    "model-c",
+    "enter",
+    "shift",
+    "preference",
+    # the seeded data: room titles, the executor's backend and model
+    "what",
+    "old",
+    "debug",
+    "debug-echo",
+}
+
+
+# Paths (/v1/chat/completions), commands (kuwa-cli worker start), names quoted 「like this」 and
+# words in capitals (SYSTEM, AFTER-PROMPT, PNG, TTFT).
+VERBATIM = re.compile(r"\S*/\S*|kuwa-cli(?: [a-z-]+)*|「[^」]*」|\b[A-Z][A-Z0-9_-]+\b")
+
+
+def english_words(texts: list[str]) -> set[str]:
+    found = set()
+    for text in (VERBATIM.sub(" ", t) for t in texts):
+        for word in re.findall(r"[A-Za-z][A-Za-z_'-]{2,}", text):
+            if word.lower().strip("'-_") not in KEPT and not word.startswith("KUWA"):
+                found.add(word)
+    return found
+
+
+def test_every_page_in_chinese_shows_no_english(ui: UI, site: Site) -> None:
+    """Manage, Profile and the Dashboard's bodies stayed English in zh-TW."""
+    left: dict[str, set[str]] = {}
+    for signed_in, paths in ((False, site.public), (True, site.paths)):
+        page = open_as(ui, "zh-TW", "light", DESKTOP, signed_in)
+        for name, path in paths.items():
+            settle(page, path)
+            expect(page.locator("html")).to_have_attribute("lang", "zh-TW")
+            words = english_words(page.evaluate(TEXTS))
+            if words:
+                left[name] = words
+    assert left == {}, "English in the zh-TW pages: " + "; ".join(
+        f"{name}: {' '.join(sorted(words))}" for name, words in left.items()
+    )
     ui.assert_clean()

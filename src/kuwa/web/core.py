@@ -235,6 +235,7 @@ async def render(
             "announcement": config.announcement,
             "lang": lang,
             "t": t,
+            "_": t.text,
             "sign_out": t("sign_out"),
             **context,
         },
@@ -258,6 +259,7 @@ def error_page(request: Request, status: int, message: str) -> Response:
         csrf="",
         lang=lang,
         t=t,
+        _=t.text,
     )
     return HTMLResponse(html, status_code=status, headers={"Cache-Control": "no-store"})
 

@@ -74,3 +74,14 @@ class Words:
             return self(text)
         key = _english_index().get(text)
         return self(key) if key is not None else text
+
+    def text(self, english: str, **values: Any) -> str:
+        """``_("English text", name=…)`` in templates: the text in this language, looked up
+        by its English (the catalog's ``en`` value), with ``{name}`` filled in and the plural
+        form for a count ``n``. Text the catalog lacks stays English (a test finds it)."""
+        key = _english_index().get(english)
+        if key is not None:
+            return self(key, **values)
+        for name, value in values.items():
+            english = english.replace("{" + name + "}", str(value))
+        return english

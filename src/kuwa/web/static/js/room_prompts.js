@@ -72,7 +72,7 @@ export class Prompts {
             }),
           ]
         : []),
-      asked.length > 1 ? askedEl(asked) : null,
+      ...(asked.length > 1 ? [askedEl(asked)] : []),
       h("time", {
         class: "prompt-time",
         datetime: new Date((p.created || 0) * 1000).toISOString(),
