@@ -19,7 +19,7 @@ from markdown_it import MarkdownIt
 from markupsafe import Markup
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
-from starlette.responses import HTMLResponse, RedirectResponse, Response
+from starlette.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 from starlette.templating import Jinja2Templates
 
 from kuwa.accounts import Store, SystemConfig, UserInfo
@@ -274,6 +274,16 @@ def wants_html(request: Request) -> bool:
 
 def kuwa_error_page(request: Request, exc: KuwaError) -> Response:
     return error_page(request, exc.status, exc.message)
+
+
+def app_error(request: Request, exc: KuwaError) -> Response | None:
+    """The chat UI's JSON API (``/app/…``) answers errors in the reader's language (the API
+    for programs, ``/v1``, stays English); None for other paths."""
+    if not request.url.path.startswith("/app/"):
+        return None
+    body = exc.body()
+    body["error"]["message"] = Words(ui_lang(request)).message(exc.message)
+    return JSONResponse(body, status_code=exc.status, headers=exc.headers)
 
 
 async def confirm_link(request: Request, title: str, message: str, button: str) -> Response:
