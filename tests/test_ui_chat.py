@@ -326,7 +326,7 @@ def test_markdown_renders_and_xss_stays_inert(ui: UI, page: Page) -> None:
     )
     page.wait_for_timeout(300)  # an injected onerror would have fired by now
     assert page.evaluate(UNSAFE_IN_MESSAGES) == []
-    assert page.locator("img:not(.avatar img)").count() == 0
+    assert page.locator("img:not(.avatar img):not(header.top .brand img)").count() == 0
     assert ui.dialogs == [], ui.dialogs
     ui.assert_clean()
 
