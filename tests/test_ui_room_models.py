@@ -298,6 +298,11 @@ def test_the_settings_dialog_on_a_phone_in_chinese(ui: UI) -> None:
     dialog = page.get_by_test_id("model-settings")
     expect(dialog).to_contain_text("你的群組上限為 50。")
     expect(dialog).to_contain_text("系統提示")
+    page.get_by_test_id("ms-temperature").fill("1.5")
+    page.get_by_test_id("ms-save").click()  # the server's refusal, in Chinese too
+    expect(page.get_by_test_id("ms-error")).to_have_text(
+        "你的群組允許的 temperature 上限為 1，而不是 1.5。"  # noqa: RUF001
+    )
     assert page.evaluate("document.documentElement.scrollWidth") <= PHONE["width"]
     shot(page, "room-models-settings-phone-zh.png")
     ui.assert_clean()

@@ -625,6 +625,10 @@ def test_the_ui_api_answers_errors_in_the_readers_language(stack: Stack, owner: 
         room = owner.room(["echo"])
         r = owner.post(f"/app/rooms/{room['id']}/messages", {"content": "   "})
         assert r.json()["error"]["message"] == "提示是空的。"
+        # A message made with values finds its words too.
+        r = owner.get("/app/rooms/987654")
+        assert r.status_code == 404
+        assert r.json()["error"]["message"] == "沒有屬於你的聊天室 987654。"
     finally:
         owner.b.http.cookies.delete("kuwa_lang")
     assert owner.post("/app/rooms", {"models": []}).json()["error"]["message"] == (

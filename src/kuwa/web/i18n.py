@@ -8,6 +8,7 @@ plural forms (``KEY_one``; Chinese has none), picked by the count ``n``.
 from __future__ import annotations
 
 import functools
+import re
 from importlib import resources
 from typing import Any
 
@@ -31,6 +32,23 @@ def _english_index() -> dict[str, str]:
     for key, text in catalog("en").items():
         index.setdefault(text, key)
     return index
+
+
+_PLACEHOLDER = re.compile(r"\\\{(\w+)\\\}")
+
+
+@functools.cache
+def _english_patterns() -> tuple[tuple[re.Pattern[str], str], ...]:
+    """English texts with ``{name}`` values as patterns (the longest first), so a message
+    made with values (``f"Saved {name}."``) finds its key too."""
+    found = []
+    for key, text in catalog("en").items():
+        if "{" not in text or key.endswith("_one"):
+            continue
+        pattern = _PLACEHOLDER.sub(lambda m: f"(?P<{m.group(1)}>.+?)", re.escape(text))
+        found.append((len(text), re.compile(pattern + r"\Z", re.DOTALL), key))
+    found.sort(key=lambda item: -item[0])
+    return tuple((pattern, key) for _, pattern, key in found)
 
 
 def plural(lang: str, n: int) -> str:
@@ -73,7 +91,13 @@ class Words:
         if text in words:
             return self(text)
         key = _english_index().get(text)
-        return self(key) if key is not None else text
+        if key is not None:
+            return self(key)
+        for pattern, key in _english_patterns():
+            match = pattern.match(text)
+            if match:
+                return self(key, **match.groupdict())
+        return text
 
     def text(self, english: str, **values: Any) -> str:
         """``_("English text", name=…)`` in templates: the text in this language, looked up
