@@ -162,3 +162,22 @@ def test_blind_mode_turns_every_new_chat_into_a_battle(ui: UI) -> None:
     battle(page, "what is green tea", "tie")
     shot(page, "arena-blind-desktop.png")
     ui.assert_clean()
+
+
+def test_the_store_link_is_there_when_the_arena_is_opened_first(ui: UI) -> None:
+    """Opening /arena directly showed the Arena link but not the Store's. Both are the
+    header's now, on every page, and route inside the chat app."""
+    page = ui.page(DESKTOP)
+    sign_in(page, PLAYER)
+    page.goto("/arena")
+    expect(page.get_by_test_id("start-battle")).to_be_visible()
+    expect(page.get_by_test_id("open-store")).to_be_visible()
+    expect(page.get_by_test_id("open-arena")).to_have_attribute("aria-current", "page")
+    page.evaluate("window.kuwaMarker = 1")  # gone if the page reloads
+    page.get_by_test_id("open-store").click()
+    page.wait_for_url(re.compile(r"/store$"))
+    expect(page.get_by_test_id("store-list")).to_be_visible()
+    expect(page.get_by_test_id("open-store")).to_have_attribute("aria-current", "page")
+    expect(page.get_by_test_id("open-arena")).not_to_have_attribute("aria-current", "page")
+    assert page.evaluate("window.kuwaMarker") == 1  # routed inside the app
+    ui.assert_clean()

@@ -12,12 +12,16 @@ import re
 import subprocess
 import sys
 import threading
+import time
 from collections.abc import Iterator
 
 import httpx
+import orjson
 import pytest
 from playwright.sync_api import Browser, Page, expect
 
+from kuwa import keys
+from kuwa.broker.timeseries import Sample
 from tests.browser import DESKTOP, PHONE, shot
 from tests.stack import RedisServer, Stack
 from tests.web import PASSWORD, make_user, store_of
@@ -183,3 +187,45 @@ def test_a_user_without_the_tab_is_refused(stack: Stack, browser: Browser) -> No
     response = page.goto("/dashboard")
     assert response is not None and response.status == 403
     expect(page.locator("body")).to_contain_text("may not use this page")
+
+
+# The pixels of a chart's canvas drawn in one series' colour (uPlot strokes lines and points
+# in it), as a share of the canvas.
+INK = """([testid, rgb]) => {
+    const canvas = document.querySelector(`[data-testid="${testid}"] canvas`);
+    const data = canvas.getContext("2d").getImageData(0, 0, canvas.width, canvas.height).data;
+    let hits = 0;
+    for (let i = 0; i < data.length; i += 4) {
+        if (Math.abs(data[i] - rgb[0]) + Math.abs(data[i + 1] - rgb[1])
+            + Math.abs(data[i + 2] - rgb[2]) < 60 && data[i + 3] > 200) hits++;
+    }
+    return hits;
+}"""
+
+
+def test_a_few_jobs_an_hour_still_draw_the_ttft_chart(stack: Stack, browser: Browser) -> None:
+    """With ~20 jobs in the hour the TTFT p95 chart was nearly empty: a latency exists only
+    in the samples where a job finished, and lone values drew no line."""
+    now = time.time()
+    client = stack.redis.client()
+    try:
+        client.hset(keys.MODELS, "aaa-sparse", orjson.dumps({}))
+        key = keys.queue_timeseries("aaa-sparse")
+        for i in range(720):  # a sample every 5 s for the past hour, oldest first
+            ttft = 0.2 + (i % 7) / 20 if i % 36 == 5 else None
+            client.lpush(key, Sample(t=now - 3600 + 5 * i, span=5.0, ttft_p95=ttft).encode())
+    finally:
+        client.close()
+    page = signed_in(browser, stack, ADMIN, DESKTOP)
+    page.goto("/dashboard")
+    chart = page.get_by_test_id("chart-ttft_p95")
+    expect(chart.locator("canvas")).to_have_count(1)
+    page.wait_for_function(
+        "() => Number(document.getElementById('dash-charts').dataset.samples) > 700"
+    )
+    # "aaa-sparse" sorts first, so it has the palette's first colour (#2563eb).
+    ink = page.evaluate(INK, ["chart-ttft_p95", [0x25, 0x63, 0xEB]])
+    chart.scroll_into_view_if_needed()
+    shot(page, "dashboard-ttft-sparse.png")
+    assert ink > 300, f"the TTFT chart shows {ink} pixels of the sparse model"  # 0 before
+    assert page.errors == []  # type: ignore[attr-defined]

@@ -171,3 +171,24 @@ def test_build_a_bot_and_chat_with_it(ui: UI) -> None:
     expect(other.get_by_test_id("store-list")).to_contain_text("No bots yet")
     assert other.request.get(f"/app/bots/{bot['id']}").status == 404
     ui.assert_clean()
+
+
+def test_a_modelfile_error_saved_within_the_debounce_stays(ui: UI) -> None:
+    """Typing a bad Modelfile and saving at once: the server's error showed, then the quick
+    check (run 350 ms after the last key) wiped it. The page's clock is driven by hand."""
+    page = ui.page()
+    page.clock.install()
+    sign_in(page, OTHER)
+    open_store(page)
+    page.get_by_test_id("new-bot").click()
+    page.get_by_test_id("bot-name").fill("Hasty Bot")
+    page.get_by_test_id("bot-base").select_option("echo")
+    page.get_by_test_id("bot-modelfile").fill('PLEASE ", please"')
+    page.get_by_test_id("bot-save").click()
+    error = page.get_by_test_id("bot-error")
+    expect(error).to_contain_text(re.compile(r"line 1", re.I))
+    page.clock.run_for(2000)  # past the quick check's 350 ms
+    expect(error).to_contain_text(re.compile(r"line 1", re.I))
+    expect(error).to_be_visible()
+    expect(page.get_by_test_id("bot-editor")).to_be_visible()
+    ui.assert_clean()

@@ -16,7 +16,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from kuwa.web.dashboard_page import Words
+from kuwa.web.i18n import Words
 from tests.stack import RedisServer, Stack
 
 STATIC = Path(__file__).resolve().parent.parent / "src" / "kuwa" / "web" / "static"
@@ -117,3 +117,29 @@ def test_both_catalogs_have_the_same_strings() -> None:
     assert forms >= {"uses_count_one", "dash_clients_one", "dash_scanned_one", "imported_one"}
     assert all(k.rsplit("_", 1)[0] in en for k in forms)
     assert set(en) - forms == set(zh)
+
+
+TEMPLATES = STATIC.parent / "templates"
+ENGLISH_LITERAL = re.compile(r"""\b_\(\s*(?:"((?:[^"\\]|\\.)*)"|'((?:[^'\\]|\\.)*)')""")
+KEY_LITERAL = re.compile(r"""\bt\(\s*["']([A-Za-z0-9_]+)["']\s*[,)]""")
+
+
+def test_every_template_string_is_in_both_catalogs() -> None:
+    """The server's pages say their words with _("English") or t("key"): each must be in the
+    English catalog and have its Chinese (the route walk of pages, for words)."""
+    en = json.loads((STATIC / "i18n" / "en.json").read_text(encoding="utf-8"))
+    zh = json.loads((STATIC / "i18n" / "zh-TW.json").read_text(encoding="utf-8"))
+    by_text = {text: key for key, text in en.items()}
+    missing = []
+    for path in sorted(TEMPLATES.rglob("*.html")):
+        source = path.read_text(encoding="utf-8")
+        for m in ENGLISH_LITERAL.finditer(source):
+            text = (m.group(1) if m.group(1) is not None else m.group(2)).replace('\\"', '"')
+            key = by_text.get(text)
+            if key is None or key not in zh:
+                missing.append(f"{path.name}: _({text!r})")
+        for key in KEY_LITERAL.findall(source):
+            if key not in en or key not in zh:
+                missing.append(f"{path.name}: t({key!r})")
+    assert missing == []
+    assert not set(en) - set(zh) - {k for k in en if k.endswith("_one")}, "keys without Chinese"

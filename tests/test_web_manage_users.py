@@ -122,7 +122,7 @@ def test_list_and_search(stack: Stack, admin: Browser) -> None:
     assert "other-beta@example.com" not in found.text
     by_name = admin.get("/manage/users", params={"q": "web tester"})  # make_user's name
     assert "findme-alpha@example.com" in by_name.text
-    assert "No users match" in admin.get("/manage/users", params={"q": "zzz-nobody"}).text
+    assert "No users." in admin.get("/manage/users", params={"q": "zzz-nobody"}).text
 
 
 def test_paging(stack: Stack, admin: Browser) -> None:
@@ -260,7 +260,7 @@ def test_create_and_edit_group(stack: Stack, admin: Browser) -> None:
     assert empty.status_code == 303 and group_named(stack, "Empty Start").permissions == set()
 
     page = admin.get(f"/manage/groups/{group.id}").text
-    for section in ("Tabs", "Room", "Profile", "Dashboard", "Store"):
+    for section in ("Tabs", "Chat rooms", "Profile", "Dashboard", "Bot store"):
         assert f"<legend>{section}</legend>" in page
     assert checked_perms(page) == set(group.permissions)
 
@@ -427,7 +427,7 @@ def test_non_admin_is_refused_everywhere(stack: Stack, admin_user: UserInfo) -> 
         permissions=[p for p in permissions.ALL if p != "tab_Manage"],
     )
     users_group = group_named(stack, "Users")
-    ids = {"user_id": str(admin_user.id), "group_id": str(users_group.id)}
+    ids = {"user_id": str(admin_user.id), "group_id": str(users_group.id), "room_id": "1"}
     with Browser(stack.base_url) as b:
         assert b.login(almost.email).status_code == 303
         tried = 0
@@ -453,7 +453,7 @@ def test_non_admin_is_refused_everywhere(stack: Stack, admin_user: UserInfo) -> 
                     )
                 assert r.status_code == 403, (method, path, r.status_code)
                 tried += 1
-        assert tried == 12
+        assert tried == 13
     me = user_by_email(stack, admin_user.email)
     assert me is not None and me.name == admin_user.name
     assert group_named(stack, "Users").invite_code == users_group.invite_code

@@ -612,3 +612,31 @@ def test_a_large_import_streams_into_the_room(owner: App) -> None:
     messages = owner.messages(room["id"])
     assert len(messages) == 4000
     assert messages[-1]["content"] == "answer 1999" and messages[-2]["content"] == "prompt 1999"
+
+
+def test_the_ui_api_answers_errors_in_the_readers_language(stack: Stack, owner: App) -> None:
+    """Every message and error in both languages: the chat UI's API (/app) speaks the
+    reader's; the API for programs (/v1) stays English."""
+    owner.b.http.cookies.set("kuwa_lang", "zh-TW")
+    try:
+        r = owner.post("/app/rooms", {"models": []})
+        assert r.status_code == 400
+        assert r.json()["error"]["message"] == "請至少選擇一個模型。"
+        room = owner.room(["echo"])
+        r = owner.post(f"/app/rooms/{room['id']}/messages", {"content": "   "})
+        assert r.json()["error"]["message"] == "提示是空的。"
+        # A message made with values finds its words too.
+        r = owner.get("/app/rooms/987654")
+        assert r.status_code == 404
+        assert r.json()["error"]["message"] == "沒有屬於你的聊天室 987654。"
+    finally:
+        owner.b.http.cookies.delete("kuwa_lang")
+    assert owner.post("/app/rooms", {"models": []}).json()["error"]["message"] == (
+        "Choose at least one model."
+    )
+    r = httpx.post(
+        f"{stack.base_url}/v1/chat/completions",
+        headers={"authorization": "Bearer nope", "cookie": "kuwa_lang=zh-TW"},
+        json={"model": "echo", "messages": [{"role": "user", "content": "hi"}]},
+    )
+    assert r.status_code == 401 and r.json()["error"]["message"].isascii()

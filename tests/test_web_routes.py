@@ -131,6 +131,14 @@ OWNED_RESOURCE_ROUTES: dict[str, str] = {
         "/app/messages/{message_id:int}/translate",
     )
 }
+_TRASH_IDOR = "tests/test_web_trash.py::test_the_trash_is_the_owners_alone"
+for _path in (
+    "/app/trash/rooms/{room_id:int}/restore",
+    "/app/trash/rooms/{room_id:int}/purge",
+    "/app/trash/messages/{message_id:int}/restore",
+    "/app/trash/messages/{message_id:int}/purge",
+):
+    OWNED_RESOURCE_ROUTES[_path] = _TRASH_IDOR
 for _path in ("", "/delete", "/clone", "/export"):
     OWNED_RESOURCE_ROUTES["/app/bots/{bot_id:int}" + _path] = (
         "tests/test_bot_store.py::test_visibility_and_the_permission_matrix"

@@ -287,6 +287,14 @@ def test_sign_up_reset_and_verification_by_mail(stack: Stack) -> None:
                 assert other.login("mailed@example.com", "brand new secret").status_code == 303
                 # The session from before the reset ended with it.
                 assert signed_in_before_reset.get("/password").status_code == 303
+            # A mail speaks the language of the page that asked for it.
+            with Browser(mailing, cookies={"kuwa_lang": "zh-TW"}) as chinese:
+                r = chinese.post("/forgot", {"email": "mailed@example.com"})
+                assert r.status_code == 200
+                zh = smtp.wait_for(4)[3].message
+                assert zh["Subject"] == "重設你的 Kuwa 密碼"
+                assert "請開啟這個連結設定新密碼" in zh.get_content()
+                assert re.search(r"/reset\?code=\S+", zh.get_content())
         finally:
             b.close()
     with store_of(stack) as store:

@@ -6,6 +6,7 @@ Other parts of Kuwa use only these names; they never see peewee objects.
 
 from kuwa.accounts import permissions
 from kuwa.accounts.audit import Audit, AuditEntry
+from kuwa.accounts.bounds import Bounds, check_bounds
 from kuwa.accounts.catalog import REACT_BUTTONS, Catalog, ModelInfo
 from kuwa.accounts.codes import CHANGE_EMAIL, RESET_PASSWORD, VERIFY_EMAIL, Codes
 from kuwa.accounts.db import close_database, connect_database, open_database
@@ -26,6 +27,7 @@ __all__ = [
     "Accounts",
     "Audit",
     "AuditEntry",
+    "Bounds",
     "Catalog",
     "Codes",
     "GroupInfo",
@@ -38,6 +40,7 @@ __all__ = [
     "TokenInfo",
     "UserInfo",
     "UserRow",
+    "check_bounds",
     "close_database",
     "connect_database",
     "new_invite_code",

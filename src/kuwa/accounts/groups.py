@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 import peewee
 
 from kuwa.accounts import permissions as perms
+from kuwa.accounts.bounds import Bounds, check_bounds
 from kuwa.accounts.models import Group, GroupPermission, User, utcnow
 from kuwa.accounts.repo import Repo, aware_or_none, db_errors
 from kuwa.errors import ConflictError, InvalidRequestError, NotFoundError
@@ -24,6 +25,7 @@ class GroupInfo:
     max_jobs: int | None
     requests_per_minute: int | None
     permissions: frozenset[str] = field(repr=False)
+    bounds: Bounds = field(default_factory=Bounds)
     members: int = 0
     deleted_at: dt.datetime | None = None
 
@@ -105,6 +107,7 @@ class Groups(Repo):
         max_jobs: int | None = None,
         requests_per_minute: int | None = None,
         clear_limits: bool = False,
+        bounds: Bounds | None = None,
     ) -> GroupInfo:
         """Change a group; ``invite_code=""`` removes the code."""
         changes: dict[str, object] = {}
@@ -119,6 +122,13 @@ class Groups(Repo):
                 raise InvalidRequestError(f"{key} must be 0 or more", param=key)
             if value is not None or clear_limits:
                 changes[key] = value
+        if bounds is not None:
+            checked = check_bounds(bounds.temperature, bounds.top_p, bounds.max_tokens)
+            changes.update(
+                max_temperature=checked.temperature,
+                max_top_p=checked.top_p,
+                max_tokens=checked.max_tokens,
+            )
         with db_errors("updating a group"):
             try:
                 if changes:
@@ -232,6 +242,11 @@ class Groups(Repo):
             max_jobs=row["max_jobs"],  # type: ignore[arg-type]
             requests_per_minute=row["requests_per_minute"],  # type: ignore[arg-type]
             permissions=granted,
+            bounds=Bounds(
+                row["max_temperature"],  # type: ignore[arg-type]
+                row["max_top_p"],  # type: ignore[arg-type]
+                row["max_tokens"],  # type: ignore[arg-type]
+            ),
             members=int(members),
             deleted_at=aware_or_none(row["deleted_at"]),  # type: ignore[arg-type]
         )

@@ -263,12 +263,19 @@ def migrate(
     db: peewee.Database,
     *,
     to: int | None = None,
+    only: int | None = None,
     known: Sequence[Migration] | None = None,
     report: Callable[[Outcome], None] | None = None,
 ) -> list[Outcome]:
-    """Apply the pending migrations up to ``to`` (default: all), each under the lock."""
+    """Apply the pending migrations up to ``to`` (default: all), each under the lock.
+
+    ``only`` applies that one migration unless it is applied already, whatever else another
+    process applied meanwhile (a command that reports each step as it goes)."""
     migrations = tuple(known) if known is not None else load_migrations()
-    todo = _todo(read_state(db, migrations), to)
+    if only is not None:
+        todo = tuple(m for m in migrations if m.number == only)
+    else:
+        todo = _todo(read_state(db, migrations), to)
     dialect = dialect_of(db)
     outcomes: list[Outcome] = []
     for migration in todo:

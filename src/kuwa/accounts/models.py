@@ -34,6 +34,11 @@ class Group(BaseModel):
     # Per-user limits for members (None: the gateway's KUWA_USER_* defaults; 0: no limit).
     max_jobs = peewee.IntegerField(null=True)
     requests_per_minute = peewee.IntegerField(null=True)
+    # The most a member's request may ask for (None: no bound): rooms' model settings stay
+    # within them, and every job (API or room) is clamped to them.
+    max_temperature = peewee.FloatField(null=True)
+    max_top_p = peewee.FloatField(null=True)
+    max_tokens = peewee.IntegerField(null=True)
     created_at = peewee.DateTimeField(default=utcnow)
     deleted_at = peewee.DateTimeField(null=True)
 
@@ -210,6 +215,8 @@ class Room(BaseModel):
     share_token = peewee.CharField(max_length=64, null=True, unique=True)  # read-only link
     arena = peewee.BooleanField(default=False)  # a blinded battle: models shown as A and B
     revealed = peewee.BooleanField(default=False)  # the vote is in: names may be shown
+    # JSON {code: {"system", "temperature", "top_p", "max_tokens"}}: each model's settings here
+    model_settings = peewee.TextField(default="{}")
     created_at = peewee.DateTimeField(default=utcnow)
     updated_at = peewee.DateTimeField(default=utcnow, index=True)
     deleted_at = peewee.DateTimeField(null=True)

@@ -28,6 +28,7 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
 from kuwa.accounts import permissions as perms
+from kuwa.accounts.bounds import Bounds
 from kuwa.accounts.models import ApiToken, Group, GroupPermission, User, utcnow
 from kuwa.accounts.repo import Repo, aware, aware_or_none, db_errors
 from kuwa.errors import ConfigError, ConflictError, InvalidRequestError, NotFoundError
@@ -60,6 +61,7 @@ class UserInfo:
     terms_accepted: int = 0
     max_jobs: int | None = None  # the group's limits (None: the gateway's defaults)
     requests_per_minute: int | None = None
+    bounds: Bounds = field(default_factory=Bounds)  # what the group lets requests ask for
 
     @property
     def is_admin(self) -> bool:
@@ -110,6 +112,9 @@ _USER_SELECT = User.select(
     Group.deleted_at.alias("group_deleted"),
     Group.max_jobs,
     Group.requests_per_minute,
+    Group.max_temperature,
+    Group.max_top_p,
+    Group.max_tokens,
 ).join(Group, peewee.JOIN.LEFT_OUTER, on=(User.group == Group.id))
 
 
@@ -412,6 +417,7 @@ class Accounts(Repo):
             terms_accepted=int(row["terms_accepted"]),
             max_jobs=row.get("max_jobs"),
             requests_per_minute=row.get("requests_per_minute"),
+            bounds=Bounds(row.get("max_temperature"), row.get("max_top_p"), row.get("max_tokens")),
         )
 
     def _group_id(self, name: str) -> int:

@@ -10,6 +10,7 @@ from kuwa.accounts.repo import Repo, db_errors
 from kuwa.errors import InvalidRequestError
 
 REGISTRATION_MODES = ("open", "invite", "closed")
+MIN_TRASH_DAYS, MAX_TRASH_DAYS = 1, 3650
 
 
 @dataclass(frozen=True, slots=True)
@@ -21,6 +22,7 @@ class SystemConfig:
     terms_version: int = 0  # bumped whenever the terms change: everyone accepts again
     arena_pool: tuple[tuple[str, float], ...] = ()  # models the arena draws from, with weights
     blind_groups: tuple[str, ...] = ()  # groups whose every new chat is a blinded arena battle
+    trash_days: int = 30  # deleted rooms and answers stay this many days in the trash
 
     def domain_allowed(self, email: str) -> bool:
         domain = email.rpartition("@")[2].lower()
@@ -39,6 +41,7 @@ class System(Repo):
             terms_version=int(values.get("terms_version", "0") or 0),
             arena_pool=parse_pool(values.get("arena_pool", "")),
             blind_groups=tuple(g for g in values.get("blind_groups", "").split("\n") if g),
+            trash_days=int(values.get("trash_days", "30") or 30),
         )
 
     def blind(self, group: str | None) -> bool:
@@ -54,6 +57,7 @@ class System(Repo):
         terms: str | None = None,
         arena_pool: str | None = None,
         blind_groups: Sequence[str] | None = None,
+        trash_days: int | None = None,
     ) -> SystemConfig:
         current = self.load()
         values: dict[str, str] = {}
@@ -80,6 +84,13 @@ class System(Repo):
             # Group names may hold commas, not newlines (one per line).
             names = dict.fromkeys(g.strip() for g in blind_groups if g.strip())
             values["blind_groups"] = "\n".join(names)
+        if trash_days is not None:
+            if not MIN_TRASH_DAYS <= trash_days <= MAX_TRASH_DAYS:
+                raise InvalidRequestError(
+                    f"Keep the trash between {MIN_TRASH_DAYS} and {MAX_TRASH_DAYS} days.",
+                    param="trash_days",
+                )
+            values["trash_days"] = str(trash_days)
         with db_errors("saving system settings"), self._db.atomic():
             for key, value in values.items():
                 self._q(

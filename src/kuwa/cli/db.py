@@ -76,7 +76,7 @@ def migrate_(
             verb = "Stamping" if action == "stamp" else "Applying"
             click.echo(f"{verb} {migration.label}: {migration.title} … ", nl=False)
             try:
-                done = migrate(db, to=migration.number, known=state.known)
+                done = migrate(db, only=migration.number, known=state.known)
             except KuwaError as exc:
                 click.echo("failed")
                 raise click.ClickException(exc.message) from None

@@ -144,6 +144,8 @@ def create_app(settings: Settings) -> Starlette:
 async def _kuwa_error(request: Request, exc: Exception) -> Response:
     if web.wants_html(request) and isinstance(exc, KuwaError):
         return web.kuwa_error_page(request, exc)
+    if isinstance(exc, KuwaError) and (answer := web.app_error(request, exc)) is not None:
+        return answer
     return await kuwa_error_handler(request, exc)
 
 

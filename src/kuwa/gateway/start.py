@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 
@@ -38,8 +40,10 @@ async def start_chat(
     *,
     bot_modelfile: str | None = None,
 ) -> ChatStream:
-    """``bot_modelfile``: a bot's Modelfile, applied after the model's own (its settings win)."""
+    """``bot_modelfile``: a bot's Modelfile, applied after the model's own (its settings win).
+    The request's parameters are clamped to the user's group's bounds."""
     model = await state.models.resolve(user, chat.model)
+    chat = replace(chat, params=user.bounds.clamp(chat.params))  # the group's bounds
     modelfile = "\n".join(m for m in (model.modelfile, bot_modelfile) if m) or None
     if not upstream_key:
         upstream_key = await _stored_key(state, user, chat.model)

@@ -18,7 +18,7 @@ database, no web.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -174,12 +174,19 @@ def _json_message(row: Row) -> dict[str, Any]:
     return message
 
 
-def export_json(rows: Iterable[Row], files: list[dict[str, Any]] | None = None) -> bytes:
+def export_json(
+    rows: Iterable[Row],
+    files: list[dict[str, Any]] | None = None,
+    model_settings: Mapping[str, Any] | None = None,
+) -> bytes:
     """``{"messages": [...]}``, indented 2, UTF-8 (not ASCII-escaped), trailing newline; with
-    ``files``, the room's documents after the messages (``"files": [...]``)."""
+    ``files``, the room's documents after the messages (``"files": [...]``), and with the
+    room's ``model_settings`` (``{code: {...}}``) when it has any."""
     document: dict[str, Any] = {"messages": [_json_message(row) for row in rows]}
     if files:
         document["files"] = files
+    if model_settings:
+        document["model_settings"] = dict(model_settings)
     return (json.dumps(document, ensure_ascii=False, indent=2) + "\n").encode("utf-8")
 
 

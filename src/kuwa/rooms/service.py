@@ -21,11 +21,11 @@ from kuwa.accounts.repo import Repo, db_errors
 from kuwa.errors import ConflictError, InvalidRequestError, NotFoundError, PermissionDeniedError
 from kuwa.rooms.shapes import arena_mask, masked, message_json, timestamp
 from kuwa.rooms.sharing import Sharing
+from kuwa.rooms.titles import make_title
 
 RANK = {"viewer": 1, "participant": 2, "owner": 3}
 MAX_MODELS = 8
 MAX_PROMPT = 100_000
-TITLE_LENGTH = 60
 
 
 class Rooms(Repo):
@@ -160,6 +160,8 @@ class Rooms(Repo):
                 "revealed": bool(row["revealed"]),
                 "vote": self._vote(room_id) if row["arena"] and row["revealed"] else None,
                 "chained": bool(row["chained"]),
+                # Settings name their models: none shown (or kept) before an arena's vote.
+                "model_settings": {} if mask else orjson.loads(row["model_settings"] or "{}"),
                 "owner": {"id": row["owner"], "name": row["owner_name"]},
                 "members": Sharing(self._db).members(room_id),
                 "link": (
@@ -198,7 +200,10 @@ class Rooms(Repo):
         title: str | None = None,
         chained: bool | None = None,
         models: list[str] | None = None,
+        model_settings: dict[str, dict[str, Any]] | None = None,
     ) -> None:
+        """``model_settings``: each model's settings, checked (kuwa.rooms.model_settings);
+        a changed model list drops the settings of models no longer in it."""
         changes: dict[str, Any] = {"updated_at": utcnow()}
         if title is not None:
             title = " ".join(title.split())[:200]
@@ -217,7 +222,29 @@ class Rooms(Repo):
                         param="models",
                     )
                 changes["models"] = orjson.dumps(check_models(models)).decode()
+            if model_settings is not None or models is not None:
+                rows = self._rows(
+                    Room.select(Room.arena, Room.model_settings).where(Room.id == room_id)
+                )
+                if model_settings is not None and rows and rows[0]["arena"]:
+                    raise ConflictError(
+                        "An arena battle has no model settings: they would name its models.",
+                        param="model_settings",
+                    )
+                kept = model_settings
+                if kept is None:
+                    kept = orjson.loads(rows[0]["model_settings"] or "{}") if rows else {}
+                if models is not None:
+                    kept = {code: s for code, s in kept.items() if code in models}
+                changes["model_settings"] = orjson.dumps(kept).decode()
             self._q(Room.update(**changes).where(Room.id == room_id)).execute()
+
+    def settings_of(self, room_id: int, code: str) -> dict[str, Any]:
+        """One model's settings in a room (an empty dict when it has none)."""
+        rows = self._rows(Room.select(Room.model_settings).where(Room.id == room_id))
+        found: dict[str, Any] = orjson.loads(rows[0]["model_settings"] or "{}") if rows else {}
+        settings: dict[str, Any] = found.get(code, {})
+        return settings
 
     def delete(self, room_id: int) -> None:
         with db_errors("deleting a room"):
@@ -516,8 +543,3 @@ def check_models(models: list[str]) -> list[str]:
     if not all(keys.valid_access_code(c) for c in codes):
         raise InvalidRequestError("That is not a model's access code.", param="models")
     return codes
-
-
-def make_title(prompt: str) -> str:
-    words = " ".join(prompt.split())
-    return words if len(words) <= TITLE_LENGTH else words[: TITLE_LENGTH - 1].rstrip() + "…"

@@ -12,13 +12,15 @@ from kuwa.accounts.models import Message as Row
 from kuwa.accounts.models import Room, User, utcnow
 from kuwa.accounts.repo import Repo, db_errors
 from kuwa.errors import InvalidRequestError
-from kuwa.rooms.service import Rooms, make_title
+from kuwa.rooms.service import Rooms
+from kuwa.rooms.titles import make_title
 
 
 class Transfer(Repo):
     def export_thread(self, room_id: int) -> list[dict[str, Any]]:
         """The conversation to export: the selected path of prompts, each followed by every
-        model's selected answer, soft-deleted messages included (as Kuwa counted them)."""
+        model's selected answer. Deleted messages (in the trash) are left out; the thread
+        goes on past a deleted prompt."""
         rows = self._rows(
             Row.select(Row, User.name.alias("author_name"))
             .join(User, peewee.JOIN.LEFT_OUTER, on=(Row.author == User.id))
@@ -32,9 +34,14 @@ class Transfer(Repo):
                 answers.setdefault(int(r["parent"]), []).append(r)
         out: list[dict[str, Any]] = []
         current = prompts.get(None)
-        while current is not None and len(out) <= len(rows):
-            out.append(current)
-            out.extend(answers.get(int(current["id"]), []))
+        seen = 0
+        while current is not None and seen <= len(rows):
+            seen += 1
+            if current["deleted_at"] is None:
+                out.append(current)
+                out.extend(
+                    a for a in answers.get(int(current["id"]), []) if a["deleted_at"] is None
+                )
             current = prompts.get(current["id"])
         return out
 

@@ -21,8 +21,10 @@ from kuwa.web.core import (
     page,
     posted_code,
     render,
+    ui_lang,
     web_state,
 )
+from kuwa.web.i18n import Words
 from kuwa.web.session import flash
 from kuwa.web.signin import sign_in
 
@@ -35,8 +37,13 @@ def link(request: Request, path: str) -> str:
     return base.rstrip("/") + path
 
 
-async def _mail(request: Request, to: str, subject: str, text: str) -> bool:
-    """Send a mail; False (logged) when it could not be sent."""
+async def _mail(request: Request, to: str, kind: str, **values: str) -> bool:
+    """Send the mail ``kind`` (catalog keys ``mail_KIND_subject`` and ``mail_KIND_body``, with
+    ``{name}`` values) in the language of the page that sent it; False (logged) when it could
+    not be sent."""
+    words = Words(ui_lang(request))
+    subject = words(f"mail_{kind}_subject", **values)
+    text = words(f"mail_{kind}_body", **values)
     try:
         await web_state(request).mailer.send_async(to, subject, text)
         return True
@@ -122,10 +129,9 @@ async def signup(request: Request) -> Response:
             await _mail(
                 request,
                 email.lower(),
-                "Someone tried to sign up with your address",
-                "Someone (maybe you) tried to create a Kuwa account with this address, which "
-                f"already has one. To sign in: {link(request, '/login')}\n"
-                f"Forgot your password? {link(request, '/forgot')}\n",
+                "signup_taken",
+                login=link(request, "/login"),
+                forgot=link(request, "/forgot"),
             )
             return await _check_mail(request, email)
         return await _signup_page(
@@ -155,11 +161,7 @@ async def signup(request: Request) -> Response:
 async def send_verification(request: Request, user: UserInfo) -> None:
     code = await run_in_threadpool(web_state(request).store.codes.issue, user.id, VERIFY_EMAIL)
     await _mail(
-        request,
-        user.email,
-        "Confirm your email for Kuwa",
-        f"Hello {user.name},\n\nopen this link to confirm your email address:\n"
-        f"{link(request, '/verify?code=' + code)}\n\nThe link works for two days.\n",
+        request, user.email, "verify", name=user.name, link=link(request, "/verify?code=" + code)
     )
 
 
@@ -216,12 +218,7 @@ async def forgot(request: Request) -> Response:
     if user is not None:
         code = await run_in_threadpool(web.store.codes.issue, user.id, RESET_PASSWORD)
         await _mail(
-            request,
-            user.email,
-            "Reset your Kuwa password",
-            f"Hello {user.name},\n\nopen this link to choose a new password:\n"
-            f"{link(request, '/reset?code=' + code)}\n\nThe link works for one hour. "
-            "If you did not ask for it, ignore this mail.\n",
+            request, user.email, "reset", name=user.name, link=link(request, "/reset?code=" + code)
         )
         await run_in_threadpool(
             web.store.audit.record,

@@ -7,6 +7,7 @@ checks it, so a page cannot be added without saying who may use it.
 
 from __future__ import annotations
 
+import datetime as dt
 import functools
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -18,7 +19,7 @@ from markdown_it import MarkdownIt
 from markupsafe import Markup
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
-from starlette.responses import HTMLResponse, RedirectResponse, Response
+from starlette.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 from starlette.templating import Jinja2Templates
 
 from kuwa.accounts import Store, SystemConfig, UserInfo
@@ -26,6 +27,7 @@ from kuwa.accounts.ldap import LdapAuthenticator
 from kuwa.errors import AuthenticationError, KuwaError, PermissionDeniedError
 from kuwa.mail import Mailer
 from kuwa.settings import Settings
+from kuwa.web.i18n import Words
 from kuwa.web.oidc import OidcClient
 from kuwa.web.session import Sessions, take_flashes
 
@@ -42,6 +44,26 @@ _env = jinja2.Environment(
     lstrip_blocks=True,
 )
 templates = Jinja2Templates(env=_env)
+
+
+def stamp(value: dt.datetime | float | None) -> Markup:
+    """A moment as ``<time>``: UTC text that the page's script (base.html) shows in the
+    reader's language and time zone."""
+    if value is None:
+        return Markup("")
+    if isinstance(value, dt.datetime):
+        moment = value if value.tzinfo else value.replace(tzinfo=dt.UTC)
+    else:
+        moment = dt.datetime.fromtimestamp(value, dt.UTC)
+    moment = moment.astimezone(dt.UTC)
+    return Markup('<time datetime="{}" data-stamp="{}">{}</time>').format(
+        moment.isoformat(timespec="seconds").replace("+00:00", "Z"),
+        int(moment.timestamp()),
+        moment.strftime("%Y-%m-%d %H:%M UTC"),
+    )
+
+
+_env.filters["stamp"] = stamp
 
 
 @dataclass(slots=True)
@@ -153,24 +175,36 @@ def csrf_token(request: Request) -> str:
     return str(getter()) if callable(getter) else ""
 
 
-# The tabs a user sees.
+# The header's sections: (permission, path, UI string key, test id). Chat and the arena are
+# the chat app's own (it routes between them without a reload).
 NAV = (
-    ("tab_Room", "/", "Chat"),
-    ("tab_Store", "/store", "Store"),
-    ("tab_Dashboard", "/dashboard", "Dashboard"),
-    ("tab_Manage", "/manage", "Manage"),
-    ("tab_Profile", "/profile", "Profile"),
+    ("tab_Room", "/", "nav_chat", "nav-chat"),
+    ("tab_Room", "/arena", "arena", "open-arena"),
+    ("tab_Store", "/store", "store", "open-store"),
+    ("tab_Dashboard", "/dashboard", "nav_dashboard", "nav-dashboard"),
+    ("tab_Manage", "/manage", "nav_manage", "nav-manage"),
+    ("tab_Profile", "/profile", "nav_profile", "nav-profile"),
 )
+CHAT_PATHS = ("/rooms/", "/trash")
 
 
-ZH_TW = {
-    "Chat": "聊天",
-    "Store": "商店",
-    "Dashboard": "儀表板",
-    "Manage": "管理",
-    "Profile": "個人資料",
-    "Sign out": "登出",
-}
+def _current(href: str, path: str) -> bool:
+    if href == "/":
+        return path == "/" or path.startswith(CHAT_PATHS)
+    return path == href or path.startswith(href + "/")
+
+
+def nav_for(user: UserInfo | None, config: SystemConfig, path: str, t: Words) -> list[Any]:
+    """The sections this user may open, marked when ``path`` is in one. In blind mode the
+    store is left out (every chat is a battle)."""
+    if user is None:
+        return []
+    blind = bool(user.group) and user.group in config.blind_groups
+    return [
+        (href, t(key), testid, _current(href, path))
+        for perm, href, key, testid in NAV
+        if user.can(perm) and not (blind and href == "/store")
+    ]
 
 
 def ui_lang(request: Request) -> str:
@@ -188,12 +222,8 @@ async def render(
     user = await current_user(request)
     config = await system_config(request)
     lang = context.pop("lang", None) or ui_lang(request)
-    words = ZH_TW if lang == "zh-TW" else {}
-    nav = [
-        (href, words.get(label, label))
-        for perm, href, label in NAV
-        if user is not None and user.can(perm)
-    ]
+    t = Words(lang)
+    nav = nav_for(user, config, request.url.path, t)
     return templates.TemplateResponse(
         request,
         template,
@@ -204,7 +234,9 @@ async def render(
             "flashes": take_flashes(request),
             "announcement": config.announcement,
             "lang": lang,
-            "sign_out": words.get("Sign out", "Sign out"),
+            "t": t,
+            "_": t.text,
+            "sign_out": t("sign_out"),
             **context,
         },
         status_code=status_code,
@@ -213,8 +245,21 @@ async def render(
 
 
 def error_page(request: Request, status: int, message: str) -> Response:
+    """A page for an error (no session needed): the message in the reader's language when
+    the catalog has it (its English text is the key's value, see kuwa.web.i18n)."""
+    lang = ui_lang(request)
+    t = Words(lang)
     html = _env.get_template("error.html").render(
-        status=status, message=message, user=None, nav=[], flashes=[], announcement="", csrf=""
+        status=status,
+        message=t.message(message),
+        user=None,
+        nav=[],
+        flashes=[],
+        announcement="",
+        csrf="",
+        lang=lang,
+        t=t,
+        _=t.text,
     )
     return HTMLResponse(html, status_code=status, headers={"Cache-Control": "no-store"})
 
@@ -229,6 +274,16 @@ def wants_html(request: Request) -> bool:
 
 def kuwa_error_page(request: Request, exc: KuwaError) -> Response:
     return error_page(request, exc.status, exc.message)
+
+
+def app_error(request: Request, exc: KuwaError) -> Response | None:
+    """The chat UI's JSON API (``/app/…``) answers errors in the reader's language (the API
+    for programs, ``/v1``, stays English); None for other paths."""
+    if not request.url.path.startswith("/app/"):
+        return None
+    body = exc.body()
+    body["error"]["message"] = Words(ui_lang(request)).message(exc.message)
+    return JSONResponse(body, status_code=exc.status, headers=exc.headers)
 
 
 async def confirm_link(request: Request, title: str, message: str, button: str) -> Response:

@@ -30,7 +30,7 @@ from kuwa.gateway.chat import ChatStream
 from kuwa.gateway.sse import KEEP_ALIVE, named_event
 from kuwa.gateway.start import start_chat
 from kuwa.gateway.state import GatewayState
-from kuwa.rooms import Rooms
+from kuwa.rooms import Rooms, model_settings
 from kuwa.schemas import ChatRequest
 from kuwa.schemas.chat import Message, Passage
 
@@ -67,6 +67,7 @@ class RoomRunner:
             Passage(int(c["n"]), str(c["name"]), c.get("page"), str(c["text"]))
             for c in (orjson.loads(row["citations"]) if row.get("citations") else [])
         )
+        settings = await run_in_threadpool(self.rooms.settings_of, room_id, model)
         bot_modelfile = None
         bot_id = bot_id_of(model)
         if bot_id is not None:
@@ -82,6 +83,7 @@ class RoomRunner:
             stream=True,
             passages=passages,
         )
+        request = model_settings.apply(request, settings)  # the model's settings in this room
         return await self._run(
             user, room_id, message_id, request, translation=False, bot_modelfile=bot_modelfile
         )
@@ -323,7 +325,11 @@ async def room_events(runner: RoomRunner, user: UserInfo, room_id: int) -> Async
             event = orjson.loads(raw["data"])
             kind = event.get("type")
             if kind in ("message", "job", "room") and not await still_allowed():
-                await out.put(named_event("gone", {"reason": "You no longer have access."}))
+                await out.put(
+                    named_event(
+                        "gone", {"reason": "You no longer have access.", "code": "no_access"}
+                    )
+                )
                 await out.put(None)
                 return
             if kind == "message":
@@ -340,9 +346,12 @@ async def room_events(runner: RoomRunner, user: UserInfo, room_id: int) -> Async
                 )
                 changed["role"] = await run_in_threadpool(rooms.role, room_id, user.id, user.group)
                 changed["me"] = {"id": user.id, "name": user.name}
+                changed["bounds"] = user.bounds.to_json()
                 await out.put(named_event("room", changed))
             elif kind == "deleted":
-                await out.put(named_event("gone", {"reason": "The room was deleted."}))
+                await out.put(
+                    named_event("gone", {"reason": "The room was deleted.", "code": "deleted"})
+                )
                 await out.put(None)
                 return
 
@@ -352,7 +361,11 @@ async def room_events(runner: RoomRunner, user: UserInfo, room_id: int) -> Async
             await state.redis.expire(keys.room_presence(room_id), int(PRESENCE_TTL) * 2)
             await asyncio.sleep(KEEP_ALIVE_SECONDS)
             if not await still_allowed():  # e.g. moved out of the group it was shared with
-                await out.put(named_event("gone", {"reason": "You no longer have access."}))
+                await out.put(
+                    named_event(
+                        "gone", {"reason": "You no longer have access.", "code": "no_access"}
+                    )
+                )
                 await out.put(None)
                 return
             await out.put(KEEP_ALIVE)
@@ -360,6 +373,7 @@ async def room_events(runner: RoomRunner, user: UserInfo, room_id: int) -> Async
     room: dict[str, Any] = await run_in_threadpool(rooms.get, room_id, user.id)
     room["role"] = await run_in_threadpool(rooms.role, room_id, user.id, user.group)
     room["me"] = {"id": user.id, "name": user.name}
+    room["bounds"] = user.bounds.to_json()  # what the model settings may ask for
     yield named_event("hello", {"room": room})
     for item in await run_in_threadpool(rooms.running, room_id):
         start_following(int(item["id"]), str(item["job"]), str(item["kind"]))

@@ -18,7 +18,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
-from kuwa.accounts import GroupInfo, ModelInfo, UserInfo, new_invite_code, permissions
+from kuwa.accounts import Bounds, GroupInfo, ModelInfo, UserInfo, new_invite_code, permissions
 from kuwa.errors import ConflictError, KuwaError, NotFoundError
 from kuwa.web.core import Handler, page, render, web_state
 from kuwa.web.manage import MANAGE
@@ -36,13 +36,14 @@ from kuwa.web.manage_forms import (
 )
 
 SECTIONS: tuple[tuple[str, tuple[str, ...]], ...] = (
-    ("Tabs", permissions.TABS),
-    ("Room", permissions.ROOM),
-    ("Profile", permissions.PROFILE),
-    ("Dashboard", permissions.DASHBOARD),
-    ("Store", permissions.STORE),
+    ("perm_section_tabs", permissions.TABS),
+    ("perm_section_room", permissions.ROOM),
+    ("perm_section_profile", permissions.PROFILE),
+    ("perm_section_dashboard", permissions.DASHBOARD),
+    ("perm_section_store", permissions.STORE),
 )
-"""The fixed permissions as the group page groups its checkboxes."""
+"""The fixed permissions as the group page groups its checkboxes (a UI string key each; a
+permission's label and description are the keys ``perm_NAME`` and ``perm_NAME_desc``)."""
 
 # Groups the server finds by name: renaming them would break sign-up and `--admin`.
 FIXED_NAMES = (permissions.ADMINS, permissions.USERS)
@@ -141,6 +142,9 @@ async def _group_page(
             "name": group.name,
             "description": group.description,
             "max_jobs": "" if group.max_jobs is None else str(group.max_jobs),
+            "max_temperature": _shown(group.bounds.temperature),
+            "max_top_p": _shown(group.bounds.top_p),
+            "max_tokens": _shown(group.bounds.max_tokens),
             "requests_per_minute": (
                 "" if group.requests_per_minute is None else str(group.requests_per_minute)
             ),
@@ -181,6 +185,35 @@ def _limit(raw: str, label: str) -> int | None:
     return value
 
 
+BOUND_FIELDS = ("max_temperature", "max_top_p", "max_tokens")
+
+
+def _bounds(values: Values) -> Bounds:
+    """The group's bounds from the form (empty: no bound); checked by Groups.update."""
+
+    def number(key: str, label: str) -> float | None:
+        raw = str(values.get(key, "")).strip()
+        if not raw:
+            return None
+        try:
+            return float(raw)
+        except ValueError:
+            raise ValueError(f"{label} must be a number, or empty for no bound.") from None
+
+    tokens = number("max_tokens", "Max tokens")
+    if tokens is not None and tokens != int(tokens):
+        raise ValueError("Max tokens must be a whole number, or empty for no bound.")
+    return Bounds(
+        number("max_temperature", "Highest temperature"),
+        number("max_top_p", "Highest top-p"),
+        None if tokens is None else int(tokens),
+    )
+
+
+def _shown(value: float | None) -> str:
+    return "" if value is None else (str(int(value)) if value == int(value) else f"{value:g}")
+
+
 def _limit_text(value: int | None) -> str:
     return "default" if value is None else ("unlimited" if value == 0 else str(value))
 
@@ -199,6 +232,7 @@ async def group_update(request: Request, admin: UserInfo, group: GroupInfo) -> R
         "description": description,
         "max_jobs": raw_jobs,
         "requests_per_minute": raw_rpm,
+        **{key: text(form, key) for key in BOUND_FIELDS},
     }
     models = await run_in_threadpool(store.catalog.list_models)
     on_page = set(permissions.ALL) | {m.permission for m in models}
@@ -212,6 +246,7 @@ async def group_update(request: Request, admin: UserInfo, group: GroupInfo) -> R
     try:
         max_jobs = _limit(raw_jobs, "Max running jobs")
         per_minute = _limit(raw_rpm, "Requests per minute")
+        bounds = _bounds(values)
     except ValueError as exc:
         return await refuse(str(exc))
     if name != group.name and group.name in FIXED_NAMES:
@@ -235,6 +270,7 @@ async def group_update(request: Request, admin: UserInfo, group: GroupInfo) -> R
                 max_jobs=max_jobs,
                 requests_per_minute=per_minute,
                 clear_limits=True,
+                bounds=bounds,
             )
             if wanted != group.permissions:
                 store.groups.set_permissions(group.id, wanted)
@@ -278,6 +314,8 @@ def _group_changes(before: GroupInfo, after: GroupInfo) -> list[str]:
             f"requests per minute {_limit_text(before.requests_per_minute)} -> "
             f"{_limit_text(after.requests_per_minute)}"
         )
+    if after.bounds != before.bounds:
+        changes.append(f"bounds {before.bounds.to_json()} -> {after.bounds.to_json()}")
     return changes
 
 

@@ -102,6 +102,7 @@ async def _system_page(
         "announcement": config.announcement,
         "terms": config.terms,
         "arena_pool": ", ".join(f"{c}:{w:g}" for c, w in config.arena_pool),
+        "trash_days": str(config.trash_days),
     }
     return await render(
         request,
@@ -130,7 +131,14 @@ async def update_system(request: Request) -> Response:
     async with request.form(max_files=0, max_fields=1000) as form:
         values = {
             key: typed(form, key)
-            for key in ("registration", "allowed_domains", "announcement", "terms", "arena_pool")
+            for key in (
+                "registration",
+                "allowed_domains",
+                "announcement",
+                "terms",
+                "arena_pool",
+                "trash_days",
+            )
         }
         blind = [str(g) for g in form.getlist("blind_groups")]
     before = await run_in_threadpool(store.system.load)
@@ -146,6 +154,9 @@ async def update_system(request: Request) -> Response:
             raise InvalidRequestError(
                 f"The terms of service are too long (at most {MAX_TERMS} characters)."
             )
+        days = values["trash_days"].strip()
+        if days and not days.isdigit():
+            raise InvalidRequestError("Keep the trash a whole number of days.", param="trash_days")
         after = await run_in_threadpool(
             lambda: store.system.update(
                 registration=values["registration"],
@@ -154,6 +165,7 @@ async def update_system(request: Request) -> Response:
                 terms=values["terms"],
                 arena_pool=values["arena_pool"],
                 blind_groups=blind,
+                trash_days=int(days) if days else None,
             )
         )
     except KuwaError as exc:
@@ -169,6 +181,7 @@ async def update_system(request: Request) -> Response:
             "terms",
             "arena_pool",
             "blind_groups",
+            "trash_days",
         )
         if getattr(before, name) != getattr(after, name)
     ]

@@ -20,7 +20,8 @@ from starlette.routing import BaseRoute, Route
 from kuwa.accounts import GroupInfo, UserInfo, permissions
 from kuwa.accounts.service import check_password_rules
 from kuwa.errors import KuwaError, NotFoundError
-from kuwa.web.core import page, render, web_state
+from kuwa.rooms import Trash
+from kuwa.web.core import page, render, system_config, web_state
 from kuwa.web.manage import MANAGE
 from kuwa.web.manage_forms import (
     FRESH,
@@ -144,6 +145,8 @@ async def _user_page(
     web = web_state(request)
     groups = await run_in_threadpool(web.store.groups.list_groups)
     live = {g.name for g in groups}
+    days = (await system_config(request)).trash_days
+    trashed = await run_in_threadpool(Trash(web.store.db).deleted_rooms_of, user.id, days)
     return await render(
         request,
         "manage/users_edit.html",
@@ -152,6 +155,7 @@ async def _user_page(
         groups=groups,
         orphan_group=user.group if user.group is not None and user.group not in live else None,
         is_self=user.id == admin.id,
+        trashed=trashed,
         error=shown.error,
         values=shown.values
         or {
@@ -287,6 +291,19 @@ async def user_delete(request: Request, admin: UserInfo, user: UserInfo) -> Resp
     return redirect(request, "/manage/users", f"Deleted the account {user.email}.")
 
 
+@page(MANAGE)
+@acting_on_user
+async def user_room_restore(request: Request, admin: UserInfo, user: UserInfo) -> Response:
+    """Bring back a room the user deleted (it is in their trash until it is purged)."""
+    room_id = int(request.path_params["room_id"])
+    try:
+        await run_in_threadpool(Trash(web_state(request).store.db).restore_room, room_id, user.id)
+    except NotFoundError:
+        return await not_found(request, "room")
+    await audit(request, admin, "room_restored", target=user.email, detail=f"room {room_id}")
+    return redirect(request, f"/manage/users/{user.id}#trash", "room_restored_flash")
+
+
 def routes() -> list[BaseRoute]:
     return [
         Route("/manage/users", users, methods=["GET"]),
@@ -294,4 +311,9 @@ def routes() -> list[BaseRoute]:
         Route("/manage/users/{user_id:int}", user_edit, methods=["GET"]),
         Route("/manage/users/{user_id:int}", user_update, methods=["POST"]),
         Route("/manage/users/{user_id:int}/delete", user_delete, methods=["POST"]),
+        Route(
+            "/manage/users/{user_id:int}/rooms/{room_id:int}/restore",
+            user_room_restore,
+            methods=["POST"],
+        ),
     ]

@@ -234,24 +234,17 @@ async def update_email(request: Request) -> Response:
         # The same answer whether or not the address is taken; its owner hears of it by mail.
         taken = await run_in_threadpool(store.accounts.find_user, new)
         if taken is not None:
-            sent = await _mail(
-                request,
-                new,
-                "Someone tried to use your address on Kuwa",
-                "Someone (maybe you) tried to move another Kuwa account to this address, which "
-                "already has an account. Nothing was changed.\n"
-                f"To sign in: {link(request, '/login')}\n",
-            )
+            sent = await _mail(request, new, "email_taken", login=link(request, "/login"))
         else:
             code = await run_in_threadpool(store.codes.issue, user.id, CHANGE_EMAIL, new)
             sent = await _mail(
                 request,
                 new,
-                "Confirm your new email for Kuwa",
-                f"Hello {user.name},\n\nopen this link to make {new} the address of your Kuwa "
-                f"account (now {user.email}):\n"
-                f"{link(request, '/profile/email/confirm?code=' + code)}\n\n"
-                "The link works for one day. If you did not ask for this, ignore this mail.\n",
+                "change_email",
+                name=user.name,
+                new=new,
+                old=user.email,
+                link=link(request, "/profile/email/confirm?code=" + code),
             )
         if not sent:
             return await _refused(
@@ -337,13 +330,7 @@ async def confirm_email(request: Request) -> Response:
         )
     )
     web.on_user_changed()
-    await _mail(
-        request,
-        old,
-        "Your Kuwa email was changed",
-        f"Hello {owner.name},\n\nthe address of your Kuwa account was changed from {old} to "
-        f"{new}. If you did not do this, contact an administrator at once.\n",
-    )
+    await _mail(request, old, "email_changed", name=owner.name, old=old, new=new)
     signed_in = await current_user(request)
     if signed_in is not None and signed_in.id == owner.id:
         flash(request, f"Your email is now {new}.")

@@ -23,12 +23,14 @@ from kuwa.gateway.http import JSONResponse, read_json
 from kuwa.gateway.sse import SSEResponse
 from kuwa.gateway.state import state_of
 from kuwa.rooms import Feedbacks, Rooms
+from kuwa.rooms.model_settings import check_settings
 from kuwa.web.arena import blind_mode
 from kuwa.web.core import (
     current_user,
     error_page,
     page,
     render,
+    system_config,
     ui_lang,
     web_state,
 )
@@ -118,6 +120,7 @@ async def _room_json(request: Request, room_id: int) -> dict[str, Any]:
     room: dict[str, Any] = await run_in_threadpool(_rooms(request).get, room_id, user.id)
     room["role"] = await run_in_threadpool(_rooms(request).role, room_id, user.id, user.group)
     room["me"] = {"id": user.id, "name": user.name}
+    room["bounds"] = user.bounds.to_json()  # what the model settings may ask for
     return room
 
 
@@ -130,6 +133,7 @@ async def _shell(request: Request, room_id: int | None) -> Response:
         "lang": lang,
         "perms": [p for p in (TAB, *UI_PERMISSIONS, *STORE_PERMISSIONS) if user.can(p)],
         "blind": await blind_mode(request, user),
+        "trash_days": (await system_config(request)).trash_days,
     }
     return await render(request, "chat.html", room_id=room_id, lang=lang, config=config)
 
@@ -149,6 +153,12 @@ async def store_page(request: Request) -> Response:
 @page(TAB)
 async def arena_page(request: Request) -> Response:
     """The arena (start a battle) and its leaderboard, inside the chat app."""
+    return await _shell(request, None)
+
+
+@page(TAB)
+async def trash_page(request: Request) -> Response:
+    """The trash (deleted rooms and answers), inside the chat app."""
     return await _shell(request, None)
 
 
@@ -246,12 +256,22 @@ async def app_update_room(request: Request) -> Response:
             await _resolve(request, await _user(request), str(code))
     chained = body.get("chained")
     title = body.get("title")
+    settings = None
+    if body.get("model_settings") is not None:
+        user = await _user(request)
+        shown = (
+            models
+            if models is not None
+            else await run_in_threadpool(_rooms(request).models_of, room_id)
+        )
+        settings = check_settings(body["model_settings"], [str(m) for m in shown], user.bounds)
     await run_in_threadpool(
         lambda: _rooms(request).update(
             room_id,
             title=str(title) if title is not None else None,
             chained=bool(chained) if chained is not None else None,
             models=[str(m) for m in models] if models is not None else None,
+            model_settings=settings,
         )
     )
     await _runner(request).publish(room_id, {"type": "room"})
@@ -439,6 +459,7 @@ def routes() -> list[BaseRoute]:
         Route("/rooms/{room_id:int}", room_page, methods=["GET"]),
         Route("/store", store_page, methods=["GET"]),
         Route("/arena", arena_page, methods=["GET"]),
+        Route("/trash", trash_page, methods=["GET"]),
         Route("/app/models", app_models, methods=["GET"]),
         Route("/app/rooms", app_rooms, methods=["GET"]),
         Route("/app/rooms", app_create_room, methods=["POST"]),

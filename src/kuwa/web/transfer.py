@@ -62,7 +62,7 @@ async def app_export(request: Request) -> Response:
     ]
     if kind == "json":
         files = await run_in_threadpool(room_files_export, request, room_id)
-        body: bytes = formats.export_json(rows, files)
+        body: bytes = formats.export_json(rows, files, room.get("model_settings"))
     elif kind == "tsv":
         body = formats.export_tsv(rows).encode()
     else:

@@ -1,17 +1,16 @@
 // Kuwa's chat page: the app shell (sidebar, top bar, theme, language) and a tiny router
 // between the model picker (/) and an open room (/rooms/{id}). Plain ES modules, no build.
 import { api } from "./js/api.js";
-import { h, icon, iconButton, toast } from "./js/dom.js";
-import { LANGS, chooseLang, lang, loadStrings, t } from "./js/i18n.js";
-import { ArenaView, ensureArenaLink, isArenaPath } from "./js/arena.js";
+import { h, iconButton, toast } from "./js/dom.js";
+import { loadStrings, t } from "./js/i18n.js";
+import { ArenaView, isArenaPath } from "./js/arena.js";
 import { Picker } from "./js/picker.js";
 import { RoomView } from "./js/room.js";
+import { TrashView, ensureTrashLink, isTrashPath } from "./js/trash.js";
 import { Sidebar } from "./js/sidebar.js";
 
-const THEME_KEY = "kuwa.theme";
 const SIDEBAR_KEY = "kuwa.sidebar";
 const PHONE = window.matchMedia("(max-width: 600px)");
-const DARK = window.matchMedia("(prefers-color-scheme: dark)");
 
 function readConfig() {
   const node = document.getElementById("kuwa-config");
@@ -22,30 +21,19 @@ function readConfig() {
   }
 }
 
-// --- theme ------------------------------------------------------------------------------------
-function storedTheme() {
-  const v = localStorage.getItem(THEME_KEY);
-  return v === "light" || v === "dark" ? v : null;
-}
+// --- the header ------------------------------------------------------------------------------
+// The page's header (templates/base.html, js/page.js) holds the sections, the theme and the
+// language; the chat app routes its own sections (chat, arena, store) without a reload and
+// marks the one shown.
+const APP_PATHS = /^\/(arena|store)?\/?$/;
 
-function currentTheme() {
-  return storedTheme() || (DARK.matches ? "dark" : "light");
-}
-
-function applyTheme() {
-  const theme = currentTheme();
-  document.documentElement.dataset.theme = theme;
-  const light = document.getElementById("hljs-light");
-  const dark = document.getElementById("hljs-dark");
-  if (light) light.media = theme === "light" ? "all" : "not all";
-  if (dark) dark.media = theme === "dark" ? "all" : "not all";
-  const button = document.querySelector('[data-testid="theme"]');
-  if (button) {
-    const label = theme === "dark" ? t("theme_light") : t("theme_dark");
-    button.setAttribute("aria-label", label);
-    button.title = label;
-    button.setAttribute("aria-pressed", String(theme === "dark"));
-    button.replaceChildren(icon(theme === "dark" ? "sun" : "moon"));
+function markNav(path) {
+  const section = /^\/arena\/?$/.test(path) ? "/arena" : /^\/store\/?$/.test(path) ? "/store" : "/";
+  for (const link of document.querySelectorAll("header.top nav a[href]")) {
+    const on = link.getAttribute("href") === section;
+    link.classList.toggle("active", on);
+    if (on) link.setAttribute("aria-current", "page");
+    else link.removeAttribute("aria-current");
   }
 }
 
@@ -134,12 +122,16 @@ class App {
     if (match) {
       this.roomId = Number(match[1]);
       this.view = new RoomView(this, this.roomId, preset);
+    } else if (isTrashPath(path)) {
+      this.roomId = null;
+      this.view = new TrashView(this);
     } else {
       this.roomId = null;
       this.view = arena ? new ArenaView(this) : new Picker(this);
     }
-    ensureArenaLink(this);
-    this.shell.dataset.view = match ? "room" : arena ? "arena" : "picker";
+    ensureTrashLink(this);
+    markNav(path);
+    this.shell.dataset.view = match ? "room" : this.view instanceof TrashView ? "trash" : arena ? "arena" : "picker";
     this.view.mount(this.viewEl);
     this.sidebar.render();
   }
@@ -152,26 +144,6 @@ class App {
       "aria-controls": "sidebar",
       onclick: () => this.toggleSidebar(),
     });
-    const themeButton = h("button", {
-      type: "button",
-      class: "icon-btn",
-      "data-testid": "theme",
-      onclick: () => {
-        localStorage.setItem(THEME_KEY, currentTheme() === "dark" ? "light" : "dark");
-        applyTheme();
-      },
-    });
-    const langSelect = h(
-      "select",
-      {
-        class: "lang-select",
-        "aria-label": t("language"),
-        title: t("language"),
-        "data-testid": "lang",
-        onchange: () => chooseLang(langSelect.value),
-      },
-      LANGS.map(([code, name]) => h("option", { value: code, text: name, selected: code === lang() })),
-    );
     this.bar = {
       title: h("h1", { class: "bar-title", id: "room-title" }),
       presence: h("div", { class: "bar-presence" }),
@@ -194,12 +166,6 @@ class App {
           this.bar.title,
           this.bar.presence,
           this.bar.actions,
-          h(
-            "div",
-            { class: "bar-tools" },
-            themeButton,
-            h("label", { class: "lang-wrap" }, icon("globe", 16), langSelect),
-          ),
         ),
         this.viewEl,
       ),
@@ -207,7 +173,15 @@ class App {
     if (localStorage.getItem(SIDEBAR_KEY) === "hidden") this.shell.classList.add("side-hidden");
     root.replaceChildren(this.shell);
     this.menuButton.setAttribute("aria-expanded", String(this.sidebarShown()));
-    applyTheme();
+    // The header's chat, arena and store links route inside the app.
+    for (const link of document.querySelectorAll("header.top nav a[href]")) {
+      if (!APP_PATHS.test(link.getAttribute("href"))) continue;
+      link.addEventListener("click", (e) => {
+        if (e.metaKey || e.ctrlKey || e.shiftKey || e.button) return;
+        e.preventDefault();
+        this.navigate(link.getAttribute("href"));
+      });
+    }
     document.addEventListener("keydown", (e) => {
       if (e.key === "Escape" && this.shell.classList.contains("side-open")) this.toggleSidebar(false);
     });
@@ -216,15 +190,11 @@ class App {
       this.shell.classList.remove("side-open");
       this.menuButton.setAttribute("aria-expanded", String(this.sidebarShown()));
     });
-    DARK.addEventListener("change", () => {
-      if (!storedTheme()) applyTheme();
-    });
   }
 }
 
 async function main() {
   const config = readConfig();
-  applyTheme();
   await loadStrings(config.lang || "en");
   const app = new App(config);
   window.kuwaApp = app; // for debugging in the console

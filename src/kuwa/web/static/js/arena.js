@@ -34,42 +34,6 @@ export function arenaModel(code) {
   };
 }
 
-/** The sidebar's "Arena" link, beside the store's (added once). */
-export function ensureArenaLink(app) {
-  const side = app.sidebar?.el;
-  if (!side || side.querySelector('[data-testid="open-arena"]')) return;
-  const link = h(
-    "a",
-    {
-      class: "side-link",
-      href: "/arena",
-      "data-testid": "open-arena",
-      onclick: (e) => {
-        if (e.metaKey || e.ctrlKey || e.shiftKey) return;
-        e.preventDefault();
-        app.navigate("/arena");
-      },
-    },
-    icon("target", 16),
-    h("span", { text: t("arena") }),
-  );
-  let links = side.querySelector(".side-links");
-  if (!links) {
-    links = h("div", { class: "side-links" });
-    side.insertBefore(links, side.querySelector(".side-search-wrap"));
-  }
-  links.append(link);
-  markArenaLink(app, isArenaPath());
-}
-
-function markArenaLink(app, on) {
-  const link = app.sidebar?.el?.querySelector('[data-testid="open-arena"]');
-  if (!link) return;
-  link.classList.toggle("active", on);
-  if (on) link.setAttribute("aria-current", "page");
-  else link.removeAttribute("aria-current");
-}
-
 /** Draw a new pair and open the battle. */
 export async function startBattle(app, button = null) {
   if (button) button.disabled = true;
@@ -215,8 +179,6 @@ export class ArenaView {
 
   mount(container) {
     this.app.setTitle(t("arena"));
-    ensureArenaLink(this.app);
-    markArenaLink(this.app, true);
     const blind = Boolean(this.app.config.blind);
     const start = this.app.can(NEW_CHAT)
       ? h(
@@ -286,7 +248,6 @@ export class ArenaView {
 
   unmount() {
     this.closed = true;
-    markArenaLink(this.app, false);
   }
 
   setFilter(name, value) {

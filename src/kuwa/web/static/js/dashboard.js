@@ -132,10 +132,14 @@ function renderKernels(data) {
 }
 
 // --- charts -------------------------------------------------------------------------------
+// A latency exists only for samples in which some job finished: with a few jobs an hour
+// those samples stand alone, and a line drawn only between neighbours drew next to nothing.
+// Its chart joins them across the gaps and marks each.
+const SPARSE = { spanGaps: true, points: { show: true, size: 5 } };
 const CHARTS = [
   ["waiting", "dash_chart_queue", (v) => v],
   ["tokens_per_s", "dash_chart_tokens", (v) => v],
-  ["ttft_p95", "dash_chart_ttft", (v) => (v === null || v === undefined ? null : v * 1000)],
+  ["ttft_p95", "dash_chart_ttft", (v) => (v === null || v === undefined ? null : v * 1000), SPARSE],
   ["errors", "dash_chart_errors", (v) => v],
 ];
 const charts = {};
@@ -143,11 +147,11 @@ const charts = {};
 function renderSeries(data) {
   const models = Object.keys(data.models).sort();
   const times = [...new Set(models.flatMap((m) => data.models[m].t))].sort((a, b) => a - b);
-  const series = models.map((m) => ({ label: m }));
   for (const [key, title] of CHARTS) {
     charts[key] ||= new Chart($("dash-charts"), t(title), { testid: `chart-${key}` });
   }
-  for (const [key, , scale] of CHARTS) {
+  for (const [key, , scale, extra] of CHARTS) {
+    const series = models.map((m) => ({ label: m, extra }));
     const columns = models.map((m) => {
       const col = data.models[m];
       const at = new Map(col.t.map((x, i) => [x, scale(col[key][i])]));

@@ -50,6 +50,8 @@ const ICONS = {
   down: "M7 13V4H4v9zM7 13l4 8c1.5 0 2.5-1 2.2-2.6L12.6 15H18a2 2 0 0 0 2-2.3l-1.2-6.5A2.5 2.5 0 0 0 16.3 4H7",
   regenerate: "M20 11a8 8 0 1 0-2.3 5.7M20 4v7h-7",
   trash: "M4 7h16M10 11v6M14 11v6M6 7l1 13h10l1-13M9 7V4h6v3",
+  undo: "M9 14L4 9l5-5M4 9h10.5a5.5 5.5 0 0 1 0 11H11",
+  sliders: "M4 6h9M17 6h3M4 12h3M11 12h9M4 18h11M19 18h1M15 4v4M9 10v4M17 16v4",
   edit: "M4 20h4L19 9l-4-4L4 16zM13.5 6.5l4 4",
   left: "M15 5l-7 7 7 7",
   right: "M9 5l7 7-7 7",

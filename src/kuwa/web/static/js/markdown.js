@@ -35,6 +35,7 @@ export function render(el, text) {
   const html = window.DOMPurify.sanitize(parser().render(text || ""));
   el.innerHTML = html;
   for (const code of el.querySelectorAll("pre code")) {
+    const fenced = languageOf(code); // the fence's info string (```python); hljs only guesses
     if (window.hljs) {
       try {
         window.hljs.highlightElement(code);
@@ -42,11 +43,33 @@ export function render(el, text) {
         /* an unknown language: leave it plain */
       }
     }
-    addCopyButton(code.parentElement);
+    addCodeHead(code.parentElement, fenced);
   }
 }
 
-function addCopyButton(pre) {
+/** The language a fence named (markdown-it's `language-…` class), or "". */
+function languageOf(code) {
+  for (const name of code.classList) {
+    if (name.startsWith("language-") && name.length > 9) return name.slice(9);
+  }
+  return "";
+}
+
+/** A bar above a code block: its language (as text, never markup) and a copy button. */
+function addCodeHead(pre, language) {
+  const head = document.createElement("div");
+  head.className = "code-head";
+  const label = document.createElement("span");
+  label.className = "code-lang";
+  label.textContent = language.toLowerCase() || t("code_plain");
+  head.append(label, copyButton(pre));
+  const block = document.createElement("div");
+  block.className = "code-block";
+  pre.before(block);
+  block.append(head, pre);
+}
+
+function copyButton(pre) {
   const button = document.createElement("button");
   button.type = "button";
   button.className = "code-copy";
@@ -57,8 +80,7 @@ function addCopyButton(pre) {
     button.textContent = t("copied");
     setTimeout(() => (button.textContent = t("copy_code")), 1500);
   });
-  pre.classList.add("has-copy");
-  pre.append(button);
+  return button;
 }
 
 export async function copyText(text) {

@@ -1,7 +1,7 @@
 // No room open: pick models (search, sort, multi-select), choose chained or not, start a chat.
 import { avatar, h, icon, toast } from "./dom.js";
 import { t } from "./i18n.js";
-import { StoreView, ensureStoreLink, isStorePath, loadBots, startRoom, visibilityBadge } from "./store.js";
+import { StoreView, isStorePath, loadBots, startRoom, visibilityBadge } from "./store.js";
 
 const SORT_KEY = "kuwa.picker.sort";
 const CHAINED_KEY = "kuwa.picker.chained";
@@ -15,7 +15,6 @@ export class Picker {
     this.sort = localStorage.getItem(SORT_KEY) || "order";
     this.chained = localStorage.getItem(CHAINED_KEY) !== "false";
     this.busy = false;
-    ensureStoreLink(app);
     // /store is the bot store; chat.js routes every path but /rooms/N here.
     this.store = isStorePath() ? new StoreView(app) : null;
   }

@@ -20,7 +20,7 @@ import { Files } from "./room_files.js";
 import { RoomHeader } from "./room_header.js";
 import { Prompts } from "./room_prompts.js";
 import { RoomStream } from "./room_stream.js";
-import { ensureStoreLink, loadBots, modelInfo } from "./store.js";
+import { loadBots, modelInfo } from "./store.js";
 import { applySelected } from "./thread.js";
 
 const NEAR_BOTTOM = 96;
@@ -45,7 +45,6 @@ export class RoomView {
     this.files = new Files(this);
     this.composer = new Composer(this);
     this.header = new RoomHeader(this);
-    ensureStoreLink(app);
   }
 
   // --- lifecycle -----------------------------------------------------------------------------

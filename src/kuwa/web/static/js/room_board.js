@@ -2,8 +2,9 @@
 // prompts across it, the column tabs shown on narrow screens, the empty-room hint, and the
 // highlight of a prompt with its answers. Answers and prompts render through room_answers.js
 // and room_prompts.js; the RoomView (room.js) decides when.
-import { avatar, h, icon } from "./dom.js";
+import { avatar, h, icon, iconButton } from "./dom.js";
 import { t } from "./i18n.js";
+import { hasSettings, openModelSettings } from "./room_settings.js";
 import { thread } from "./thread.js";
 
 export class Board {
@@ -77,7 +78,8 @@ export class Board {
 
     const prompts = turns.map((turn, i) => {
       const rec = view.prompts.record(turn.prompt);
-      view.prompts.update(rec, turn.prompt, turn.branches);
+      const asked = codes.filter((code) => turn.answers.has(code)).map((code) => ({ ...view.model(code), code }));
+      view.prompts.update(rec, turn.prompt, turn.branches, asked);
       rec.wrap.style.gridRow = String(2 + 2 * i);
       return rec.wrap;
     });
@@ -190,7 +192,23 @@ export class Board {
       ),
       progress && progress.total ? this.progressEl(model, progress) : null,
       running ? h("span", { class: "spinner", "aria-hidden": "true" }) : null,
+      this.settingsButton(model),
     );
+  }
+
+  /** The owner's gear for the model's settings in this room (none in an arena battle). */
+  settingsButton(model) {
+    const view = this.view;
+    if (view.role !== "owner" || view.room?.arena) return null;
+    const tuned = hasSettings(view.room, model.code);
+    const label = t(tuned ? "ms_button_tuned" : "ms_button", { name: model.name });
+    return iconButton("sliders", label, {
+      class: `icon-btn sm col-settings${tuned ? " tuned" : ""}`,
+      "aria-pressed": String(tuned),
+      "data-testid": `settings-${model.code}`,
+      "data-focus-key": `settings-${model.code}`,
+      onclick: () => openModelSettings(view, model.code),
+    });
   }
 
   progressEl(model, { done, total }) {

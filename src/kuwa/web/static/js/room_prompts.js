@@ -44,7 +44,9 @@ export class Prompts {
     return rec;
   }
 
-  update(rec, p, branches) {
+  /** `asked`: the models the prompt went to (their columns), shown in its head when the
+   *  room has more than one, so the bubble reads as asked of all of them. */
+  update(rec, p, branches, asked = []) {
     const view = this.view;
     if (rec.content !== p.content) {
       rec.text.textContent = p.content;
@@ -54,7 +56,8 @@ export class Prompts {
     const editing = this.editing === p.id;
     const index = branches.findIndex((b) => b.id === p.id);
     const shared = (view.room?.members || []).length > 0 || view.role !== "owner" || p.author?.id !== view.me.id;
-    const sig = JSON.stringify([index, branches.length, editing, view.role, shared, p.author?.name, rec.el.classList.contains("expanded")]);
+    const askedCodes = asked.map((m) => m.code);
+    const sig = JSON.stringify([index, branches.length, editing, view.role, shared, p.author?.name, rec.el.classList.contains("expanded"), askedCodes]);
     rec.text.hidden = editing;
     if (sig === rec.sig) return;
     rec.sig = sig;
@@ -69,6 +72,7 @@ export class Prompts {
             }),
           ]
         : []),
+      ...(asked.length > 1 ? [askedEl(asked)] : []),
       h("time", {
         class: "prompt-time",
         datetime: new Date((p.created || 0) * 1000).toISOString(),
@@ -224,4 +228,15 @@ export class Prompts {
       ),
     );
   }
+}
+
+/** The avatars of the models a prompt was sent to, with their names for screen readers. */
+function askedEl(models) {
+  const names = models.map((m) => m.name).join(", ");
+  return h(
+    "span",
+    { class: "prompt-asked", "data-testid": "prompt-asked", title: t("sent_to_models", { names }), "aria-label": t("sent_to_models", { names }) },
+    h("span", { class: "prompt-asked-text", text: t("asked_n_models", { n: models.length }) }),
+    h("span", { class: "prompt-asked-avatars", "aria-hidden": "true" }, models.map((m) => avatar(m.name, m.image, m.code, "xs"))),
+  );
 }

@@ -43,7 +43,7 @@ export class RoomStream {
     on("presence", (d) => view.onPresence(d.users || []));
     on("room", (r) => view.onRoom(r));
     on("files", () => view.files.load());
-    on("gone", (d) => view.onGone(d.reason));
+    on("gone", (d) => view.onGone(d.code ? t(`gone_${d.code}`) : d.reason));
     es.addEventListener("open", () => this.setConn(null));
     es.addEventListener("error", () => {
       if (view.closed || this.es !== es) return;

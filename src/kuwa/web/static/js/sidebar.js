@@ -237,7 +237,7 @@ export class Sidebar {
 
   async deleteRoom(room) {
     const ok = await confirmDialog(
-      t("delete_chat_confirm", { title: room.title || t("untitled") }),
+      t("delete_chat_confirm", { title: room.title || t("untitled"), n: this.app.config.trash_days ?? 30 }),
       t("delete"),
     );
     if (!ok) return;

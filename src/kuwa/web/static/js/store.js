@@ -73,39 +73,6 @@ export function visibilityBadge(visibility) {
   return h("span", { class: `vis-badge vis-${visibility}`, text: t(`vis_${visibility}`) });
 }
 
-/** The sidebar's "Store" link (added once; the sidebar itself is chat.js's). */
-export function ensureStoreLink(app) {
-  const side = app.sidebar?.el;
-  if (!side || !app.can("tab_Store") || app.config.blind || side.querySelector('[data-testid="open-store"]')) return;
-  const link = h(
-    "a",
-    {
-      class: "side-link",
-      href: "/store",
-      "data-testid": "open-store",
-      onclick: (e) => {
-        if (e.metaKey || e.ctrlKey || e.shiftKey) return;
-        e.preventDefault();
-        app.navigate("/store");
-      },
-    },
-    icon("users", 16),
-    h("span", { text: t("store") }),
-  );
-  const links = side.querySelector(".side-links");
-  if (links) links.prepend(link);
-  else side.insertBefore(h("div", { class: "side-links" }, link), side.querySelector(".side-search-wrap"));
-}
-
-/** Mark the Store link current when the store is open. */
-function markStoreLink(app, on) {
-  const link = app.sidebar?.el?.querySelector('[data-testid="open-store"]');
-  if (!link) return;
-  link.classList.toggle("active", on);
-  if (on) link.setAttribute("aria-current", "page");
-  else link.removeAttribute("aria-current");
-}
-
 export function isStorePath(path = location.pathname) {
   return /^\/store\/?$/.test(path);
 }
@@ -163,7 +130,6 @@ export class StoreView {
   mount(container) {
     this.app.setTitle(t("store"));
     this.app.shell.dataset.view = "store";
-    markStoreLink(this.app, true);
     this.list = h("div", { class: "store-list", "data-testid": "store-list", "aria-live": "polite" });
     this.searchInput = h("input", {
       type: "search",
@@ -252,7 +218,6 @@ export class StoreView {
 
   unmount() {
     this.closed = true;
-    markStoreLink(this.app, false);
   }
 
   async load() {
@@ -571,6 +536,8 @@ export class StoreView {
         novalidate: true,
         onsubmit: async (e) => {
           e.preventDefault();
+          // A quick check still waiting to run would wipe the server's error shown below.
+          clearTimeout(timer);
           formError.hidden = true;
           if (!nameInput.value.trim()) {
             formError.textContent = t("bot_name_needed");

@@ -1,0 +1,94 @@
+"""The trash's JSON API for the chat UI (``/app/trash…``; the page ``/trash`` is the chat
+app's, in :mod:`kuwa.web.rooms`): a user's deleted rooms and answers,
+restored or deleted for good; what is older than the system's ``trash_days`` is deleted for
+good whenever anybody's trash is read. An administrator restores a user's room from
+``Manage → Users`` (:mod:`kuwa.web.manage_users`). Parse → call → wrap; the database side is
+:class:`kuwa.rooms.Trash`, which checks that the room is the user's own."""
+
+from __future__ import annotations
+
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import BaseRoute, Route
+
+from kuwa.accounts import UserInfo
+from kuwa.gateway.http import JSONResponse
+from kuwa.rooms import Trash
+from kuwa.web.core import current_user, page, system_config, web_state
+from kuwa.web.live import RoomRunner
+
+TAB = "tab_Room"
+
+
+async def _user(request: Request) -> UserInfo:
+    user = await current_user(request)
+    assert user is not None  # page() let only a signed-in user through
+    return user
+
+
+def _trash(request: Request) -> Trash:
+    return Trash(web_state(request).store.db)
+
+
+async def _days(request: Request) -> int:
+    return (await system_config(request)).trash_days
+
+
+@page(TAB)
+async def app_trash(request: Request) -> Response:
+    user = await _user(request)
+    days = await _days(request)
+    trash = _trash(request)
+    await run_in_threadpool(trash.purge_expired, days)
+    return JSONResponse(await run_in_threadpool(trash.contents, user.id, days))
+
+
+def _runner(request: Request) -> RoomRunner:
+    runner: RoomRunner = web_state(request).runner
+    return runner
+
+
+@page(TAB)
+async def app_restore_room(request: Request) -> Response:
+    user = await _user(request)
+    room_id = int(request.path_params["room_id"])
+    await run_in_threadpool(_trash(request).restore_room, room_id, user.id)
+    return JSONResponse({})
+
+
+@page(TAB)
+async def app_purge_room(request: Request) -> Response:
+    user = await _user(request)
+    room_id = int(request.path_params["room_id"])
+    await run_in_threadpool(_trash(request).purge_room, room_id, user.id)
+    return JSONResponse({})
+
+
+@page(TAB)
+async def app_restore_message(request: Request) -> Response:
+    user = await _user(request)
+    message_id = int(request.path_params["message_id"])
+    room_id = await run_in_threadpool(_trash(request).restore_message, message_id, user.id)
+    await _runner(request).publish(room_id, {"type": "message", "id": message_id})
+    return JSONResponse({"room": room_id})
+
+
+@page(TAB)
+async def app_purge_message(request: Request) -> Response:
+    user = await _user(request)
+    message_id = int(request.path_params["message_id"])
+    await run_in_threadpool(_trash(request).purge_message, message_id, user.id)
+    return JSONResponse({})
+
+
+def routes() -> list[BaseRoute]:
+    return [
+        Route("/app/trash", app_trash, methods=["GET"]),
+        Route("/app/trash/rooms/{room_id:int}/restore", app_restore_room, methods=["POST"]),
+        Route("/app/trash/rooms/{room_id:int}/purge", app_purge_room, methods=["POST"]),
+        Route(
+            "/app/trash/messages/{message_id:int}/restore", app_restore_message, methods=["POST"]
+        ),
+        Route("/app/trash/messages/{message_id:int}/purge", app_purge_message, methods=["POST"]),
+    ]
