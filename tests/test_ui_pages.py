@@ -306,6 +306,10 @@ KEPT = {
     "enter",
     "shift",
     "preference",
+    # product names in the composer's file types (PDF, Word, PowerPoint, Excel, …)
+    "word",
+    "excel",
+    "powerpoint",
     # the seeded data: room titles, the executor's backend and model
     "what",
     "old",

@@ -392,7 +392,7 @@ class Settings:
         default=20000, metadata=_doc("Most chunk messages kept in one job's transcript.")
     )
     coalesce_ms: float = field(
-        default=20.0,
+        default=3.0,
         metadata=_doc(
             "An executor sends at most one chunk message per job this often, besides the "
             "job's first and last (never delayed); tokens that arrive faster are coalesced "

@@ -11,7 +11,11 @@ when ``settings.db_auto_migrate`` is on, else refuses a database that is behind.
 
 from __future__ import annotations
 
+import random
+import sqlite3
+import time
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 import peewee
@@ -71,6 +75,22 @@ def redact_url(url: str) -> str:
     return urlunsplit(parts._replace(netloc=f"{user}:***@{netloc}"))
 
 
+class _SqliteDatabase(peewee.SqliteDatabase):
+    """SQLite that tries again when opening finds the file locked: switching a new file to
+    WAL while another process creates its tables answers "database is locked" at once,
+    without waiting for the busy timeout (seen with two gateways starting together)."""
+
+    def _connect(self) -> Any:
+        deadline = time.monotonic() + BUSY_TIMEOUT_MS / 1000
+        while True:
+            try:
+                return super()._connect()  # type: ignore[misc]
+            except sqlite3.OperationalError as exc:
+                if "locked" not in str(exc) or time.monotonic() > deadline:
+                    raise
+                time.sleep(0.02 + random.random() * 0.03)
+
+
 def _make_database(url: str) -> peewee.Database:
     if url.startswith(SQLITE_PREFIX):
         path = url[len(SQLITE_PREFIX) :]
@@ -78,7 +98,7 @@ def _make_database(url: str) -> peewee.Database:
             raise ConfigError(f"{url!r} names no file; use sqlite:///path/to/kuwa.db")
         if path != ":memory:":
             Path(path).parent.mkdir(parents=True, exist_ok=True)
-        return peewee.SqliteDatabase(
+        return _SqliteDatabase(
             path,
             pragmas={
                 "journal_mode": "wal",
