@@ -6,7 +6,6 @@ import contextlib
 import logging
 from collections.abc import AsyncIterator
 
-import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
@@ -17,12 +16,9 @@ from starlette.routing import Route
 
 from kuwa import web
 from kuwa.accounts import Store, close_database, open_database
-from kuwa.broker import Hub, JobQueue, Registry, connect
-from kuwa.broker.limits import UserLimits
+from kuwa.broker import Hub, connect
 from kuwa.errors import BrokerError, KuwaError
 from kuwa.gateway import files_api, instrument, jobs_api, kuwa_api, metrics, openai_api, openapi
-from kuwa.gateway.auth import TokenAuth
-from kuwa.gateway.chat import ChatService
 from kuwa.gateway.http import (
     ClientGone,
     JSONResponse,
@@ -31,12 +27,10 @@ from kuwa.gateway.http import (
     kuwa_error_handler,
     server_error_handler,
 )
-from kuwa.gateway.models import ModelDirectory
-from kuwa.gateway.state import GatewayState, state_of
+from kuwa.gateway.state import build_state, state_of
 from kuwa.logs import setup_logging
 from kuwa.settings import Settings
 from kuwa.web import WebSecurity
-from kuwa.web.live import RoomRunner
 
 log = logging.getLogger(__name__)
 
@@ -50,43 +44,6 @@ async def healthz(request: Request) -> Response:
     return JSONResponse({"status": "ok", "streams": state.chat.hub.active})
 
 
-def build_state(settings: Settings, redis: aioredis.Redis, hub: Hub, store: Store) -> GatewayState:
-    """What serving chats needs: the chat service with its limits, token auth, the model
-    directory. The app's lifespan builds one; so does a background worker."""
-    registry = Registry(redis, ttl=settings.heartbeat_ttl)
-    chat = ChatService(
-        hub,
-        JobQueue(
-            redis,
-            max_queue=settings.max_queue,
-            state_ttl=settings.transcript_ttl,
-            fair_window=settings.fair_window,
-        ),
-        registry,
-        idle_timeout=settings.stream_idle_timeout,
-        limits=UserLimits(
-            redis,
-            max_jobs=settings.user_max_jobs,
-            per_minute=settings.user_requests_per_minute,
-            claim_seconds=settings.transcript_ttl,
-        ),
-    )
-    return GatewayState(
-        settings,
-        redis,
-        chat,
-        TokenAuth(store.accounts, cache_seconds=settings.token_cache_seconds),
-        store,
-        ModelDirectory(
-            store.catalog,
-            store.groups,
-            registry,
-            redis,
-            auto_register=settings.auto_register_models,
-        ),
-    )
-
-
 def create_app(settings: Settings) -> Starlette:
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
@@ -95,10 +52,8 @@ def create_app(settings: Settings) -> Starlette:
         await hub.start()
         db = open_database(settings)
         store = Store.over(db, settings.load_secret_key())
-        web_state = web.start(app, settings, redis, store)
         app.state.kuwa = build_state(settings, redis, hub, store)
-        web_state.on_user_changed = app.state.kuwa.forget_cached
-        web_state.runner = RoomRunner(app.state.kuwa, web_state.rooms)
+        web_state = web.start(app, settings, redis, store, app.state.kuwa)
         log.info("gateway ready (redis %s)", _safe_url(settings.effective_redis_url))
         try:
             yield

@@ -26,10 +26,13 @@ from kuwa.accounts import Store, SystemConfig, UserInfo
 from kuwa.accounts.ldap import LdapAuthenticator
 from kuwa.errors import AuthenticationError, KuwaError, PermissionDeniedError
 from kuwa.mail import Mailer
+from kuwa.rooms import Rooms
 from kuwa.settings import Settings
 from kuwa.web.i18n import Words
+from kuwa.web.live import RoomRunner
 from kuwa.web.oidc import OidcClient
 from kuwa.web.session import Sessions, take_flashes
+from kuwa.web.throttle import LoginThrottle
 
 PUBLIC = "public"
 SIGNED_IN = "signed_in"
@@ -74,9 +77,9 @@ class WebState:
     mailer: Mailer
     ldap: LdapAuthenticator | None
     oidc: OidcClient | None
-    throttle: Any  # kuwa.web.throttle.LoginThrottle (import cycle otherwise)
-    rooms: Any  # kuwa.rooms.Rooms
-    runner: Any = None  # kuwa.web.live.RoomRunner, set once the gateway's state exists
+    throttle: LoginThrottle
+    rooms: Rooms
+    runner: RoomRunner  # answers in rooms, with the gateway's chat machinery
     on_user_changed: Callable[[], None] = lambda: None  # e.g. drop cached API permissions
 
 

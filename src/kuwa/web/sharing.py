@@ -14,28 +14,28 @@ from kuwa.gateway.http import JSONResponse
 from kuwa.gateway.state import state_of
 from kuwa.rooms import Sharing, Transfer
 from kuwa.web.core import SIGNED_IN, error_page, page, render, render_markdown, web_state
-from kuwa.web.rooms import (
+from kuwa.web.room_api import (
     TAB,
-    _body,
-    _id,
-    _not_blinded,
-    _require,
-    _room_json,
-    _rooms,
-    _runner,
-    _user,
+    json_object,
+    not_blinded,
+    path_id,
+    require,
+    room_json,
+    rooms_of,
+    runner_of,
+    user_of,
 )
 
 
 def _sharing(request: Request) -> Sharing:
-    return Sharing(_rooms(request).db)
+    return Sharing(rooms_of(request).db)
 
 
 @page(TAB)
 async def app_share(request: Request) -> Response:
-    room_id = _id(request, "room_id")
-    await _require(request, room_id, "owner")
-    body = await _body(request)
+    room_id = path_id(request, "room_id")
+    await require(request, room_id, "owner")
+    body = await json_object(request)
     role = str(body.get("role", "viewer"))
     store = web_state(request).store
     user_id = group_id = None
@@ -43,7 +43,7 @@ async def app_share(request: Request) -> Response:
         target = await run_in_threadpool(store.accounts.find_user, str(body["email"]))
         if target is None:
             raise NotFoundError("There is no user with that email.", param="email")
-        if target.id == (await _user(request)).id:
+        if target.id == (await user_of(request)).id:
             raise InvalidRequestError("You own this room already.", param="email")
         user_id = target.id
     elif body.get("group"):
@@ -54,35 +54,37 @@ async def app_share(request: Request) -> Response:
     await run_in_threadpool(
         lambda: _sharing(request).share(room_id, user_id=user_id, group_id=group_id, role=role)
     )
-    await _runner(request).publish(room_id, {"type": "room"})
-    return JSONResponse(await _room_json(request, room_id))
+    await runner_of(request).publish(room_id, {"type": "room"})
+    return JSONResponse(await room_json(request, room_id))
 
 
 @page(TAB)
 async def app_link(request: Request) -> Response:
     """Turn the room's read-only link on or off: ``{"enabled": bool}``."""
-    room_id = _id(request, "room_id")
-    await _require(request, room_id, "owner")
-    body = await _body(request)
+    room_id = path_id(request, "room_id")
+    await require(request, room_id, "owner")
+    body = await json_object(request)
     enabled = body.get("enabled")
     if not isinstance(enabled, bool):
         raise InvalidRequestError("enabled must be true or false", param="enabled")
-    user = await _user(request)
-    _not_blinded(
-        await run_in_threadpool(lambda: _rooms(request).get(room_id, user.id, with_messages=False))
+    user = await user_of(request)
+    not_blinded(
+        await run_in_threadpool(
+            lambda: rooms_of(request).get(room_id, user.id, with_messages=False)
+        )
     )
     await run_in_threadpool(_sharing(request).set_link, room_id, enabled)
-    return JSONResponse(await _room_json(request, room_id))
+    return JSONResponse(await room_json(request, room_id))
 
 
 @page(SIGNED_IN)
 async def shared_room(request: Request) -> Response:
     """A room opened by its read-only link: its conversation, for any signed-in user."""
-    rooms = _rooms(request)
+    rooms = rooms_of(request)
     room_id = await run_in_threadpool(Sharing(rooms.db).by_link, str(request.path_params["token"]))
     if room_id is None:
         return error_page(request, 404, "This link does not work (any more).")
-    user = await _user(request)
+    user = await user_of(request)
     room = await run_in_threadpool(lambda: rooms.get(room_id, user.id, with_messages=False))
     thread = await run_in_threadpool(Transfer(rooms.db).export_thread, room_id)
     names = {m.access_code: m.name for m in (await state_of(request).models.models()).values()}

@@ -25,7 +25,15 @@ from kuwa.rooms.transfer import room_docx_bytes
 from kuwa.web.background import enqueue_pending
 from kuwa.web.core import page, web_state
 from kuwa.web.documents import UPLOAD, import_room_files, room_files_export
-from kuwa.web.rooms import SEND, _id, _not_blinded, _require, _rooms, _runner, _user
+from kuwa.web.room_api import (
+    SEND,
+    not_blinded,
+    path_id,
+    require,
+    rooms_of,
+    runner_of,
+    user_of,
+)
 
 EXPORT = "Room_read_export_chat"
 IMPORT = "Room_update_import_chat"
@@ -40,15 +48,15 @@ EXPORT_TYPES = {
 async def app_export(request: Request) -> Response:
     from kuwa.rooms import formats
 
-    user = await _user(request)
-    room_id = _id(request, "room_id")
-    await _require(request, room_id, "viewer")
+    user = await user_of(request)
+    room_id = path_id(request, "room_id")
+    await require(request, room_id, "viewer")
     kind = request.query_params.get("format", "json")
     if kind not in EXPORT_TYPES:
         raise InvalidRequestError("format must be json, tsv or docx", param="format")
-    rooms = _rooms(request)
+    rooms = rooms_of(request)
     room = await run_in_threadpool(lambda: rooms.get(room_id, user.id, with_messages=False))
-    _not_blinded(room)
+    not_blinded(room)
     thread = await run_in_threadpool(Transfer(rooms.db).export_thread, room_id)
     rows = [
         formats.Row(
@@ -83,12 +91,12 @@ async def app_import(request: Request) -> Response:
 
     from kuwa.rooms import formats, formats_parser
 
-    user = await _user(request)
-    room_id = _id(request, "room_id")
-    await _require(request, room_id, "participant")
+    user = await user_of(request)
+    room_id = path_id(request, "room_id")
+    await require(request, room_id, "participant")
     if not user.can(SEND):
         raise PermissionDeniedError("Your account may not send messages.")
-    rooms = _rooms(request)
+    rooms = rooms_of(request)
     room = await run_in_threadpool(lambda: rooms.get(room_id, user.id, with_messages=False))
     settings = web_state(request).settings
     spool = tempfile.SpooledTemporaryFile(max_size=1024 * 1024)  # noqa: SIM115 -- closed below
@@ -128,7 +136,7 @@ async def app_import(request: Request) -> Response:
                 file_error = exc
     finally:
         spool.close()
-    runner = _runner(request)
+    runner = runner_of(request)
     await runner.publish(room_id, {"type": "room"})
     if pending:  # answered by a background worker (RQ), which outlives this request
         await run_in_threadpool(
@@ -165,7 +173,7 @@ async def app_feedback_export(request: Request) -> Response:
     except ValueError:
         raise InvalidRequestError("rating must be 1, -1 or 0", param="rating") from None
     lines = training.export_feedback(
-        _rooms(request),
+        rooms_of(request),
         kind,
         models=set(params.getlist("model")) or None,
         since=training.parse_date(params.get("since"), "since"),
