@@ -164,3 +164,25 @@ def test_the_circle_finder_finds_hidden_circles(tmp_path: Path) -> None:
         ["kuwa.c", "kuwa.d"],
         ["kuwa.sub.a", "kuwa.sub.b"],
     ]
+
+
+def test_no_private_names_imported_from_other_modules() -> None:
+    """A helper two modules share moves down a floor under a public name; it is not imported
+    sideways as another module's `_private` name."""
+    sideways = []
+    for path in sorted((SRC / "kuwa").rglob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            ours = isinstance(node, ast.ImportFrom) and (
+                node.level > 0 or (node.module or "").startswith("kuwa")
+            )
+            if ours:
+                assert isinstance(node, ast.ImportFrom)
+                private = [
+                    a.name
+                    for a in node.names
+                    if a.name.startswith("_") and not a.name.endswith("__")
+                ]
+                if private:
+                    where = path.relative_to(SRC)
+                    sideways.append(f"{where}:{node.lineno}: {node.module} {private}")
+    assert sideways == []

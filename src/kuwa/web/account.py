@@ -37,7 +37,7 @@ def link(request: Request, path: str) -> str:
     return base.rstrip("/") + path
 
 
-async def _mail(request: Request, to: str, kind: str, **values: str) -> bool:
+async def send_mail(request: Request, to: str, kind: str, **values: str) -> bool:
     """Send the mail ``kind`` (catalog keys ``mail_KIND_subject`` and ``mail_KIND_body``, with
     ``{name}`` values) in the language of the page that sent it; False (logged) when it could
     not be sent."""
@@ -126,7 +126,7 @@ async def signup(request: Request) -> Response:
         )
     except ConflictError:
         if web.mailer.enabled:  # answer as for a new account; tell the owner by mail
-            await _mail(
+            await send_mail(
                 request,
                 email.lower(),
                 "signup_taken",
@@ -160,7 +160,7 @@ async def signup(request: Request) -> Response:
 
 async def send_verification(request: Request, user: UserInfo) -> None:
     code = await run_in_threadpool(web_state(request).store.codes.issue, user.id, VERIFY_EMAIL)
-    await _mail(
+    await send_mail(
         request, user.email, "verify", name=user.name, link=link(request, "/verify?code=" + code)
     )
 
@@ -217,7 +217,7 @@ async def forgot(request: Request) -> Response:
     user = await run_in_threadpool(web.store.accounts.find_user, email) if "@" in email else None
     if user is not None:
         code = await run_in_threadpool(web.store.codes.issue, user.id, RESET_PASSWORD)
-        await _mail(
+        await send_mail(
             request, user.email, "reset", name=user.name, link=link(request, "/reset?code=" + code)
         )
         await run_in_threadpool(

@@ -31,7 +31,7 @@ from kuwa.accounts import CHANGE_EMAIL, PROVIDERS, UserInfo
 from kuwa.accounts.identities import MAX_KEY_LENGTH
 from kuwa.accounts.service import check_password_rules, normalize_email
 from kuwa.errors import ConflictError, KuwaError, RateLimitError
-from kuwa.web.account import _mail, link
+from kuwa.web.account import link, send_mail
 from kuwa.web.core import (
     PUBLIC,
     client_ip,
@@ -234,10 +234,10 @@ async def update_email(request: Request) -> Response:
         # The same answer whether or not the address is taken; its owner hears of it by mail.
         taken = await run_in_threadpool(store.accounts.find_user, new)
         if taken is not None:
-            sent = await _mail(request, new, "email_taken", login=link(request, "/login"))
+            sent = await send_mail(request, new, "email_taken", login=link(request, "/login"))
         else:
             code = await run_in_threadpool(store.codes.issue, user.id, CHANGE_EMAIL, new)
-            sent = await _mail(
+            sent = await send_mail(
                 request,
                 new,
                 "change_email",
@@ -330,7 +330,7 @@ async def confirm_email(request: Request) -> Response:
         )
     )
     web.on_user_changed()
-    await _mail(request, old, "email_changed", name=owner.name, old=old, new=new)
+    await send_mail(request, old, "email_changed", name=owner.name, old=old, new=new)
     signed_in = await current_user(request)
     if signed_in is not None and signed_in.id == owner.id:
         flash(request, f"Your email is now {new}.")
