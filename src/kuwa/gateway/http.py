@@ -22,6 +22,7 @@ from kuwa.errors import (
     error_body,
 )
 from kuwa.schemas import SchemaError
+from kuwa.schemas.decode import decode
 
 log = logging.getLogger(__name__)
 UPSTREAM_KEY_HEADER = "x-kuwa-upstream-key"  # a user's own provider key (openai backend)
@@ -35,8 +36,9 @@ class JSONResponse(Response):
         return orjson.dumps(content)
 
 
-async def read_json(request: Request, limit: int) -> Any:
-    """The request body decoded as JSON, at most ``limit`` bytes."""
+async def read_body(request: Request, limit: int) -> bytes:
+    """The request body, at most ``limit`` bytes (PayloadTooLarge past it, InvalidRequest
+    when empty)."""
     length = request.headers.get("content-length")
     if length is not None and length.isdigit() and int(length) > limit:
         raise PayloadTooLargeError(f"The request body is larger than the limit of {limit} bytes.")
@@ -49,10 +51,26 @@ async def read_json(request: Request, limit: int) -> Any:
             )
     if not body:
         raise InvalidRequestError("The request body is empty; send a JSON object.")
+    return bytes(body)
+
+
+async def read_json(request: Request, limit: int) -> Any:
+    """The request body decoded as JSON, at most ``limit`` bytes."""
+    body = await read_body(request, limit)
     try:
         return orjson.loads(body)
     except orjson.JSONDecodeError as exc:
         raise InvalidRequestError(f"The request body is not valid JSON: {exc}") from None
+
+
+async def read_struct(request: Request, type: type[T], limit: int) -> T:
+    """The request body decoded into its struct: InvalidRequest naming the field
+    (``param``) when it does not fit."""
+    body = await read_body(request, limit)
+    try:
+        return decode(body, type)
+    except SchemaError as exc:
+        raise schema_error(exc) from None
 
 
 class ClientGone(Exception):

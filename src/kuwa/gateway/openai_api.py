@@ -14,7 +14,7 @@ from kuwa.errors import KuwaError
 from kuwa.gateway.chat import ChatStream
 from kuwa.gateway.http import (
     JSONResponse,
-    read_json,
+    read_body,
     schema_error,
     unless_disconnected,
 )
@@ -22,15 +22,15 @@ from kuwa.gateway.models import require_api_access
 from kuwa.gateway.sse import DONE, SSEResponse, data_event
 from kuwa.gateway.start import start_api_chat
 from kuwa.gateway.state import state_of
-from kuwa.schemas import ChatRequest, Chunk, SchemaError, parse_chat_request
+from kuwa.schemas import ChatRequest, Chunk, SchemaError, decode_chat_request
 
 
 async def chat_completions(request: Request) -> Response:
     state = state_of(request)
     user = await state.auth.authenticate(request)
-    body = await read_json(request, state.settings.max_body_bytes)
+    raw = await read_body(request, state.settings.max_body_bytes)
     try:
-        chat = parse_chat_request(body, "openai")
+        chat = decode_chat_request(raw, "openai")
     except SchemaError as exc:
         raise schema_error(exc) from None
     stream = await start_api_chat(state, request, chat, user)
