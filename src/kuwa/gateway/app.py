@@ -12,13 +12,14 @@ from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import Response
-from starlette.routing import Route
+from starlette.routing import BaseRoute, Route
 
 from kuwa import web
 from kuwa.accounts import Store, close_database, open_database
 from kuwa.broker import Hub, connect
 from kuwa.errors import BrokerError, KuwaError
 from kuwa.gateway import files_api, instrument, jobs_api, kuwa_api, metrics, openai_api, openapi
+from kuwa.gateway.endpoint import endpoint
 from kuwa.gateway.http import (
     ClientGone,
     JSONResponse,
@@ -29,19 +30,40 @@ from kuwa.gateway.http import (
 )
 from kuwa.gateway.state import build_state, state_of
 from kuwa.logs import setup_logging
+from kuwa.schemas import api as wire
 from kuwa.settings import Settings
 from kuwa.web import WebSecurity
 
 log = logging.getLogger(__name__)
 
 
+@endpoint("Is this gateway up (and does Redis answer)?", answer=wire.Health)
 async def healthz(request: Request) -> Response:
     state = state_of(request)
     try:
         await state.redis.ping()
     except (RedisError, OSError) as exc:
         raise BrokerError(f"Redis is unreachable: {exc}") from None
-    return JSONResponse({"status": "ok", "streams": state.chat.hub.active})
+    return JSONResponse(wire.Health(status="ok", streams=state.chat.hub.active))
+
+
+def routes() -> list[BaseRoute]:
+    """Every route the gateway serves: the APIs, then the web app's."""
+    return [
+        Route("/v1.0/chat/completions", kuwa_api.chat_completions, methods=["POST"]),
+        Route("/v1/chat/completions", openai_api.chat_completions, methods=["POST"]),
+        Route("/v1/models", openai_api.list_models, methods=["GET"]),
+        Route("/v1/files", files_api.create_file, methods=["POST"]),
+        Route("/v1/files", files_api.list_files, methods=["GET"]),
+        Route("/v1/files/{file_id}", files_api.get_file, methods=["GET"]),
+        Route("/v1/files/{file_id}", files_api.delete_file, methods=["DELETE"]),
+        Route("/v1/files/{file_id}/content", files_api.file_content, methods=["GET"]),
+        Route("/v1/jobs/{job_id}/events", jobs_api.follow_job, methods=["GET"]),
+        Route("/healthz", healthz, methods=["GET"]),
+        Route("/metrics", metrics.metrics, methods=["GET"]),
+        Route("/openapi.json", openapi.openapi_json, methods=["GET"]),
+        *web.routes(),
+    ]
 
 
 def create_app(settings: Settings) -> Starlette:
@@ -64,23 +86,8 @@ def create_app(settings: Settings) -> Starlette:
             close_database(db)
             instrument.process_exiting()
 
-    routes = [
-        Route("/v1.0/chat/completions", kuwa_api.chat_completions, methods=["POST"]),
-        Route("/v1/chat/completions", openai_api.chat_completions, methods=["POST"]),
-        Route("/v1/models", openai_api.list_models, methods=["GET"]),
-        Route("/v1/files", files_api.create_file, methods=["POST"]),
-        Route("/v1/files", files_api.list_files, methods=["GET"]),
-        Route("/v1/files/{file_id}", files_api.get_file, methods=["GET"]),
-        Route("/v1/files/{file_id}", files_api.delete_file, methods=["DELETE"]),
-        Route("/v1/files/{file_id}/content", files_api.file_content, methods=["GET"]),
-        Route("/v1/jobs/{job_id}/events", jobs_api.follow_job, methods=["GET"]),
-        Route("/healthz", healthz, methods=["GET"]),
-        Route("/metrics", metrics.metrics, methods=["GET"]),
-        Route("/openapi.json", openapi.openapi_json, methods=["GET"]),
-        *web.routes(),
-    ]
     return Starlette(
-        routes=routes,
+        routes=routes(),
         lifespan=lifespan,
         middleware=[
             Middleware(instrument.HTTPMetrics),

@@ -8,6 +8,7 @@ import logging
 from collections.abc import Awaitable
 from typing import Any, TypeVar
 
+import msgspec
 import orjson
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
@@ -22,7 +23,6 @@ from kuwa.errors import (
     error_body,
 )
 from kuwa.schemas import SchemaError
-from kuwa.schemas.decode import decode
 
 log = logging.getLogger(__name__)
 UPSTREAM_KEY_HEADER = "x-kuwa-upstream-key"  # a user's own provider key (openai backend)
@@ -33,10 +33,12 @@ class JSONResponse(Response):
     media_type = "application/json"
 
     def render(self, content: Any) -> bytes:
+        if isinstance(content, msgspec.Struct):  # a declared answer (kuwa.schemas)
+            return msgspec.json.encode(content)
         return orjson.dumps(content)
 
 
-async def read_body(request: Request, limit: int) -> bytes:
+async def read_body(request: Request, limit: int) -> bytearray:
     """The request body, at most ``limit`` bytes (PayloadTooLarge past it, InvalidRequest
     when empty)."""
     length = request.headers.get("content-length")
@@ -51,26 +53,7 @@ async def read_body(request: Request, limit: int) -> bytes:
             )
     if not body:
         raise InvalidRequestError("The request body is empty; send a JSON object.")
-    return bytes(body)
-
-
-async def read_json(request: Request, limit: int) -> Any:
-    """The request body decoded as JSON, at most ``limit`` bytes."""
-    body = await read_body(request, limit)
-    try:
-        return orjson.loads(body)
-    except orjson.JSONDecodeError as exc:
-        raise InvalidRequestError(f"The request body is not valid JSON: {exc}") from None
-
-
-async def read_struct(request: Request, type: type[T], limit: int) -> T:
-    """The request body decoded into its struct: InvalidRequest naming the field
-    (``param``) when it does not fit."""
-    body = await read_body(request, limit)
-    try:
-        return decode(body, type)
-    except SchemaError as exc:
-        raise schema_error(exc) from None
+    return body
 
 
 class ClientGone(Exception):

@@ -10,12 +10,14 @@ from __future__ import annotations
 
 import json
 from collections.abc import AsyncIterator
+from typing import cast
 
 from starlette.requests import Request
 from starlette.responses import Response
 
 from kuwa.errors import KuwaError
 from kuwa.gateway.chat import ChatStream
+from kuwa.gateway.endpoint import endpoint
 from kuwa.gateway.http import (
     JSONResponse,
     read_body,
@@ -26,8 +28,16 @@ from kuwa.gateway.sse import CLOSE, SSEResponse
 from kuwa.gateway.start import start_api_chat
 from kuwa.gateway.state import state_of
 from kuwa.schemas import ChatRequest, SchemaError, decode_chat_request
+from kuwa.schemas import api as wire
+from kuwa.schemas.chat import KuwaChatRequest
 
 
+@endpoint(
+    "Chat with one model (Kuwa Multi-Chat 1.0)",
+    body=KuwaChatRequest,
+    decode=False,
+    answer=wire.KuwaChatCompletion,
+)
 async def chat_completions(request: Request) -> Response:
     state = state_of(request)
     user = await state.auth.authenticate(request)
@@ -44,20 +54,20 @@ async def chat_completions(request: Request) -> Response:
     finally:
         await stream.close()
     return JSONResponse(
-        {
-            "choices": [
-                {
-                    "index": 0,
-                    "message": {"content": answer.text, "role": "assistant"},
-                    "finish_reason": answer.finish_reason,
-                }
+        wire.KuwaChatCompletion(
+            choices=[
+                wire.KuwaChoice(
+                    index=0,
+                    message=wire.KuwaAnswer(answer.text, "assistant"),
+                    finish_reason=cast(wire.FinishReason, answer.finish_reason),
+                )
             ],
-            "created": stream.created,
-            "id": stream.id,
-            "model": chat.model,
-            "object": "chat.completion",
-            "usage": answer.usage.to_openai(),
-        }
+            created=stream.created,
+            id=stream.id,
+            model=chat.model,
+            object="chat.completion",
+            usage=wire.TokenUsage(**answer.usage.to_openai()),
+        )
     )
 
 

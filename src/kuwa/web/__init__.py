@@ -20,6 +20,7 @@ from starlette.staticfiles import StaticFiles
 
 from kuwa.accounts import Store
 from kuwa.accounts.ldap import LdapAuthenticator
+from kuwa.gateway.endpoint import endpoint
 from kuwa.gateway.state import GatewayState
 from kuwa.mail import Mailer
 from kuwa.rooms import Rooms
@@ -87,6 +88,7 @@ VENDOR = {  # /vendor/NAME -> a file of an npm package (src/kuwa/web/assets, `ma
 
 
 @page(PUBLIC)
+@endpoint("A front-end library (from node_modules)", media="text/javascript, text/css")
 async def vendor(request: Request) -> Response:
     """The front-end libraries, from node_modules (installed by npm, not kept in git)."""
     name = request.path_params["name"]
@@ -101,6 +103,7 @@ async def vendor(request: Request) -> Response:
 
 
 @page(PUBLIC)
+@endpoint("The site icon (a redirect to /static/favicon.svg)", redirect=301)
 async def favicon(request: Request) -> Response:
     """Browsers (and pages without the base template's icon link) ask for /favicon.ico."""
     return RedirectResponse(

@@ -13,9 +13,11 @@ from starlette.routing import BaseRoute, Route
 
 from kuwa.arena import elo, leaderboard, win_matrix
 from kuwa.errors import InvalidRequestError
-from kuwa.gateway.http import JSONResponse, read_json
+from kuwa.gateway.endpoint import endpoint
+from kuwa.gateway.http import JSONResponse
 from kuwa.gateway.state import state_of
 from kuwa.rooms.arena import Arena, draw_pair, round_pool
+from kuwa.schemas import app
 from kuwa.web.core import current_user, page, web_state
 from kuwa.web.room_api import require, room_json, runner_of
 
@@ -27,7 +29,9 @@ def _arena(request: Request) -> Arena:
 
 
 @page("Room_update_new_chat")
+@endpoint(answer=app.Room, status=201, errors=(503,))
 async def start_round(request: Request) -> Response:
+    """Start a blinded battle of two models"""
     user = await current_user(request)
     assert user is not None
     gateway = state_of(request)
@@ -41,15 +45,14 @@ async def start_round(request: Request) -> Response:
 
 
 @page("tab_Room")
-async def vote(request: Request) -> Response:
+@endpoint(body=app.Vote, limit=4096, answer=app.Room, errors=(400, 404, 409))
+async def vote(request: Request, body: app.Vote) -> Response:
+    """Vote on a battle (its owner); the room shows who answered"""
     user = await current_user(request)
     assert user is not None
     room_id = int(request.path_params["room_id"])
     await require(request, room_id, "owner")
-    body = await read_json(request, 4096)
-    outcome = body.get("outcome") if isinstance(body, dict) else None
-    if not isinstance(outcome, str):
-        raise InvalidRequestError("outcome must be a, b, tie or bad", param="outcome")
+    outcome = body.outcome
     names = {code: m.name for code, m in (await state_of(request).models.models()).items()}
     await run_in_threadpool(_arena(request).vote, room_id, user.id, outcome, names)
     await runner_of(request).publish(room_id, {"type": "room"})
@@ -67,7 +70,9 @@ def _date(request: Request, name: str) -> dt.date | None:
 
 
 @page("tab_Room")
+@endpoint(query=app.LeaderboardQuery, answer=app.Leaderboard, errors=(400,))
 async def ratings(request: Request) -> Response:
+    """The arena's leaderboard: scores with their intervals, Elo, the win matrix"""
     since, until = _date(request, "since"), _date(request, "until")
     if since and until and since > until:
         raise InvalidRequestError("since must not be after until", param="since")
@@ -105,7 +110,9 @@ async def ratings(request: Request) -> Response:
 
 
 @page("Dashboard_read_feedbacks")
+@endpoint(media="application/x-ndjson")
 async def battles_jsonl(request: Request) -> Response:
+    """Every battle, one JSON object a line"""
     return StreamingResponse(
         _arena(request).export_jsonl(),
         media_type="application/x-ndjson",

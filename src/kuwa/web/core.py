@@ -25,6 +25,9 @@ from starlette.templating import Jinja2Templates
 from kuwa.accounts import Store, SystemConfig, UserInfo
 from kuwa.accounts.ldap import LdapAuthenticator
 from kuwa.errors import AuthenticationError, KuwaError, PermissionDeniedError
+from kuwa.gateway.endpoint import ACCESS_ATTR as ACCESS_ATTR
+from kuwa.gateway.endpoint import PUBLIC as PUBLIC
+from kuwa.gateway.endpoint import SIGNED_IN as SIGNED_IN
 from kuwa.mail import Mailer
 from kuwa.rooms import Rooms
 from kuwa.settings import Settings
@@ -33,10 +36,6 @@ from kuwa.web.live import RoomRunner
 from kuwa.web.oidc import OidcClient
 from kuwa.web.session import Sessions, take_flashes
 from kuwa.web.throttle import LoginThrottle
-
-PUBLIC = "public"
-SIGNED_IN = "signed_in"
-ACCESS_ATTR = "kuwa_access"
 
 Handler = Callable[[Request], Awaitable[Response]]
 

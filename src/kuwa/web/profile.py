@@ -31,6 +31,8 @@ from kuwa.accounts import CHANGE_EMAIL, PROVIDERS, UserInfo
 from kuwa.accounts.identities import MAX_KEY_LENGTH
 from kuwa.accounts.service import check_password_rules, normalize_email
 from kuwa.errors import ConflictError, KuwaError, RateLimitError
+from kuwa.gateway.endpoint import HTML, endpoint
+from kuwa.web import forms
 from kuwa.web.account import link, send_mail
 from kuwa.web.core import (
     PUBLIC,
@@ -68,6 +70,7 @@ class _Refused(Exception):
 
 # --- the page -------------------------------------------------------------------------------
 @page(TAB)
+@endpoint("Your profile", media=HTML)
 async def show(request: Request) -> Response:
     return await _page(request)
 
@@ -186,6 +189,7 @@ def _back() -> Response:
 
 # --- name -----------------------------------------------------------------------------------
 @page(UPDATE_NAME)
+@endpoint("Change your name", form=forms.Name, redirect=True)
 async def update_name(request: Request) -> Response:
     store = web_state(request).store
     user = await _user(request)
@@ -203,6 +207,9 @@ async def update_name(request: Request) -> Response:
 
 # --- email ----------------------------------------------------------------------------------
 @page(UPDATE_EMAIL)
+@endpoint(
+    "Change your email (a confirmation link is mailed)", form=forms.EmailChange, redirect=True
+)
 async def update_email(request: Request) -> Response:
     web = web_state(request)
     store = web.store
@@ -280,6 +287,7 @@ async def update_email(request: Request) -> Response:
 
 
 @page(PUBLIC)
+@endpoint("The page a mailed email-change link opens", media=HTML)
 async def confirm_email_form(request: Request) -> Response:
     return await confirm_link(
         request, "Confirm your new email", "One more click to change your address.", "Confirm"
@@ -287,6 +295,7 @@ async def confirm_email_form(request: Request) -> Response:
 
 
 @page(PUBLIC)
+@endpoint("Confirm the new email (the mailed code)", form=forms.Code, redirect=True)
 async def confirm_email(request: Request) -> Response:
     web = web_state(request)
     store = web.store
@@ -354,6 +363,7 @@ async def _link_message(request: Request, status: int, title: str, message: str)
 
 # --- password -------------------------------------------------------------------------------
 @page(UPDATE_PASSWORD)
+@endpoint("Change your password", form=forms.PasswordChange, redirect=True)
 async def update_password(request: Request) -> Response:
     web = web_state(request)
     user = await _user(request)
@@ -384,6 +394,7 @@ async def update_password(request: Request) -> Response:
 
 # --- API token ------------------------------------------------------------------------------
 @page(RENEW_TOKEN)
+@endpoint("A new API token (the old one stops working)", redirect=True)
 async def renew_token(request: Request) -> Response:
     web = web_state(request)
     user = await _user(request)
@@ -396,6 +407,7 @@ async def renew_token(request: Request) -> Response:
 
 # --- provider keys --------------------------------------------------------------------------
 @page(UPDATE_KEYS)
+@endpoint("Save or remove your own provider API keys", form=forms.ProviderKeys, redirect=True)
 async def update_keys(request: Request) -> Response:
     web = web_state(request)
     store = web.store
@@ -437,6 +449,7 @@ async def update_keys(request: Request) -> Response:
 
 # --- delete the account ---------------------------------------------------------------------
 @page(DELETE_ACCOUNT)
+@endpoint("Delete your account", form=forms.DeleteAccount, redirect=True)
 async def delete_account(request: Request) -> Response:
     web = web_state(request)
     store = web.store

@@ -10,15 +10,13 @@ from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 
 from kuwa.accounts import UserInfo
-from kuwa.errors import ConflictError, InvalidRequestError
-from kuwa.gateway.http import read_json
+from kuwa.errors import ConflictError
 from kuwa.rooms import Rooms
 from kuwa.web.core import current_user, web_state
 from kuwa.web.live import RoomRunner
 
 TAB = "tab_Room"
 SEND = "Room_update_send_message"
-MAX_BODY = 1024 * 1024
 
 
 async def user_of(request: Request) -> UserInfo:
@@ -38,13 +36,6 @@ def runner_of(request: Request) -> RoomRunner:
 
 def path_id(request: Request, name: str) -> int:
     return int(request.path_params[name])
-
-
-async def json_object(request: Request) -> dict[str, Any]:
-    body = await read_json(request, MAX_BODY)
-    if not isinstance(body, dict):
-        raise InvalidRequestError("The request body must be a JSON object.")
-    return body
 
 
 async def require(request: Request, room_id: int, at_least: str) -> str:

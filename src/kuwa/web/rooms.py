@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from msgspec import UNSET
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import Response
@@ -18,11 +19,13 @@ from kuwa.errors import (
     InvalidRequestError,
     PermissionDeniedError,
 )
+from kuwa.gateway.endpoint import HTML, SSE, endpoint
 from kuwa.gateway.http import JSONResponse
 from kuwa.gateway.sse import SSEResponse
 from kuwa.gateway.state import state_of
 from kuwa.rooms import Feedbacks
 from kuwa.rooms.model_settings import check_settings
+from kuwa.schemas import app
 from kuwa.web.core import (
     error_page,
     page,
@@ -36,7 +39,6 @@ from kuwa.web.room_api import (
     SEND,
     TAB,
     blind_mode,
-    json_object,
     path_id,
     require,
     room_json,
@@ -99,30 +101,36 @@ async def _shell(request: Request, room_id: int | None) -> Response:
 
 # --- pages ----------------------------------------------------------------------------------
 @page(TAB)
+@endpoint("The chat app", media=HTML)
 async def chat_home(request: Request) -> Response:
     return await _shell(request, None)
 
 
 @page("tab_Store")
+@endpoint(media=HTML)
 async def store_page(request: Request) -> Response:
     """The bot store, inside the chat app."""
     return await _shell(request, None)
 
 
 @page(TAB)
+@endpoint(media=HTML)
 async def arena_page(request: Request) -> Response:
     """The arena (start a battle) and its leaderboard, inside the chat app."""
     return await _shell(request, None)
 
 
 @page(TAB)
+@endpoint(media=HTML)
 async def trash_page(request: Request) -> Response:
     """The trash (deleted rooms and answers), inside the chat app."""
     return await _shell(request, None)
 
 
 @page(TAB)
+@endpoint(media=HTML)
 async def room_page(request: Request) -> Response:
+    """A room, in the chat app."""
     user = await user_of(request)
     room_id = path_id(request, "room_id")
     if await run_in_threadpool(rooms_of(request).role, room_id, user.id, user.group) is None:
@@ -132,7 +140,9 @@ async def room_page(request: Request) -> Response:
 
 # --- models and rooms -----------------------------------------------------------------------
 @page(TAB)
+@endpoint(answer=app.Catalog)
 async def app_models(request: Request) -> Response:
+    """The models and bots you may chat with"""
     user = await user_of(request)
     gateway = state_of(request)
     live = {code for code, _ in await gateway.chat.live_models()}
@@ -166,7 +176,9 @@ def _bots_for(request: Request, user: UserInfo) -> list[dict[str, Any]]:
 
 
 @page(TAB)
+@endpoint(query=app.RoomsQuery, answer=app.RoomList)
 async def app_rooms(request: Request) -> Response:
+    """Your rooms (owned and shared), newest first"""
     user = await user_of(request)
     search = request.query_params.get("q", "")
     rooms = await run_in_threadpool(rooms_of(request).list_rooms, user.id, user.group, search)
@@ -174,62 +186,57 @@ async def app_rooms(request: Request) -> Response:
 
 
 @page(NEW_CHAT)
-async def app_create_room(request: Request) -> Response:
+@endpoint(body=app.NewRoom, answer=app.Room, status=201, errors=(400, 404))
+async def app_create_room(request: Request, body: app.NewRoom) -> Response:
+    """Create a room"""
     user = await user_of(request)
-    body = await json_object(request)
-    models = body.get("models")
     if await blind_mode(request, user):
         raise PermissionDeniedError(
             "Your group chats in blind mode: start a battle in the arena instead.",
             code="blind_mode",
         )
-    if not isinstance(models, list) or not models:
-        raise InvalidRequestError("Choose at least one model.", param="models")
-    for code in models:
-        await _resolve(request, user, str(code))
+    for code in body.models:
+        await _resolve(request, user, code)
     room_id = await run_in_threadpool(
-        lambda: rooms_of(request).create(
-            user.id, [str(m) for m in models], chained=bool(body.get("chained", True))
-        )
+        lambda: rooms_of(request).create(user.id, body.models, chained=body.chained)
     )
     return JSONResponse(await room_json(request, room_id), status_code=201)
 
 
 @page(TAB)
+@endpoint(answer=app.Room, errors=(404,))
 async def app_room(request: Request) -> Response:
+    """A room with its messages"""
     room_id = path_id(request, "room_id")
     await require(request, room_id, "viewer")
     return JSONResponse(await room_json(request, room_id))
 
 
 @page(TAB)
-async def app_update_room(request: Request) -> Response:
+@endpoint(body=app.RoomChange, answer=app.Room, errors=(400, 404))
+async def app_update_room(request: Request, body: app.RoomChange) -> Response:
+    """Change a room (owner)"""
     room_id = path_id(request, "room_id")
     await require(request, room_id, "owner")
-    body = await json_object(request)
-    models = body.get("models")
+    models = body.models
     if models is not None:
-        if not isinstance(models, list):
-            raise InvalidRequestError("models must be a list of access codes", param="models")
         for code in models:
-            await _resolve(request, await user_of(request), str(code))
-    chained = body.get("chained")
-    title = body.get("title")
+            await _resolve(request, await user_of(request), code)
     settings = None
-    if body.get("model_settings") is not None:
+    if body.model_settings is not None:
         user = await user_of(request)
         shown = (
             models
             if models is not None
             else await run_in_threadpool(rooms_of(request).models_of, room_id)
         )
-        settings = check_settings(body["model_settings"], [str(m) for m in shown], user.bounds)
+        settings = check_settings(body.model_settings, [str(m) for m in shown], user.bounds)
     await run_in_threadpool(
         lambda: rooms_of(request).update(
             room_id,
-            title=str(title) if title is not None else None,
-            chained=bool(chained) if chained is not None else None,
-            models=[str(m) for m in models] if models is not None else None,
+            title=body.title,
+            chained=body.chained,
+            models=models,
             model_settings=settings,
         )
     )
@@ -238,7 +245,9 @@ async def app_update_room(request: Request) -> Response:
 
 
 @page(DELETE_ROOM)
+@endpoint(answer=app.Empty, errors=(404,))
 async def app_delete_room(request: Request) -> Response:
+    """Delete a room (owner; it goes to the trash)"""
     room_id = path_id(request, "room_id")
     await require(request, room_id, "owner")
     await runner_of(request).stop(room_id)
@@ -250,26 +259,25 @@ async def app_delete_room(request: Request) -> Response:
 
 # --- messages -------------------------------------------------------------------------------
 @page(SEND)
-async def app_send(request: Request) -> Response:
+@endpoint(body=app.Prompt, answer=app.Sent, status=201, errors=(400, 404, 429, 503))
+async def app_send(request: Request, body: app.Prompt) -> Response:
+    """Send a prompt to the room's models"""
     user = await user_of(request)
     room_id = path_id(request, "room_id")
     await require(request, room_id, "participant")
-    body = await json_object(request)
-    content = body.get("content")
-    if not isinstance(content, str):
-        raise InvalidRequestError("content must be text", param="content")
+    content = body.content
     room = await run_in_threadpool(
         lambda: rooms_of(request).get(room_id, user.id, with_messages=False)
     )
     real = await run_in_threadpool(rooms_of(request).models_of, room_id)
     shown = dict(zip(room["models"], real, strict=True))  # arena labels -> their models
-    models = body.get("models") or room["models"]
-    if not isinstance(models, list) or not set(models) <= set(room["models"]):
+    models = body.models or room["models"]
+    if not set(models) <= set(room["models"]):
         raise InvalidRequestError("Send to models of this room only.", param="models")
     models = [shown[m] for m in room["models"] if m in models]  # room order
-    branch = "parent" in body
-    parent = body.get("parent")
-    if branch and parent is not None:
+    branch = body.parent is not UNSET  # "parent": null is a branch too: a new first prompt
+    parent = body.parent if isinstance(body.parent, int) else None
+    if parent is not None:
         parent_row = await run_in_threadpool(rooms_of(request).raw, int(parent))
         if parent_row["room"] != room_id or parent_row["role"] != "user":
             raise InvalidRequestError("parent must be a prompt of this room", param="parent")
@@ -280,7 +288,7 @@ async def app_send(request: Request) -> Response:
             user.id,
             content,
             models,
-            parent=int(parent) if parent is not None else None,
+            parent=parent,
             branch=branch,
             citations=citations,
         )
@@ -299,7 +307,9 @@ async def app_send(request: Request) -> Response:
 
 
 @page(TAB)
+@endpoint(answer=app.Stopped, errors=(404,))
 async def app_stop(request: Request) -> Response:
+    """Stop every running answer of the room"""
     room_id = path_id(request, "room_id")
     await require(request, room_id, "participant")
     return JSONResponse({"stopped": await runner_of(request).stop(room_id)})
@@ -313,7 +323,9 @@ async def _message_room(request: Request, at_least: str) -> tuple[int, int]:
 
 
 @page(SEND)
+@endpoint(answer=app.AppMessage, errors=(400, 404, 429, 503))
 async def app_regenerate(request: Request) -> Response:
+    """Answer a prompt again (a new sibling answer)"""
     user = await user_of(request)
     message_id, room_id = await _message_room(request, "participant")
     new_id = await run_in_threadpool(rooms_of(request).regenerate, message_id)
@@ -339,7 +351,9 @@ async def _announce_siblings(request: Request, room_id: int, message_id: int) ->
 
 
 @page(TAB)
+@endpoint(answer=app.Empty, errors=(404,))
 async def app_select(request: Request) -> Response:
+    """Show this one of its siblings"""
     message_id, room_id = await _message_room(request, "participant")
     await run_in_threadpool(rooms_of(request).select, message_id)
     await _announce_siblings(request, room_id, message_id)
@@ -347,7 +361,9 @@ async def app_select(request: Request) -> Response:
 
 
 @page(TAB)
+@endpoint(answer=app.Empty, errors=(404,))
 async def app_delete_message(request: Request) -> Response:
+    """Delete a message (it goes to the trash)"""
     user = await user_of(request)
     message_id, room_id = await _message_room(request, "participant")
     row = await run_in_threadpool(rooms_of(request).raw, message_id)
@@ -360,42 +376,34 @@ async def app_delete_message(request: Request) -> Response:
 
 
 @page(FEEDBACK)
-async def app_feedback(request: Request) -> Response:
+@endpoint(body=app.Feedback, answer=app.AppMessage, errors=(400, 404))
+async def app_feedback(request: Request, body: app.Feedback) -> Response:
+    """Rate an answer (with flags and a comment: detailed feedback)"""
     user = await user_of(request)
     message_id, _ = await _message_room(request, "viewer")
-    body = await json_object(request)
-    flags, comment = body.get("flags"), body.get("comment")
-    if (flags or comment) and not user.can(DETAIL_FEEDBACK):
+    if (body.flags or body.comment) and not user.can(DETAIL_FEEDBACK):
         raise PermissionDeniedError("Your account may not give detailed feedback.")
-    if flags is not None and not isinstance(flags, list):
-        raise InvalidRequestError("flags must be a list", param="flags")
-    rating = body.get("rating", 0)
-    if not isinstance(rating, int):
-        raise InvalidRequestError("rating must be 1, -1 or 0", param="rating")
     await run_in_threadpool(
         lambda: Feedbacks(rooms_of(request).db).save(
-            message_id,
-            user.id,
-            rating,
-            [str(f) for f in flags] if flags is not None else None,
-            str(comment) if comment is not None else None,
+            message_id, user.id, body.rating, body.flags, body.comment
         )
     )
     return JSONResponse(await run_in_threadpool(rooms_of(request).message, message_id, user.id))
 
 
 @page(REACT)
-async def app_translate(request: Request) -> Response:
+@endpoint(body=app.Translate, answer=app.AppMessage, errors=(400, 404, 429, 503))
+async def app_translate(request: Request, body: app.Translate) -> Response:
+    """Translate an answer (it streams into the message's translation)"""
     user = await user_of(request)
     message_id, room_id = await _message_room(request, "participant")
-    body = await json_object(request)
-    lang = str(body.get("lang") or ui_lang(request))
+    lang = body.lang or ui_lang(request)
     if lang not in LANGUAGES:
         raise InvalidRequestError(f"lang must be one of {', '.join(LANGUAGES)}", param="lang")
     row = await run_in_threadpool(rooms_of(request).raw, message_id)
     if row["role"] != "assistant" or row["status"] != "done":
         raise InvalidRequestError("Only finished answers can be translated.", param="message")
-    model = str(body.get("model") or row["model"])
+    model = body.model or str(row["model"])
     bot_id = bot_id_of(model)
     if bot_id is not None:  # a bot's answer is translated by its base model
         model, _ = await run_in_threadpool(Bots(rooms_of(request).db).for_job, bot_id, user)
@@ -405,7 +413,9 @@ async def app_translate(request: Request) -> Response:
 
 
 @page(TAB)
+@endpoint(media=SSE, events=app.ROOM_EVENTS)
 async def app_events(request: Request) -> Response:
+    """The room's live events"""
     user = await user_of(request)
     room_id = path_id(request, "room_id")
     await require(request, room_id, "viewer")

@@ -10,13 +10,14 @@ from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
 from kuwa.errors import InvalidRequestError, NotFoundError
+from kuwa.gateway.endpoint import HTML, endpoint
 from kuwa.gateway.http import JSONResponse
 from kuwa.gateway.state import state_of
 from kuwa.rooms import Sharing, Transfer
+from kuwa.schemas import app
 from kuwa.web.core import SIGNED_IN, error_page, page, render, render_markdown, web_state
 from kuwa.web.room_api import (
     TAB,
-    json_object,
     not_blinded,
     path_id,
     require,
@@ -32,22 +33,23 @@ def _sharing(request: Request) -> Sharing:
 
 
 @page(TAB)
-async def app_share(request: Request) -> Response:
+@endpoint(body=app.Share, answer=app.Room, errors=(400, 404))
+async def app_share(request: Request, body: app.Share) -> Response:
+    """Share a room with a user or a group (owner)"""
     room_id = path_id(request, "room_id")
     await require(request, room_id, "owner")
-    body = await json_object(request)
-    role = str(body.get("role", "viewer"))
+    role = body.role
     store = web_state(request).store
     user_id = group_id = None
-    if body.get("email"):
-        target = await run_in_threadpool(store.accounts.find_user, str(body["email"]))
+    if body.email:
+        target = await run_in_threadpool(store.accounts.find_user, body.email)
         if target is None:
             raise NotFoundError("There is no user with that email.", param="email")
         if target.id == (await user_of(request)).id:
             raise InvalidRequestError("You own this room already.", param="email")
         user_id = target.id
-    elif body.get("group"):
-        group = await run_in_threadpool(store.groups.get, str(body["group"]))
+    elif body.group:
+        group = await run_in_threadpool(store.groups.get, body.group)
         group_id = group.id
     else:
         raise InvalidRequestError("Name a user (email) or a group to share with.", param="email")
@@ -59,14 +61,12 @@ async def app_share(request: Request) -> Response:
 
 
 @page(TAB)
-async def app_link(request: Request) -> Response:
-    """Turn the room's read-only link on or off: ``{"enabled": bool}``."""
+@endpoint(body=app.LinkSwitch, answer=app.Room, errors=(400, 404, 409))
+async def app_link(request: Request, body: app.LinkSwitch) -> Response:
+    """Turn the room's read-only link on or off (owner)"""
     room_id = path_id(request, "room_id")
     await require(request, room_id, "owner")
-    body = await json_object(request)
-    enabled = body.get("enabled")
-    if not isinstance(enabled, bool):
-        raise InvalidRequestError("enabled must be true or false", param="enabled")
+    enabled = body.enabled
     user = await user_of(request)
     not_blinded(
         await run_in_threadpool(
@@ -78,6 +78,7 @@ async def app_link(request: Request) -> Response:
 
 
 @page(SIGNED_IN)
+@endpoint(media=HTML)
 async def shared_room(request: Request) -> Response:
     """A room opened by its read-only link: its conversation, for any signed-in user."""
     rooms = rooms_of(request)

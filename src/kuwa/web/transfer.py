@@ -19,9 +19,11 @@ from kuwa.errors import (
     PayloadTooLargeError,
     PermissionDeniedError,
 )
+from kuwa.gateway.endpoint import endpoint
 from kuwa.gateway.http import JSONResponse
 from kuwa.rooms import Transfer
 from kuwa.rooms.transfer import room_docx_bytes
+from kuwa.schemas import app
 from kuwa.web.background import enqueue_pending
 from kuwa.web.core import page, web_state
 from kuwa.web.documents import UPLOAD, import_room_files, room_files_export
@@ -45,7 +47,13 @@ EXPORT_TYPES = {
 
 
 @page(EXPORT)
+@endpoint(
+    query=app.ExportQuery,
+    media="application/json, text/tab-separated-values, " + EXPORT_TYPES["docx"][0],
+    errors=(400, 404, 409),
+)
 async def app_export(request: Request) -> Response:
+    """A room as a file: Kuwa's JSON (with its documents), TSV or Word"""
     from kuwa.rooms import formats
 
     user = await user_of(request)
@@ -85,8 +93,16 @@ async def app_export(request: Request) -> Response:
 
 
 @page(IMPORT)
+@endpoint(
+    upload=("application/json", "text/tab-separated-values", "text/plain"),
+    answer=app.Imported,
+    status=201,
+    errors=(400, 404, 413),
+)
 async def app_import(request: Request) -> Response:
-    """The request body is the file (JSON, TSV or one prompt per line)."""
+    """Import a conversation into a room; a worker answers its pending prompts
+
+    The request body is the file (Kuwa's JSON, TSV or one prompt per line)."""
     import tempfile
 
     from kuwa.rooms import formats, formats_parser
@@ -160,9 +176,16 @@ async def app_import(request: Request) -> Response:
 
 
 @page("Dashboard_read_feedbacks")
+@endpoint(
+    query=app.FeedbackQuery,
+    media="application/x-ndjson, text/csv",
+    errors=(400,),
+)
 async def app_feedback_export(request: Request) -> Response:
-    """Feedback as training data: ?format=preference|openai|dpo|csv&model=…&since=…&until=…
-    &rating=1|-1|0 (soft-deleted answers included, as Kuwa did)."""
+    """Feedback as training data (JSONL or CSV)
+
+    ?format=preference|openai|dpo|csv&model=…&since=…&until=…&rating=1|-1|0 (soft-deleted
+    answers included, as Kuwa did)."""
     from kuwa.rooms import training
 
     params = request.query_params
