@@ -139,6 +139,7 @@ class ChatService:
         self.idle_timeout = idle_timeout
         self.limits = limits
         self._known: dict[str, float] = {}
+        self._backends: dict[str, tuple[float, str]] = {}  # code -> (expires, backend)
 
     @instrument.counts_chat_starts
     async def start(
@@ -261,6 +262,19 @@ class ChatService:
                 param="model",
             )
         self._known[code] = now + KNOWN_MODEL_TTL
+
+    async def backend_of(self, code: str) -> str:
+        """The backend that the model's executors run (``""`` when unknown), cached like
+        :meth:`_check_model`'s answer: a relayed request must not cost a lookup."""
+        now = time.monotonic()
+        hit = self._backends.get(code)
+        if hit is not None and hit[0] > now:
+            return hit[1]
+        with redis_errors("looking up a model"):
+            meta = await self.registry.model_meta(code)
+        backend = str(meta.get("backend", "")) if meta else ""
+        self._backends[code] = (now + KNOWN_MODEL_TTL, backend)
+        return backend
 
     async def live_models(self) -> list[tuple[str, dict[str, object]]]:
         with redis_errors("listing models"):

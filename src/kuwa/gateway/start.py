@@ -4,11 +4,9 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 
 from kuwa.accounts import UserInfo
-from kuwa.broker.connection import redis_errors
 from kuwa.gateway.chat import ChatStream
 from kuwa.gateway.files_api import attach_files
 from kuwa.gateway.http import UPSTREAM_KEY_HEADER
@@ -62,9 +60,7 @@ async def start_chat(
 
 async def _stored_key(state: GatewayState, user: UserInfo, code: str) -> str | None:
     """The user's own key for the provider behind ``code``, when its executor uses one."""
-    with redis_errors("looking up a model"):
-        meta = await state.chat.registry.model_meta(code)
-    provider = KEYED_BACKENDS.get(str(meta.get("backend", ""))) if meta else None
+    provider = KEYED_BACKENDS.get(await state.chat.backend_of(code))
     if provider is None:
         return None
-    return await run_in_threadpool(state.store.identities.get_key, user.id, provider)
+    return await state.provider_keys.get(state.store, user.id, provider)
