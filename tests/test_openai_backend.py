@@ -395,6 +395,36 @@ async def test_connection_that_dies_mid_stream(upstream: Upstream) -> None:
     assert pieces == ["Hi there"]
 
 
+async def test_a_kept_alive_connection_closed_at_reuse_is_retried_once() -> None:
+    """The upstream closes an idle connection just as it is reused (its keep-alive timeout
+    racing the request): the request goes again on a new connection, the answer is whole."""
+    port = free_port()
+    body = delta("Hello") + delta(finish="stop") + b"data: [DONE]\n\n"
+    answer = (
+        b"HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\n"
+        + b"content-length: %d\r\n\r\n" % len(body)
+        + body
+    )
+    connections = 0
+
+    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        nonlocal connections
+        connections += 1
+        head = await reader.readuntil(b"\r\n\r\n")
+        length = int(head.lower().split(b"content-length:")[1].split(b"\r\n")[0])
+        await reader.readexactly(length)
+        writer.write(answer)  # kept alive ...
+        await writer.drain()
+        await reader.read(1)  # ... until the next request arrives, which it drops
+        writer.close()
+
+    server = await asyncio.start_server(handle, "127.0.0.1", port)
+    async with server, started(upstream_base_url=f"http://127.0.0.1:{port}/v1") as backend:
+        assert (await ask(backend))[0] == "Hello"
+        assert (await ask(backend))[0] == "Hello"
+    assert connections == 2
+
+
 async def test_timeouts(upstream: Upstream) -> None:
     async with started(**at(upstream, "slow", upstream_timeout=0.5)) as backend:
         t0 = time.monotonic()

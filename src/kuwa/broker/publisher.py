@@ -59,8 +59,12 @@ class ChunkBatcher:
         self.rounds = 0
         self.messages = 0
 
-    def publisher(self, job_id: str, *, start_seq: int = 0) -> ChunkPublisher:
-        return ChunkPublisher(self.redis, job_id, start_seq=start_seq, batcher=self)
+    def publisher(
+        self, job_id: str, *, start_seq: int = 0, reply_to: str | None = None
+    ) -> ChunkPublisher:
+        return ChunkPublisher(
+            self.redis, job_id, start_seq=start_seq, batcher=self, reply_to=reply_to
+        )
 
     def mark(self, publisher: ChunkPublisher, *, urgent: bool) -> None:
         self._dirty[publisher] = None
@@ -169,14 +173,29 @@ class ChunkBatcher:
         if not items:
             return
         transcripts: list[str] = []
-        args: list[bytes | str | int] = [self.transcript_ttl]
+        inboxes: dict[str, int] = {}  # the gateways' inbox channels in this round, numbered
+        args: list[bytes | str | int] = []
         for publisher, chunk in items:
             if chunk.seq >= self.transcript_max:
                 flag = 0
             else:
                 flag = 2 if chunk.seq == 0 or chunk.final else 1
             transcripts.append(publisher.transcript)
-            args += [publisher.channel, chunk.encode(), flag]
+            inbox = 0
+            if publisher.reply_to:
+                inbox = inboxes.setdefault(publisher.reply_to, len(inboxes) + 1)
+            args += [publisher.channel, chunk.encode(), flag, inbox]
+        args = [self.transcript_ttl, len(inboxes), *inboxes, *args]
+        if not any(chunk.seq == 0 or chunk.final for _, chunk in items):
+            # Text only (most rounds of a long answer): the script call alone, no pipeline.
+            try:
+                await self.redis.evalsha(self._script.sha, len(transcripts), *transcripts, *args)
+            except NoScriptError:  # Redis lost its scripts (a restart)
+                await self.redis.script_load(self._script.script)
+                await self.redis.evalsha(self._script.sha, len(transcripts), *transcripts, *args)
+            self.rounds += 1
+            self.messages += len(items)
+            return
         now = repr(time.time())
         queue = self.queue
         freed: dict[str, None] = {}  # queues with a job finished in this round
@@ -235,6 +254,7 @@ class ChunkPublisher:
         transcript_max: int = 20000,
         start_seq: int = 0,
         batcher: ChunkBatcher | None = None,
+        reply_to: str | None = None,
     ) -> None:
         self.batcher = batcher or ChunkBatcher(
             redis, interval=interval, transcript_ttl=transcript_ttl, transcript_max=transcript_max
@@ -242,6 +262,7 @@ class ChunkPublisher:
         self._own_batcher = batcher is None
         self.transcript = keys.job_transcript(job_id)
         self.channel = keys.job_channel(job_id)
+        self.reply_to = reply_to  # the inbox of the gateway that started the job
         self.state = keys.job_state(job_id)
         self._buffer: list[str] = []
         self._final: Chunk | None = None

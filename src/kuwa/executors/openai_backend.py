@@ -37,6 +37,7 @@ from kuwa.schemas import Job, Usage
 log = logging.getLogger(__name__)
 
 DEFAULT_TIMEOUT = 60.0
+KEEPALIVE_S = 4.0  # how long an idle upstream connection is kept for reuse
 DETAIL_MAX = 300  # characters of an upstream error message passed on to the user
 
 
@@ -74,7 +75,11 @@ class OpenAIBackend(Backend):
         # Like httpx.Timeout(timeout): connecting, and each wait for more of the answer.
         self.client = aiohttp.ClientSession(
             timeout=aiohttp.ClientTimeout(total=None, connect=timeout, sock_read=timeout),
-            connector=aiohttp.TCPConnector(limit=slots, limit_per_host=slots),
+            # Idle connections close after 4 s, before the 5 s of uvicorn (vLLM's server, Kuwa's
+            # gateway) and most servers, so a reused connection is rarely one being closed.
+            connector=aiohttp.TCPConnector(
+                limit=slots, limit_per_host=slots, keepalive_timeout=KEEPALIVE_S
+            ),
             json_serialize=lambda obj: orjson.dumps(obj).decode(),
             auto_decompress=True,
             trust_env=True,  # HTTP(S)_PROXY and NO_PROXY, as httpx honoured them
@@ -125,9 +130,7 @@ class OpenAIBackend(Backend):
         stream = _Stream(emit)
         content_type = "none"
         try:
-            async with self.client.post(
-                self.url, json=self.request_body(job), headers=headers
-            ) as response:
+            async with await self._post(self.client, self.request_body(job), headers) as response:
                 content_type = response.headers.get("content-type", "none")
                 if response.status >= 400:
                     raise self._status_error(
@@ -163,6 +166,20 @@ class OpenAIBackend(Backend):
         if stream.finish is None and not stream.done:
             raise self._fail(stream.broke_off())
         return stream.completion()
+
+    async def _post(
+        self, client: aiohttp.ClientSession, body: dict[str, Any], headers: dict[str, str]
+    ) -> aiohttp.ClientResponse:
+        """The upstream's answer, once its head has arrived. A kept-alive connection that the
+        upstream closed just as it was reused (its idle timeout racing the request) fails
+        before any answer: that request goes once more, on a new connection."""
+        try:
+            return await client.post(self.url, json=body, headers=headers)
+        except aiohttp.ClientConnectorError:
+            raise
+        except (aiohttp.ServerDisconnectedError, aiohttp.ClientOSError):
+            log.debug("openai backend (%s): a pooled connection was closed; retrying", self.host)
+            return await client.post(self.url, json=body, headers=headers)
 
     def _fail(self, message: str) -> BackendError:
         log.warning("openai backend (%s): %s", self.host, message)

@@ -230,7 +230,7 @@ class ExecutorRuntime:
     # --- one job ------------------------------------------------------------------------
     async def _run_job(self, q: QueuedJob) -> None:
         job = q.job
-        publisher = self.batcher.publisher(job.id)
+        publisher = self.batcher.publisher(job.id, reply_to=job.reply_to)
         figures = metrics.JobMetrics(q.code, self.info.backend, job.created)
         try:
             outcome = await self._generate(job, publisher.write)
@@ -309,7 +309,7 @@ class ExecutorRuntime:
 
     async def _finish_unstarted(self, q: QueuedJob) -> None:
         """A job cancelled before it started: tell its readers, then drop it."""
-        publisher = self.batcher.publisher(q.job.id)
+        publisher = self.batcher.publisher(q.job.id, reply_to=q.job.reply_to)
         try:
             await publisher.close("cancelled", finish=(q, JobStatus.CANCELLED))
         finally:

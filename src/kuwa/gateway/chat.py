@@ -155,7 +155,7 @@ class ChatService:
         check_model: bool = True,
         group: str | None = None,
     ) -> ChatStream:
-        """Subscribe to a new job's channel, then enqueue it (in that order).
+        """Register a new job's reader with the hub, then enqueue it (in that order).
 
         ``upstream_key`` is the user's own provider key for models served through the openai
         backend; it travels only in the queued job, never in logs or the job's state.
@@ -175,6 +175,7 @@ class ChatService:
             modelfile=modelfile or None,
             group=group,
             passages=request.passages,
+            reply_to=self.hub.inbox,
         )
         claimed = False
         if self.limits is not None and user_id is not None:
@@ -186,12 +187,7 @@ class ChatService:
             if claimed:
                 await self._release(job)
 
-        try:
-            with redis_errors("subscribing to a job"):
-                sub = await self.hub.subscribe(job.id)
-        except BaseException:
-            await release()
-            raise
+        sub = self.hub.own(job.id)  # before the enqueue: no chunk can come before it
         try:
             await self.queue.enqueue(job)
         except ModelUnavailableError:

@@ -41,11 +41,16 @@ class Job:
     # Passages of documents to answer from; the executor puts them into the prompt through
     # the Modelfile's PASSAGES-TEMPLATE (or the default one).
     passages: tuple[Passage, ...] = ()
+    # The inbox channel of the gateway process that started the job: executors publish its
+    # chunks there (besides the job's own channel, which followers subscribe to).
+    reply_to: str | None = None
 
     def encode(self) -> bytes:
         extra: dict[str, Any] = {}
         if self.passages:
             extra["passages"] = [p.to_dict() for p in self.passages]
+        if self.reply_to:
+            extra["reply_to"] = self.reply_to
         return orjson.dumps(
             {
                 **extra,
@@ -77,6 +82,7 @@ class Job:
             upstream_key=data.get("upstream_key"),
             group=data.get("group"),
             passages=tuple(Passage.from_dict(p) for p in data.get("passages") or ()),
+            reply_to=data.get("reply_to"),
         )
 
 
