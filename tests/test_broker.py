@@ -199,6 +199,17 @@ async def test_reader_resumes_from_a_sequence_number(redis: aioredis.Redis, hub:
     assert [c.text for c in got] == ["c", ""]
 
 
+async def test_a_buffered_answer_leaves_in_one_message(redis: aioredis.Redis) -> None:
+    """A client that does not stream waits for the whole answer: it goes as one chunk."""
+    pub = ChunkPublisher(redis, "whole", interval=0, buffered=True)
+    for word in ("one ", "two ", "three"):
+        pub.write(word)
+        await asyncio.sleep(0.005)
+    await pub.close("stop", Usage(1, 3))
+    raws = await redis.lrange(keys.job_transcript("whole"), 0, -1)
+    assert [Chunk.decode(r) for r in raws] == [Chunk(0, "one two three", "stop", Usage(1, 3))]
+
+
 async def test_transcript_is_capped_and_expires(redis: aioredis.Redis) -> None:
     pub = ChunkPublisher(redis, "cap", interval=0, transcript_ttl=100, transcript_max=3)
     for _ in range(6):

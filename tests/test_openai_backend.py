@@ -112,6 +112,20 @@ async def test_kuwa_upstream_streams_the_echo_with_usage(kuwa: Stack) -> None:
     assert (done.usage.prompt_tokens, done.usage.completion_tokens) == (n, n)
 
 
+async def test_kuwa_upstream_whole_answer_for_a_client_that_does_not_stream(kuwa: Stack) -> None:
+    """A non-streamed job asks the upstream for a non-streamed answer: one JSON object, the
+    same text and usage as the stream."""
+    async with started(**via_kuwa(kuwa)) as backend:
+        pieces: list[str] = []
+        whole = Job("chatcmpl-1", "relay", (Message("user", PROMPT),), stream=False)
+        done = await backend.generate(whole, pieces.append)
+        streamed_text, streamed = await ask(backend)
+    assert pieces == [PROMPT]  # one piece
+    assert (done.finish_reason, done.usage) == (streamed.finish_reason, streamed.usage)
+    assert streamed_text == PROMPT
+    assert done.usage.completion_tokens == len(tokenize(PROMPT))
+
+
 async def test_kuwa_upstream_max_tokens_and_stop(kuwa: Stack) -> None:
     async with started(**via_kuwa(kuwa)) as backend:
         text, done = await ask(backend, max_tokens=3)

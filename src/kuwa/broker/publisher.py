@@ -30,6 +30,7 @@ from kuwa.schemas import Chunk, JobStatus, Usage
 
 log = logging.getLogger(__name__)
 LATENCY_SAMPLES = 1000  # latest jobs per model kept for TTFT/TPOT percentiles
+BUFFER_FLUSH_S = 5.0  # a buffered (non-streamed) job's text leaves at least this often
 _PUBLISH = resources.files("kuwa.broker").joinpath("publish.lua").read_text()
 
 
@@ -60,10 +61,20 @@ class ChunkBatcher:
         self.messages = 0
 
     def publisher(
-        self, job_id: str, *, start_seq: int = 0, reply_to: str | None = None
+        self,
+        job_id: str,
+        *,
+        start_seq: int = 0,
+        reply_to: str | None = None,
+        buffered: bool = False,
     ) -> ChunkPublisher:
         return ChunkPublisher(
-            self.redis, job_id, start_seq=start_seq, batcher=self, reply_to=reply_to
+            self.redis,
+            job_id,
+            start_seq=start_seq,
+            batcher=self,
+            reply_to=reply_to,
+            buffered=buffered,
         )
 
     def mark(self, publisher: ChunkPublisher, *, urgent: bool) -> None:
@@ -214,7 +225,9 @@ class ChunkBatcher:
                     pipe.hset(publisher.state, mapping={"status": status.value, "finished": now})
                     if q.job.user_id is not None:  # its gateway may have died holding the claim
                         pipe.zrem(keys.user_jobs(str(q.job.user_id)), q.job.id)
-                    self._record(pipe, q, status, chunk, float(now), publisher.first_at)
+                    # A buffered answer's first chunk is the whole answer: no TTFT to record.
+                    first = None if publisher.buffered else publisher.first_at
+                    self._record(pipe, q, status, chunk, float(now), first)
                     freed[q.code] = None
             if queue is None:
                 freed.clear()
@@ -255,6 +268,7 @@ class ChunkPublisher:
         start_seq: int = 0,
         batcher: ChunkBatcher | None = None,
         reply_to: str | None = None,
+        buffered: bool = False,
     ) -> None:
         self.batcher = batcher or ChunkBatcher(
             redis, interval=interval, transcript_ttl=transcript_ttl, transcript_max=transcript_max
@@ -263,6 +277,10 @@ class ChunkPublisher:
         self.transcript = keys.job_transcript(job_id)
         self.channel = keys.job_channel(job_id)
         self.reply_to = reply_to  # the inbox of the gateway that started the job
+        # Buffered (the client waits for the whole answer): text leaves with the final chunk,
+        # or after BUFFER_FLUSH_S, so a long answer still shows its reader it is alive.
+        self.buffered = buffered
+        self._flushed_at = time.monotonic()
         self.state = keys.job_state(job_id)
         self._buffer: list[str] = []
         self._final: Chunk | None = None
@@ -282,6 +300,11 @@ class ChunkPublisher:
         if text and self._final is None:
             self._buffer.append(text)
             self.chars += len(text)
+            if self.buffered:
+                now = time.monotonic()
+                if now - self._flushed_at < BUFFER_FLUSH_S:
+                    return
+                self._flushed_at = now
             # The job's first text is urgent (TTFT), even while an earlier round is in flight.
             first = self._seq == 0 and not self._taken
             self.batcher.mark(self, urgent=first and len(self._buffer) == 1)

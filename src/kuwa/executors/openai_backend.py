@@ -101,9 +101,10 @@ class OpenAIBackend(Backend):
         body: dict[str, Any] = {
             "model": self.model,
             "messages": [m.to_dict() for m in job.messages],
-            "stream": True,
-            "stream_options": {"include_usage": True},
+            "stream": job.stream,
         }
+        if job.stream:
+            body["stream_options"] = {"include_usage": True}
         p = job.params
         for name in (
             "temperature",
@@ -124,7 +125,10 @@ class OpenAIBackend(Backend):
         if self.client is None:
             raise BackendError("the openai backend was not started")
         key = self._api_key_for(job)
-        headers = {"Accept": "text/event-stream", "Cache-Control": "no-store"}
+        # A client that waits for the whole answer gets it from the upstream in one piece:
+        # one JSON object to read instead of an event per token.
+        headers = {"Accept": "text/event-stream" if job.stream else "application/json"}
+        headers["Cache-Control"] = "no-store"
         if key:
             headers["Authorization"] = f"Bearer {key}"
         stream = _Stream(emit)
@@ -136,6 +140,12 @@ class OpenAIBackend(Backend):
                     raise self._status_error(
                         response.status, await response.read(), response.headers, key
                     )
+                if not job.stream:
+                    try:
+                        stream.whole(await response.read(), key)
+                    except BackendError as exc:
+                        raise self._fail(str(exc)) from None
+                    return stream.completion()
                 source = EventSource(cast(httpx.Response, _Body(response)))
                 async with contextlib.aclosing(source.aiter_sse()) as events:
                     async for event in events:
@@ -268,6 +278,33 @@ class _Stream:
                 self.deltas += 1
             if choice.get("finish_reason"):
                 self.finish = "length" if choice["finish_reason"] == "length" else "stop"
+
+    def whole(self, raw: bytes, key: str | None) -> None:
+        """A non-streamed answer: one ``chat.completion`` object."""
+        try:
+            data = orjson.loads(raw)
+        except orjson.JSONDecodeError:
+            text = _redact(raw[:80].decode(errors="replace"), key)
+            raise BackendError(f"the upstream sent an answer that is not JSON: {text!r}") from None
+        if not isinstance(data, dict) or "error" in data:
+            detail = _redact(_error_message(data), key)
+            raise BackendError(detail or "the upstream failed (no details given)")
+        usage = data.get("usage")
+        if isinstance(usage, dict):
+            self.usage = Usage(
+                int(usage.get("prompt_tokens") or 0), int(usage.get("completion_tokens") or 0)
+            )
+        for choice in data.get("choices") or ():
+            if not isinstance(choice, dict):
+                continue
+            content = (choice.get("message") or {}).get("content")
+            if isinstance(content, str) and content:
+                self.emit(content)
+                self.chars += len(content)
+                self.deltas += 1
+            if choice.get("finish_reason"):
+                self.finish = "length" if choice["finish_reason"] == "length" else "stop"
+        self.done = True
 
     def broke_off(self) -> str:
         return f"the upstream stream broke off after {self.chars} characters"

@@ -230,7 +230,7 @@ class ExecutorRuntime:
     # --- one job ------------------------------------------------------------------------
     async def _run_job(self, q: QueuedJob) -> None:
         job = q.job
-        publisher = self.batcher.publisher(job.id, reply_to=job.reply_to)
+        publisher = self.batcher.publisher(job.id, reply_to=job.reply_to, buffered=not job.stream)
         figures = metrics.JobMetrics(q.code, self.info.backend, job.created)
         try:
             outcome = await self._generate(job, publisher.write)

@@ -176,6 +176,7 @@ class ChatService:
             group=group,
             passages=request.passages,
             reply_to=self.hub.inbox,
+            stream=request.stream,
         )
         claimed = False
         if self.limits is not None and user_id is not None:

@@ -44,6 +44,9 @@ class Job:
     # The inbox channel of the gateway process that started the job: executors publish its
     # chunks there (besides the job's own channel, which followers subscribe to).
     reply_to: str | None = None
+    # False: the client wants the whole answer at once (a non-streamed API call), so the
+    # executor may send it in one piece and ask an upstream for it in one piece.
+    stream: bool = True
 
     def encode(self) -> bytes:
         extra: dict[str, Any] = {}
@@ -51,6 +54,8 @@ class Job:
             extra["passages"] = [p.to_dict() for p in self.passages]
         if self.reply_to:
             extra["reply_to"] = self.reply_to
+        if not self.stream:
+            extra["stream"] = False
         return orjson.dumps(
             {
                 **extra,
@@ -83,6 +88,7 @@ class Job:
             group=data.get("group"),
             passages=tuple(Passage.from_dict(p) for p in data.get("passages") or ()),
             reply_to=data.get("reply_to"),
+            stream=data.get("stream", True) is not False,
         )
 
 
