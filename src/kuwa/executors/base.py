@@ -20,6 +20,16 @@ class Completion:
     usage: Usage
 
 
+@dataclass(frozen=True, slots=True)
+class Embeddings:
+    """The vectors of an embedding job's texts: ``rows`` is one vector per text, in order,
+    as little-endian float32 (``numpy.ndarray.astype("<f4").tobytes()``); ``tokens`` the
+    tokens read."""
+
+    rows: bytes
+    tokens: int
+
+
 class BackendError(Exception):
     """The backend could not produce an answer; the message is shown to the user.
 
@@ -33,6 +43,13 @@ class PromptError(BackendError):
     the request's fault, so the API answers 400, not a model failure."""
 
     code: ClassVar[str] = InvalidRequestError.code
+
+
+class WrongModelTypeError(BackendError):
+    """The job asks what this model cannot do: a chat of an embedding model, embeddings of a
+    chat model. The request's fault (400, ``param`` ``model``)."""
+
+    code: ClassVar[str] = "wrong_model_type"
 
 
 class PromptTooLongError(PromptError):
@@ -71,3 +88,10 @@ class Backend(abc.ABC):
 
     @abc.abstractmethod
     async def generate(self, job: Job, emit: Emit) -> Completion: ...
+
+    async def embed(self, texts: Sequence[str]) -> Embeddings:
+        """The texts' vectors, for an embedding job. Only embedding backends make them."""
+        raise WrongModelTypeError(
+            "This model is a chat model: it makes no embeddings. Ask an embedding model (one "
+            "served with --backend embeddings)."
+        )

@@ -11,6 +11,13 @@ import orjson
 from kuwa.schemas.chat import GenerationParams, Message, Passage
 
 
+class JobKind(enum.StrEnum):
+    """What a job asks of its executor: an answer to a chat, or the embeddings of texts."""
+
+    CHAT = "chat"
+    EMBED = "embed"
+
+
 class JobStatus(enum.StrEnum):
     """The same lowercase values in Redis, the database and JSON."""
 
@@ -41,11 +48,23 @@ class Job:
     # Passages of documents to answer from; the executor puts them into the prompt through
     # the Modelfile's PASSAGES-TEMPLATE (or the default one).
     passages: tuple[Passage, ...] = ()
+    # The language of the person asking (a BCP 47 tag such as "zh-TW"), when known: the
+    # default PASSAGES-TEMPLATE speaks it.
+    language: str | None = None
+    # An embedding job (kind "embed") has no messages: its texts are ``inputs``, and its
+    # answer is their vectors (:mod:`kuwa.schemas.embedding`).
+    kind: JobKind = JobKind.CHAT
+    inputs: tuple[str, ...] = ()
 
     def encode(self) -> bytes:
         extra: dict[str, Any] = {}
         if self.passages:
             extra["passages"] = [p.to_dict() for p in self.passages]
+        if self.language:
+            extra["language"] = self.language
+        if self.kind != JobKind.CHAT:
+            extra["kind"] = self.kind.value
+            extra["inputs"] = list(self.inputs)
         return orjson.dumps(
             {
                 **extra,
@@ -77,6 +96,9 @@ class Job:
             upstream_key=data.get("upstream_key"),
             group=data.get("group"),
             passages=tuple(Passage.from_dict(p) for p in data.get("passages") or ()),
+            language=data.get("language"),
+            kind=JobKind(data.get("kind", JobKind.CHAT.value)),
+            inputs=tuple(data.get("inputs") or ()),
         )
 
 

@@ -332,7 +332,7 @@ async def app_send(request: Request) -> Response:
     await runner.publish(room_id, {"type": "message", "id": prompt_id})
     for answer_id, code in zip(answer_ids, models, strict=True):
         await runner.publish(room_id, {"type": "message", "id": answer_id})
-        await runner.answer(user, room_id, answer_id, code)
+        await runner.answer(user, room_id, answer_id, code, ui_lang(request))
     rooms = _rooms(request)
     prompt = await run_in_threadpool(rooms.message, prompt_id, user.id)
     answers = [await run_in_threadpool(rooms.message, a, user.id) for a in answer_ids]
@@ -360,7 +360,7 @@ async def app_regenerate(request: Request) -> Response:
     new_id = await run_in_threadpool(_rooms(request).regenerate, message_id)
     row = await run_in_threadpool(_rooms(request).raw, new_id)
     await _announce_siblings(request, room_id, new_id)
-    await _runner(request).answer(user, room_id, new_id, str(row["model"]))
+    await _runner(request).answer(user, room_id, new_id, str(row["model"]), ui_lang(request))
     return JSONResponse(await run_in_threadpool(_rooms(request).message, new_id, user.id))
 
 
