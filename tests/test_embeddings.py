@@ -21,7 +21,7 @@ import torch
 
 from kuwa import keys
 from kuwa.executors import load_backend
-from kuwa.executors.base import WrongModelTypeError
+from kuwa.executors.base import UnservedJobError
 from kuwa.executors.embeddings_backend import EmbeddingsBackend, pooling_of
 from kuwa.schemas import Job, Message, SchemaError, parse_embedding_request
 from kuwa.schemas.embedding import embedding_job, pack_vectors, unpack_vectors
@@ -120,7 +120,7 @@ async def test_vectors_are_unit_length_deterministic_and_independent_of_the_batc
 async def test_a_chat_sent_to_it_is_refused() -> None:
     b = EmbeddingsBackend(Settings(), None)
     job = Job(id="chatcmpl-x", model=CODE, messages=(Message("user", "hi"),))
-    with pytest.raises(WrongModelTypeError):
+    with pytest.raises(UnservedJobError):
         await b.generate(job, lambda text: None)
 
 
@@ -319,3 +319,23 @@ def _owner_id(stack: Stack) -> int:
         user = store.accounts.find_user("tester@example.com")
         assert user is not None
         return user.id
+
+
+@pytest.mark.slow
+def test_the_chat_page_leaves_embedding_models_out_and_the_api_lists_them(stack: Stack) -> None:
+    from tests.web import Browser
+
+    listed = httpx.get(
+        stack.base_url + "/v1/models", headers={"authorization": f"Bearer {stack.token}"}
+    ).json()
+    assert {CODE, "hist"} <= {m["id"] for m in listed["data"]}
+    with Browser(stack.base_url, headers={"accept": "application/json"}) as b:
+        assert b.login("tester@example.com").status_code == 303
+        codes = [m["code"] for m in b.get("/app/models").json()["models"]]
+    assert "hist" in codes and CODE not in codes
+    redis = stack.redis.client()
+    try:
+        meta = redis.hget(keys.MODELS, CODE)
+    finally:
+        redis.close()
+    assert meta is not None and b'"kinds":["embed"]' in meta

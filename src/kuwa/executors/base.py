@@ -7,8 +7,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import ClassVar
 
-from kuwa.errors import ContextLengthError, InvalidRequestError
-from kuwa.schemas import Job, Message, Usage
+from kuwa.errors import ContextLengthError, InvalidRequestError, WrongModelTypeError
+from kuwa.schemas import Job, JobKind, Message, Usage
 from kuwa.settings import Settings
 
 Emit = Callable[[str], None]
@@ -45,11 +45,11 @@ class PromptError(BackendError):
     code: ClassVar[str] = InvalidRequestError.code
 
 
-class WrongModelTypeError(BackendError):
+class UnservedJobError(BackendError):
     """The job asks what this model cannot do: a chat of an embedding model, embeddings of a
-    chat model. The request's fault (400, ``param`` ``model``)."""
+    chat model. The request's fault (400 ``wrong_model_type``, ``param`` ``model``)."""
 
-    code: ClassVar[str] = "wrong_model_type"
+    code: ClassVar[str] = WrongModelTypeError.code
 
 
 class PromptTooLongError(PromptError):
@@ -86,12 +86,17 @@ class Backend(abc.ABC):
         """Engine figures for the heartbeat (e.g. requests the engine is running)."""
         return {}
 
+    def job_kinds(self) -> tuple[str, ...]:
+        """The kinds of job it serves (announced with its heartbeat, so the chat page can
+        leave out models that do not chat)."""
+        return (JobKind.CHAT.value,)
+
     @abc.abstractmethod
     async def generate(self, job: Job, emit: Emit) -> Completion: ...
 
     async def embed(self, texts: Sequence[str]) -> Embeddings:
         """The texts' vectors, for an embedding job. Only embedding backends make them."""
-        raise WrongModelTypeError(
+        raise UnservedJobError(
             "This model is a chat model: it makes no embeddings. Ask an embedding model (one "
             "served with --backend embeddings)."
         )

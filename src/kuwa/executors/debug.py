@@ -27,10 +27,10 @@ from kuwa.executors.base import (
     Completion,
     Embeddings,
     Emit,
-    WrongModelTypeError,
+    UnservedJobError,
 )
 from kuwa.executors.stops import held_back, stop_index
-from kuwa.schemas import Job, Message, Usage
+from kuwa.schemas import Job, JobKind, Message, Usage
 from kuwa.schemas.embedding import pack_floats
 
 _TOKEN = re.compile(r"\s*[A-Za-z0-9_']+|\s*[^\sA-Za-z0-9_']|\s+", re.DOTALL)
@@ -63,6 +63,10 @@ class DebugBackend(Backend):
     def count_tokens(self, messages: Sequence[Message]) -> int:
         return sum(len(tokenize(m.content)) for m in messages)
 
+    def job_kinds(self) -> tuple[str, ...]:
+        embeds = self.settings.debug_transform == EMBED
+        return (JobKind.EMBED.value,) if embeds else (JobKind.CHAT.value,)
+
     async def embed(self, texts: Sequence[str]) -> Embeddings:
         if self.settings.debug_transform != EMBED:
             return await super().embed(texts)
@@ -71,7 +75,7 @@ class DebugBackend(Backend):
 
     async def generate(self, job: Job, emit: Emit) -> Completion:
         if self.settings.debug_transform == EMBED:
-            raise WrongModelTypeError(
+            raise UnservedJobError(
                 "This model makes embeddings (POST /v1/embeddings); it cannot chat."
             )
         prompt = next((m.content for m in reversed(job.messages) if m.role == "user"), "")

@@ -36,10 +36,10 @@ from kuwa.executors.base import (
     Completion,
     Embeddings,
     Emit,
-    WrongModelTypeError,
+    UnservedJobError,
 )
 from kuwa.executors.transformers_backend import torch_dtype
-from kuwa.schemas import Job
+from kuwa.schemas import Job, JobKind
 
 log = logging.getLogger(__name__)
 
@@ -146,10 +146,11 @@ class EmbeddingsBackend(Backend):
             return {}
         return {"running": min(self._in_flight, 1), "waiting": max(self._in_flight - 1, 0)}
 
+    def job_kinds(self) -> tuple[str, ...]:
+        return (JobKind.EMBED.value,)
+
     async def generate(self, job: Job, emit: Emit) -> Completion:
-        raise WrongModelTypeError(
-            "This model makes embeddings (POST /v1/embeddings); it cannot chat."
-        )
+        raise UnservedJobError("This model makes embeddings (POST /v1/embeddings); it cannot chat.")
 
     async def embed(self, texts: Sequence[str]) -> Embeddings:
         cancel = threading.Event()

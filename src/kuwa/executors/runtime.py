@@ -79,6 +79,7 @@ class ExecutorRuntime:
             host=socket.gethostname(),
             pid=os.getpid(),
             slots=settings.max_concurrency,
+            kinds=backend.job_kinds(),
         )
         self.batcher = ChunkBatcher(
             redis,

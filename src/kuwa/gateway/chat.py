@@ -24,12 +24,12 @@ from kuwa.errors import (
     ModelNotFoundError,
     ModelUnavailableError,
     NotFoundError,
+    WrongModelTypeError,
 )
 from kuwa.gateway import instrument
-from kuwa.schemas import ChatRequest, Chunk, Job, Usage
+from kuwa.schemas import ChatRequest, Chunk, Job, JobKind, Usage
 
 KNOWN_MODEL_TTL = 5.0
-WRONG_MODEL_TYPE = "wrong_model_type"  # the executors' WrongModelTypeError.code
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,8 +51,8 @@ def error_of(chunk: Chunk) -> KuwaError:
     message = error.get("message", "The model failed.")
     if error.get("code") == "blocked":
         return ContentBlockedError(message)
-    if error.get("code") == WRONG_MODEL_TYPE:  # a chat to an embedding model, or the reverse
-        return InvalidRequestError(message, param="model", code=WRONG_MODEL_TYPE)
+    if error.get("code") == WrongModelTypeError.code:  # a chat to an embedding model, or back
+        return WrongModelTypeError(message, param="model")
     refused = _REFUSED.get(error.get("code", ""))
     if refused is not None:  # the executor could not make a prompt of the messages
         return refused(message, param="messages")
@@ -277,8 +277,21 @@ class ChatService:
             )
         self._known[code] = now + KNOWN_MODEL_TTL
 
-    async def live_models(self) -> list[tuple[str, dict[str, object]]]:
+    async def live_models(self, kind: JobKind | None = None) -> list[tuple[str, dict[str, object]]]:
+        """Access codes with a live executor, and what it says about them; with ``kind``, only
+        those that serve that kind of job (chat models, or embedding models)."""
         with redis_errors("listing models"):
             known = await self.registry.known_models()
             counts = await self.registry.live_counts(sorted(known))
-        return [(code, known[code]) for code, n in counts.items() if n > 0]
+        return [
+            (code, known[code])
+            for code, n in counts.items()
+            if n > 0 and (kind is None or serves(known[code], kind))
+        ]
+
+
+def serves(meta: dict[str, object], kind: JobKind) -> bool:
+    """Does the model its registry entry ``meta`` describes serve this kind of job? (Executors
+    from before job kinds say nothing: they chat.)"""
+    kinds = meta.get("kinds")
+    return kind.value in (kinds if isinstance(kinds, list) else [JobKind.CHAT.value])

@@ -43,6 +43,7 @@ from kuwa.errors import (
     QueueFullError,
     QuotaExceededError,
     RateLimitError,
+    WrongModelTypeError,
     error_body,
 )
 from kuwa.gateway.openapi_app import app_paths, app_schemas
@@ -91,7 +92,7 @@ ERRORS: tuple[ErrorCase, ...] = (
         "'temperature' must be between 0 and 2.",
     ),
     ErrorCase(
-        InvalidRequestError,
+        WrongModelTypeError,
         "wrong_model_type",
         "a chat sent to an embedding model, or embeddings asked of a chat model (`param`: `model`)",
         "This model makes embeddings (POST /v1/embeddings); it cannot chat.",
