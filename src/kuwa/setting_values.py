@@ -10,6 +10,8 @@ import typing
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from kuwa.keys import valid_access_code
+
 if TYPE_CHECKING:
     from kuwa.settings import Settings
 
@@ -86,6 +88,11 @@ def check(s: Settings) -> None:
         raise SettingsError("files_user_quota_bytes and files_user_quota_files must be >= 0")
     if s.files_extract_timeout <= 0 or s.embedding_timeout <= 0:
         raise SettingsError("files_extract_timeout and embedding_timeout must be > 0")
+    if s.embedding_model and not s.embedding_url and not valid_access_code(s.embedding_model):
+        raise SettingsError(
+            "embedding_model (without embedding_url) must be the access code of an embedding "
+            f"model Kuwa serves, not {s.embedding_model!r}"
+        )
     if s.heartbeat_ttl <= 0 or s.coalesce_ms < 0 or s.debug_delay < 0:
         raise SettingsError("heartbeat_ttl must be > 0; coalesce_ms, debug_delay >= 0")
     if s.smtp_security not in {"starttls", "ssl", "none"}:

@@ -20,7 +20,16 @@ from kuwa.accounts import Store, close_database, open_database
 from kuwa.broker import Hub, JobQueue, Registry, connect
 from kuwa.broker.limits import UserLimits
 from kuwa.errors import BrokerError, KuwaError
-from kuwa.gateway import files_api, instrument, jobs_api, kuwa_api, metrics, openai_api, openapi
+from kuwa.gateway import (
+    embeddings_api,
+    files_api,
+    instrument,
+    jobs_api,
+    kuwa_api,
+    metrics,
+    openai_api,
+    openapi,
+)
 from kuwa.gateway.auth import TokenAuth
 from kuwa.gateway.chat import ChatService
 from kuwa.gateway.http import (
@@ -113,6 +122,7 @@ def create_app(settings: Settings) -> Starlette:
         Route("/v1.0/chat/completions", kuwa_api.chat_completions, methods=["POST"]),
         Route("/v1/chat/completions", openai_api.chat_completions, methods=["POST"]),
         Route("/v1/models", openai_api.list_models, methods=["GET"]),
+        Route("/v1/embeddings", embeddings_api.create_embeddings, methods=["POST"]),
         Route("/v1/files", files_api.create_file, methods=["POST"]),
         Route("/v1/files", files_api.list_files, methods=["GET"]),
         Route("/v1/files/{file_id}", files_api.get_file, methods=["GET"]),

@@ -4,6 +4,11 @@ Every streamed event carries exactly one character (the seed's Python client pri
 ``content[-1]``), JSON is ASCII-escaped like the original PHP server's (so a client that
 decodes each network read on its own never splits a multi-byte character), and the stream
 ends with ``event: close``.
+
+A request that names ``files`` (Kuwa's addition; the seed's clients never send it) gets the
+passages its model was given as ``citations``: a top-level key of the JSON answer, or of
+the stream's first event. No event is added for them: the seed's Python client reads
+``content[-1]`` of every ``data:`` event, so an event without a character would break it.
 """
 
 from __future__ import annotations
@@ -43,22 +48,23 @@ async def chat_completions(request: Request) -> Response:
         answer = await unless_disconnected(request, stream.collect())
     finally:
         await stream.close()
-    return JSONResponse(
-        {
-            "choices": [
-                {
-                    "index": 0,
-                    "message": {"content": answer.text, "role": "assistant"},
-                    "finish_reason": answer.finish_reason,
-                }
-            ],
-            "created": stream.created,
-            "id": stream.id,
-            "model": chat.model,
-            "object": "chat.completion",
-            "usage": answer.usage.to_openai(),
-        }
-    )
+    body = {
+        "choices": [
+            {
+                "index": 0,
+                "message": {"content": answer.text, "role": "assistant"},
+                "finish_reason": answer.finish_reason,
+            }
+        ],
+        "created": stream.created,
+        "id": stream.id,
+        "model": chat.model,
+        "object": "chat.completion",
+        "usage": answer.usage.to_openai(),
+    }
+    if stream.citations:
+        body["citations"] = stream.citations
+    return JSONResponse(body)
 
 
 async def _events(stream: ChatStream, chat: ChatRequest) -> AsyncIterator[bytes]:
@@ -67,10 +73,17 @@ async def _events(stream: ChatStream, chat: ChatRequest) -> AsyncIterator[bytes]
         f',"role":"assistant"}}}}],"created":{stream.created},"id":"{stream.id}",'
         f'"model":{json.dumps(chat.model)},"object":"chat.completion","usage":[]}}\n\n'
     ).encode()
+    # With files, the first event also carries the citations (a key the seed's clients never
+    # read; they never send files either): the event ends "citations":[...]} instead of }.
+    cited = b',"citations":' + json.dumps(stream.citations).encode() if stream.citations else b""
     try:
         async for chunk in stream.chunks():
             if chunk.text:
-                yield b"".join(head + json.dumps(ch).encode() + tail for ch in chunk.text)
+                events = [head + json.dumps(ch).encode() + tail for ch in chunk.text]
+                if cited:
+                    events[0] = events[0][:-3] + cited + b"}\n\n"
+                    cited = b""
+                yield b"".join(events)
     except KuwaError as exc:
         yield b"data: " + json.dumps(exc.body()).encode() + b"\n\n"
     finally:

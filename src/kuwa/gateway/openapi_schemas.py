@@ -297,7 +297,13 @@ def schemas() -> dict[str, Schema]:
                 **common,
                 "object": {"const": "chat.completion"},
                 "usage": {"type": "array", "maxItems": 0, "description": "Always `[]`."},
+                "citations": {
+                    **CITATIONS,
+                    "description": "With files: on the first event only (Kuwa's addition; "
+                    "the guide's clients never send files, and their events are unchanged).",
+                },
             },
+            ["choices", "created", "id", "model", "object", "usage"],
             description="One event of a v1.0 stream, as the Multi-Chat 1.0 guide shows it.",
         ),
         "KuwaChatCompletion": obj(
@@ -319,7 +325,9 @@ def schemas() -> dict[str, Schema]:
                 **common,
                 "object": {"const": "chat.completion"},
                 "usage": ref("Usage"),
-            }
+                "citations": CITATIONS,
+            },
+            ["choices", "created", "id", "model", "object", "usage"],
         ),
         "Model": obj(
             {

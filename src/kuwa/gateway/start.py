@@ -9,7 +9,7 @@ from starlette.requests import Request
 from kuwa.accounts import UserInfo
 from kuwa.gateway.chat import ChatStream
 from kuwa.gateway.files_api import attach_files
-from kuwa.gateway.http import UPSTREAM_KEY_HEADER
+from kuwa.gateway.http import UPSTREAM_KEY_HEADER, request_language
 from kuwa.gateway.models import require_api_access
 from kuwa.gateway.state import GatewayState
 from kuwa.schemas import ChatRequest
@@ -22,9 +22,12 @@ async def start_api_chat(
     state: GatewayState, request: Request, chat: ChatRequest, user: UserInfo
 ) -> ChatStream:
     """A chat started through the API (``/v1``, ``/v1.0``); with files, the stream's
-    ``citations`` are the passages its model was given."""
+    ``citations`` are the passages its model was given (the default template in the
+    language ``Accept-Language`` names first)."""
     require_api_access(user)
     chat, citations = await attach_files(state, chat, user)
+    if chat.passages:
+        chat = replace(chat, language=request_language(request))
     stream = await start_chat(state, chat, user, request.headers.get(UPSTREAM_KEY_HEADER))
     stream.citations = citations
     return stream

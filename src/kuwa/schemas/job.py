@@ -11,6 +11,13 @@ import orjson
 from kuwa.schemas.chat import GenerationParams, Message, Passage
 
 
+class JobKind(enum.StrEnum):
+    """What a job asks of its executor: an answer to a chat, or the embeddings of texts."""
+
+    CHAT = "chat"
+    EMBED = "embed"
+
+
 class JobStatus(enum.StrEnum):
     """The same lowercase values in Redis, the database and JSON."""
 
@@ -47,6 +54,13 @@ class Job:
     # False: the client wants the whole answer at once (a non-streamed API call), so the
     # executor may send it in one piece and ask an upstream for it in one piece.
     stream: bool = True
+    # The language of the person asking (a BCP 47 tag such as "zh-TW"), when known: the
+    # default PASSAGES-TEMPLATE speaks it.
+    language: str | None = None
+    # An embedding job (kind "embed") has no messages: its texts are ``inputs``, and its
+    # answer is their vectors (:mod:`kuwa.schemas.embedding`).
+    kind: JobKind = JobKind.CHAT
+    inputs: tuple[str, ...] = ()
 
     def encode(self) -> bytes:
         extra: dict[str, Any] = {}
@@ -56,6 +70,11 @@ class Job:
             extra["reply_to"] = self.reply_to
         if not self.stream:
             extra["stream"] = False
+        if self.language:
+            extra["language"] = self.language
+        if self.kind != JobKind.CHAT:
+            extra["kind"] = self.kind.value
+            extra["inputs"] = list(self.inputs)
         return orjson.dumps(
             {
                 **extra,
@@ -89,6 +108,9 @@ class Job:
             passages=tuple(Passage.from_dict(p) for p in data.get("passages") or ()),
             reply_to=data.get("reply_to"),
             stream=data.get("stream", True) is not False,
+            language=data.get("language"),
+            kind=JobKind(data.get("kind", JobKind.CHAT.value)),
+            inputs=tuple(data.get("inputs") or ()),
         )
 
 

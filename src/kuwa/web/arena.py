@@ -17,6 +17,7 @@ from kuwa.errors import InvalidRequestError
 from kuwa.gateway.http import JSONResponse, read_json
 from kuwa.gateway.state import state_of
 from kuwa.rooms.arena import Arena, draw_pair, round_pool
+from kuwa.schemas import JobKind
 from kuwa.web.core import current_user, page, web_state
 
 _rng = random.SystemRandom()
@@ -39,7 +40,7 @@ async def start_round(request: Request) -> Response:
     assert user is not None
     gateway = state_of(request)
     config = await run_in_threadpool(web_state(request).store.system.load)
-    live = [code for code, _ in await gateway.chat.live_models()]
+    live = [code for code, _ in await gateway.chat.live_models(JobKind.CHAT)]
     usable = [m.access_code for m in await gateway.models.usable(user, live)]
     pool = round_pool(config.arena_pool, usable)
     pair = draw_pair(pool, _rng)

@@ -19,11 +19,13 @@ from kuwa.errors import (
     InvalidRequestError,
     PermissionDeniedError,
 )
+from kuwa.gateway.chat import serves
 from kuwa.gateway.http import JSONResponse, read_json
 from kuwa.gateway.sse import SSEResponse
 from kuwa.gateway.state import state_of
 from kuwa.rooms import Feedbacks, Rooms
 from kuwa.rooms.model_settings import check_settings
+from kuwa.schemas import JobKind
 from kuwa.web.arena import blind_mode
 from kuwa.web.core import (
     current_user,
@@ -176,9 +178,12 @@ async def room_page(request: Request) -> Response:
 async def app_models(request: Request) -> Response:
     user = await _user(request)
     gateway = state_of(request)
-    live = {code for code, _ in await gateway.chat.live_models()}
+    served = await gateway.chat.live_models()
+    live = {code for code, _ in served}
     await gateway.models.usable(user, sorted(live))  # registers served codes on first sight
     catalog = await gateway.models.models()
+    # Embedding models (their executors serve no chats) are for /v1/embeddings and documents.
+    no_chat = {code for code, meta in served if not serves(meta, JobKind.CHAT)}
     models = [
         {
             "code": m.access_code,
@@ -190,7 +195,9 @@ async def app_models(request: Request) -> Response:
             "live": m.access_code in live,
         }
         for m in sorted(catalog.values(), key=lambda m: (m.order, m.name))
-        if m.enabled and gateway.models.allowed(user, m.access_code)
+        if m.enabled
+        and gateway.models.allowed(user, m.access_code)
+        and m.access_code not in no_chat
     ]
     usable = {m["code"] for m in models}
     bots = [
@@ -332,7 +339,7 @@ async def app_send(request: Request) -> Response:
     await runner.publish(room_id, {"type": "message", "id": prompt_id})
     for answer_id, code in zip(answer_ids, models, strict=True):
         await runner.publish(room_id, {"type": "message", "id": answer_id})
-        await runner.answer(user, room_id, answer_id, code)
+        await runner.answer(user, room_id, answer_id, code, ui_lang(request))
     rooms = _rooms(request)
     prompt = await run_in_threadpool(rooms.message, prompt_id, user.id)
     answers = [await run_in_threadpool(rooms.message, a, user.id) for a in answer_ids]
@@ -360,7 +367,7 @@ async def app_regenerate(request: Request) -> Response:
     new_id = await run_in_threadpool(_rooms(request).regenerate, message_id)
     row = await run_in_threadpool(_rooms(request).raw, new_id)
     await _announce_siblings(request, room_id, new_id)
-    await _runner(request).answer(user, room_id, new_id, str(row["model"]))
+    await _runner(request).answer(user, room_id, new_id, str(row["model"]), ui_lang(request))
     return JSONResponse(await run_in_threadpool(_rooms(request).message, new_id, user.id))
 
 
