@@ -2,6 +2,7 @@
 are ranked for a prompt with 10,000 passages (target: p99 at most 50 ms).
 
     python bench/documents_bench.py [--pages 1000] [--passages 10000] [--queries 1000]
+                                    [--embedding-queries 300]
 
 Indexing runs what the worker runs (the sandboxed child that reads the PDF, cutting into
 passages, the BM25 index) on a PDF built here with fpdf2. Ranking runs ``retrieve`` — the
@@ -9,6 +10,11 @@ indexes of the room's documents (cached after the first prompt), BM25, the passa
 from SQLite — over ten documents of synthetic English and Traditional Chinese passages, with
 two- to eight-word prompts drawn from the same vocabulary; "cold" is the first prompt after a
 gateway starts (indexes read from the database).
+
+With an embedding model Kuwa serves (``KUWA_EMBEDDING_MODEL``), each prompt is also embedded
+by an embedding job through Redis: a private redis-server and a debug embedding executor
+(``--debug-transform embed``, whose model takes microseconds) show what that round trip costs
+beside the model's own time, measured side by side.
 """
 
 from __future__ import annotations
@@ -16,7 +22,10 @@ from __future__ import annotations
 import argparse
 import os
 import random
+import shutil
+import socket
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -179,13 +188,88 @@ def bench_ranking(passages: int, queries: int) -> None:
     print(f"  first prompt, indexes read from the database: {cold:.1f} ms")
 
 
+def bench_embedding_jobs(queries: int) -> None:
+    import redis
+
+    from kuwa import keys
+    from kuwa.documents.embeddings import Embedder
+    from kuwa.executors.debug import hashed_vector
+
+    server = shutil.which("redis-server")
+    if server is None:
+        print("embedding jobs: skipped (no redis-server)")
+        return
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    url = f"redis://127.0.0.1:{port}/0"
+    procs = [
+        subprocess.Popen(
+            [server, "--port", str(port), "--save", "", "--appendonly", "no"],
+            stdout=subprocess.DEVNULL,
+        )
+    ]
+    try:
+        client = redis.Redis.from_url(url)
+        deadline = time.monotonic() + 10
+        while True:
+            try:
+                client.ping()
+                break
+            except redis.RedisError:
+                assert time.monotonic() < deadline, "redis-server did not start"
+                time.sleep(0.05)
+        env = {**os.environ, "KUWA_REDIS_URL": url}
+        command = [sys.executable, "-m", "kuwa", "executor", "start", "--backend", "debug"]
+        command += ["--debug-transform", "embed", "--access-code", "embed"]
+        procs.append(subprocess.Popen(command, env=env, stderr=subprocess.DEVNULL))
+        deadline = time.monotonic() + 30
+        while not client.zcount(keys.queue_executors("embed"), time.time(), "+inf"):
+            assert time.monotonic() < deadline, "the executor did not start"
+            time.sleep(0.05)
+        embedder = Embedder.from_settings(Settings(redis_url=url, embedding_model="embed"))
+        assert embedder is not None
+        rng = random.Random(3)
+        prompts = [" ".join(rng.choice(WORDS) for _ in range(6)) for _ in range(queries)]
+        embedder.embed(prompts[:1])  # the executor's first job
+        model: list[float] = []
+        job: list[float] = []
+        for prompt in prompts:
+            t0 = time.perf_counter()
+            hashed_vector(prompt)
+            t1 = time.perf_counter()
+            embedder.embed([prompt])
+            t2 = time.perf_counter()
+            model.append((t1 - t0) * 1000)
+            job.append((t2 - t1) * 1000)
+        passages = [passage(rng) for _ in range(1000)]
+        t0 = time.perf_counter()
+        embedder.embed(passages)
+        bulk = time.perf_counter() - t0
+    finally:
+        for proc in reversed(procs):
+            proc.terminate()
+            proc.wait(10)
+    print(f"embedding a prompt with a model Kuwa serves, {queries} prompts (ms):")
+    print("                            p50     p90     p99     max")
+    for name, values in (("the model alone", model), ("an embedding job (Redis)", job)):
+        print(
+            f"  {name:24s} {statistics.median(values):6.2f}  {percentile(values, 0.9):6.2f}  "
+            f"{percentile(values, 0.99):6.2f}  {max(values):6.2f}"
+        )
+    print(f"  1,000 passages at indexing (16 jobs of 64): {bulk * 1000:.0f} ms")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--pages", type=int, default=1000)
     parser.add_argument("--passages", type=int, default=10_000)
     parser.add_argument("--queries", type=int, default=1000)
+    parser.add_argument("--embedding-queries", type=int, default=300)
     args = parser.parse_args()
     bench_ranking(args.passages, args.queries)
+    if args.embedding_queries:
+        bench_embedding_jobs(args.embedding_queries)
     bench_indexing(args.pages)
 
 

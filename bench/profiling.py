@@ -28,7 +28,8 @@ def start_profilers(pids: dict[str, int], folder: Path) -> list[subprocess.Popen
     procs = []
     for name, pid in pids.items():
         cmd = [binary, "record", "--pid", str(pid), "--format", "raw"]
-        cmd += ["--rate", "250", "--nonblocking", "--output", str(folder / f"{name}.txt")]
+        rate = os.environ.get("PY_SPY_RATE", "250")
+        cmd += ["--rate", rate, "--nonblocking", "--output", str(folder / f"{name}.txt")]
         procs.append(subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
     time.sleep(1.0)  # let py-spy attach
     return procs

@@ -10,7 +10,12 @@ rounds:
   own keep-alive connection, and answers with the wall time, the client's own CPU time in
   that window, every request's TTFT (and separately those of each stream's later
   requests), tokens received and errors. Answers are checked after the timed window.
-* ``{"op": "target", "name": ..., "url": ...}`` adds a target (a server started later);
+  Optional in ``run``: ``"model"`` (another model than init's), ``"stream": false`` (plain
+  chat completions: "TTFT" is then the whole answer's time) and ``"itl": true`` (also
+  answer ``gaps_s``: the times between successive reads that brought answer text, over
+  every stream: the inter-token latency a reader sees);
+* ``{"op": "target", "name": ..., "url": ..., "token": ...}`` adds a target (a server started
+  later; its own token if given);
 * ``{"op": "hold", "target": name, "streams": N, "model": ..., "batch": B}`` opens N idle
   streams (B at a time, each on its own new connection) and keeps them open: a stream
   counts as open once the response head and its first event (the role delta) arrived.
@@ -53,6 +58,7 @@ except ImportError:  # pragma: no cover - uvloop comes with uvicorn[standard]
     uvloop = None  # type: ignore[assignment]
 
 FIRST_CONTENT = re.compile(rb'"delta":\{"content":"[^"]')
+ANY_CONTENT = re.compile(rb'"content":"[^"]')
 LAST_CHUNK = b"0\r\n\r\n"
 
 
@@ -76,9 +82,12 @@ class Response:
         self.keep_alive = True
         self.ttft: float | None = None
         self.scanned = 0
+        self.marks: list[float] | None = None  # when reads brought answer text ("itl")
 
     def feed(self, data: bytes) -> None:
         self.buf += data
+        if self.marks is not None and ANY_CONTENT.search(data) is not None:
+            self.marks.append(time.perf_counter())
         if self.body_at < 0 and not self._head():
             return
         if (
@@ -168,7 +177,7 @@ class Connection(asyncio.Protocol):
 
 
 class Outcome:
-    __slots__ = ("body", "error", "first", "tokens", "ttft")
+    __slots__ = ("body", "error", "first", "gaps", "tokens", "ttft")
 
     def __init__(self, first: bool) -> None:
         self.first = first  # the first request of its stream (sent in the opening burst)
@@ -176,6 +185,7 @@ class Outcome:
         self.body = b""  # checked after the timed window, so checking costs no time in it
         self.tokens = 0
         self.error: str | None = None
+        self.gaps: list[float] = []
 
 
 def _events(body: bytes) -> list[bytes]:
@@ -240,7 +250,7 @@ class Client:
             target.close()
 
     def add_target(self, cmd: dict[str, Any]) -> dict[str, Any]:
-        self.targets[cmd["name"]] = Target(cmd["url"], self.token)
+        self.targets[cmd["name"]] = Target(cmd["url"], cmd.get("token") or self.token)
         return {"ok": True}
 
     async def hold(self, cmd: dict[str, Any]) -> dict[str, Any]:
@@ -305,7 +315,7 @@ class Client:
         self.held.clear()
         return {"closed": n}
 
-    async def exchange(self, target: Target, i: int, request: bytes) -> Response:
+    async def exchange(self, target: Target, i: int, request: bytes, itl: bool = False) -> Response:
         """Send one request on stream ``i``'s connection and wait for the whole response.
 
         A kept-alive connection the server closed while this process was idle (its loop
@@ -318,6 +328,8 @@ class Client:
         while True:
             assert conn.transport is not None
             response = Response(time.perf_counter(), loop.create_future())
+            if itl:
+                response.marks = []
             conn.response = response
             conn.transport.write(request)
             try:
@@ -332,11 +344,13 @@ class Client:
                 conn.close()
             return response
 
-    async def one(self, target: Target, i: int, body: bytes, first: bool) -> Outcome:
+    async def one(
+        self, target: Target, i: int, body: bytes, first: bool, *, itl: bool = False
+    ) -> Outcome:
         out = Outcome(first)
         request = target.head + b"Content-Length: %d\r\n\r\n" % len(body) + body
         try:
-            response = await self.exchange(target, i, request)
+            response = await self.exchange(target, i, request, itl)
         except Exception as exc:  # counted and reported, never fatal
             out.error = type(exc).__name__
             if i < len(target.conns) and target.conns[i] is not None:
@@ -352,6 +366,10 @@ class Client:
                 pass
             return out
         out.ttft = response.ttft
+        if response.ttft is None and not response.chunked:  # a plain (non-streamed) answer
+            out.ttft = time.perf_counter() - response.start
+        if response.marks:
+            out.gaps = [b - a for a, b in zip(response.marks, response.marks[1:], strict=False)]
         out.body = response.body() or b""
         return out
 
@@ -360,6 +378,8 @@ class Client:
         text: list[str] = []
         finish = None
         done = False
+        if not body.startswith(b"data:") and body.startswith(b"{"):
+            return self._check_plain(out, body, max_tokens)
         try:
             for payload in _events(body):
                 if payload == b"[DONE]":
@@ -386,12 +406,25 @@ class Client:
             elif out.ttft is None:
                 out.error = "no content"
 
+    def _check_plain(self, out: Outcome, body: bytes, max_tokens: int | None) -> None:
+        """A non-streamed answer: one ``chat.completion`` object."""
+        try:
+            choice = orjson.loads(body)["choices"][0]
+            answer = choice["message"]["content"] or ""
+        except (orjson.JSONDecodeError, KeyError, IndexError, TypeError):
+            out.error = "malformed answer"
+            return
+        out.tokens = len(tokenize(answer))
+        if max_tokens is None and answer != self.prompt:
+            out.error = "wrong content"
+
     async def run(self, cmd: dict[str, Any]) -> dict[str, Any]:
         target = self.targets[cmd["target"]]
         max_tokens = cmd.get("max_tokens")
+        itl = bool(cmd.get("itl"))
         request: dict[str, Any] = {
-            "model": self.model,
-            "stream": True,
+            "model": cmd.get("model") or self.model,
+            "stream": cmd.get("stream", True),
             "messages": [{"role": "user", "content": self.prompt}],
         }
         if max_tokens is not None:
@@ -401,7 +434,7 @@ class Client:
 
         async def stream(i: int) -> None:
             for n in range(cmd["per_stream"]):
-                outcomes.append(await self.one(target, i, body, n == 0))
+                outcomes.append(await self.one(target, i, body, n == 0, itl=itl))
 
         await asyncio.sleep(0.05)  # let the loop see connections closed while it was idle
         cpu, start = time.process_time(), time.perf_counter()
@@ -421,6 +454,7 @@ class Client:
             "ttft_s": [o.ttft for o in good],
             "ttft_later_s": [o.ttft for o in good if not o.first],
             "tokens": sum(o.tokens for o in outcomes),
+            "gaps_s": [g for o in good for g in o.gaps],
             "errors": dict(errors),
             "error_samples": {k: v for k, v in self.samples.items() if k in errors},
         }

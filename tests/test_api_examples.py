@@ -107,8 +107,19 @@ def command(example: Example, script: Path) -> list[str]:
     return [node, str(script)]
 
 
+@pytest.fixture(scope="module")
+def examples_stack(stack: Stack) -> Stack:
+    """The shared stack plus what the examples ask besides: ``embed``, a debug embedding
+    model (``--debug-transform embed``)."""
+    stack.executor("embed", transform="embed")
+    return stack
+
+
 @pytest.mark.parametrize("example", RUNNABLE, ids=[e.id for e in RUNNABLE])
-def test_example_runs_against_a_live_gateway(example: Example, stack: Stack, folder: Path) -> None:
+def test_example_runs_against_a_live_gateway(
+    example: Example, examples_stack: Stack, folder: Path
+) -> None:
+    stack = examples_stack
     script = folder / f"{example.id}{LANGUAGES[example.language]}"
     script.write_text(example.code.replace(URL, stack.base_url), encoding="utf-8")
     env = {k: v for k, v in os.environ.items() if not k.startswith(("KUWA_", "OPENAI_"))}

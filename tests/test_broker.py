@@ -199,6 +199,17 @@ async def test_reader_resumes_from_a_sequence_number(redis: aioredis.Redis, hub:
     assert [c.text for c in got] == ["c", ""]
 
 
+async def test_a_buffered_answer_leaves_in_one_message(redis: aioredis.Redis) -> None:
+    """A client that does not stream waits for the whole answer: it goes as one chunk."""
+    pub = ChunkPublisher(redis, "whole", interval=0, buffered=True)
+    for word in ("one ", "two ", "three"):
+        pub.write(word)
+        await asyncio.sleep(0.005)
+    await pub.close("stop", Usage(1, 3))
+    raws = await redis.lrange(keys.job_transcript("whole"), 0, -1)
+    assert [Chunk.decode(r) for r in raws] == [Chunk(0, "one two three", "stop", Usage(1, 3))]
+
+
 async def test_transcript_is_capped_and_expires(redis: aioredis.Redis) -> None:
     pub = ChunkPublisher(redis, "cap", interval=0, transcript_ttl=100, transcript_max=3)
     for _ in range(6):
@@ -225,10 +236,63 @@ async def test_one_connection_serves_many_streams(redis: aioredis.Redis, hub: Hu
         await sub.close()
     assert hub.active == 0
     for _ in range(100):  # unsubscribe confirmations arrive; nothing is left to resubscribe
-        if len(hub._pubsub.channels) == 1:
+        if len(hub._pubsub.channels) == 2:
             break
         await asyncio.sleep(0.01)
-    assert list(hub._pubsub.channels) == [keys.GATEWAY_CONTROL.encode()]
+    assert sorted(hub._pubsub.channels) == sorted(
+        [keys.GATEWAY_CONTROL.encode(), hub.inbox.encode()]
+    )
+
+
+async def test_owned_jobs_come_through_the_inbox_one_message_per_round(
+    redis: aioredis.Redis, hub: Hub
+) -> None:
+    """A job the gateway starts costs no subscription; a round's chunks of all of one
+    gateway's jobs travel as one inbox message; followers still get the job's channel."""
+    owned = [hub.own(f"inbox-{i}") for i in range(3)]
+    assert hub.active == 3
+    follower = await hub.subscribe("inbox-0", replay=True)
+    spy = redis.pubsub()
+    await spy.subscribe(hub.inbox)
+    await spy.get_message(timeout=1)  # the subscribe confirmation
+    batcher = ChunkBatcher(redis, interval=0.05)
+    pubs = [batcher.publisher(f"inbox-{i}", reply_to=hub.inbox) for i in range(3)]
+    for i, pub in enumerate(pubs):
+        pub.write(f"first {i} ")  # each job's first chunk: urgent
+    await asyncio.sleep(0.01)
+    for i, pub in enumerate(pubs):
+        pub.write(f"then {i}")
+    await asyncio.gather(*(pub.close("stop") for pub in pubs))
+    await batcher.stop()
+    texts = [
+        "".join([c.text async for c in sub.chunks(idle_timeout=2)]) for sub in [*owned, follower]
+    ]
+    assert texts == ["first 0 then 0", "first 1 then 1", "first 2 then 2", "first 0 then 0"]
+    messages = []
+    while (message := await spy.get_message(timeout=0.2)) is not None:
+        messages.append(message["data"])
+    await spy.aclose()
+    assert len(messages) < 3 * 3  # rounds carry several jobs: fewer messages than chunks
+    assert any(m.count(b"\n") >= 3 for m in messages)  # one message, several jobs
+    for sub in [*owned, follower]:
+        await sub.close()
+    assert hub.active == 0
+
+
+async def test_owned_job_resyncs_from_the_transcript_after_a_reconnect(
+    redis: aioredis.Redis, hub: Hub
+) -> None:
+    sub = hub.own("owned-killed")
+    pub = ChunkPublisher(redis, "owned-killed", interval=0, reply_to=hub.inbox)
+    pub.write("before ")
+    await asyncio.sleep(0.05)
+    await redis.client_kill_filter(_type="pubsub")
+    pub.write("during ")  # published while the hub is reconnecting: only in the transcript
+    await asyncio.sleep(0.05)
+    pub.write("after")
+    await pub.close("stop")
+    text = "".join([c.text async for c in sub.chunks(idle_timeout=5)])
+    assert text == "before during after"
 
 
 async def test_hub_recovers_after_its_connection_is_killed(redis: aioredis.Redis, hub: Hub) -> None:

@@ -141,6 +141,65 @@ def test_every_model_answers_from_the_pdf_page_that_holds_the_fact(owner: App) -
     assert again["citations"] == answers[0]["citations"]
 
 
+def test_a_zh_tw_reader_gets_the_default_template_in_zh_tw(owner: App, stack: Stack) -> None:
+    zh_intro = "請根據下列編號的段落回答問題，這些段落來自本對話的文件。"  # noqa: RUF001
+    room = owner.room(["hist"])
+    owner.indexed(room["id"], "report.pdf", docfiles.pdf_with_fact(pages=5, fact_page=3))
+    # The web UI: the reader's language (here from Accept-Language: no kuwa_lang cookie).
+    r = owner.b.http.post(
+        f"/app/rooms/{room['id']}/messages",
+        json={"content": "What is the launch code of the Zephyr project?"},
+        headers={"x-csrftoken": owner.csrf, "accept-language": "zh-TW,zh;q=0.9,en;q=0.5"},
+    )
+    assert r.status_code == 201, r.text
+    answer_id = r.json()["answers"][0]["id"]
+
+    def answer() -> dict[str, Any]:
+        messages = owner.get(f"/app/rooms/{room['id']}").json()["messages"]
+        found: dict[str, Any] = next(m for m in messages if m["id"] == answer_id)
+        return found
+
+    wait_until(lambda: answer()["status"] != "running", 20, "the answer")
+    content = answer()["content"]
+    assert content.startswith("user: " + zh_intro), content
+    assert "[1] report.pdf，第 3 頁\n" + docfiles.FACT in content  # noqa: RUF001
+    assert content.endswith("問題：What is the launch code of the Zephyr project?")  # noqa: RUF001
+    # The API: the language Accept-Language names first; without it, the question's.
+    token = stack.create_user("zh-reader@example.com")
+    auth = {"authorization": f"Bearer {token}"}
+    up = httpx.post(
+        stack.base_url + "/v1/files", headers=auth, files={"file": ("a.txt", docfiles.FACT)}
+    )
+    file_id = up.json()["id"]
+    wait_until(
+        lambda: (
+            httpx.get(f"{stack.base_url}/v1/files/{file_id}", headers=auth).json()["status"]
+            != "uploaded"
+        ),
+        60,
+        "indexing",
+    )
+
+    def ask(question: str, language: str | None) -> str:
+        headers = auth | ({"accept-language": language} if language else {})
+        r = httpx.post(
+            stack.base_url + "/v1/chat/completions",
+            headers=headers,
+            json={
+                "model": "hist",
+                "messages": [{"role": "user", "content": question}],
+                "files": [file_id],
+            },
+            timeout=30,
+        )
+        assert r.status_code == 200, r.text
+        return str(r.json()["choices"][0]["message"]["content"])
+
+    assert ask("Zephyr launch code?", "zh-TW").startswith("user: " + zh_intro)
+    assert ask("Zephyr launch code?", None).startswith("user: Answer the question")
+    assert ask("Zephyr 的發射代碼是什麼", None).startswith("user: " + zh_intro)
+
+
 def test_a_chinese_docx_and_a_csv_are_found_by_what_they_say(owner: App) -> None:
     room = owner.room(["hist"])
     zh = owner.indexed(room["id"], "小吃.docx", docfiles.chinese_docx())

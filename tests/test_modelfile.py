@@ -399,3 +399,46 @@ def test_passages_travel_in_the_job() -> None:
     assert Job.decode(job.encode()).passages == PASSAGES
     plain = Job(id="chatcmpl-2", model="m", messages=(Message("user", "x"),))
     assert b"passages" not in plain.encode() and Job.decode(plain.encode()).passages == ()
+
+
+def test_the_default_template_speaks_the_askers_language() -> None:
+    from kuwa.executors.passages import DEFAULT_TEMPLATES, language_of
+
+    zh_intro = DEFAULT_TEMPLATES["zh-TW"].split("\n")[0]
+    assert zh_intro.startswith("請根據下列編號的段落回答問題") and "[1] 或 [2][3]" in zh_intro
+
+    def last(text: str, language: str | None) -> str:
+        return Modelfile().apply([Message(U, text)], PASSAGES, language)[-1].content
+
+    zh = last("代碼是多少?", "zh-TW")
+    assert zh.startswith(zh_intro)
+    assert "[1] report.pdf，第 3 頁\nThe code is 7429.\n\n[2] notes.docx\n" in zh  # noqa: RUF001
+    assert zh.endswith("問題：代碼是多少?")  # noqa: RUF001
+    # The job's language wins (any Chinese tag is zh-TW); without one, the question's script.
+    assert last("What is the code?", "zh-Hant-TW").startswith(zh_intro)
+    assert last("代碼是多少", "en-US").startswith("Answer the question")
+    assert last("淡水老街的阿給是用什麼做的", None).startswith(zh_intro)
+    assert last("What is the code of 阿給?", None).startswith("Answer the question")
+    assert [language_of(None, t) for t in ("", "123", "你好 hi")] == ["en", "en", "zh-TW"]
+    # A Modelfile's own template stays as written; the passages' labels follow the language.
+    own = Modelfile.parse('PASSAGES-TEMPLATE "Docs: {{ .Passages }} | Ask: {{ .Prompt }}"')
+    assert own.apply([Message(U, "hi")], PASSAGES[:1], "zh-TW")[-1].content == (
+        "Docs: [1] report.pdf，第 3 頁\nThe code is 7429. | Ask: hi"  # noqa: RUF001
+    )
+
+
+def test_the_language_travels_in_the_job_to_the_executors_rules() -> None:
+    from kuwa.executors.control import Control
+    from kuwa.settings import Settings
+
+    job = Job(
+        id="chatcmpl-1",
+        model="m",
+        messages=(Message(U, "What is the code?"),),
+        passages=PASSAGES,
+        language="zh-TW",
+    )
+    assert Job.decode(job.encode()).language == "zh-TW"
+    prepared = Control.from_settings(Settings()).prepare(job, lambda messages: 0)
+    assert prepared.messages[-1].content.startswith("請根據下列編號的段落")
+    assert b"language" not in Job(id="chatcmpl-2", model="m", messages=()).encode()

@@ -26,7 +26,7 @@ from kuwa.gateway.app import create_app, routes
 from kuwa.gateway.endpoint import declared, endpoint
 from kuwa.gateway.openapi import ERRORS, build_document
 from kuwa.gateway.openapi_schemas import STATUS_NAMES
-from kuwa.schemas import SchemaError, parse_chat_request
+from kuwa.schemas import SchemaError, parse_chat_request, parse_embedding_request
 from kuwa.settings import Settings
 from tests.stack import Stack
 from tests.web import Browser
@@ -527,6 +527,53 @@ def test_errors_match(api: httpx.Client, stack: Stack) -> None:
     assert check_stream("post", "/v1.0/chat/completions", r, raw)[-1]["error"]["code"] == (
         "model_error"
     )
+
+
+EMBED_ACCEPTED = [
+    {"model": "embed", "input": "hi"},
+    {"model": "embed", "input": ["a", "b"], "encoding_format": "base64", "user": "u"},
+    {"model": "embed", "input": "hi", "encoding_format": None, "dimensions": None},
+]
+EMBED_REJECTED = [
+    [],
+    {"input": "hi"},
+    {"model": "", "input": "hi"},
+    {"model": "embed"},
+    {"model": "embed", "input": ""},
+    {"model": "embed", "input": []},
+    {"model": "embed", "input": [""]},
+    {"model": "embed", "input": [[1, 2]]},
+    {"model": "embed", "input": ["x"] * 2049},
+    {"model": "embed", "input": "hi", "encoding_format": "int8"},
+    {"model": "embed", "input": "hi", "dimensions": 8},
+]
+
+
+def test_the_embedding_request_schema_is_the_validators() -> None:
+    v = validator({"$ref": "#/components/schemas/EmbeddingRequest"})
+    for body in EMBED_ACCEPTED:
+        assert v.is_valid(body), body
+        parse_embedding_request(body)
+    for body in EMBED_REJECTED:
+        assert not v.is_valid(body), body
+        with pytest.raises(SchemaError):
+            parse_embedding_request(body)
+
+
+def test_embeddings_match(api: httpx.Client, stack: Stack) -> None:
+    stack.executor("embed", transform="embed")  # a debug embedding model
+    path = "/v1/embeddings"
+    body = check_json("post", path, api.post(path, json={"model": "embed", "input": ["a b", "c"]}))
+    assert [len(d["embedding"]) for d in body["data"]] == [64, 64]
+    packed = {"model": "embed", "input": "a b", "encoding_format": "base64"}
+    body = check_json("post", path, api.post(path, json=packed))
+    assert isinstance(body["data"][0]["embedding"], str)
+    r = api.post(path, json={"model": "echo", "input": "x"})  # a chat model
+    assert check_json("post", path, r)["error"]["code"] == "wrong_model_type"
+    r = api.post(path, json={"model": "embed", "input": []})
+    assert check_json("post", path, r)["error"]["param"] == "input"
+    r = api.post("/v1/chat/completions", json={"model": "embed", "messages": HELLO})
+    assert check_json("post", "/v1/chat/completions", r)["error"]["code"] == "wrong_model_type"
 
 
 def test_the_web_app_api_matches(stack: Stack) -> None:

@@ -189,3 +189,70 @@ def test_stream_false_returns_one_json_completion(seed_stack: Stack) -> None:
     usage = body["usage"]
     assert usage["completion_tokens"] == len(PROMPT)
     assert usage["total_tokens"] == usage["prompt_tokens"] + usage["completion_tokens"]
+
+
+# --- citations: a request with files keeps the seed's event format ---------------------------
+def with_files(script: Path, line: str, files: str) -> Path:
+    """The seed client ``script`` with Kuwa's ``files`` added to its request, after ``line``."""
+    text = script.read_text(encoding="utf-8")
+    assert text.count(line) == 1
+    script.write_text(text.replace(line, f"{line}, {files}"), encoding="utf-8")
+    return script
+
+
+def test_the_seed_clients_read_an_answer_that_carries_citations(
+    seed_stack: Stack, tmp_path: Path
+) -> None:
+    """The seed's clients, with only ``files`` added to their request: the citations ride on
+    the first event as one more key, so both print the answer as before, and every event is
+    the seed's shape otherwise."""
+    auth = {"Authorization": f"Bearer {seed_stack.token}"}
+    upload = httpx.post(
+        seed_stack.base_url + "/v1/files",
+        headers=auth,
+        files={
+            "file": ("介紹.txt", "自我介紹: Kuwa 是一個可以同時和許多模型聊天的平台。\n".encode())
+        },
+    )
+    assert upload.status_code == 200, upload.text
+    file_id = upload.json()["id"]
+    url = f"{seed_stack.base_url}/v1/files/{file_id}"
+    deadline = time.monotonic() + 60
+    while httpx.get(url, headers=auth).json()["status"] == "uploaded":
+        assert time.monotonic() < deadline, "the file was not indexed"
+        time.sleep(0.1)
+    body = {"messages": [{"role": "user", "content": PROMPT}], "model": "gemini-pro"}
+    whole = post_v10(seed_stack, {**body, "files": [file_id], "stream": False}).json()
+    expected = whole["choices"][0]["message"]["content"]
+    # An echo model answers with its prompt: the passages in the zh-TW template (the question
+    # is in Chinese and no Accept-Language says otherwise).
+    assert expected.startswith("請根據下列編號的段落回答問題") and "[1] 介紹.txt" in expected
+    assert whole["citations"][0]["file"] == file_id
+
+    r = post_v10(seed_stack, {**body, "files": [file_id]})
+    data, other = kuwa_events(r.text)
+    assert other == ["event: close"]
+    first = data[0]
+    assert first.pop("citations") == whole["citations"]
+    assert "".join(assert_seed_event(e, "gemini-pro") for e in data) == expected
+    assert r.content.isascii()
+
+    python = with_files(
+        seed_copy("seed_client.py", seed_stack, tmp_path),
+        '"model": "gemini-pro"',
+        f'"files": ["{file_id}"]',
+    )
+    result = run([sys.executable, str(python)])
+    assert result.returncode == 0 and result.stderr == "", result.stderr
+    assert result.stdout == expected
+    node = shutil.which("node")
+    assert node, "node (Node 20) must be on PATH"
+    js = with_files(
+        seed_copy("seed_client.js", seed_stack, tmp_path),
+        'model: "gemini-pro"',
+        f'files: ["{file_id}"]',
+    )
+    result = run([node, str(js)])
+    assert result.returncode == 0, result.stderr
+    assert "Error" not in ANSI.sub("", result.stdout + result.stderr)
+    assert ANSI.sub("", result.stdout).endswith(expected + "\nStream ended\n")

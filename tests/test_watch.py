@@ -59,7 +59,7 @@ async def test_readers_of_an_answer_in_flight_get_executor_lost(
     mid = await started(redis, chat, "victim")
     other = await started(redis, chat, "healthy")
     follower, _ = await chat.follow_any(mid.id)  # a second reader of the same job
-    ChunkPublisher(redis, mid.id, interval=0).write("half an ans")
+    ChunkPublisher(redis, mid.id, interval=0, reply_to=quiet_hub.inbox).write("half an ans")
     chunks = mid.chunks()
     first = await anext(chunks)
     assert first.text == "half an ans"

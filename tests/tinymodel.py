@@ -1,4 +1,5 @@
-"""A tiny, randomly initialised Llama-style model and its tokenizer, built offline.
+"""A tiny, randomly initialised Llama-style model and its tokenizer, built offline (and a
+tiny BERT encoder with the same tokenizer, for the embeddings backend).
 
 The tokenizer is a byte-level BPE trained on a few sentences (any text encodes), with
 ``<s>``/``</s>``/``<pad>`` and a small chat template; the model has 2 layers of width 32.
@@ -25,6 +26,7 @@ CHAT_TEMPLATE = (
     "{% if add_generation_prompt %}<|assistant|>{% endif %}"
 )
 CONTEXT = 4096
+EMBEDDING_DIM = 32
 
 
 def build(folder: Path) -> Path:
@@ -47,6 +49,46 @@ def build(folder: Path) -> Path:
     )
     model = LlamaForCausalLM(config)
     model.save_pretrained(folder)
+    return folder
+
+
+def build_embedder(folder: Path, pooling: str | None = None) -> Path:
+    """A tiny random BERT encoder (2 layers of width 32) with the same tokenizer: a model for
+    the embeddings backend. With ``pooling`` (``cls``, ``mean``, ...) the folder is laid out
+    as sentence-transformers saves one (``modules.json``, ``1_Pooling/config.json``)."""
+    import json
+
+    import torch
+    from transformers import BertConfig, BertModel
+
+    tokenizer = save_tokenizer(folder)
+    torch.manual_seed(0)
+    config = BertConfig(
+        vocab_size=len(tokenizer),
+        hidden_size=EMBEDDING_DIM,
+        intermediate_size=64,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        max_position_embeddings=512,
+        pad_token_id=tokenizer.pad_token_id,
+    )
+    BertModel(config).save_pretrained(folder)
+    if pooling is not None:
+        modules = [
+            {"idx": 0, "name": "0", "path": "", "type": "sentence_transformers.models.Transformer"},
+            {
+                "idx": 1,
+                "name": "1",
+                "path": "1_Pooling",
+                "type": "sentence_transformers.models.Pooling",
+            },
+        ]
+        (folder / "modules.json").write_text(json.dumps(modules))
+        (folder / "1_Pooling").mkdir()
+        flags = {"cls": "cls_token", "mean": "mean_tokens", "max": "max_tokens"}
+        config_json = {f"pooling_mode_{v}": k == pooling for k, v in flags.items()}
+        config_json["pooling_mode_lasttoken"] = pooling == "lasttoken"
+        (folder / "1_Pooling" / "config.json").write_text(json.dumps(config_json))
     return folder
 
 

@@ -46,6 +46,12 @@ class ContextLengthError(InvalidRequestError):
     code = "context_length_exceeded"
 
 
+class WrongModelTypeError(InvalidRequestError):
+    """A chat sent to an embedding model, or embeddings asked of a chat model."""
+
+    code = "wrong_model_type"
+
+
 class PayloadTooLargeError(InvalidRequestError):
     status = 413
     code = "payload_too_large"

@@ -116,6 +116,12 @@ def job_channel(job_id: str) -> str:
     return f"{PREFIX}{{job:{_job(job_id)}}}:chunks"
 
 
+def gateway_inbox(hub_id: str) -> str:
+    """Pub/sub channel of one gateway process: the chunks of the jobs it started, every job
+    of an executor's round in one message (see ``broker/publish.lua``)."""
+    return f"{PREFIX}gateway:{hub_id}:inbox"
+
+
 def job_transcript(job_id: str) -> str:
     """List of every chunk message of a job, in sequence order (capped, with a TTL)."""
     return f"{PREFIX}{{job:{_job(job_id)}}}:transcript"

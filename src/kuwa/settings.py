@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from kuwa import local_redis
+from kuwa.keys import valid_access_code
 from kuwa.setting_values import SettingsError, convert
 
 PREFIX = "KUWA_"
@@ -366,12 +367,17 @@ class Settings:
         default=None,
         metadata=_doc(
             "An OpenAI-compatible embeddings API up to /v1 (vLLM serving an embedding model, "
-            "Text Embeddings Inference, Ollama, OpenAI, ...): passages are then also ranked "
-            "by meaning, fused with BM25. Unset: BM25 only."
+            "Text Embeddings Inference, Ollama, OpenAI, ...) to rank passages by meaning too, "
+            "fused with BM25. Unset: embedding_model, if set, is served by Kuwa itself."
         ),
     )
     embedding_model: str | None = field(
-        default=None, metadata=_doc("The embedding model's name at embedding_url.")
+        default=None,
+        metadata=_doc(
+            "Alone: the access code of an embedding model Kuwa serves (an executor with "
+            "--backend embeddings), which then ranks passages by meaning too, fused with "
+            "BM25. With embedding_url: the model's name there. Neither set: BM25 only."
+        ),
     )
     embedding_api_key: str | None = field(
         default=None,
@@ -379,7 +385,11 @@ class Settings:
         metadata=_doc("Bearer token for embedding_url, if it needs one; never logged."),
     )
     embedding_timeout: float = field(
-        default=30.0, metadata=_doc("Seconds to wait for embedding_url to answer.")
+        default=30.0,
+        metadata=_doc(
+            "Seconds to wait for the embedding model (at embedding_url, or each embedding "
+            "job of Kuwa's own) to answer."
+        ),
     )
     # --- data plane ---------------------------------------------------------------------
     heartbeat_ttl: float = field(
@@ -425,7 +435,8 @@ class Settings:
     backend: str | None = field(
         default=None,
         metadata=_doc(
-            "Executor backend: vllm, transformers, openai, debug or any entry point in "
+            "Executor backend: vllm, transformers, embeddings (an embedding model for "
+            "/v1/embeddings and document retrieval), openai, debug or any entry point in "
             "kuwa.executors. Unset: vllm when a model is given and vLLM and a GPU are present, "
             "transformers when a model is given otherwise, debug without a model."
         ),
@@ -446,8 +457,8 @@ class Settings:
     debug_transform: str = field(
         default="echo",
         metadata=_doc(
-            "Debug backend: echo, reverse or upper (applied to the last user message), or "
-            "history (the whole conversation)."
+            "Debug backend: echo, reverse or upper (applied to the last user message), "
+            "history (the whole conversation), or embed (an embedding model of hashed words)."
         ),
     )
     system_prompt: str | None = field(
@@ -661,6 +672,11 @@ def _check(s: Settings) -> None:
         raise SettingsError("files_user_quota_bytes and files_user_quota_files must be >= 0")
     if s.files_extract_timeout <= 0 or s.embedding_timeout <= 0:
         raise SettingsError("files_extract_timeout and embedding_timeout must be > 0")
+    if s.embedding_model and not s.embedding_url and not valid_access_code(s.embedding_model):
+        raise SettingsError(
+            "embedding_model (without embedding_url) must be the access code of an embedding "
+            f"model Kuwa serves, not {s.embedding_model!r}"
+        )
     if s.heartbeat_ttl <= 0 or s.coalesce_ms < 0 or s.debug_delay < 0:
         raise SettingsError("heartbeat_ttl must be > 0; coalesce_ms, debug_delay >= 0")
     if s.smtp_security not in {"starttls", "ssl", "none"}:

@@ -10,6 +10,7 @@ from kuwa.broker.hub import Hub, Subscription
 from kuwa.broker.publisher import ChunkBatcher, ChunkPublisher
 from kuwa.broker.queue import JobQueue, QueuedJob
 from kuwa.broker.registry import ExecutorInfo, Registry
+from kuwa.broker.submit import submit
 
 __all__ = [
     "ChunkBatcher",
@@ -23,4 +24,5 @@ __all__ = [
     "cancel_and_wait",
     "connect",
     "redis_errors",
+    "submit",
 ]

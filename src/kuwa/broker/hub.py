@@ -1,7 +1,12 @@
 """Gateway side of job streams: one pub/sub connection per process, shared by every stream.
 
-:meth:`Hub.subscribe` returns once Redis has confirmed the subscription, so a caller that
-subscribes before it enqueues cannot miss a chunk. Chunks carry sequence numbers; a gap (a
+The jobs a process starts come to its inbox: it subscribes to its own inbox channel once, at
+start, and names it in each job (``reply_to``), so starting a job costs no subscription
+round trip, and an executor sends the chunks of all of a gateway's jobs in a round as one
+message (:meth:`Hub.own`). Other readers of a job (late or reconnecting ones, another
+gateway's) subscribe to the job's own channel: :meth:`Hub.subscribe` returns once Redis has
+confirmed the subscription, so a caller that subscribes before it reads cannot miss a
+chunk. Chunks carry sequence numbers; a gap (a
 message lost while the connection was re-established, say) is filled from the job's
 transcript, and a late reader replays the transcript before following live messages.
 The hub's :class:`~kuwa.broker.watch.ExecutorWatch` ends the streams of an executor that died.
@@ -13,6 +18,7 @@ import asyncio
 import contextlib
 import logging
 import math
+import uuid
 from collections import deque
 from collections.abc import AsyncIterator
 
@@ -43,10 +49,11 @@ _TIMEOUT = _Signal()  # put in a queue when its stream has been idle too long
 
 
 class Subscription:
-    def __init__(self, hub: Hub, job_id: str, channel: bytes) -> None:
+    def __init__(self, hub: Hub, job_id: str, channel: bytes, *, owned: bool = False) -> None:
         self.hub = hub
         self.job_id = job_id
         self.channel = channel
+        self.owned = owned  # the job's chunks come through the hub's inbox
         self.queue: asyncio.Queue[bytes | _Signal] = asyncio.Queue()
         self.closed = False
 
@@ -129,6 +136,9 @@ class Hub:
         self.redis = redis
         self._pubsub = redis.pubsub()
         self._subs: dict[bytes, list[Subscription]] = {}  # a channel may have many readers
+        self._owned: dict[bytes, Subscription] = {}  # job channel -> the reader that started it
+        self.inbox = keys.gateway_inbox(uuid.uuid4().hex)
+        self._inbox = self.inbox.encode()
         self._confirm: dict[bytes, deque[asyncio.Future[None]]] = {}
         self._reader: asyncio.Task[None] | None = None
         self._control = keys.GATEWAY_CONTROL.encode()
@@ -138,12 +148,24 @@ class Hub:
     @property
     def active(self) -> int:
         """Open subscriptions (readers), over all channels."""
-        return sum(len(readers) for readers in self._subs.values())
+        return len(self._owned) + sum(len(readers) for readers in self._subs.values())
 
     async def start(self) -> None:
-        await self._pubsub.subscribe(self._control)
+        """Subscribe to the control channel and this process's inbox; returns once Redis has
+        confirmed the inbox (no job can name it before)."""
+        confirmed: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._confirm[self._inbox] = deque([confirmed])
+        await self._pubsub.subscribe(self._control, self._inbox)
         self._reader = asyncio.create_task(self._read_loop(), name="kuwa-hub")
         self._watcher = asyncio.create_task(self.watch.run(), name="kuwa-executor-watch")
+        await confirmed
+
+    def own(self, job_id: str) -> Subscription:
+        """The reader of a job this process is about to start (name :attr:`inbox` in it):
+        its chunks come through the inbox, so this costs no round trip."""
+        sub = Subscription(self, job_id, keys.job_channel(job_id).encode(), owned=True)
+        self._owned[sub.channel] = sub
+        return sub
 
     async def stop(self) -> None:
         for task in (self._watcher, self._reader):
@@ -187,6 +209,10 @@ class Hub:
         return sub
 
     async def unsubscribe(self, sub: Subscription) -> None:
+        if sub.owned:
+            if self._owned.get(sub.channel) is sub:
+                del self._owned[sub.channel]
+            return
         readers = self._subs.get(sub.channel)
         if readers is None or sub not in readers:
             return
@@ -198,12 +224,15 @@ class Hub:
 
     def _job_ids(self) -> list[str]:
         """The jobs this process has readers for (the executor watch's view)."""
-        return [readers[0].job_id for readers in self._subs.values() if readers]
+        followed = [readers[0].job_id for readers in self._subs.values() if readers]
+        return [sub.job_id for sub in self._owned.values()] + followed
 
     def _lose(self, job_id: str, error: dict[str, str], final: bool) -> None:
         """End every reader of the job with ``error``, after what it already has queued."""
         signal = _Signal(error, final)
-        for sub in self._subs.get(keys.job_channel(job_id).encode(), ()):
+        channel = keys.job_channel(job_id).encode()
+        owner = self._owned.get(channel)
+        for sub in [*self._subs.get(channel, ()), *([owner] if owner else [])]:
             sub.queue.put_nowait(signal)
 
     async def job_exists(self, job_id: str) -> bool:
@@ -219,6 +248,15 @@ class Hub:
             waiters.remove(future)
             if not waiters:
                 del self._confirm[channel]
+
+    def _deliver(self, message: bytes) -> None:
+        """An inbox message: ``channel\nchunk\nchannel\nchunk…`` (see publish.lua)."""
+        parts = message.split(b"\n")
+        owned = self._owned
+        for i in range(0, len(parts) - 1, 2):
+            target = owned.get(parts[i])
+            if target is not None:
+                target.queue.put_nowait(parts[i + 1])
 
     async def _read_loop(self) -> None:
         """Read the shared connection. Chunk messages are dispatched straight from the raw
@@ -237,7 +275,7 @@ class Hub:
                 backoff = min(backoff * 2, 2.0)
                 with contextlib.suppress(RedisError, OSError):
                     await self._pubsub.connect()  # type: ignore[no-untyped-call]
-                    for readers in self._subs.values():
+                    for readers in [*self._subs.values(), self._owned.values()]:
                         for sub in readers:
                             sub.queue.put_nowait(_RESYNC)
                 continue
@@ -246,8 +284,11 @@ class Hub:
             kind = response[0]
             channel = response[1]
             if kind == b"message":
-                for target in self._subs.get(channel, ()):
-                    target.queue.put_nowait(response[2])
+                if channel == self._inbox:
+                    self._deliver(response[2])
+                else:
+                    for target in self._subs.get(channel, ()):
+                        target.queue.put_nowait(response[2])
                 continue
             await self._pubsub.handle_message(response)
             if kind == b"subscribe":

@@ -1,18 +1,38 @@
 -- Publish one round of chunk messages for many jobs in one call.
 -- KEYS[i]   transcript list of job i
--- ARGV[1]   transcript TTL (seconds); then, per job i, three values:
---           channel, message, flag (0 = publish only: transcript full;
---           1 = append; 2 = append and refresh the TTL, for a job's first and last chunk)
+-- ARGV[1]   transcript TTL (seconds)
+-- ARGV[2]   m, the number of gateway inboxes in this round; ARGV[3 .. 2+m] their channels
+-- then, per job i, four values: channel, message, flag (0 = publish only: transcript full;
+--           1 = append; 2 = append and refresh the TTL, for a job's first and last chunk),
+--           inbox (1..m: the inbox of the gateway that started the job; 0: none)
+-- Each job's message goes to its own channel (followers: late readers, other gateways) and,
+-- with the other jobs of the same gateway, into one message on that gateway's inbox:
+-- "channel\nmessage\nchannel\nmessage…" (chunk messages are JSON, without newlines).
 local ttl = ARGV[1]
+local m = tonumber(ARGV[2])
+local inboxes = {}
+for j = 1, m do
+  inboxes[j] = {}
+end
+local first = 2 + m
 for i = 1, #KEYS do
-  local base = 2 + (i - 1) * 3
-  local flag = ARGV[base + 2]
+  local base = first + (i - 1) * 4
+  local channel, message, flag = ARGV[base + 1], ARGV[base + 2], ARGV[base + 3]
   if flag ~= '0' then
-    redis.call('RPUSH', KEYS[i], ARGV[base + 1])
+    redis.call('RPUSH', KEYS[i], message)
     if flag == '2' then
       redis.call('EXPIRE', KEYS[i], ttl)
     end
   end
-  redis.call('PUBLISH', ARGV[base], ARGV[base + 1])
+  redis.call('PUBLISH', channel, message)
+  local inbox = tonumber(ARGV[base + 4])
+  if inbox > 0 then
+    local parts = inboxes[inbox]
+    parts[#parts + 1] = channel
+    parts[#parts + 1] = message
+  end
+end
+for j = 1, m do
+  redis.call('PUBLISH', ARGV[2 + j], table.concat(inboxes[j], '\n'))
 end
 return #KEYS

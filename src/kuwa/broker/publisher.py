@@ -30,6 +30,7 @@ from kuwa.schemas import Chunk, JobStatus, Usage
 
 log = logging.getLogger(__name__)
 LATENCY_SAMPLES = 1000  # latest jobs per model kept for TTFT/TPOT percentiles
+BUFFER_FLUSH_S = 5.0  # a buffered (non-streamed) job's text leaves at least this often
 _PUBLISH = resources.files("kuwa.broker").joinpath("publish.lua").read_text()
 
 
@@ -59,8 +60,22 @@ class ChunkBatcher:
         self.rounds = 0
         self.messages = 0
 
-    def publisher(self, job_id: str, *, start_seq: int = 0) -> ChunkPublisher:
-        return ChunkPublisher(self.redis, job_id, start_seq=start_seq, batcher=self)
+    def publisher(
+        self,
+        job_id: str,
+        *,
+        start_seq: int = 0,
+        reply_to: str | None = None,
+        buffered: bool = False,
+    ) -> ChunkPublisher:
+        return ChunkPublisher(
+            self.redis,
+            job_id,
+            start_seq=start_seq,
+            batcher=self,
+            reply_to=reply_to,
+            buffered=buffered,
+        )
 
     def mark(self, publisher: ChunkPublisher, *, urgent: bool) -> None:
         self._dirty[publisher] = None
@@ -169,14 +184,29 @@ class ChunkBatcher:
         if not items:
             return
         transcripts: list[str] = []
-        args: list[bytes | str | int] = [self.transcript_ttl]
+        inboxes: dict[str, int] = {}  # the gateways' inbox channels in this round, numbered
+        args: list[bytes | str | int] = []
         for publisher, chunk in items:
             if chunk.seq >= self.transcript_max:
                 flag = 0
             else:
                 flag = 2 if chunk.seq == 0 or chunk.final else 1
             transcripts.append(publisher.transcript)
-            args += [publisher.channel, chunk.encode(), flag]
+            inbox = 0
+            if publisher.reply_to:
+                inbox = inboxes.setdefault(publisher.reply_to, len(inboxes) + 1)
+            args += [publisher.channel, chunk.encode(), flag, inbox]
+        args = [self.transcript_ttl, len(inboxes), *inboxes, *args]
+        if not any(chunk.seq == 0 or chunk.final for _, chunk in items):
+            # Text only (most rounds of a long answer): the script call alone, no pipeline.
+            try:
+                await self.redis.evalsha(self._script.sha, len(transcripts), *transcripts, *args)
+            except NoScriptError:  # Redis lost its scripts (a restart)
+                await self.redis.script_load(self._script.script)
+                await self.redis.evalsha(self._script.sha, len(transcripts), *transcripts, *args)
+            self.rounds += 1
+            self.messages += len(items)
+            return
         now = repr(time.time())
         queue = self.queue
         freed: dict[str, None] = {}  # queues with a job finished in this round
@@ -195,7 +225,9 @@ class ChunkBatcher:
                     pipe.hset(publisher.state, mapping={"status": status.value, "finished": now})
                     if q.job.user_id is not None:  # its gateway may have died holding the claim
                         pipe.zrem(keys.user_jobs(str(q.job.user_id)), q.job.id)
-                    self._record(pipe, q, status, chunk, float(now), publisher.first_at)
+                    # A buffered answer's first chunk is the whole answer: no TTFT to record.
+                    first = None if publisher.buffered else publisher.first_at
+                    self._record(pipe, q, status, chunk, float(now), first)
                     freed[q.code] = None
             if queue is None:
                 freed.clear()
@@ -235,6 +267,8 @@ class ChunkPublisher:
         transcript_max: int = 20000,
         start_seq: int = 0,
         batcher: ChunkBatcher | None = None,
+        reply_to: str | None = None,
+        buffered: bool = False,
     ) -> None:
         self.batcher = batcher or ChunkBatcher(
             redis, interval=interval, transcript_ttl=transcript_ttl, transcript_max=transcript_max
@@ -242,6 +276,11 @@ class ChunkPublisher:
         self._own_batcher = batcher is None
         self.transcript = keys.job_transcript(job_id)
         self.channel = keys.job_channel(job_id)
+        self.reply_to = reply_to  # the inbox of the gateway that started the job
+        # Buffered (the client waits for the whole answer): text leaves with the final chunk,
+        # or after BUFFER_FLUSH_S, so a long answer still shows its reader it is alive.
+        self.buffered = buffered
+        self._flushed_at = time.monotonic()
         self.state = keys.job_state(job_id)
         self._buffer: list[str] = []
         self._final: Chunk | None = None
@@ -261,6 +300,11 @@ class ChunkPublisher:
         if text and self._final is None:
             self._buffer.append(text)
             self.chars += len(text)
+            if self.buffered:
+                now = time.monotonic()
+                if now - self._flushed_at < BUFFER_FLUSH_S:
+                    return
+                self._flushed_at = now
             # The job's first text is urgent (TTFT), even while an earlier round is in flight.
             first = self._seq == 0 and not self._taken
             self.batcher.mark(self, urgent=first and len(self._buffer) == 1)

@@ -30,6 +30,7 @@ class ExecutorInfo:
     state: str = "ready"  # starting | ready | draining (| dead, as listed by the registry)
     engine: dict[str, float | int] = field(default_factory=dict)
     rules: dict[str, int] = field(default_factory=dict)  # rule decisions so far, by kind
+    kinds: tuple[str, ...] = ("chat",)  # the jobs its backend serves: chat, embed
 
     def encode(self) -> bytes:
         return orjson.dumps(asdict(self))
@@ -38,6 +39,7 @@ class ExecutorInfo:
     def decode(cls, raw: bytes) -> ExecutorInfo:
         data = orjson.loads(raw)
         data["access_codes"] = tuple(data["access_codes"])
+        data["kinds"] = tuple(data.get("kinds") or ("chat",))
         return cls(**data)
 
 
@@ -62,7 +64,14 @@ class Registry:
                 pipe.hset(
                     keys.MODELS,
                     code,
-                    orjson.dumps({"backend": info.backend, "model": info.model, "seen": now}),
+                    orjson.dumps(
+                        {
+                            "backend": info.backend,
+                            "model": info.model,
+                            "seen": now,
+                            "kinds": list(info.kinds),
+                        }
+                    ),
                 )
             await pipe.execute()
 
@@ -81,7 +90,8 @@ class Registry:
         return bool(await self.redis.hexists(keys.MODELS, code))
 
     async def model_meta(self, code: str) -> dict[str, object] | None:
-        """What the last executor serving ``code`` said about it (backend, model, seen)."""
+        """What the last executor serving ``code`` said about it (backend, model, seen, the
+        kinds of job it serves)."""
         raw = await self.redis.hget(keys.MODELS, code)
         return None if raw is None else dict(orjson.loads(raw))
 

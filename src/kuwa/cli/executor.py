@@ -52,7 +52,8 @@ START_OPTIONS = [
     _setting_option(
         "--backend",
         field="backend",
-        help="vllm, transformers, openai, debug, or another kuwa.executors entry point. "
+        help="vllm, transformers, embeddings, openai, debug, or another kuwa.executors entry "
+        "point. "
         "[default: vllm with a model, vLLM and a GPU; transformers with a model; else debug]",
     ),
     _setting_option("--model", field="model", help="Model: a Hugging Face id or a local path."),
@@ -144,9 +145,9 @@ START_OPTIONS = [
     _setting_option(
         "--debug-transform",
         field="debug_transform",
-        type=click.Choice(["echo", "reverse", "upper", "history"]),
+        type=click.Choice(["echo", "reverse", "upper", "history", "embed"]),
         help="Debug backend: what to do to the last user message (history: answer with the "
-        "whole conversation). [default: echo]",
+        "whole conversation; embed: be an embedding model of hashed words). [default: echo]",
     ),
     _setting_option(
         "--metrics-port",
@@ -180,6 +181,7 @@ def start(burst: bool, **values: Any) -> None:
       kuwa-cli executor start --model Qwen/Qwen2.5-7B-Instruct
       kuwa-cli executor start --backend openai --model gpt-4o-mini \\
           --base-url https://api.openai.com/v1 --api-key "$OPENAI_API_KEY"
+      kuwa-cli executor start --backend embeddings --model ./bge-m3 --access-code bge-m3
       kuwa-cli executor start --backend debug --access-code echo
     """
     from kuwa.broker import connect

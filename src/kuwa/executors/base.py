@@ -7,8 +7,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import ClassVar
 
-from kuwa.errors import ContextLengthError, InvalidRequestError
-from kuwa.schemas import Job, Message, Usage
+from kuwa.errors import ContextLengthError, InvalidRequestError, WrongModelTypeError
+from kuwa.schemas import Job, JobKind, Message, Usage
 from kuwa.settings import Settings
 
 Emit = Callable[[str], None]
@@ -18,6 +18,16 @@ Emit = Callable[[str], None]
 class Completion:
     finish_reason: str  # "stop" or "length"
     usage: Usage
+
+
+@dataclass(frozen=True, slots=True)
+class Embeddings:
+    """The vectors of an embedding job's texts: ``rows`` is one vector per text, in order,
+    as little-endian float32 (``numpy.ndarray.astype("<f4").tobytes()``); ``tokens`` the
+    tokens read."""
+
+    rows: bytes
+    tokens: int
 
 
 class BackendError(Exception):
@@ -33,6 +43,13 @@ class PromptError(BackendError):
     the request's fault, so the API answers 400, not a model failure."""
 
     code: ClassVar[str] = InvalidRequestError.code
+
+
+class UnservedJobError(BackendError):
+    """The job asks what this model cannot do: a chat of an embedding model, embeddings of a
+    chat model. The request's fault (400 ``wrong_model_type``, ``param`` ``model``)."""
+
+    code: ClassVar[str] = WrongModelTypeError.code
 
 
 class PromptTooLongError(PromptError):
@@ -69,5 +86,17 @@ class Backend(abc.ABC):
         """Engine figures for the heartbeat (e.g. requests the engine is running)."""
         return {}
 
+    def job_kinds(self) -> tuple[str, ...]:
+        """The kinds of job it serves (announced with its heartbeat, so the chat page can
+        leave out models that do not chat)."""
+        return (JobKind.CHAT.value,)
+
     @abc.abstractmethod
     async def generate(self, job: Job, emit: Emit) -> Completion: ...
+
+    async def embed(self, texts: Sequence[str]) -> Embeddings:
+        """The texts' vectors, for an embedding job. Only embedding backends make them."""
+        raise UnservedJobError(
+            "This model is a chat model: it makes no embeddings. Ask an embedding model (one "
+            "served with --backend embeddings)."
+        )

@@ -62,7 +62,7 @@ class Control:
         if modelfile is None and job.passages:
             modelfile = Modelfile()  # the default PASSAGES-TEMPLATE
         if modelfile is not None:
-            messages = modelfile.apply(messages, job.passages)
+            messages = modelfile.apply(messages, job.passages, job.language)
             params = modelfile.generation_params(params)
         params = self.rules.bound(params)
         messages = self.rules.trim(messages, count_tokens)

@@ -2,7 +2,10 @@
 
 Transforms (``--debug-transform``): ``echo`` (unchanged), ``reverse``, ``upper``, and
 ``history``, which answers with the whole conversation it was given (``role: text | …``, to
-test what a model sees in a multi-turn chat). Tokens are
+test what a model sees in a multi-turn chat). ``embed`` makes it an embedding model instead
+(it refuses chats, as the embeddings backend does): a text's vector counts its tokens, each
+hashed into one of :data:`EMBED_DIM` slots, scaled to length 1, so texts that share words
+are near. Tokens are
 ASCII words (with their leading spaces) and single other characters (CJK, emoji, marks), so
 usage figures are stable. ``max_tokens`` and ``stop`` are honoured. A last user message that
 starts with ``/debug error`` streams the rest of the message, then fails (for testing error
@@ -12,13 +15,23 @@ paths).
 from __future__ import annotations
 
 import asyncio
+import hashlib
+import math
 import re
 from collections.abc import Sequence
 from typing import ClassVar
 
-from kuwa.executors.base import Backend, BackendError, Completion, Emit
+from kuwa.executors.base import (
+    Backend,
+    BackendError,
+    Completion,
+    Embeddings,
+    Emit,
+    UnservedJobError,
+)
 from kuwa.executors.stops import held_back, stop_index
-from kuwa.schemas import Job, Message, Usage
+from kuwa.schemas import Job, JobKind, Message, Usage
+from kuwa.schemas.embedding import pack_floats
 
 _TOKEN = re.compile(r"\s*[A-Za-z0-9_']+|\s*[^\sA-Za-z0-9_']|\s+", re.DOTALL)
 ERROR_COMMAND = "/debug error"
@@ -28,6 +41,8 @@ TRANSFORMS = {
     "upper": lambda text: text.upper(),
     "history": lambda text: text,  # the conversation; see DebugBackend.generate
 }
+EMBED = "embed"  # the transform that makes an embedding model
+EMBED_DIM = 64
 
 
 def tokenize(text: str) -> list[str]:
@@ -38,17 +53,31 @@ class DebugBackend(Backend):
     name: ClassVar[str] = "debug"
 
     async def start(self) -> None:
-        if self.settings.debug_transform not in TRANSFORMS:
+        if self.settings.debug_transform not in (*TRANSFORMS, EMBED):
             raise BackendError(
                 f"unknown debug transform {self.settings.debug_transform!r}; "
-                f"use one of {', '.join(TRANSFORMS)}"
+                f"use one of {', '.join((*TRANSFORMS, EMBED))}"
             )
         self.model = f"debug-{self.settings.debug_transform}"
 
     def count_tokens(self, messages: Sequence[Message]) -> int:
         return sum(len(tokenize(m.content)) for m in messages)
 
+    def job_kinds(self) -> tuple[str, ...]:
+        embeds = self.settings.debug_transform == EMBED
+        return (JobKind.EMBED.value,) if embeds else (JobKind.CHAT.value,)
+
+    async def embed(self, texts: Sequence[str]) -> Embeddings:
+        if self.settings.debug_transform != EMBED:
+            return await super().embed(texts)
+        rows = [hashed_vector(text) for text in texts]
+        return Embeddings(pack_floats(rows), sum(len(tokenize(t)) for t in texts))
+
     async def generate(self, job: Job, emit: Emit) -> Completion:
+        if self.settings.debug_transform == EMBED:
+            raise UnservedJobError(
+                "This model makes embeddings (POST /v1/embeddings); it cannot chat."
+            )
         prompt = next((m.content for m in reversed(job.messages) if m.role == "user"), "")
         fail = prompt.startswith(ERROR_COMMAND)
         if fail:
@@ -89,3 +118,16 @@ class DebugBackend(Backend):
         if fail:
             raise BackendError("the debug backend was asked to fail (/debug error)")
         return Completion(finish, Usage(prompt_tokens, count))
+
+
+def hashed_vector(text: str) -> list[float]:
+    """The ``embed`` transform's unit vector of a text (the zero vector's stand-in is the
+    first axis)."""
+    vector = [0.0] * EMBED_DIM
+    for token in tokenize(text.lower()):
+        word = token.strip()
+        if word:
+            slot = int.from_bytes(hashlib.sha256(word.encode()).digest()[:4], "little")
+            vector[slot % EMBED_DIM] += 1.0
+    norm = math.sqrt(sum(x * x for x in vector))
+    return [x / norm for x in vector] if norm else [1.0] + [0.0] * (EMBED_DIM - 1)

@@ -28,8 +28,9 @@ BEFORE-/AFTER-PROMPT texts are joined; TEMPLATE and other PARAMETERs keep the la
 ``PASSAGES-TEMPLATE`` (Kuwa's own) shapes the last user message when the job carries passages
 of the room's documents: ``{{ .Passages }}`` becomes the numbered passages, ``{{ .Prompt }}``
 the message (after BEFORE-/AFTER-PROMPT). Only these two are replaced, once, as plain text:
-nothing in a template, a passage or a prompt is ever evaluated. Without one,
-:data:`DEFAULT_PASSAGES_TEMPLATE` asks the model to answer from the passages and cite ``[n]``.
+nothing in a template, a passage or a prompt is ever evaluated. Without one, the default
+template (:mod:`.passages`, in English or zh-TW) asks the model to answer from the passages
+and cite ``[n]``.
 """
 
 from __future__ import annotations
@@ -42,17 +43,10 @@ from pathlib import Path
 from types import MappingProxyType
 
 from kuwa.errors import InvalidRequestError
+from kuwa.executors.passages import language_of, render_passages
 from kuwa.schemas import GenerationParams, Message, Passage
 
 ROLES = ("system", "user", "assistant")
-DEFAULT_PASSAGES_TEMPLATE = """Answer the question from the numbered passages below, which \
-come from the documents of this chat. Cite each passage you use by its number in square \
-brackets, like [1] or [2][3]. If the passages do not hold the answer, say so.
-
-{{ .Passages }}
-
-Question: {{ .Prompt }}"""
-_PLACEHOLDER = re.compile(r"\{\{\s*\.(Passages|Prompt)\s*\}\}")
 _IGNORED = frozenset({"from", "license", "adapter"})
 _COMMANDS = frozenset(
     {
@@ -135,13 +129,17 @@ class Modelfile:
         )
 
     def apply(
-        self, messages: Sequence[Message], passages: Sequence[Passage] = ()
+        self,
+        messages: Sequence[Message],
+        passages: Sequence[Passage] = (),
+        language: str | None = None,
     ) -> tuple[Message, ...]:
         """The conversation as the model should see it.
 
         SYSTEM (plus any MESSAGE system turns) replaces a leading system message or is put
         first; preset turns follow it; BEFORE-/AFTER-PROMPT wrap the last user message, and
-        with ``passages`` the PASSAGES-TEMPLATE puts them around it.
+        with ``passages`` the PASSAGES-TEMPLATE (or the default one, in ``language`` or the
+        message's) puts them around it.
         """
         convo = list(messages)
         if self.before_prompt or self.after_prompt or passages:
@@ -151,9 +149,8 @@ class Modelfile:
                         f"{self.before_prompt or ''}{convo[i].content}{self.after_prompt or ''}"
                     )
                     if passages:
-                        content = render_passages(
-                            self.passages_template or DEFAULT_PASSAGES_TEMPLATE, content, passages
-                        )
+                        lang = language_of(language, convo[i].content)
+                        content = render_passages(self.passages_template, content, passages, lang)
                     convo[i] = Message("user", content)
                     break
         parts = [self.system] if self.system else []
@@ -208,29 +205,6 @@ class Modelfile:
             frequency_penalty=fill("frequency_penalty"),
             repetition_penalty=fill("repetition_penalty", "repeat_penalty"),
         )
-
-
-def format_passages(passages: Sequence[Passage]) -> str:
-    """``[n] source, page p`` and the passage's text, one block each."""
-    blocks = []
-    for p in passages:
-        where = f"{p.source}, page {p.page}" if p.page is not None else p.source
-        blocks.append(f"[{p.n}] {where}\n{p.text}")
-    return "\n\n".join(blocks)
-
-
-def render_passages(template: str, prompt: str, passages: Sequence[Passage]) -> str:
-    """``template`` with ``{{ .Passages }}`` and ``{{ .Prompt }}`` replaced in one pass (a
-    placeholder inside a passage or the prompt stays as it is). A template without
-    ``{{ .Prompt }}`` gets the prompt after it; one without ``{{ .Passages }}``, the passages
-    before it."""
-    values = {"Passages": format_passages(passages), "Prompt": prompt}
-    names = {m.group(1) for m in _PLACEHOLDER.finditer(template)}
-    if "Passages" not in names:
-        template = "{{ .Passages }}\n\n" + template
-    if "Prompt" not in names:
-        template = template + "\n\n{{ .Prompt }}"
-    return _PLACEHOLDER.sub(lambda m: values[m.group(1)], template)
 
 
 def _as_float(value: object) -> float | None:

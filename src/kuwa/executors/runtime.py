@@ -32,7 +32,8 @@ from kuwa.broker.joblog import JobLog
 from kuwa.executors import metrics
 from kuwa.executors.base import Backend, BackendError, Emit
 from kuwa.executors.control import Blocked, Control
-from kuwa.schemas import Job, JobStatus, Usage
+from kuwa.schemas import Job, JobKind, JobStatus, Usage
+from kuwa.schemas.embedding import pack_vectors
 from kuwa.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -78,6 +79,7 @@ class ExecutorRuntime:
             host=socket.gethostname(),
             pid=os.getpid(),
             slots=settings.max_concurrency,
+            kinds=backend.job_kinds(),
         )
         self.batcher = ChunkBatcher(
             redis,
@@ -230,7 +232,7 @@ class ExecutorRuntime:
     # --- one job ------------------------------------------------------------------------
     async def _run_job(self, q: QueuedJob) -> None:
         job = q.job
-        publisher = self.batcher.publisher(job.id)
+        publisher = self.batcher.publisher(job.id, reply_to=job.reply_to, buffered=not job.stream)
         figures = metrics.JobMetrics(q.code, self.info.backend, job.created)
         try:
             outcome = await self._generate(job, publisher.write)
@@ -259,6 +261,8 @@ class ExecutorRuntime:
         try:
             if job.id in self.cancel_requested:
                 raise asyncio.CancelledError
+            if job.kind == JobKind.EMBED:
+                return await self._embed(job, write)
             prepared = self.control.prepare(job, self.backend.count_tokens)
             emit, flush = self._output(job.id, write)
             completion = await self.backend.generate(prepared, emit)
@@ -282,6 +286,13 @@ class ExecutorRuntime:
         except Exception as exc:
             log.exception("executor %s: job %s failed", self.id, job.id)
             return Outcome.failed(f"The model failed: {type(exc).__name__}", "model_error")
+
+    async def _embed(self, job: Job, write: Emit) -> Outcome:
+        """An embedding job: the vectors go out as the answer's text (packed, see
+        :mod:`kuwa.schemas.embedding`). The Modelfile and the rules shape chats only."""
+        result = await self.backend.embed(job.inputs)
+        write(pack_vectors(result.rows))
+        return Outcome(JobStatus.DONE, "stop", Usage(result.tokens, 0))
 
     def _output(self, job_id: str, write: Emit) -> tuple[Emit, Callable[[], None]]:
         """``emit`` for the backend (through the output rules) and what flushes it at the end.
@@ -309,7 +320,7 @@ class ExecutorRuntime:
 
     async def _finish_unstarted(self, q: QueuedJob) -> None:
         """A job cancelled before it started: tell its readers, then drop it."""
-        publisher = self.batcher.publisher(q.job.id)
+        publisher = self.batcher.publisher(q.job.id, reply_to=q.job.reply_to)
         try:
             await publisher.close("cancelled", finish=(q, JobStatus.CANCELLED))
         finally:

@@ -18,7 +18,16 @@ from kuwa import web
 from kuwa.accounts import Store, close_database, open_database
 from kuwa.broker import Hub, connect
 from kuwa.errors import BrokerError, KuwaError
-from kuwa.gateway import files_api, instrument, jobs_api, kuwa_api, metrics, openai_api, openapi
+from kuwa.gateway import (
+    embeddings_api,
+    files_api,
+    instrument,
+    jobs_api,
+    kuwa_api,
+    metrics,
+    openai_api,
+    openapi,
+)
 from kuwa.gateway.endpoint import endpoint
 from kuwa.gateway.http import (
     ClientGone,
@@ -53,6 +62,7 @@ def routes() -> list[BaseRoute]:
         Route("/v1.0/chat/completions", kuwa_api.chat_completions, methods=["POST"]),
         Route("/v1/chat/completions", openai_api.chat_completions, methods=["POST"]),
         Route("/v1/models", openai_api.list_models, methods=["GET"]),
+        Route("/v1/embeddings", embeddings_api.create_embeddings, methods=["POST"]),
         Route("/v1/files", files_api.create_file, methods=["POST"]),
         Route("/v1/files", files_api.list_files, methods=["GET"]),
         Route("/v1/files/{file_id}", files_api.get_file, methods=["GET"]),

@@ -12,7 +12,7 @@ from typing import Any
 from redis.exceptions import RedisError
 
 from kuwa import keys
-from kuwa.broker import Hub, JobQueue, Registry, Subscription
+from kuwa.broker import Hub, JobQueue, Registry, Subscription, submit
 from kuwa.broker.connection import redis_errors
 from kuwa.broker.limits import UserLimits
 from kuwa.errors import (
@@ -24,9 +24,10 @@ from kuwa.errors import (
     ModelNotFoundError,
     ModelUnavailableError,
     NotFoundError,
+    WrongModelTypeError,
 )
 from kuwa.gateway import instrument
-from kuwa.schemas import ChatRequest, Chunk, Job, Usage
+from kuwa.schemas import ChatRequest, Chunk, Job, JobKind, Usage
 
 KNOWN_MODEL_TTL = 5.0
 
@@ -50,6 +51,8 @@ def error_of(chunk: Chunk) -> KuwaError:
     message = error.get("message", "The model failed.")
     if error.get("code") == "blocked":
         return ContentBlockedError(message)
+    if error.get("code") == WrongModelTypeError.code:  # a chat to an embedding model, or back
+        return WrongModelTypeError(message, param="model")
     refused = _REFUSED.get(error.get("code", ""))
     if refused is not None:  # the executor could not make a prompt of the messages
         return refused(message, param="messages")
@@ -139,8 +142,8 @@ class ChatService:
         self.idle_timeout = idle_timeout
         self.limits = limits
         self._known: dict[str, float] = {}
+        self._backends: dict[str, tuple[float, str]] = {}  # code -> (expires, backend)
 
-    @instrument.counts_chat_starts
     async def start(
         self,
         request: ChatRequest,
@@ -154,15 +157,13 @@ class ChatService:
         check_model: bool = True,
         group: str | None = None,
     ) -> ChatStream:
-        """Subscribe to a new job's channel, then enqueue it (in that order).
+        """Start a chat job (see :meth:`launch`).
 
         ``upstream_key`` is the user's own provider key for models served through the openai
         backend; it travels only in the queued job, never in logs or the job's state.
         ``max_jobs``/``per_minute`` override the service's limits for this user (their
         group's); ``idle_timeout`` and ``modelfile`` come from the model's catalog entry;
         ``group`` (the user's) is kept in the job for the usage statistics."""
-        if check_model:
-            await self._check_model(request.model)
         job = Job(
             id=f"chatcmpl-{uuid.uuid4().hex}",
             model=request.model,
@@ -174,11 +175,35 @@ class ChatService:
             modelfile=modelfile or None,
             group=group,
             passages=request.passages,
+            language=request.language,
+            stream=request.stream,
         )
+        return await self.launch(
+            job,
+            max_jobs=max_jobs,
+            per_minute=per_minute,
+            idle_timeout=idle_timeout,
+            check_model=check_model,
+        )
+
+    @instrument.counts_chat_starts
+    async def launch(
+        self,
+        job: Job,
+        *,
+        max_jobs: int | None = None,
+        per_minute: int | None = None,
+        idle_timeout: float | None = None,
+        check_model: bool = True,
+    ) -> ChatStream:
+        """Admit the job within its user's limits, subscribe to its channel, then enqueue it
+        (in that order). Any kind of job: a chat, or an embedding job."""
+        if check_model:
+            await self._check_model(job.model)
         claimed = False
-        if self.limits is not None and user_id is not None:
+        if self.limits is not None and job.user_id is not None:
             claimed = await self.limits.admit(
-                str(user_id), job.id, max_jobs=max_jobs, per_minute=per_minute
+                str(job.user_id), job.id, max_jobs=max_jobs, per_minute=per_minute
             )
 
         async def release() -> None:
@@ -186,26 +211,18 @@ class ChatService:
                 await self._release(job)
 
         try:
-            with redis_errors("subscribing to a job"):
-                sub = await self.hub.subscribe(job.id)
-        except BaseException:
-            await release()
-            raise
-        try:
-            await self.queue.enqueue(job)
+            sub = await submit(self.hub, self.queue, job)
         except ModelUnavailableError:
-            await sub.close()
             await release()
-            if await self._starting(request.model):
+            if await self._starting(job.model):
                 raise ModelUnavailableError(
-                    f"The model '{request.model}' is starting (loading its weights); "
+                    f"The model '{job.model}' is starting (loading its weights); "
                     "try again in a moment.",
                     code="model_starting",
                     headers={"Retry-After": "5"},
                 ) from None
             raise
         except BaseException:
-            await sub.close()
             await release()
             raise
         stream = ChatStream(self, job, sub)
@@ -262,8 +279,34 @@ class ChatService:
             )
         self._known[code] = now + KNOWN_MODEL_TTL
 
-    async def live_models(self) -> list[tuple[str, dict[str, object]]]:
+    async def backend_of(self, code: str) -> str:
+        """The backend that the model's executors run (``""`` when unknown), cached like
+        :meth:`_check_model`'s answer: a relayed request must not cost a lookup."""
+        now = time.monotonic()
+        hit = self._backends.get(code)
+        if hit is not None and hit[0] > now:
+            return hit[1]
+        with redis_errors("looking up a model"):
+            meta = await self.registry.model_meta(code)
+        backend = str(meta.get("backend", "")) if meta else ""
+        self._backends[code] = (now + KNOWN_MODEL_TTL, backend)
+        return backend
+
+    async def live_models(self, kind: JobKind | None = None) -> list[tuple[str, dict[str, object]]]:
+        """Access codes with a live executor, and what it says about them; with ``kind``, only
+        those that serve that kind of job (chat models, or embedding models)."""
         with redis_errors("listing models"):
             known = await self.registry.known_models()
             counts = await self.registry.live_counts(sorted(known))
-        return [(code, known[code]) for code, n in counts.items() if n > 0]
+        return [
+            (code, known[code])
+            for code, n in counts.items()
+            if n > 0 and (kind is None or serves(known[code], kind))
+        ]
+
+
+def serves(meta: dict[str, object], kind: JobKind) -> bool:
+    """Does the model its registry entry ``meta`` describes serve this kind of job? (Executors
+    from before job kinds say nothing: they chat.)"""
+    kinds = meta.get("kinds")
+    return kind.value in (kinds if isinstance(kinds, list) else [JobKind.CHAT.value])

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import re
 from collections.abc import Awaitable
 from typing import Any, TypeVar
 
@@ -27,6 +28,7 @@ from kuwa.schemas import SchemaError
 log = logging.getLogger(__name__)
 UPSTREAM_KEY_HEADER = "x-kuwa-upstream-key"  # a user's own provider key (openai backend)
 T = TypeVar("T")
+_LANGUAGE_TAG = re.compile(r"[A-Za-z]{1,8}(?:-[A-Za-z0-9]{1,8})*")
 
 
 class JSONResponse(Response):
@@ -54,6 +56,15 @@ async def read_body(request: Request, limit: int) -> bytearray:
     if not body:
         raise InvalidRequestError("The request body is empty; send a JSON object.")
     return body
+
+
+def request_language(request: Request) -> str | None:
+    """The first language an ``Accept-Language`` header names (a BCP 47 tag), if any."""
+    for item in request.headers.get("accept-language", "").split(","):
+        tag = item.split(";", 1)[0].strip()
+        if _LANGUAGE_TAG.fullmatch(tag):
+            return tag
+    return None
 
 
 class ClientGone(Exception):

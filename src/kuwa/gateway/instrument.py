@@ -38,7 +38,7 @@ from prometheus_client.values import MutexValue
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from kuwa.errors import KuwaError, ModelNotFoundError
-from kuwa.schemas import ChatRequest, Job
+from kuwa.schemas import Job
 
 MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
 LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300)
@@ -204,14 +204,14 @@ T = TypeVar("T")
 
 
 def counts_chat_starts(
-    start: Callable[Concatenate[S, ChatRequest, P], Awaitable[T]],
-) -> Callable[Concatenate[S, ChatRequest, P], Awaitable[T]]:
-    """Count the jobs a ``ChatService.start`` enqueues and the ones it refuses, by cause.
+    start: Callable[Concatenate[S, Job, P], Awaitable[T]],
+) -> Callable[Concatenate[S, Job, P], Awaitable[T]]:
+    """Count the jobs a ``ChatService.launch`` enqueues and the ones it refuses, by cause.
 
     Unknown models are not counted: their names are whatever a client sent."""
 
     @functools.wraps(start)
-    async def counted(self: S, request: ChatRequest, /, *args: P.args, **kwargs: P.kwargs) -> T:
+    async def counted(self: S, request: Job, /, *args: P.args, **kwargs: P.kwargs) -> T:
         try:
             stream = await start(self, request, *args, **kwargs)
         except ModelNotFoundError:

@@ -4,6 +4,11 @@ Every streamed event carries exactly one character (the seed's Python client pri
 ``content[-1]``), JSON is ASCII-escaped like the original PHP server's (so a client that
 decodes each network read on its own never splits a multi-byte character), and the stream
 ends with ``event: close``.
+
+A request that names ``files`` (Kuwa's addition; the seed's clients never send it) gets the
+passages its model was given as ``citations``: a top-level key of the JSON answer, or of
+the stream's first event. No event is added for them: the seed's Python client reads
+``content[-1]`` of every ``data:`` event, so an event without a character would break it.
 """
 
 from __future__ import annotations
@@ -24,6 +29,7 @@ from kuwa.gateway.http import (
     schema_error,
     unless_disconnected,
 )
+from kuwa.gateway.openai_api import citations
 from kuwa.gateway.sse import CLOSE, SSEResponse
 from kuwa.gateway.start import start_api_chat
 from kuwa.gateway.state import state_of
@@ -67,6 +73,7 @@ async def chat_completions(request: Request) -> Response:
             model=chat.model,
             object="chat.completion",
             usage=wire.TokenUsage(**answer.usage.to_openai()),
+            citations=citations(stream.citations),
         )
     )
 
@@ -77,10 +84,17 @@ async def _events(stream: ChatStream, chat: ChatRequest) -> AsyncIterator[bytes]
         f',"role":"assistant"}}}}],"created":{stream.created},"id":"{stream.id}",'
         f'"model":{json.dumps(chat.model)},"object":"chat.completion","usage":[]}}\n\n'
     ).encode()
+    # With files, the first event also carries the citations (a key the seed's clients never
+    # read; they never send files either): the event ends "citations":[...]} instead of }.
+    cited = b',"citations":' + json.dumps(stream.citations).encode() if stream.citations else b""
     try:
         async for chunk in stream.chunks():
             if chunk.text:
-                yield b"".join(head + json.dumps(ch).encode() + tail for ch in chunk.text)
+                events = [head + json.dumps(ch).encode() + tail for ch in chunk.text]
+                if cited:
+                    events[0] = events[0][:-3] + cited + b"}\n\n"
+                    cited = b""
+                yield b"".join(events)
     except KuwaError as exc:
         yield b"data: " + json.dumps(exc.body()).encode() + b"\n\n"
     finally:

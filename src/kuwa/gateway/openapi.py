@@ -46,9 +46,11 @@ from kuwa.errors import (
     QueueFullError,
     QuotaExceededError,
     RateLimitError,
+    WrongModelTypeError,
     error_body,
 )
 from kuwa.gateway.endpoint import Endpoint, declared, endpoint
+from kuwa.gateway.openapi_embeddings import embedding_paths
 from kuwa.gateway.openapi_files import file_paths
 from kuwa.gateway.openapi_routes import declared_types, operation, path_of
 from kuwa.gateway.openapi_schemas import (
@@ -107,6 +109,12 @@ ERRORS: tuple[ErrorCase, ...] = (
         "empty body, not JSON, not an object, or a field fails validation (`param` names "
         "it); or the model's chat template refuses the messages (`param`: `messages`)",
         "'temperature' must be between 0 and 2.",
+    ),
+    ErrorCase(
+        WrongModelTypeError,
+        "wrong_model_type",
+        "a chat sent to an embedding model, or embeddings asked of a chat model (`param`: `model`)",
+        "This model makes embeddings (POST /v1/embeddings); it cannot chat.",
     ),
     ErrorCase(
         ContentBlockedError,
@@ -293,8 +301,9 @@ RETRY_AFTER = (409, 429, 503)
 DESCRIPTION = """\
 Kuwa serves two chat APIs over the same jobs and models, plus a small web-app API:
 
-- **OpenAI** (`/v1`): `POST /v1/chat/completions`, `GET /v1/models` as the official SDKs
-  expect them, and `GET /v1/jobs/{job_id}/events` to follow or resume a job.
+- **OpenAI** (`/v1`): `POST /v1/chat/completions`, `GET /v1/models`, `POST /v1/embeddings`
+  and `/v1/files` as the official SDKs expect them, and `GET /v1/jobs/{job_id}/events` to
+  follow or resume a job.
 - **Kuwa Multi-Chat 1.0** (`/v1.0`): `POST /v1.0/chat/completions`, byte-compatible with the
   original guide and its clients (one character per event, the stream ends with
   `event: close`).
@@ -338,6 +347,7 @@ def _param(code: str) -> str | None:
         "file_not_ready": "files",
         "model_not_found": "model",
         "model_not_allowed": "model",
+        "wrong_model_type": "model",
     }.get(code)
 
 
@@ -619,7 +629,7 @@ def build_document(routes: Sequence[BaseRoute]) -> dict[str, Any]:
     Every route must be declared (:func:`kuwa.gateway.endpoint.endpoint`): the public API's
     operations are written out here (and must name what their routes declare), every other
     one is written from its declaration; the schemas are the declared structs'."""
-    written = {**api_paths(), **file_paths()}
+    written = {**api_paths(), **embedding_paths(), **file_paths()}
     found = []
     types: list[Any] = list(COMPONENTS)
     for route in routes:

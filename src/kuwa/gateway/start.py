@@ -4,14 +4,12 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 
 from kuwa.accounts import UserInfo
-from kuwa.broker.connection import redis_errors
 from kuwa.gateway.chat import ChatStream
 from kuwa.gateway.files_api import attach_files
-from kuwa.gateway.http import UPSTREAM_KEY_HEADER
+from kuwa.gateway.http import UPSTREAM_KEY_HEADER, request_language
 from kuwa.gateway.models import require_api_access
 from kuwa.gateway.state import GatewayState
 from kuwa.schemas import ChatRequest
@@ -24,9 +22,12 @@ async def start_api_chat(
     state: GatewayState, request: Request, chat: ChatRequest, user: UserInfo
 ) -> ChatStream:
     """A chat started through the API (``/v1``, ``/v1.0``); with files, the stream's
-    ``citations`` are the passages its model was given."""
+    ``citations`` are the passages its model was given (the default template in the
+    language ``Accept-Language`` names first)."""
     require_api_access(user)
     chat, citations = await attach_files(state, chat, user)
+    if chat.passages:
+        chat = replace(chat, language=request_language(request))
     stream = await start_chat(state, chat, user, request.headers.get(UPSTREAM_KEY_HEADER))
     stream.citations = citations
     return stream
@@ -62,9 +63,7 @@ async def start_chat(
 
 async def _stored_key(state: GatewayState, user: UserInfo, code: str) -> str | None:
     """The user's own key for the provider behind ``code``, when its executor uses one."""
-    with redis_errors("looking up a model"):
-        meta = await state.chat.registry.model_meta(code)
-    provider = KEYED_BACKENDS.get(str(meta.get("backend", ""))) if meta else None
+    provider = KEYED_BACKENDS.get(await state.chat.backend_of(code))
     if provider is None:
         return None
-    return await run_in_threadpool(state.store.identities.get_key, user.id, provider)
+    return await state.provider_keys.get(state.store, user.id, provider)

@@ -288,6 +288,7 @@ class Kernel:
             interval=0,
             transcript_ttl=self.settings.transcript_ttl,
             start_seq=seq,
+            reply_to=job.reply_to,
         )
         error = {"message": message, "code": code} if message else None
         await publisher.close(reason, error=error)

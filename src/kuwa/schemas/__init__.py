@@ -11,14 +11,17 @@ from kuwa.schemas.chat import (
     parse_chat_request,
 )
 from kuwa.schemas.decode import SchemaError
-from kuwa.schemas.job import Chunk, Job, JobStatus, Usage
+from kuwa.schemas.embedding import EmbeddingRequest, parse_embedding_request
+from kuwa.schemas.job import Chunk, Job, JobKind, JobStatus, Usage
 
 __all__ = [
     "ChatCompletionRequest",
     "ChatRequest",
     "Chunk",
+    "EmbeddingRequest",
     "GenerationParams",
     "Job",
+    "JobKind",
     "JobStatus",
     "KuwaChatRequest",
     "Message",
@@ -27,4 +30,5 @@ __all__ = [
     "Usage",
     "decode_chat_request",
     "parse_chat_request",
+    "parse_embedding_request",
 ]

@@ -143,6 +143,16 @@ class KuwaStreamEvent(Closed):
     model: AccessCode
     object: Literal["chat.completion"]
     usage: Annotated[list[Any], Meta(max_length=0, description="Always `[]`.")]
+    citations: (
+        Annotated[
+            list[Citation],
+            Meta(
+                description="With files: on the first event only (Kuwa's addition; the guide's "
+                "clients never send files, and their events are unchanged)."
+            ),
+        ]
+        | UnsetType
+    ) = UNSET
 
 
 class KuwaAnswer(Closed):
@@ -163,6 +173,7 @@ class KuwaChatCompletion(Closed):
     model: AccessCode
     object: Literal["chat.completion"]
     usage: TokenUsage
+    citations: Citations | UnsetType = UNSET
 
 
 # --- models, health -------------------------------------------------------------------------
@@ -182,6 +193,31 @@ class ModelList(Closed):
 class Health(Closed):
     status: Literal["ok"]
     streams: Annotated[int, Meta(ge=0, description="Open job streams in this gateway process.")]
+
+
+# --- /v1/embeddings -----------------------------------------------------------------------------
+class Embedding(Closed):
+    object: Literal["embedding"]
+    index: Annotated[int, Meta(ge=0, description="The input's position.")]
+    embedding: Annotated[
+        list[float] | Annotated[str, Meta(extra_json_schema={"contentEncoding": "base64"})],
+        Meta(
+            description="A unit vector (length 1): the model's last hidden state pooled over "
+            "the text's tokens; base64 with `encoding_format: base64`."
+        ),
+    ]
+
+
+class EmbeddingUsage(Closed):
+    prompt_tokens: Count
+    total_tokens: Count
+
+
+class EmbeddingList(Closed):
+    object: Literal["list"]
+    data: list[Embedding]
+    model: str
+    usage: EmbeddingUsage
 
 
 # --- /v1/files ------------------------------------------------------------------------------

@@ -112,6 +112,7 @@ class ChatRequest:
     user: str | None = None
     files: tuple[str, ...] = ()  # documents to answer from (ids of POST /v1/files)
     passages: tuple[Passage, ...] = ()  # their passages ranked for this prompt
+    language: str | None = None  # of the person asking (BCP 47), for the passages' template
 
 
 # --- the wire bodies --------------------------------------------------------------------------

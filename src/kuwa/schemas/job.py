@@ -11,6 +11,13 @@ import orjson
 from kuwa.schemas.chat import GenerationParams, Message, Passage
 
 
+class JobKind(enum.StrEnum):
+    """What a job asks of its executor: an answer to a chat, or the embeddings of texts."""
+
+    CHAT = "chat"
+    EMBED = "embed"
+
+
 class JobStatus(enum.StrEnum):
     """The same lowercase values in Redis, the database and JSON."""
 
@@ -41,11 +48,33 @@ class Job:
     # Passages of documents to answer from; the executor puts them into the prompt through
     # the Modelfile's PASSAGES-TEMPLATE (or the default one).
     passages: tuple[Passage, ...] = ()
+    # The inbox channel of the gateway process that started the job: executors publish its
+    # chunks there (besides the job's own channel, which followers subscribe to).
+    reply_to: str | None = None
+    # False: the client wants the whole answer at once (a non-streamed API call), so the
+    # executor may send it in one piece and ask an upstream for it in one piece.
+    stream: bool = True
+    # The language of the person asking (a BCP 47 tag such as "zh-TW"), when known: the
+    # default PASSAGES-TEMPLATE speaks it.
+    language: str | None = None
+    # An embedding job (kind "embed") has no messages: its texts are ``inputs``, and its
+    # answer is their vectors (:mod:`kuwa.schemas.embedding`).
+    kind: JobKind = JobKind.CHAT
+    inputs: tuple[str, ...] = ()
 
     def encode(self) -> bytes:
         extra: dict[str, Any] = {}
         if self.passages:
             extra["passages"] = [p.to_dict() for p in self.passages]
+        if self.reply_to:
+            extra["reply_to"] = self.reply_to
+        if not self.stream:
+            extra["stream"] = False
+        if self.language:
+            extra["language"] = self.language
+        if self.kind != JobKind.CHAT:
+            extra["kind"] = self.kind.value
+            extra["inputs"] = list(self.inputs)
         return orjson.dumps(
             {
                 **extra,
@@ -77,6 +106,11 @@ class Job:
             upstream_key=data.get("upstream_key"),
             group=data.get("group"),
             passages=tuple(Passage.from_dict(p) for p in data.get("passages") or ()),
+            reply_to=data.get("reply_to"),
+            stream=data.get("stream", True) is not False,
+            language=data.get("language"),
+            kind=JobKind(data.get("kind", JobKind.CHAT.value)),
+            inputs=tuple(data.get("inputs") or ()),
         )
 
 

@@ -17,7 +17,7 @@ from kuwa.gateway.endpoint import endpoint
 from kuwa.gateway.http import JSONResponse
 from kuwa.gateway.state import state_of
 from kuwa.rooms.arena import Arena, draw_pair, round_pool
-from kuwa.schemas import app
+from kuwa.schemas import JobKind, app
 from kuwa.web.core import current_user, page, web_state
 from kuwa.web.room_api import require, room_json, runner_of
 
@@ -36,7 +36,7 @@ async def start_round(request: Request) -> Response:
     assert user is not None
     gateway = state_of(request)
     config = await run_in_threadpool(web_state(request).store.system.load)
-    live = [code for code, _ in await gateway.chat.live_models()]
+    live = [code for code, _ in await gateway.chat.live_models(JobKind.CHAT)]
     usable = [m.access_code for m in await gateway.models.usable(user, live)]
     pool = round_pool(config.arena_pool, usable)
     pair = draw_pair(pool, _rng)

@@ -20,6 +20,7 @@ from kuwa.errors import InvalidRequestError, KuwaError
 from kuwa.gateway.endpoint import HTML, endpoint
 from kuwa.gateway.http import JSONResponse
 from kuwa.gateway.state import state_of
+from kuwa.schemas import JobKind
 from kuwa.settings import Settings
 from kuwa.web import forms
 from kuwa.web.core import client_ip, current_user, page, web_state
@@ -93,7 +94,7 @@ async def _page(
     values: dict[str, Any] | None = None,
 ) -> Response:
     with redis_errors("listing models"):
-        live = [code for code, _ in await state_of(request).chat.live_models()]
+        live = [code for code, _ in await state_of(request).chat.live_models(JobKind.CHAT)]
         runs = await _runs(request).latest()
     chosen = (values or {}).get("models") or live[:1]
     return await show(

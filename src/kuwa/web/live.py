@@ -57,10 +57,16 @@ class RoomRunner:
             log.warning("could not announce %s in room %s: %s", event.get("type"), room_id, exc)
 
     async def answer(
-        self, user: UserInfo, room_id: int, message_id: int, model: str
+        self,
+        user: UserInfo,
+        room_id: int,
+        message_id: int,
+        model: str,
+        language: str | None = None,
     ) -> asyncio.Task[None] | None:
         """Start the answer's job; the task that saves it (None when it could not start).
-        ``model`` may be a bot (``bot:ID``): its base model runs with its Modelfile."""
+        ``model`` may be a bot (``bot:ID``): its base model runs with its Modelfile.
+        ``language``: the UI's of the person asking (the passages' template speaks it)."""
         row = await run_in_threadpool(self.rooms.raw, message_id)
         history = await run_in_threadpool(self.rooms.history_of, row)
         passages = tuple(
@@ -82,6 +88,7 @@ class RoomRunner:
             messages=tuple(Message(r, c) for r, c in history),
             stream=True,
             passages=passages,
+            language=language,
         )
         request = model_settings.apply(request, settings)  # the model's settings in this room
         return await self._run(

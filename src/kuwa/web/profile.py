@@ -32,6 +32,7 @@ from kuwa.accounts.identities import MAX_KEY_LENGTH
 from kuwa.accounts.service import check_password_rules, normalize_email
 from kuwa.errors import ConflictError, KuwaError, RateLimitError
 from kuwa.gateway.endpoint import HTML, endpoint
+from kuwa.gateway.state import state_of
 from kuwa.web import forms
 from kuwa.web.account import link, send_mail
 from kuwa.web.core import (
@@ -439,6 +440,7 @@ async def update_keys(request: Request) -> Response:
             await run_in_threadpool(store.identities.set_key, user.id, provider, key)
         except KuwaError as exc:
             return await _refused(request, _from_error(exc))
+        state_of(request).provider_keys.forget(user.id)
         # Only the provider's name goes to the audit log, never the key.
         action = "provider_key_set" if key else "provider_key_removed"
         await _audit(request, action, user, target=provider)

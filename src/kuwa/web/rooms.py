@@ -19,13 +19,14 @@ from kuwa.errors import (
     InvalidRequestError,
     PermissionDeniedError,
 )
+from kuwa.gateway.chat import serves
 from kuwa.gateway.endpoint import HTML, SSE, endpoint
 from kuwa.gateway.http import JSONResponse
 from kuwa.gateway.sse import SSEResponse
 from kuwa.gateway.state import state_of
 from kuwa.rooms import Feedbacks
 from kuwa.rooms.model_settings import check_settings
-from kuwa.schemas import app
+from kuwa.schemas import JobKind, app
 from kuwa.web.core import (
     error_page,
     page,
@@ -145,9 +146,12 @@ async def app_models(request: Request) -> Response:
     """The models and bots you may chat with"""
     user = await user_of(request)
     gateway = state_of(request)
-    live = {code for code, _ in await gateway.chat.live_models()}
+    served = await gateway.chat.live_models()
+    live = {code for code, _ in served}
     await gateway.models.usable(user, sorted(live))  # registers served codes on first sight
     catalog = await gateway.models.models()
+    # Embedding models (their executors serve no chats) are for /v1/embeddings and documents.
+    no_chat = {code for code, meta in served if not serves(meta, JobKind.CHAT)}
     models = [
         {
             "code": m.access_code,
@@ -159,7 +163,9 @@ async def app_models(request: Request) -> Response:
             "live": m.access_code in live,
         }
         for m in sorted(catalog.values(), key=lambda m: (m.order, m.name))
-        if m.enabled and gateway.models.allowed(user, m.access_code)
+        if m.enabled
+        and gateway.models.allowed(user, m.access_code)
+        and m.access_code not in no_chat
     ]
     usable = {m["code"] for m in models}
     bots = [
@@ -299,7 +305,7 @@ async def app_send(request: Request, body: app.Prompt) -> Response:
     await runner.publish(room_id, {"type": "message", "id": prompt_id})
     for answer_id, code in zip(answer_ids, models, strict=True):
         await runner.publish(room_id, {"type": "message", "id": answer_id})
-        await runner.answer(user, room_id, answer_id, code)
+        await runner.answer(user, room_id, answer_id, code, ui_lang(request))
     rooms = rooms_of(request)
     prompt = await run_in_threadpool(rooms.message, prompt_id, user.id)
     answers = [await run_in_threadpool(rooms.message, a, user.id) for a in answer_ids]
@@ -331,7 +337,7 @@ async def app_regenerate(request: Request) -> Response:
     new_id = await run_in_threadpool(rooms_of(request).regenerate, message_id)
     row = await run_in_threadpool(rooms_of(request).raw, new_id)
     await _announce_siblings(request, room_id, new_id)
-    await runner_of(request).answer(user, room_id, new_id, str(row["model"]))
+    await runner_of(request).answer(user, room_id, new_id, str(row["model"]), ui_lang(request))
     return JSONResponse(await run_in_threadpool(rooms_of(request).message, new_id, user.id))
 
 
