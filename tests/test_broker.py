@@ -18,6 +18,8 @@ from kuwa.broker import (
     Registry,
     cancel_and_wait,
 )
+from kuwa.broker.batch import SCRIPT as BATCH_SCRIPT
+from kuwa.broker.batch import CommandBatch
 from kuwa.errors import JobFailedError, ModelUnavailableError, QueueFullError
 from kuwa.schemas import Chunk, Job, Message, Usage
 
@@ -197,6 +199,26 @@ async def test_reader_resumes_from_a_sequence_number(redis: aioredis.Redis, hub:
     sub = await hub.subscribe("resume", replay=True)
     got = [c async for c in sub.chunks(idle_timeout=5, from_seq=2)]
     assert [c.text for c in got] == ["c", ""]
+
+
+async def test_a_command_batch_runs_every_write_in_one_call(redis: aioredis.Redis) -> None:
+    batch = CommandBatch()
+    batch.hset("b:h", "a", 1)
+    batch.hset("b:h", mapping={"b": "two", "c": 3.5})
+    batch.hincrby("b:n", "x", 5)
+    batch.expire("b:n", 100)
+    batch.lpush("b:l", "1", "2")
+    batch.ltrim("b:l", 0, 0)
+    batch.xadd("b:s", {"f": "v", "n": 1}, maxlen=10)
+    batch.zrem("b:z", "m")
+    script = redis.register_script(BATCH_SCRIPT)
+    await script(args=batch.args())
+    assert batch.commands == 8
+    assert await redis.hgetall("b:h") == {b"a": b"1", b"b": b"two", b"c": b"3.5"}
+    assert await redis.hget("b:n", "x") == b"5" and 0 < await redis.ttl("b:n") <= 100
+    assert await redis.lrange("b:l", 0, -1) == [b"2"]
+    [(_, fields)] = await redis.xrange("b:s")
+    assert fields == {b"f": b"v", b"n": b"1"}
 
 
 async def test_a_buffered_answer_leaves_in_one_message(redis: aioredis.Redis) -> None:

@@ -48,13 +48,42 @@ _RESYNC = _Signal()  # put in every queue after a reconnect: re-read the transcr
 _TIMEOUT = _Signal()  # put in a queue when its stream has been idle too long
 
 
+class Mailbox:
+    """A reader's queue: a list and at most one waiting future. (An ``asyncio.Queue`` holds
+    three deques, ~2.3 KB, and the gateway keeps one per open stream.) One reader only."""
+
+    __slots__ = ("_items", "_waiter")
+
+    def __init__(self) -> None:
+        self._items: list[bytes | _Signal] = []
+        self._waiter: asyncio.Future[None] | None = None
+
+    def put_nowait(self, item: bytes | _Signal) -> None:
+        self._items.append(item)
+        waiter = self._waiter
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
+
+    async def get(self) -> bytes | _Signal:
+        while not self._items:
+            self._waiter = asyncio.get_running_loop().create_future()
+            try:
+                await self._waiter
+            finally:
+                self._waiter = None
+        return self._items.pop(0)
+
+    def empty(self) -> bool:
+        return not self._items
+
+
 class Subscription:
     def __init__(self, hub: Hub, job_id: str, channel: bytes, *, owned: bool = False) -> None:
         self.hub = hub
         self.job_id = job_id
         self.channel = channel
         self.owned = owned  # the job's chunks come through the hub's inbox
-        self.queue: asyncio.Queue[bytes | _Signal] = asyncio.Queue()
+        self.queue = Mailbox()
         self.closed = False
 
     async def chunks(self, *, idle_timeout: float, from_seq: int = 0) -> AsyncIterator[Chunk]:

@@ -23,6 +23,8 @@ import redis.asyncio as aioredis
 from redis.exceptions import NoScriptError, RedisError
 
 from kuwa import keys
+from kuwa.broker.batch import SCRIPT as BATCH_SCRIPT
+from kuwa.broker.batch import CommandBatch
 from kuwa.broker.connection import cancel_and_wait
 from kuwa.broker.joblog import JobLog
 from kuwa.broker.queue import JobQueue, QueuedJob
@@ -48,6 +50,7 @@ class ChunkBatcher:
         self.redis = redis
         self.queue = queue  # refills a queue in the round that finishes one of its jobs
         self._script = redis.register_script(_PUBLISH)
+        self._books = redis.register_script(BATCH_SCRIPT)
         self.joblog = joblog or JobLog()
         self.interval = interval
         self.transcript_ttl = transcript_ttl
@@ -210,25 +213,29 @@ class ChunkBatcher:
         now = repr(time.time())
         queue = self.queue
         freed: dict[str, None] = {}  # queues with a job finished in this round
+        # First-token times and finished jobs' bookkeeping: one script call for all of them.
+        books = CommandBatch()
+        for publisher, chunk in items:
+            if chunk.seq == 0:  # when the job's first token left, for latency figures
+                publisher.first_at = float(now)
+                books.hset(publisher.state, "first", now)
+                books.expire(publisher.state, self.transcript_ttl)
+            if chunk.final and publisher.finish is not None:
+                q, status = publisher.finish
+                stream = keys.queue_stream(q.code)
+                books.xack(stream, keys.CONSUMER_GROUP, q.entry_id)
+                books.xdel(stream, q.entry_id)
+                books.hset(publisher.state, mapping={"status": status.value, "finished": now})
+                if q.job.user_id is not None:  # its gateway may have died holding the claim
+                    books.zrem(keys.user_jobs(str(q.job.user_id)), q.job.id)
+                # A buffered answer leaves whole: its TTFT is when its first text was written.
+                first = publisher.first_text_at if publisher.buffered else publisher.first_at
+                self._record(books, q, status, chunk, float(now), first)
+                freed[q.code] = None
         async with self.redis.pipeline(transaction=False) as pipe:
             pipe.evalsha(self._script.sha, len(transcripts), *transcripts, *args)
-            for publisher, chunk in items:
-                if chunk.seq == 0:  # when the job's first token left, for latency figures
-                    publisher.first_at = float(now)
-                    pipe.hset(publisher.state, "first", now)
-                    pipe.expire(publisher.state, self.transcript_ttl)
-                if chunk.final and publisher.finish is not None:
-                    q, status = publisher.finish
-                    stream = keys.queue_stream(q.code)
-                    pipe.xack(stream, keys.CONSUMER_GROUP, q.entry_id)
-                    pipe.xdel(stream, q.entry_id)
-                    pipe.hset(publisher.state, mapping={"status": status.value, "finished": now})
-                    if q.job.user_id is not None:  # its gateway may have died holding the claim
-                        pipe.zrem(keys.user_jobs(str(q.job.user_id)), q.job.id)
-                    # A buffered answer's first chunk is the whole answer: no TTFT to record.
-                    first = None if publisher.buffered else publisher.first_at
-                    self._record(pipe, q, status, chunk, float(now), first)
-                    freed[q.code] = None
+            if books.commands:
+                pipe.evalsha(self._books.sha, 0, *books.args())
             if queue is None:
                 freed.clear()
             else:  # after the XACKs: the freed slots take backlogged jobs
@@ -240,6 +247,9 @@ class ChunkBatcher:
         if isinstance(results[0], NoScriptError):  # Redis lost its scripts (a restart)
             await self.redis.script_load(self._script.script)
             await self.redis.evalsha(self._script.sha, len(transcripts), *transcripts, *args)
+        if len(results) > 1 and isinstance(results[1], NoScriptError):
+            await self.redis.script_load(self._books.script)
+            await self.redis.evalsha(self._books.sha, 0, *books.args())
         for result in results:
             if isinstance(result, Exception) and not isinstance(result, NoScriptError):
                 raise result
@@ -281,6 +291,7 @@ class ChunkPublisher:
         # or after BUFFER_FLUSH_S, so a long answer still shows its reader it is alive.
         self.buffered = buffered
         self._flushed_at = time.monotonic()
+        self.first_text_at: float | None = None  # when a buffered job's first text came
         self.state = keys.job_state(job_id)
         self._buffer: list[str] = []
         self._final: Chunk | None = None
@@ -301,6 +312,8 @@ class ChunkPublisher:
             self._buffer.append(text)
             self.chars += len(text)
             if self.buffered:
+                if self.first_text_at is None:
+                    self.first_text_at = time.time()
                 now = time.monotonic()
                 if now - self._flushed_at < BUFFER_FLUSH_S:
                     return
