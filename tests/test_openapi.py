@@ -183,12 +183,12 @@ def test_every_body_is_declared() -> None:
 FORM_READERS = {"get", "getlist", "text", "checked", "typed"}
 
 
-def form_fields_read(handler: Any) -> set[str]:
-    """The form fields a handler's source reads by name: ``form.get("x")``,
-    ``form.getlist("x")``, ``text(form, "x")``, ``checked(form, "x")``, f-string names."""
-    source = textwrap.dedent(inspect.getsource(inspect.unwrap(handler)))
+def form_fields_read(source: str) -> set[str]:
+    """The form fields a piece of source reads by name: ``form.get("x")``,
+    ``form.getlist("x")``, ``text(form, "x")``, ``checked(form, "x")``, ``typed(form, "x")``,
+    ``_number(form, "x", …)``; an f-string name as a glob (``key_*``)."""
     names: set[str] = set()
-    for node in ast.walk(ast.parse(source)):
+    for node in ast.walk(ast.parse(textwrap.dedent(source))):
         if not isinstance(node, ast.Call):
             continue
         func = node.func
@@ -204,28 +204,36 @@ def form_fields_read(handler: Any) -> set[str]:
         if isinstance(target, ast.Constant) and isinstance(target.value, str):
             names.add(target.value)
         elif isinstance(target, ast.JoinedStr):
-            names.add(
-                "".join(v.value if isinstance(v, ast.Constant) else "*" for v in target.values)
-            )
+            parts = [v.value if isinstance(v, ast.Constant) else "*" for v in target.values]
+            names.add("".join(str(p) for p in parts))
     return names
 
 
 def test_every_form_field_a_handler_reads_is_declared() -> None:
+    """A form handler reads only fields its declared struct has; every field its module's
+    helpers read is a field of one of the module's forms."""
     import fnmatch
+    import sys
 
     import msgspec
 
     checked = 0
+    by_module: dict[str, set[str]] = {}
     for route in routes():
         decl = declared(getattr(route, "endpoint", None))
         if decl is None or decl.form is None:
             continue
         fields = {f.encode_name for f in msgspec.structs.fields(decl.form)}
-        read = form_fields_read(route.endpoint)
+        handler = inspect.unwrap(route.endpoint)
+        by_module.setdefault(handler.__module__, set()).update(fields)
+        read = form_fields_read(inspect.getsource(handler))
         for name in read:
             assert fnmatch.filter(fields, name), f"{route.path}: reads {name!r}, not declared"
         checked += bool(read)
     assert checked >= 15
+    for module, fields in by_module.items():
+        for name in form_fields_read(inspect.getsource(sys.modules[module])):
+            assert fnmatch.filter(fields, name), f"{module} reads {name!r}, in no form of its"
 
 
 def test_every_operation_says_how_it_is_authenticated() -> None:
