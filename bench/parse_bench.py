@@ -92,9 +92,9 @@ def main() -> None:
     print(f"chat request parse path: bytes -> ChatRequest (openai dialect), {args.rounds} rounds")
     print(f"{'body':<32} {'before µs':>10} {'after µs':>10} {'after/before':>13}")
     for name, raw in bodies().items():
-        same = asdict(old(orjson.loads(raw), "openai")) == asdict(
-            decode_chat_request(raw, "openai")
-        )
+        before_fields = asdict(old(orjson.loads(raw), "openai"))
+        after_fields = asdict(decode_chat_request(raw, "openai"))  # may have fields added since
+        same = before_fields == {k: v for k, v in after_fields.items() if k in before_fields}
         assert same, f"{name}: the two parsers disagree"
         number = max(100, args.number * 300 // max(300, len(raw)))
         before, after = [], []
