@@ -32,11 +32,11 @@ import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any
 
 import peewee
 from playhouse import migrate as playhouse_migrate
 
+from kuwa.accounts.migration_step import Step, execute_sql
 from kuwa.accounts.schema import column_differences
 from kuwa.errors import ConfigError, KuwaError
 
@@ -60,39 +60,6 @@ class _Record(peewee.Model):
 
     class Meta:
         table_name = TABLE
-
-
-@dataclass(frozen=True, slots=True)
-class Step:
-    """What a migration's ``up(step)`` works with: the database and peewee's migrator."""
-
-    db: peewee.Database
-    dialect: str  # "sqlite" or "postgresql"
-    migrator: Any  # playhouse.migrate.SqliteMigrator or PostgresqlMigrator
-
-    def run(self, *operations: Any) -> None:
-        """Apply ``step.migrator`` operations (add_column, add_index, …) in order."""
-        playhouse_migrate.migrate(*operations)
-
-    def sql(
-        self,
-        *,
-        sqlite: str | None = None,
-        postgresql: str | None = None,
-        params: Sequence[Any] = (),
-    ) -> None:
-        """Run the statement written for this database's dialect."""
-        statement = sqlite if self.dialect == "sqlite" else postgresql
-        if statement is None:
-            raise ValueError(f"this migration gives no SQL for {self.dialect}")
-        _sql(self.db, statement, params)
-
-    def create_tables(self, models: Sequence[type[peewee.Model]]) -> None:
-        """Create the tables (and their indexes) of frozen model classes, in dependency order.
-
-        The models belong to no database; they are not bound, so nothing global changes."""
-        for model in peewee.sort_models(models):  # type: ignore[attr-defined]
-            peewee.SchemaManager(model, self.db).create_all(safe=False)
 
 
 @dataclass(frozen=True, slots=True)
@@ -306,7 +273,7 @@ def _apply_locked(db: peewee.Database, dialect: str, migration: Migration) -> st
     try:
         migration.up(step)
         if dialect == "sqlite":
-            broken = _sql(db, "PRAGMA foreign_key_check").fetchall()
+            broken = execute_sql(db, "PRAGMA foreign_key_check").fetchall()
             if broken:
                 raise KuwaError(
                     f"it leaves rows whose foreign keys point nowhere: {broken[:5]}",
@@ -333,19 +300,19 @@ def schema_lock(db: peewee.Database) -> Iterator[None]:
     SQLite: ``BEGIN IMMEDIATE`` (waiting up to LOCK_WAIT_MS for the write lock);
     PostgreSQL: ``pg_advisory_xact_lock``, released at commit or rollback."""
     if isinstance(db, peewee.SqliteDatabase):
-        (before,) = _sql(db, "PRAGMA busy_timeout").fetchone()
-        _sql(db, f"PRAGMA busy_timeout = {LOCK_WAIT_MS}")
+        (before,) = execute_sql(db, "PRAGMA busy_timeout").fetchone()
+        execute_sql(db, f"PRAGMA busy_timeout = {LOCK_WAIT_MS}")
         try:
             with db.atomic(lock_type="IMMEDIATE"):
                 yield
         finally:
-            _sql(db, f"PRAGMA busy_timeout = {int(before)}")
+            execute_sql(db, f"PRAGMA busy_timeout = {int(before)}")
         return
     with db.atomic():
-        (got,) = _sql(db, "SELECT pg_try_advisory_xact_lock(%s)", (LOCK_KEY,)).fetchone()
+        (got,) = execute_sql(db, "SELECT pg_try_advisory_xact_lock(%s)", (LOCK_KEY,)).fetchone()
         if not got:
             log.info("waiting for another process to finish changing the schema")
-            _sql(db, "SELECT pg_advisory_xact_lock(%s)", (LOCK_KEY,))
+            execute_sql(db, "SELECT pg_advisory_xact_lock(%s)", (LOCK_KEY,))
         yield
 
 
@@ -356,18 +323,13 @@ def _foreign_keys_off(db: peewee.Database) -> Iterator[None]:
     if not isinstance(db, peewee.SqliteDatabase) or db.in_transaction():
         yield
         return
-    (was_on,) = _sql(db, "PRAGMA foreign_keys").fetchone()
-    _sql(db, "PRAGMA foreign_keys = OFF")
+    (was_on,) = execute_sql(db, "PRAGMA foreign_keys").fetchone()
+    execute_sql(db, "PRAGMA foreign_keys = OFF")
     try:
         yield
     finally:
         if was_on:
-            _sql(db, "PRAGMA foreign_keys = ON")
-
-
-def _sql(db: peewee.Database, statement: str, params: Sequence[Any] = ()) -> Any:
-    """``db.execute_sql`` (untyped in peewee's stubs): the cursor."""
-    return db.execute_sql(statement, params)  # type: ignore[no-untyped-call]
+            execute_sql(db, "PRAGMA foreign_keys = ON")
 
 
 # --- what a process does when it opens the database ------------------------------------------

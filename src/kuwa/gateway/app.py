@@ -6,19 +6,17 @@ import contextlib
 import logging
 from collections.abc import AsyncIterator
 
-import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import Response
-from starlette.routing import Route
+from starlette.routing import BaseRoute, Route
 
 from kuwa import web
 from kuwa.accounts import Store, close_database, open_database
-from kuwa.broker import Hub, JobQueue, Registry, connect
-from kuwa.broker.limits import UserLimits
+from kuwa.broker import Hub, connect
 from kuwa.errors import BrokerError, KuwaError
 from kuwa.gateway import (
     embeddings_api,
@@ -30,8 +28,7 @@ from kuwa.gateway import (
     openai_api,
     openapi,
 )
-from kuwa.gateway.auth import TokenAuth
-from kuwa.gateway.chat import ChatService
+from kuwa.gateway.endpoint import endpoint
 from kuwa.gateway.http import (
     ClientGone,
     JSONResponse,
@@ -40,85 +37,28 @@ from kuwa.gateway.http import (
     kuwa_error_handler,
     server_error_handler,
 )
-from kuwa.gateway.models import ModelDirectory
-from kuwa.gateway.state import GatewayState, state_of
+from kuwa.gateway.state import build_state, state_of
 from kuwa.logs import setup_logging
+from kuwa.schemas import api as wire
 from kuwa.settings import Settings
 from kuwa.web import WebSecurity
-from kuwa.web.live import RoomRunner
 
 log = logging.getLogger(__name__)
 
 
+@endpoint("Is this gateway up (and does Redis answer)?", answer=wire.Health)
 async def healthz(request: Request) -> Response:
     state = state_of(request)
     try:
         await state.redis.ping()
     except (RedisError, OSError) as exc:
         raise BrokerError(f"Redis is unreachable: {exc}") from None
-    return JSONResponse({"status": "ok", "streams": state.chat.hub.active})
+    return JSONResponse(wire.Health(status="ok", streams=state.chat.hub.active))
 
 
-def build_state(settings: Settings, redis: aioredis.Redis, hub: Hub, store: Store) -> GatewayState:
-    """What serving chats needs: the chat service with its limits, token auth, the model
-    directory. The app's lifespan builds one; so does a background worker."""
-    registry = Registry(redis, ttl=settings.heartbeat_ttl)
-    chat = ChatService(
-        hub,
-        JobQueue(
-            redis,
-            max_queue=settings.max_queue,
-            state_ttl=settings.transcript_ttl,
-            fair_window=settings.fair_window,
-        ),
-        registry,
-        idle_timeout=settings.stream_idle_timeout,
-        limits=UserLimits(
-            redis,
-            max_jobs=settings.user_max_jobs,
-            per_minute=settings.user_requests_per_minute,
-            claim_seconds=settings.transcript_ttl,
-        ),
-    )
-    return GatewayState(
-        settings,
-        redis,
-        chat,
-        TokenAuth(store.accounts, cache_seconds=settings.token_cache_seconds),
-        store,
-        ModelDirectory(
-            store.catalog,
-            store.groups,
-            registry,
-            redis,
-            auto_register=settings.auto_register_models,
-        ),
-    )
-
-
-def create_app(settings: Settings) -> Starlette:
-    @contextlib.asynccontextmanager
-    async def lifespan(app: Starlette) -> AsyncIterator[None]:
-        redis = connect(settings.effective_redis_url)
-        hub = Hub(redis)
-        await hub.start()
-        db = open_database(settings)
-        store = Store.over(db, settings.load_secret_key())
-        web_state = web.start(app, settings, redis, store)
-        app.state.kuwa = build_state(settings, redis, hub, store)
-        web_state.on_user_changed = app.state.kuwa.forget_cached
-        web_state.runner = RoomRunner(app.state.kuwa, web_state.rooms)
-        log.info("gateway ready (redis %s)", _safe_url(settings.effective_redis_url))
-        try:
-            yield
-        finally:
-            await web_state.runner.shutdown()
-            await hub.stop()
-            await redis.aclose()
-            close_database(db)
-            instrument.process_exiting()
-
-    routes = [
+def routes() -> list[BaseRoute]:
+    """Every route the gateway serves: the APIs, then the web app's."""
+    return [
         Route("/v1.0/chat/completions", kuwa_api.chat_completions, methods=["POST"]),
         Route("/v1/chat/completions", openai_api.chat_completions, methods=["POST"]),
         Route("/v1/models", openai_api.list_models, methods=["GET"]),
@@ -134,8 +74,30 @@ def create_app(settings: Settings) -> Starlette:
         Route("/openapi.json", openapi.openapi_json, methods=["GET"]),
         *web.routes(),
     ]
+
+
+def create_app(settings: Settings) -> Starlette:
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        redis = connect(settings.effective_redis_url)
+        hub = Hub(redis)
+        await hub.start()
+        db = open_database(settings)
+        store = Store.over(db, settings.load_secret_key())
+        app.state.kuwa = build_state(settings, redis, hub, store)
+        web_state = web.start(app, settings, redis, store, app.state.kuwa)
+        log.info("gateway ready (redis %s)", _safe_url(settings.effective_redis_url))
+        try:
+            yield
+        finally:
+            await web_state.runner.shutdown()
+            await hub.stop()
+            await redis.aclose()
+            close_database(db)
+            instrument.process_exiting()
+
     return Starlette(
-        routes=routes,
+        routes=routes(),
         lifespan=lifespan,
         middleware=[
             Middleware(instrument.HTTPMetrics),

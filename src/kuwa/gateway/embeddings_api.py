@@ -17,12 +17,15 @@ from starlette.responses import Response
 
 from kuwa.accounts import UserInfo
 from kuwa.errors import JobFailedError
-from kuwa.gateway.http import JSONResponse, read_json, schema_error, unless_disconnected
+from kuwa.gateway.endpoint import endpoint
+from kuwa.gateway.http import JSONResponse, read_body, schema_error, unless_disconnected
 from kuwa.gateway.models import require_api_access
 from kuwa.gateway.state import GatewayState, state_of
-from kuwa.schemas import EmbeddingRequest, SchemaError, parse_embedding_request
+from kuwa.schemas import EmbeddingRequest, SchemaError
+from kuwa.schemas import api as wire
 from kuwa.schemas.embedding import (
     JOB_INPUTS,
+    decode_embedding_request,
     embedding_job,
     row_base64,
     row_floats,
@@ -30,13 +33,19 @@ from kuwa.schemas.embedding import (
 )
 
 
+@endpoint(
+    "Vectors of texts (OpenAI embeddings)",
+    body=EmbeddingRequest,
+    decode=False,
+    answer=wire.EmbeddingList,
+)
 async def create_embeddings(request: Request) -> Response:
     state = state_of(request)
     user = await state.auth.authenticate(request)
     require_api_access(user)
-    body = await read_json(request, state.settings.max_body_bytes)
+    raw = await read_body(request, state.settings.max_body_bytes)
     try:
-        wanted = parse_embedding_request(body)
+        wanted = decode_embedding_request(raw)
     except SchemaError as exc:
         raise schema_error(exc) from None
     rows, tokens = await unless_disconnected(request, embed(state, wanted, user))

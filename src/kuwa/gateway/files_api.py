@@ -11,8 +11,9 @@ room's people's (``Documents.require``); anyone else's is "no such file".
 from __future__ import annotations
 
 import dataclasses
-from typing import Any
+from typing import Any, Literal
 
+import msgspec
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import Response
@@ -20,33 +21,43 @@ from starlette.responses import Response
 from kuwa.accounts import UserInfo
 from kuwa.documents import Documents, Embedder, enqueue_indexing, retrieve
 from kuwa.errors import ConflictError, DocumentError, InvalidRequestError
+from kuwa.gateway.endpoint import endpoint
 from kuwa.gateway.http import JSONResponse
 from kuwa.gateway.models import require_api_access
 from kuwa.gateway.state import GatewayState, state_of
 from kuwa.gateway.uploads import read_upload
 from kuwa.rooms.shapes import timestamp
 from kuwa.schemas import ChatRequest, Passage
+from kuwa.schemas import api as wire
+from kuwa.schemas.api import PURPOSES
 
-PURPOSES = ("assistants", "user_data")
-OPENAI_STATUS = {"queued": "uploaded", "indexing": "uploaded", "ready": "processed"}
+OPENAI_STATUS: dict[str, Literal["uploaded", "processed"]] = {
+    "queued": "uploaded",
+    "indexing": "uploaded",
+    "ready": "processed",
+}
 
 
-def file_object(row: dict[str, Any]) -> dict[str, Any]:
+class FilesQuery(msgspec.Struct):
+    purpose: Literal["assistants", "user_data"] | None = None
+
+
+def file_object(row: dict[str, Any]) -> wire.FileObject:
     """OpenAI's file object, plus Kuwa's indexing status."""
-    return {
-        "id": row["uid"],
-        "object": "file",
-        "bytes": row["size"],
-        "created_at": int(timestamp(row["created_at"]) or 0),
-        "expires_at": None,
-        "filename": row["name"],
-        "purpose": row["purpose"],
-        "status": OPENAI_STATUS.get(str(row["status"]), "error"),
-        "status_details": row["error"],
-        "kuwa_status": row["status"],
-        "pages": row["pages"],
-        "passages": row["passages"],
-    }
+    return wire.FileObject(
+        id=row["uid"],
+        object="file",
+        bytes=row["size"],
+        created_at=int(timestamp(row["created_at"]) or 0),
+        expires_at=None,
+        filename=row["name"],
+        purpose=row["purpose"],
+        status=OPENAI_STATUS.get(str(row["status"]), "error"),
+        status_details=row["error"],
+        kuwa_status=row["status"],
+        pages=row["pages"],
+        passages=row["passages"],
+    )
 
 
 def _documents(state: GatewayState) -> Documents:
@@ -60,6 +71,7 @@ async def _user(request: Request) -> tuple[GatewayState, UserInfo]:
     return state, user
 
 
+@endpoint("Upload a document to chat with", form=wire.FileUpload, answer=wire.FileObject)
 async def create_file(request: Request) -> Response:
     state, user = await _user(request)
     docs = _documents(state)
@@ -76,14 +88,16 @@ async def create_file(request: Request) -> Response:
     return JSONResponse(file_object(row))
 
 
+@endpoint("Your files", query=FilesQuery, answer=wire.FileList)
 async def list_files(request: Request) -> Response:
     state, user = await _user(request)
     rows = await run_in_threadpool(_documents(state).of_owner, user.id)
     purpose = request.query_params.get("purpose")
     data = [file_object(r) for r in rows if purpose in (None, r["purpose"])]
-    return JSONResponse({"object": "list", "data": data, "has_more": False})
+    return JSONResponse(wire.FileList(object="list", data=data, has_more=False))
 
 
+@endpoint("One file and how far its indexing is", answer=wire.FileObject)
 async def get_file(request: Request) -> Response:
     state, user = await _user(request)
     uid = str(request.path_params["file_id"])
@@ -91,6 +105,7 @@ async def get_file(request: Request) -> Response:
     return JSONResponse(file_object(row))
 
 
+@endpoint("The file as it was uploaded", media="application/octet-stream")
 async def file_content(request: Request) -> Response:
     state, user = await _user(request)
     docs = _documents(state)
@@ -109,13 +124,14 @@ async def file_content(request: Request) -> Response:
     )
 
 
+@endpoint("Delete a file, its passages and its index", answer=wire.FileDeleted)
 async def delete_file(request: Request) -> Response:
     state, user = await _user(request)
     docs = _documents(state)
     uid = str(request.path_params["file_id"])
     row = await run_in_threadpool(docs.require, uid, user, "delete")
     await run_in_threadpool(docs.delete, row)
-    return JSONResponse({"id": uid, "object": "file", "deleted": True})
+    return JSONResponse(wire.FileDeleted(id=uid, object="file", deleted=True))
 
 
 async def attach_files(

@@ -16,6 +16,7 @@ from starlette.responses import Response
 from kuwa.broker import Subscription
 from kuwa.errors import InvalidRequestError, KuwaError
 from kuwa.gateway.chat import error_of
+from kuwa.gateway.endpoint import SSE, endpoint
 from kuwa.gateway.models import require_api_access
 from kuwa.gateway.openai_api import ChunkFormat
 from kuwa.gateway.sse import DONE, SSEResponse, data_event
@@ -23,6 +24,7 @@ from kuwa.gateway.state import state_of
 from kuwa.schemas import Chunk
 
 
+@endpoint("Follow or resume one of your jobs", media=SSE)
 async def follow_job(request: Request) -> Response:
     state = state_of(request)
     user = await state.auth.authenticate(request)

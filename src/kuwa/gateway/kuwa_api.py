@@ -15,30 +15,41 @@ from __future__ import annotations
 
 import json
 from collections.abc import AsyncIterator
+from typing import cast
 
 from starlette.requests import Request
 from starlette.responses import Response
 
 from kuwa.errors import KuwaError
 from kuwa.gateway.chat import ChatStream
+from kuwa.gateway.endpoint import endpoint
 from kuwa.gateway.http import (
     JSONResponse,
-    read_json,
+    read_body,
     schema_error,
     unless_disconnected,
 )
+from kuwa.gateway.openai_api import citations
 from kuwa.gateway.sse import CLOSE, SSEResponse
 from kuwa.gateway.start import start_api_chat
 from kuwa.gateway.state import state_of
-from kuwa.schemas import ChatRequest, SchemaError, parse_chat_request
+from kuwa.schemas import ChatRequest, SchemaError, decode_chat_request
+from kuwa.schemas import api as wire
+from kuwa.schemas.chat import KuwaChatRequest
 
 
+@endpoint(
+    "Chat with one model (Kuwa Multi-Chat 1.0)",
+    body=KuwaChatRequest,
+    decode=False,
+    answer=wire.KuwaChatCompletion,
+)
 async def chat_completions(request: Request) -> Response:
     state = state_of(request)
     user = await state.auth.authenticate(request)
-    body = await read_json(request, state.settings.max_body_bytes)
+    raw = await read_body(request, state.settings.max_body_bytes)
     try:
-        chat = parse_chat_request(body, "kuwa")
+        chat = decode_chat_request(raw, "kuwa")
     except SchemaError as exc:
         raise schema_error(exc) from None
     stream = await start_api_chat(state, request, chat, user)
@@ -48,23 +59,23 @@ async def chat_completions(request: Request) -> Response:
         answer = await unless_disconnected(request, stream.collect())
     finally:
         await stream.close()
-    body = {
-        "choices": [
-            {
-                "index": 0,
-                "message": {"content": answer.text, "role": "assistant"},
-                "finish_reason": answer.finish_reason,
-            }
-        ],
-        "created": stream.created,
-        "id": stream.id,
-        "model": chat.model,
-        "object": "chat.completion",
-        "usage": answer.usage.to_openai(),
-    }
-    if stream.citations:
-        body["citations"] = stream.citations
-    return JSONResponse(body)
+    return JSONResponse(
+        wire.KuwaChatCompletion(
+            choices=[
+                wire.KuwaChoice(
+                    index=0,
+                    message=wire.KuwaAnswer(answer.text, "assistant"),
+                    finish_reason=cast(wire.FinishReason, answer.finish_reason),
+                )
+            ],
+            created=stream.created,
+            id=stream.id,
+            model=chat.model,
+            object="chat.completion",
+            usage=wire.TokenUsage(**answer.usage.to_openai()),
+            citations=citations(stream.citations),
+        )
+    )
 
 
 async def _events(stream: ChatStream, chat: ChatRequest) -> AsyncIterator[bytes]:

@@ -28,6 +28,7 @@ from kuwa.broker.connection import redis_errors
 from kuwa.broker.stats import Snapshot, snapshot
 from kuwa.errors import AuthenticationError
 from kuwa.gateway import instrument
+from kuwa.gateway.endpoint import endpoint
 from kuwa.gateway.state import state_of
 
 # name: (help, QueueStats attribute) — gauges labelled by model
@@ -53,6 +54,7 @@ EXECUTOR_GAUGES = {
 STREAMS = "kuwa_gateway_streams"
 
 
+@endpoint("Prometheus metrics for the whole deployment", media="text/plain")
 async def metrics(request: Request) -> Response:
     state = state_of(request)
     token = state.settings.metrics_token

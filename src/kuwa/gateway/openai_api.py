@@ -4,17 +4,20 @@ from __future__ import annotations
 
 import json
 from collections.abc import AsyncIterator
-from typing import Any
+from typing import Any, cast
 
+import msgspec
 import orjson
+from msgspec import UNSET, UnsetType
 from starlette.requests import Request
 from starlette.responses import Response
 
 from kuwa.errors import KuwaError
 from kuwa.gateway.chat import ChatStream
+from kuwa.gateway.endpoint import endpoint
 from kuwa.gateway.http import (
     JSONResponse,
-    read_json,
+    read_body,
     schema_error,
     unless_disconnected,
 )
@@ -22,15 +25,23 @@ from kuwa.gateway.models import require_api_access
 from kuwa.gateway.sse import DONE, SSEResponse, data_event
 from kuwa.gateway.start import start_api_chat
 from kuwa.gateway.state import state_of
-from kuwa.schemas import ChatRequest, Chunk, SchemaError, parse_chat_request
+from kuwa.schemas import ChatRequest, Chunk, SchemaError, decode_chat_request
+from kuwa.schemas import api as wire
+from kuwa.schemas.chat import ChatCompletionRequest
 
 
+@endpoint(
+    "Chat with one model (OpenAI chat completions)",
+    body=ChatCompletionRequest,
+    decode=False,
+    answer=wire.ChatCompletion,
+)
 async def chat_completions(request: Request) -> Response:
     state = state_of(request)
     user = await state.auth.authenticate(request)
-    body = await read_json(request, state.settings.max_body_bytes)
+    raw = await read_body(request, state.settings.max_body_bytes)
     try:
-        chat = parse_chat_request(body, "openai")
+        chat = decode_chat_request(raw, "openai")
     except SchemaError as exc:
         raise schema_error(exc) from None
     stream = await start_api_chat(state, request, chat, user)
@@ -40,24 +51,29 @@ async def chat_completions(request: Request) -> Response:
         answer = await unless_disconnected(request, stream.collect())
     finally:
         await stream.close()
-    body = {
-        "id": stream.id,
-        "object": "chat.completion",
-        "created": stream.created,
-        "model": chat.model,
-        "choices": [
-            {
-                "index": 0,
-                "message": {"role": "assistant", "content": answer.text, "refusal": None},
-                "logprobs": None,
-                "finish_reason": answer.finish_reason,
-            }
-        ],
-        "usage": answer.usage.to_openai(),
-    }
-    if stream.citations:
-        body["citations"] = stream.citations
-    return JSONResponse(body)
+    return JSONResponse(
+        wire.ChatCompletion(
+            id=stream.id,
+            object="chat.completion",
+            created=stream.created,
+            model=chat.model,
+            choices=[
+                wire.Choice(
+                    index=0,
+                    message=wire.AssistantMessage("assistant", answer.text, None),
+                    logprobs=None,
+                    finish_reason=cast(wire.FinishReason, answer.finish_reason),
+                )
+            ],
+            usage=wire.TokenUsage(**answer.usage.to_openai()),
+            citations=citations(stream.citations),
+        )
+    )
+
+
+def citations(found: list[dict[str, Any]] | None) -> list[wire.Citation] | UnsetType:
+    """The citations of an answer (unset without any: the field is left out)."""
+    return msgspec.convert(found, list[wire.Citation]) if found else UNSET
 
 
 class ChunkFormat:
@@ -127,6 +143,7 @@ async def _events(stream: ChatStream, chat: ChatRequest) -> AsyncIterator[bytes]
     yield DONE
 
 
+@endpoint("The models you may use now", answer=wire.ModelList)
 async def list_models(request: Request) -> Response:
     state = state_of(request)
     user = await state.auth.authenticate(request)
@@ -134,17 +151,17 @@ async def list_models(request: Request) -> Response:
     live = dict(await state.chat.live_models())
     models = await state.models.usable(user, list(live))
     return JSONResponse(
-        {
-            "object": "list",
-            "data": [
-                {
-                    "id": m.access_code,
-                    "object": "model",
-                    "created": int(float(str(live[m.access_code].get("seen", 0)))),
-                    "owned_by": "kuwa",
-                    "name": m.name,
-                }
+        wire.ModelList(
+            object="list",
+            data=[
+                wire.Model(
+                    id=m.access_code,
+                    object="model",
+                    created=int(float(str(live[m.access_code].get("seen", 0)))),
+                    owned_by="kuwa",
+                    name=m.name,
+                )
                 for m in models
             ],
-        }
+        )
     )

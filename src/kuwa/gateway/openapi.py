@@ -1,11 +1,13 @@
 """``GET /openapi.json``: the public HTTP API as an OpenAPI 3.1 document, built from code.
 
-One source of truth: the request schema takes its roles, aliases and limits from
-:mod:`kuwa.schemas.chat`, usage from :class:`kuwa.schemas.Usage`, every error's status and type
-from :mod:`kuwa.errors`, and the error body from :func:`kuwa.errors.error_body`. Tests check
+One source of truth: the request and response bodies are the structs the gateway decodes and
+encodes, every error's status and type comes from :mod:`kuwa.errors`, and the error body
+from :func:`kuwa.errors.error_body`. Tests check
 the document against the OpenAPI 3.1 schema, against the app's routes (both ways), against the
-request validator (bounds) and against live responses. The chat schemas and examples live in
-:mod:`.openapi_schemas`, the web app's endpoints in :mod:`.openapi_app`.
+request validator (bounds) and against live responses. Every schema is written by msgspec from
+the wire structs of :mod:`kuwa.schemas`; the public API's operations are written out here
+(and in :mod:`.openapi_files`), every other route's from its declaration
+(:mod:`.openapi_routes`). The examples live in :mod:`.openapi_schemas`.
 
 Server-sent events have no schema in OpenAPI 3.1, so each ``text/event-stream`` media type
 carries an ``x-sse`` extension (like 3.2's ``itemSchema``): ``data`` is the schema of every
@@ -15,13 +17,14 @@ carry ``id:``, and ``events`` (named events) the schema of each event's data.
 
 from __future__ import annotations
 
-import functools
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import orjson
 from starlette.requests import Request
 from starlette.responses import Response
+from starlette.routing import BaseRoute, Route
 
 from kuwa import __version__
 from kuwa.errors import (
@@ -46,9 +49,10 @@ from kuwa.errors import (
     WrongModelTypeError,
     error_body,
 )
-from kuwa.gateway.openapi_app import app_paths, app_schemas
-from kuwa.gateway.openapi_embeddings import embedding_paths, embedding_schemas
-from kuwa.gateway.openapi_files import file_paths, file_schemas
+from kuwa.gateway.endpoint import Endpoint, declared, endpoint
+from kuwa.gateway.openapi_embeddings import embedding_paths
+from kuwa.gateway.openapi_files import file_paths
+from kuwa.gateway.openapi_routes import declared_types, operation, path_of
 from kuwa.gateway.openapi_schemas import (
     EXAMPLES,
     JSON,
@@ -58,11 +62,26 @@ from kuwa.gateway.openapi_schemas import (
     example_chunks,
     json_body,
     ref,
-    schemas,
     sse_body,
+    struct_components,
 )
+from kuwa.schemas import api as wire
+from kuwa.schemas.chat import ChatCompletionRequest, KuwaChatRequest
 
 Schema = dict[str, Any]
+METHOD_ORDER = ["GET", "POST", "PUT", "PATCH", "DELETE"]
+# The components every document has, whichever routes declare them.
+COMPONENTS = (
+    ChatCompletionRequest,
+    KuwaChatRequest,
+    wire.ErrorResponse,
+    wire.ChatCompletion,
+    wire.ChatCompletionChunk,
+    wire.KuwaStreamEvent,
+    wire.KuwaChatCompletion,
+    wire.ModelList,
+    wire.Health,
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -547,9 +566,93 @@ def _example(name: str) -> Any:
     return EXAMPLES[name]
 
 
-@functools.cache
-def build_document() -> dict[str, Any]:
-    """The OpenAPI document (built once per process; treat it as read-only)."""
+TAGS = [
+    {"name": "openai", "description": "The OpenAI API, as its official SDKs use it."},
+    {"name": "kuwa", "description": "Kuwa Multi-Chat 1.0's API, as its guide has it."},
+    {"name": "jobs", "description": "Follow or resume a running job."},
+    {"name": "operations", "description": "Health, metrics and this document."},
+    {
+        "name": "app",
+        "description": "The chat web app's own JSON API (session cookie and CSRF header; not "
+        "a public contract, see docs/web-app-api.md).",
+    },
+    {"name": "pages", "description": "The web app's pages (HTML)."},
+    {"name": "account", "description": "Signing in and out, sign-up, your profile (HTML)."},
+    {"name": "manage", "description": "Administration: users, groups, models, system (HTML)."},
+    {"name": "dashboard", "description": "The operations dashboard (HTML and its JSON)."},
+]
+SECURITY_SCHEMES = {
+    "bearerAuth": {
+        "type": "http",
+        "scheme": "bearer",
+        "description": "Your personal API token (profile page, or `kuwa-cli user token`).",
+    },
+    "metricsToken": {
+        "type": "http",
+        "scheme": "bearer",
+        "description": "`KUWA_METRICS_TOKEN`, when the operator set one.",
+    },
+    "session": {
+        "type": "apiKey",
+        "in": "cookie",
+        "name": "kuwa_session",
+        "description": "The web app's session (sign in at `/login`).",
+    },
+    "csrf": {
+        "type": "apiKey",
+        "in": "header",
+        "name": "x-csrftoken",
+        "description": "The value of the `kuwa_csrf` cookie, on every POST (a form sends it "
+        "as its `csrftoken` field).",
+    },
+}
+
+
+def _check_written(
+    path: str, method: str, op: Schema, decl: Endpoint, refs: dict[Any, Schema]
+) -> None:
+    """A hand-written operation must name the schemas its route declares."""
+    where = f"{method.upper()} {path}"
+    body = op.get("requestBody", {}).get("content", {})
+    for struct, media in ((decl.body, JSON), (decl.form, "multipart/form-data")):
+        if struct is not None and body.get(media, {}).get("schema") != refs[struct]:
+            raise ValueError(f"{where}: the document's request body is not {struct!r}")
+    if decl.answer is not None and not isinstance(decl.answer, dict):
+        answer = op["responses"][str(decl.status)]["content"][JSON]["schema"]
+        if answer != refs[decl.answer]:
+            raise ValueError(f"{where}: the document's answer is not {decl.answer!r}")
+
+
+def build_document(routes: Sequence[BaseRoute]) -> dict[str, Any]:
+    """The OpenAPI document of an app's routes (``kuwa.gateway.app.routes()``).
+
+    Every route must be declared (:func:`kuwa.gateway.endpoint.endpoint`): the public API's
+    operations are written out here (and must name what their routes declare), every other
+    one is written from its declaration; the schemas are the declared structs'."""
+    written = {**api_paths(), **embedding_paths(), **file_paths()}
+    found = []
+    types: list[Any] = list(COMPONENTS)
+    for route in routes:
+        if not isinstance(route, Route):
+            continue
+        decl = declared(route.endpoint)
+        if decl is None:
+            raise ValueError(f"{route.path}: the route declares nothing (kuwa.gateway.endpoint)")
+        found.append((route, decl))
+        types += declared_types(decl)
+    refs, components = struct_components(types)
+    paths: dict[str, Schema] = {}
+    taken = {op["operationId"] for item in written.values() for op in item.values()}
+    for route, decl in found:
+        path = path_of(route)
+        for method in sorted((route.methods or set()) - {"HEAD"}, key=METHOD_ORDER.index):
+            m = method.lower()
+            op = written.get(path, {}).get(m)
+            if op is not None:
+                _check_written(path, m, op, decl, refs)
+            else:
+                op = operation(route, m, decl, refs, taken)
+            paths.setdefault(path, {})[m] = op
     return {
         "openapi": "3.1.0",
         "jsonSchemaDialect": "https://spec.openapis.org/oas/3.1/dialect/base",
@@ -560,21 +663,11 @@ def build_document() -> dict[str, Any]:
             "description": DESCRIPTION,
             "license": {"name": "MIT", "identifier": "MIT"},
         },
-        "tags": [
-            {"name": "openai", "description": "The OpenAI API, as its official SDKs use it."},
-            {"name": "kuwa", "description": "Kuwa Multi-Chat 1.0's API, as its guide has it."},
-            {"name": "jobs", "description": "Follow or resume a running job."},
-            {"name": "operations", "description": "Health, metrics and this document."},
-            {
-                "name": "app",
-                "description": "The chat web app's own JSON API (session cookie and CSRF "
-                "header; not a public contract, see docs/web-app-api.md). Main endpoints only.",
-            },
-        ],
+        "tags": TAGS,
         "security": BEARER,
-        "paths": {**api_paths(), **embedding_paths(), **file_paths(), **app_paths()},
+        "paths": paths,
         "components": {
-            "schemas": {**schemas(), **embedding_schemas(), **app_schemas(), **file_schemas()},
+            "schemas": components,
             "responses": {name: error_response(s) for s, name in STATUS_NAMES.items()},
             "headers": {
                 "RetryAfter": {
@@ -582,42 +675,18 @@ def build_document() -> dict[str, Any]:
                     "schema": {"type": "integer", "minimum": 0},
                 }
             },
-            "securitySchemes": {
-                "bearerAuth": {
-                    "type": "http",
-                    "scheme": "bearer",
-                    "description": "Your personal API token (profile page, or `kuwa-cli user "
-                    "token`).",
-                },
-                "metricsToken": {
-                    "type": "http",
-                    "scheme": "bearer",
-                    "description": "`KUWA_METRICS_TOKEN`, when the operator set one.",
-                },
-                "session": {
-                    "type": "apiKey",
-                    "in": "cookie",
-                    "name": "kuwa_session",
-                    "description": "The web app's session (sign in at `/login`).",
-                },
-                "csrf": {
-                    "type": "apiKey",
-                    "in": "header",
-                    "name": "x-csrftoken",
-                    "description": "The value of the `kuwa_csrf` cookie, on every POST.",
-                },
-            },
+            "securitySchemes": SECURITY_SCHEMES,
         },
     }
 
 
-@functools.cache
-def document_bytes() -> bytes:
-    return orjson.dumps(build_document())
-
-
+@endpoint("This document", media=JSON)
 async def openapi_json(request: Request) -> Response:
-    return Response(document_bytes(), media_type=JSON)
+    app = request.app
+    cached = getattr(app.state, "openapi", None)
+    if cached is None:
+        cached = app.state.openapi = orjson.dumps(build_document(app.routes))
+    return Response(cached, media_type=JSON)
 
 
 __all__ = ["ERRORS", "ErrorCase", "build_document", "openapi_json"]

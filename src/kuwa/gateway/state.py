@@ -1,4 +1,5 @@
-"""What a gateway process holds while it runs (built in the app's lifespan)."""
+"""What a gateway process holds while it runs: :func:`build_state` makes it, in the app's
+lifespan or in a background worker that serves chats too."""
 
 from __future__ import annotations
 
@@ -10,6 +11,8 @@ from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 
 from kuwa.accounts import Store
+from kuwa.broker import Hub, JobQueue, Registry
+from kuwa.broker.limits import UserLimits
 from kuwa.gateway.auth import TokenAuth
 from kuwa.gateway.chat import ChatService
 from kuwa.gateway.models import ModelDirectory
@@ -63,3 +66,40 @@ class GatewayState:
 def state_of(request: Request) -> GatewayState:
     state: GatewayState = request.app.state.kuwa
     return state
+
+
+def build_state(settings: Settings, redis: aioredis.Redis, hub: Hub, store: Store) -> GatewayState:
+    """What serving chats needs: the chat service with its limits, token auth, the model
+    directory. The app's lifespan builds one; so does a background worker."""
+    registry = Registry(redis, ttl=settings.heartbeat_ttl)
+    chat = ChatService(
+        hub,
+        JobQueue(
+            redis,
+            max_queue=settings.max_queue,
+            state_ttl=settings.transcript_ttl,
+            fair_window=settings.fair_window,
+        ),
+        registry,
+        idle_timeout=settings.stream_idle_timeout,
+        limits=UserLimits(
+            redis,
+            max_jobs=settings.user_max_jobs,
+            per_minute=settings.user_requests_per_minute,
+            claim_seconds=settings.transcript_ttl,
+        ),
+    )
+    return GatewayState(
+        settings,
+        redis,
+        chat,
+        TokenAuth(store.accounts, cache_seconds=settings.token_cache_seconds),
+        store,
+        ModelDirectory(
+            store.catalog,
+            store.groups,
+            registry,
+            redis,
+            auto_register=settings.auto_register_models,
+        ),
+    )

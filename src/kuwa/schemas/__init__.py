@@ -1,17 +1,21 @@
 """Wire schemas: pure data and validation. Imports nothing of Kuwa's and does no I/O."""
 
 from kuwa.schemas.chat import (
+    ChatCompletionRequest,
     ChatRequest,
     GenerationParams,
+    KuwaChatRequest,
     Message,
     Passage,
-    SchemaError,
+    decode_chat_request,
     parse_chat_request,
 )
+from kuwa.schemas.decode import SchemaError
 from kuwa.schemas.embedding import EmbeddingRequest, parse_embedding_request
 from kuwa.schemas.job import Chunk, Job, JobKind, JobStatus, Usage
 
 __all__ = [
+    "ChatCompletionRequest",
     "ChatRequest",
     "Chunk",
     "EmbeddingRequest",
@@ -19,10 +23,12 @@ __all__ = [
     "Job",
     "JobKind",
     "JobStatus",
+    "KuwaChatRequest",
     "Message",
     "Passage",
     "SchemaError",
     "Usage",
+    "decode_chat_request",
     "parse_chat_request",
     "parse_embedding_request",
 ]

@@ -1,9 +1,16 @@
-"""Chat request validation for the OpenAI-style and the Kuwa v1.0 endpoints."""
+"""Chat requests of the OpenAI-style and the Kuwa v1.0 endpoints: the wire bodies as typed
+structs (validation and the OpenAPI document both come from them), and the request they
+become (:class:`ChatRequest`, what the gateway, the web app and the executors work with)."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
+
+import msgspec
+from msgspec import Meta
+
+from kuwa.schemas.decode import SchemaError, convert, schema_error
 
 ROLES = frozenset({"system", "user", "assistant"})
 OPTIONAL_PARAMS = (
@@ -19,15 +26,6 @@ OPTIONAL_PARAMS = (
 ROLE_ALIASES = {"developer": "system"}
 MAX_STOP = 4
 MAX_FILES = 20
-
-
-class SchemaError(ValueError):
-    """The request does not match the schema; ``param`` names the offending field."""
-
-    def __init__(self, message: str, param: str | None = None) -> None:
-        super().__init__(message)
-        self.message = message
-        self.param = param
 
 
 @dataclass(frozen=True, slots=True)
@@ -117,7 +115,173 @@ class ChatRequest:
     language: str | None = None  # of the person asking (BCP 47), for the passages' template
 
 
+# --- the wire bodies --------------------------------------------------------------------------
 Dialect = Literal["openai", "kuwa"]
+NonEmpty = Annotated[str, Meta(min_length=1)]
+Role = Annotated[
+    Literal["assistant", "developer", "system", "user"],
+    Meta(description=", ".join(f"`{a}` is read as `{r}`" for a, r in ROLE_ALIASES.items())),
+]
+
+
+class TextPart(msgspec.Struct, tag_field="type", tag="text"):
+    text: str
+
+
+class FileRef(msgspec.Struct):
+    file_id: NonEmpty
+
+
+class FilePart(msgspec.Struct, tag_field="type", tag="file", kw_only=True):
+    """A document to answer from (an id from POST /v1/files)."""
+
+    file: FileRef
+
+
+class ChatMessage(msgspec.Struct):
+    """A message of the conversation, oldest first."""
+
+    role: Role
+    content: Annotated[
+        str | list[TextPart | FilePart],
+        Meta(
+            description="A string, or text parts (joined) and file parts (documents to "
+            "answer from)."
+        ),
+    ]
+
+
+class KuwaMessage(msgspec.Struct):
+    """A message of the conversation, oldest first."""
+
+    role: Role
+    content: str
+
+
+class StreamOptions(msgspec.Struct):
+    include_usage: Annotated[
+        bool, Meta(description="One more chunk with `choices: []` and the usage.")
+    ] = False
+
+
+Temperature = Annotated[
+    Annotated[float, Meta(ge=0, le=2)] | None,
+    Meta(description="Sampling temperature, passed to the backend."),
+]
+TopP = Annotated[
+    Annotated[float, Meta(ge=0, le=1)] | None,
+    Meta(description="Nucleus sampling, passed to the backend."),
+]
+Penalty = Annotated[
+    Annotated[float, Meta(ge=-2, le=2)] | None, Meta(description="vLLM and openai backends.")
+]
+RepetitionPenalty = Annotated[
+    Annotated[float, Meta(ge=0.01, le=10)] | None,
+    Meta(description="vLLM and transformers backends."),
+]
+MaxTokens = Annotated[
+    Annotated[int, Meta(ge=1)] | None,
+    Meta(
+        description="Most tokens to generate (`max_completion_tokens` wins); the answer then "
+        'ends with `finish_reason: "length"`.'
+    ),
+]
+TopK = Annotated[
+    Annotated[int, Meta(ge=-1, extra_json_schema={"not": {"const": 0}})] | None,
+    Meta(description="vLLM and transformers backends; -1: no limit (0 is refused)."),
+]
+Stop = Annotated[
+    str | Annotated[list[NonEmpty], Meta(max_length=MAX_STOP)] | None,
+    Meta(description="The answer stops before the first match."),
+]
+
+
+class _ChatBody(msgspec.Struct, kw_only=True):
+    """The fields both dialects read. Unknown fields (`tools`, `response_format`, …) are
+    ignored."""
+
+    model: Annotated[NonEmpty, Meta(description="The model's access code.")]
+    files: Annotated[
+        Annotated[list[NonEmpty], Meta(max_length=MAX_FILES)] | None,
+        Meta(
+            description="Kuwa: ids of files (POST /v1/files) to answer from; their best "
+            "passages for the last user message go into the prompt."
+        ),
+    ] = None
+    # the generation parameters, one per GenerationParams field
+    temperature: Temperature = None
+    top_p: TopP = None
+    max_tokens: MaxTokens = None
+    stop: Stop = None
+    seed: Annotated[int | None, Meta(description="Passed to the backend.")] = None
+    ignore_eos: Annotated[
+        bool, Meta(description="vLLM extension: keep generating past end-of-sequence.")
+    ] = False
+    top_k: TopK = None
+    presence_penalty: Penalty = None
+    frequency_penalty: Penalty = None
+    repetition_penalty: RepetitionPenalty = None
+    # read, but not parameters of the generation
+    max_completion_tokens: Annotated[
+        Annotated[int, Meta(ge=1)] | None,
+        Meta(description="Most tokens to generate; wins over `max_tokens`."),
+    ] = None
+    n: Annotated[Literal[1] | None, Meta(description="Only 1 is supported.")] = None
+    user: Annotated[str | None, Meta(description="Accepted, not used yet.")] = None
+
+
+class ChatCompletionRequest(_ChatBody, kw_only=True):
+    """``POST /v1/chat/completions``. Unknown fields (`tools`, `response_format`, …) are
+    ignored."""
+
+    messages: Annotated[list[ChatMessage], Meta(min_length=1)]
+    stream: Annotated[bool | None, Meta(description="Answer as server-sent events.")] = False
+    stream_options: StreamOptions | None = None
+
+
+class KuwaChatRequest(_ChatBody, kw_only=True):
+    """``POST /v1.0/chat/completions`` (Multi-Chat 1.0): content is a string and ``stream``
+    defaults to true. Unknown fields are ignored."""
+
+    messages: Annotated[list[KuwaMessage], Meta(min_length=1)]
+    stream: Annotated[bool | None, Meta(description="Answer as server-sent events.")] = True
+
+
+BODIES: dict[str, type[ChatCompletionRequest] | type[KuwaChatRequest]] = {
+    "openai": ChatCompletionRequest,
+    "kuwa": KuwaChatRequest,
+}
+# Better sentences than the generic ones for the fields clients get wrong most.
+MESSAGES = {
+    "model": "'model' is required: the access code of the model to use (a non-empty string).",
+    "messages": "'messages' must be a non-empty list of messages.",
+    "messages[]": "In {param}: a message must be an object with 'role' and 'content'.",
+    "messages[].role": "In {param}: the role must be system, user or assistant.",
+    "messages[].content": "In {param}: 'content' is required and must be a string.",
+    "messages[].content[]": "In {param}: only text and file parts are supported.",
+    "messages[].content[].file.file_id": "In {param}: a file part needs file.file_id (from "
+    "POST /v1/files).",
+    "n": "Only n=1 is supported.",
+    "stop": f"'stop' must be a string or a list of at most {MAX_STOP} non-empty strings.",
+    "stop[]": f"'stop' must be a string or a list of at most {MAX_STOP} non-empty strings.",
+    "files": f"'files' must be a list of at most {MAX_FILES} file ids (from POST /v1/files).",
+    "files[]": "'files' must be a list of file ids (from POST /v1/files).",
+}
+_OPENAI = msgspec.json.Decoder(ChatCompletionRequest)
+_KUWA = msgspec.json.Decoder(KuwaChatRequest)
+
+
+def decode_chat_request(raw: bytes | bytearray | memoryview, dialect: Dialect) -> ChatRequest:
+    """Decode and validate a request body's JSON bytes in one pass (the gateway's path)."""
+    try:
+        body: ChatCompletionRequest | KuwaChatRequest = (
+            _OPENAI.decode(raw) if dialect == "openai" else _KUWA.decode(raw)
+        )
+    except msgspec.ValidationError as exc:
+        raise _error(exc) from None
+    except msgspec.DecodeError as exc:
+        raise SchemaError(f"The request body is not valid JSON: {exc}") from None
+    return _request(body, dialect)
 
 
 def parse_chat_request(body: Any, dialect: Dialect) -> ChatRequest:
@@ -126,167 +290,67 @@ def parse_chat_request(body: Any, dialect: Dialect) -> ChatRequest:
     ``openai``: ``stream`` defaults to false and content may be a list of text parts.
     ``kuwa`` (the v1.0 API): ``stream`` defaults to true and content must be a string.
     """
-    if not isinstance(body, dict):
-        raise SchemaError("The request body must be a JSON object.")
-    model = body.get("model")
-    if model is None or model == "":
-        raise SchemaError("'model' is required: the access code of the model to use.", "model")
-    if not isinstance(model, str):
-        raise SchemaError("'model' must be a string.", "model")
+    return _request(convert(body, BODIES[dialect], messages=MESSAGES), dialect)
+
+
+def _error(exc: msgspec.ValidationError) -> SchemaError:
+    return schema_error(exc, MESSAGES)
+
+
+def _request(body: ChatCompletionRequest | KuwaChatRequest, dialect: Dialect) -> ChatRequest:
     files: list[str] = []
-    messages = _messages(body.get("messages"), allow_parts=dialect == "openai", files=files)
-    stream = body.get("stream", dialect == "kuwa")
+    messages = tuple(
+        Message(ROLE_ALIASES.get(m.role, m.role), _text(m.content, files)) for m in body.messages
+    )
+    if body.files:
+        files += body.files
+    if files:
+        files = list(dict.fromkeys(files))
+        if len(files) > MAX_FILES:
+            raise SchemaError(f"A request may name at most {MAX_FILES} files.", "files")
+    stream = body.stream
     if stream is None:
         stream = dialect == "kuwa"
-    if not isinstance(stream, bool):
-        raise SchemaError("'stream' must be true or false.", "stream")
-    include_usage = False
-    options = body.get("stream_options")
-    if options is not None:
-        if not isinstance(options, dict):
-            raise SchemaError("'stream_options' must be an object.", "stream_options")
-        include_usage = options.get("include_usage", False) is True
-    n = body.get("n")
-    if n is not None and (n != 1 or isinstance(n, bool)):
-        raise SchemaError("Only n=1 is supported.", "n")
-    user = body.get("user")
-    extra = body.get("files")
-    if extra is not None:
-        if not isinstance(extra, list) or not all(isinstance(f, str) and f for f in extra):
-            raise SchemaError("'files' must be a list of file ids (from POST /v1/files).", "files")
-        files += extra
-    files = list(dict.fromkeys(files))
-    if len(files) > MAX_FILES:
-        raise SchemaError(f"A request may name at most {MAX_FILES} files.", "files")
+    options = getattr(body, "stream_options", None)
     return ChatRequest(
-        model=model,
+        model=body.model,
         messages=messages,
         params=_params(body),
         stream=stream,
-        include_usage=include_usage,
-        user=user if isinstance(user, str) else None,
+        include_usage=options is not None and options.include_usage,
+        user=body.user,
         files=tuple(files),
     )
 
 
-def _messages(raw: Any, *, allow_parts: bool, files: list[str]) -> tuple[Message, ...]:
-    if raw is None:
-        raise SchemaError("'messages' is required: a non-empty list of messages.", "messages")
-    if not isinstance(raw, list):
-        raise SchemaError("'messages' must be a list of messages.", "messages")
-    if not raw:
-        raise SchemaError("'messages' must contain at least one message.", "messages")
-    out = []
-    for i, item in enumerate(raw):
-        param = f"messages[{i}]"
-        if not isinstance(item, dict):
-            raise SchemaError(
-                f"In {param}: a message must be an object with 'role' and 'content'.", param
-            )
-        role = item.get("role")
-        if not isinstance(role, str):
-            raise SchemaError(f"In {param}: 'role' must be a string.", f"{param}.role")
-        role = ROLE_ALIASES.get(role, role)
-        if role not in ROLES:
-            raise SchemaError(
-                f"In {param}: the role {role!r} is not supported; use system, user or assistant.",
-                f"{param}.role",
-            )
-        content = _content(item.get("content"), f"{param}.content", allow_parts, files)
-        out.append(Message(role, content))
-    return tuple(out)
+def _text(content: str | list[TextPart | FilePart], files: list[str]) -> str:
+    if isinstance(content, str):
+        return content
+    texts = []
+    for part in content:
+        if isinstance(part, TextPart):
+            texts.append(part.text)
+        else:
+            files.append(part.file.file_id)
+    return "".join(texts)
 
 
-def _content(raw: Any, param: str, allow_parts: bool, files: list[str]) -> str:
-    if isinstance(raw, str):
-        return raw
-    if raw is None:
-        raise SchemaError(f"In {param}: 'content' is required and must be a string.", param)
-    if allow_parts and isinstance(raw, list):
-        texts = []
-        for j, part in enumerate(raw):
-            if isinstance(part, dict) and part.get("type") == "file":
-                ref = part.get("file")
-                file_id = ref.get("file_id") if isinstance(ref, dict) else None
-                if not isinstance(file_id, str) or not file_id:
-                    raise SchemaError(
-                        f"In {param}[{j}]: a file part needs file.file_id (from POST /v1/files).",
-                        f"{param}[{j}].file.file_id",
-                    )
-                files.append(file_id)
-                continue
-            if not isinstance(part, dict) or part.get("type") != "text":
-                raise SchemaError(
-                    f"In {param}[{j}]: only text and file parts are supported.",
-                    f"{param}[{j}]",
-                )
-            text = part.get("text")
-            if not isinstance(text, str):
-                raise SchemaError(
-                    f"In {param}[{j}]: 'text' must be a string.", f"{param}[{j}].text"
-                )
-            texts.append(text)
-        return "".join(texts)
-    raise SchemaError(f"In {param}: 'content' must be a string.", param)
-
-
-def _number(body: dict[str, Any], name: str, lo: float, hi: float) -> float | None:
-    value = body.get(name)
-    if value is None:
-        return None
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        raise SchemaError(f"'{name}' must be a number.", name)
-    if not lo <= value <= hi:
-        raise SchemaError(f"'{name}' must be between {lo:g} and {hi:g}.", name)
-    return float(value)
-
-
-def _int(body: dict[str, Any], name: str, lo: int) -> int | None:
-    value = body.get(name)
-    if value is None:
-        return None
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise SchemaError(f"'{name}' must be an integer.", name)
-    if value < lo:
-        raise SchemaError(f"'{name}' must be at least {lo}.", name)
-    return value
-
-
-def _params(body: dict[str, Any]) -> GenerationParams:
-    temperature = _number(body, "temperature", 0.0, 2.0)
-    top_p = _number(body, "top_p", 0.0, 1.0)
-    max_tokens = _int(body, "max_completion_tokens", 1)
-    if max_tokens is None:
-        max_tokens = _int(body, "max_tokens", 1)
-    seed = body.get("seed")
-    if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int)):
-        raise SchemaError("'seed' must be an integer.", "seed")
-    raw_stop = body.get("stop")
-    stop: tuple[str, ...] = ()
-    if isinstance(raw_stop, str):
-        stop = (raw_stop,) if raw_stop else ()
-    elif isinstance(raw_stop, list):
-        if len(raw_stop) > MAX_STOP or not all(isinstance(s, str) and s for s in raw_stop):
-            raise SchemaError(
-                f"'stop' must be a string or a list of at most {MAX_STOP} non-empty strings.",
-                "stop",
-            )
-        stop = tuple(raw_stop)
-    elif raw_stop is not None:
-        raise SchemaError("'stop' must be a string or a list of strings.", "stop")
-    ignore_eos = body.get("ignore_eos", False)
-    if not isinstance(ignore_eos, bool):
-        raise SchemaError("'ignore_eos' must be true or false.", "ignore_eos")
-    top_k = None if body.get("top_k") == -1 else _int(body, "top_k", 1)  # -1: vLLM's "no limit"
+def _params(body: _ChatBody) -> GenerationParams:
+    top_k = body.top_k
+    if top_k == -1:
+        top_k = None  # vLLM's "no limit"
+    elif top_k == 0:
+        raise SchemaError("'top_k' must be at least 1 (or -1: no limit).", "top_k")
+    stop = body.stop
     return GenerationParams(
-        temperature,
-        top_p,
-        max_tokens,
-        stop,
-        seed,
-        ignore_eos,
+        temperature=body.temperature,
+        top_p=body.top_p,
+        max_tokens=body.max_completion_tokens or body.max_tokens,
+        stop=((stop,) if stop else ()) if isinstance(stop, str) else tuple(stop or ()),
+        seed=body.seed,
+        ignore_eos=body.ignore_eos,
         top_k=top_k,
-        presence_penalty=_number(body, "presence_penalty", -2.0, 2.0),
-        frequency_penalty=_number(body, "frequency_penalty", -2.0, 2.0),
-        repetition_penalty=_number(body, "repetition_penalty", 0.01, 10.0),
+        presence_penalty=body.presence_penalty,
+        frequency_penalty=body.frequency_penalty,
+        repetition_penalty=body.repetition_penalty,
     )

@@ -16,10 +16,12 @@ import time
 import uuid
 from array import array
 from collections.abc import Sequence
-from dataclasses import dataclass
-from typing import Any
+from typing import Annotated, Any, ClassVar, Literal
 
-from kuwa.schemas.chat import SchemaError
+import msgspec
+from msgspec import Meta
+
+from kuwa.schemas.decode import SchemaError, convert, schema_error
 from kuwa.schemas.job import Job, JobKind
 
 MAX_INPUTS = 2048  # texts in one request, as OpenAI's API allows
@@ -30,56 +32,75 @@ ENCODING_FORMATS = ("float", "base64")
 FLOAT_BYTES = 4
 
 
-@dataclass(frozen=True, slots=True)
-class EmbeddingRequest:
-    model: str
-    inputs: tuple[str, ...]
-    encoding_format: str = "float"
+NonEmpty = Annotated[str, Meta(min_length=1)]
+
+
+class EmbeddingRequest(msgspec.Struct, kw_only=True, frozen=True):
+    """``POST /v1/embeddings`` (OpenAI's shape). Unknown fields are ignored, except
+    ``dimensions``: a model's vectors have one size here, so asking for another is an error
+    rather than a silent surprise."""
+
+    MESSAGES: ClassVar[dict[str, str]] = {
+        "model": "'model' is required: the access code of an embedding model.",
+        "input[]": "In {param}: every input must be a non-empty string (token arrays are not "
+        "supported).",
+        "encoding_format": "'encoding_format' must be float or base64.",
+        "dimensions": "'dimensions' is not supported: each model makes vectors of its own size.",
+    }
+
+    model: Annotated[
+        NonEmpty,
+        Meta(
+            description="The access code of an embedding model (an executor started with "
+            "`--backend embeddings`)."
+        ),
+    ]
+    input: Annotated[
+        NonEmpty | Annotated[list[NonEmpty], Meta(min_length=1, max_length=MAX_INPUTS)],
+        Meta(
+            description="A text, or a list of texts. A text longer than the model's context "
+            "is cut to fit. Token arrays are not accepted."
+        ),
+    ]
+    encoding_format: Annotated[
+        Literal["float", "base64"] | None,
+        Meta(
+            description="`base64`: each vector as little-endian float32 bytes, base64-encoded "
+            "(the OpenAI SDKs ask for it); null: float."
+        ),
+    ] = "float"
     user: str | None = None
+    dimensions: Annotated[
+        None, Meta(description="Not supported: each model makes vectors of its own size.")
+    ] = None
+
+    @property
+    def inputs(self) -> tuple[str, ...]:
+        return (self.input,) if isinstance(self.input, str) else tuple(self.input)
+
+
+_DECODER = msgspec.json.Decoder(EmbeddingRequest)
+
+
+def decode_embedding_request(raw: bytes | bytearray) -> EmbeddingRequest:
+    """A request body's JSON bytes, decoded and checked in one pass."""
+    try:
+        return _normal(_DECODER.decode(raw))
+    except msgspec.ValidationError as exc:
+        raise schema_error(exc, EmbeddingRequest.MESSAGES) from None
+    except msgspec.DecodeError as exc:
+        raise SchemaError(f"The request body is not valid JSON: {exc}") from None
 
 
 def parse_embedding_request(body: Any) -> EmbeddingRequest:
-    """Validate a decoded JSON body (OpenAI's shape). Unknown fields are ignored, except
-    ``dimensions``: a model's vectors have one size here, so asking for another is an error
-    rather than a silent surprise."""
-    if not isinstance(body, dict):
-        raise SchemaError("The request body must be a JSON object.")
-    model = body.get("model")
-    if model is None or model == "":
-        raise SchemaError("'model' is required: the access code of an embedding model.", "model")
-    if not isinstance(model, str):
-        raise SchemaError("'model' must be a string.", "model")
-    raw = body.get("input")
-    if isinstance(raw, str):
-        raw = [raw]
-    if not isinstance(raw, list) or not raw:
-        raise SchemaError("'input' must be a string or a non-empty list of strings.", "input")
-    if len(raw) > MAX_INPUTS:
-        raise SchemaError(f"'input' may hold at most {MAX_INPUTS} texts.", "input")
-    for i, text in enumerate(raw):
-        if not isinstance(text, str):
-            raise SchemaError(
-                f"input[{i}] must be a string (token arrays are not supported).", f"input[{i}]"
-            )
-        if not text:
-            raise SchemaError(f"input[{i}] is empty; every input must hold some text.", "input")
-    encoding = body.get("encoding_format")
-    if encoding is None:
-        encoding = "float"
-    if encoding not in ENCODING_FORMATS:
-        raise SchemaError("'encoding_format' must be float or base64.", "encoding_format")
-    if body.get("dimensions") is not None:
-        raise SchemaError(
-            "'dimensions' is not supported: each model makes vectors of its own size.",
-            "dimensions",
-        )
-    user = body.get("user")
-    return EmbeddingRequest(
-        model=model,
-        inputs=tuple(raw),
-        encoding_format=encoding,
-        user=user if isinstance(user, str) else None,
-    )
+    """Validate a decoded JSON body (OpenAI's shape); see :class:`EmbeddingRequest`."""
+    return _normal(convert(body, EmbeddingRequest, messages=EmbeddingRequest.MESSAGES))
+
+
+def _normal(request: EmbeddingRequest) -> EmbeddingRequest:
+    if request.encoding_format is None:
+        return msgspec.structs.replace(request, encoding_format="float")
+    return request
 
 
 def embedding_job(

@@ -20,6 +20,8 @@ from starlette.staticfiles import StaticFiles
 
 from kuwa.accounts import Store
 from kuwa.accounts.ldap import LdapAuthenticator
+from kuwa.gateway.endpoint import endpoint
+from kuwa.gateway.state import GatewayState
 from kuwa.mail import Mailer
 from kuwa.rooms import Rooms
 from kuwa.settings import Settings
@@ -53,6 +55,7 @@ from kuwa.web.core import (
     page,
     wants_html,
 )
+from kuwa.web.live import RoomRunner
 from kuwa.web.oidc import OidcClient
 from kuwa.web.security import WebSecurity, wrap
 from kuwa.web.session import Sessions
@@ -85,6 +88,7 @@ VENDOR = {  # /vendor/NAME -> a file of an npm package (src/kuwa/web/assets, `ma
 
 
 @page(PUBLIC)
+@endpoint("A front-end library (from node_modules)", media="text/javascript, text/css")
 async def vendor(request: Request) -> Response:
     """The front-end libraries, from node_modules (installed by npm, not kept in git)."""
     name = request.path_params["name"]
@@ -99,6 +103,7 @@ async def vendor(request: Request) -> Response:
 
 
 @page(PUBLIC)
+@endpoint("The site icon (a redirect to /static/favicon.svg)", redirect=301)
 async def favicon(request: Request) -> Response:
     """Browsers (and pages without the base template's icon link) ask for /favicon.ico."""
     return RedirectResponse(
@@ -136,7 +141,12 @@ def routes() -> list[BaseRoute]:
     ]
 
 
-def start(app: Starlette, settings: Settings, redis: aioredis.Redis, store: Store) -> WebState:
+def start(
+    app: Starlette, settings: Settings, redis: aioredis.Redis, store: Store, gateway: GatewayState
+) -> WebState:
+    """What the pages share, over the gateway's ``state`` (its chat machinery answers in rooms,
+    and a change to users, groups or models drops its cached permissions)."""
+    rooms = Rooms(store.db)
     state = WebState(
         settings=settings,
         store=store,
@@ -144,13 +154,15 @@ def start(app: Starlette, settings: Settings, redis: aioredis.Redis, store: Stor
         mailer=Mailer(settings),
         ldap=LdapAuthenticator.from_settings(settings),
         oidc=OidcClient.from_settings(settings),
-        rooms=Rooms(store.db),
+        rooms=rooms,
         throttle=LoginThrottle(
             redis,
             max_failures=settings.login_max_failures,
             ip_max_failures=settings.login_ip_max_failures,
             window=settings.login_window,
         ),
+        runner=RoomRunner(gateway, rooms),
+        on_user_changed=gateway.forget_cached,
     )
     app.state.web = state
     return state

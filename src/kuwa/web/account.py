@@ -12,6 +12,8 @@ from starlette.routing import BaseRoute, Route
 
 from kuwa.accounts import RESET_PASSWORD, VERIFY_EMAIL, UserInfo
 from kuwa.errors import ConflictError, KuwaError
+from kuwa.gateway.endpoint import HTML, endpoint
+from kuwa.web import forms
 from kuwa.web.core import (
     PUBLIC,
     SIGNED_IN,
@@ -37,7 +39,7 @@ def link(request: Request, path: str) -> str:
     return base.rstrip("/") + path
 
 
-async def _mail(request: Request, to: str, kind: str, **values: str) -> bool:
+async def send_mail(request: Request, to: str, kind: str, **values: str) -> bool:
     """Send the mail ``kind`` (catalog keys ``mail_KIND_subject`` and ``mail_KIND_body``, with
     ``{name}`` values) in the language of the page that sent it; False (logged) when it could
     not be sent."""
@@ -54,6 +56,7 @@ async def _mail(request: Request, to: str, kind: str, **values: str) -> bool:
 
 # --- sign-up --------------------------------------------------------------------------------
 @page(PUBLIC)
+@endpoint("The sign-up page", media=HTML)
 async def signup_form(request: Request) -> Response:
     return await _signup_page(request)
 
@@ -85,6 +88,7 @@ async def _signup_page(
 
 
 @page(PUBLIC)
+@endpoint("Sign up", form=forms.Signup, redirect=True)
 async def signup(request: Request) -> Response:
     web = web_state(request)
     store = web.store
@@ -126,7 +130,7 @@ async def signup(request: Request) -> Response:
         )
     except ConflictError:
         if web.mailer.enabled:  # answer as for a new account; tell the owner by mail
-            await _mail(
+            await send_mail(
                 request,
                 email.lower(),
                 "signup_taken",
@@ -160,7 +164,7 @@ async def signup(request: Request) -> Response:
 
 async def send_verification(request: Request, user: UserInfo) -> None:
     code = await run_in_threadpool(web_state(request).store.codes.issue, user.id, VERIFY_EMAIL)
-    await _mail(
+    await send_mail(
         request, user.email, "verify", name=user.name, link=link(request, "/verify?code=" + code)
     )
 
@@ -175,6 +179,7 @@ async def _check_mail(request: Request, email: str) -> Response:
 
 
 @page(PUBLIC)
+@endpoint("The page a mailed sign-up link opens", media=HTML)
 async def verify_form(request: Request) -> Response:
     return await confirm_link(
         request, "Confirm your email", "One more click to confirm your address.", "Confirm"
@@ -182,6 +187,7 @@ async def verify_form(request: Request) -> Response:
 
 
 @page(PUBLIC)
+@endpoint("Confirm an email address (the mailed code)", form=forms.Code, redirect=True)
 async def verify(request: Request) -> Response:
     store = web_state(request).store
     code = await posted_code(request)
@@ -203,11 +209,13 @@ async def verify(request: Request) -> Response:
 
 # --- password reset -------------------------------------------------------------------------
 @page(PUBLIC)
+@endpoint("The forgotten-password page", media=HTML)
 async def forgot_form(request: Request) -> Response:
     return await render(request, "forgot.html", mail=web_state(request).mailer.enabled)
 
 
 @page(PUBLIC)
+@endpoint("Mail a password reset link", form=forms.Forgot, redirect=True)
 async def forgot(request: Request) -> Response:
     web = web_state(request)
     form = await request.form()
@@ -217,7 +225,7 @@ async def forgot(request: Request) -> Response:
     user = await run_in_threadpool(web.store.accounts.find_user, email) if "@" in email else None
     if user is not None:
         code = await run_in_threadpool(web.store.codes.issue, user.id, RESET_PASSWORD)
-        await _mail(
+        await send_mail(
             request, user.email, "reset", name=user.name, link=link(request, "/reset?code=" + code)
         )
         await run_in_threadpool(
@@ -236,11 +244,13 @@ async def forgot(request: Request) -> Response:
 
 
 @page(PUBLIC)
+@endpoint("The page a mailed reset link opens", media=HTML)
 async def reset_form(request: Request) -> Response:
     return await render(request, "reset.html", code=request.query_params.get("code", ""))
 
 
 @page(PUBLIC)
+@endpoint("Set a new password (the mailed code)", form=forms.Reset, redirect=True)
 async def reset(request: Request) -> Response:
     web = web_state(request)
     form = await request.form()
@@ -284,11 +294,13 @@ async def reset(request: Request) -> Response:
 
 # --- forced password change and terms -------------------------------------------------------
 @page(SIGNED_IN, gated=False)
+@endpoint("The page to change a password that must be changed", media=HTML)
 async def password_form(request: Request) -> Response:
     return await render(request, "password.html")
 
 
 @page(SIGNED_IN, gated=False)
+@endpoint("Change the password you must change", form=forms.PasswordChange, redirect=True)
 async def password(request: Request) -> Response:
     web = web_state(request)
     user = await current_user(request)
@@ -327,12 +339,14 @@ async def password(request: Request) -> Response:
 
 
 @page(SIGNED_IN, gated=False)
+@endpoint("The terms of service to accept", media=HTML)
 async def terms_form(request: Request) -> Response:
     config = await run_in_threadpool(web_state(request).store.system.load)
     return await render(request, "terms.html", terms=config.terms)
 
 
 @page(SIGNED_IN, gated=False)
+@endpoint("Accept the terms of service", form=forms.Terms, redirect=True)
 async def terms(request: Request) -> Response:
     web = web_state(request)
     user = await current_user(request)

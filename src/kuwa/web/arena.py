@@ -11,14 +11,15 @@ from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 from starlette.routing import BaseRoute, Route
 
-from kuwa.accounts import UserInfo
 from kuwa.arena import elo, leaderboard, win_matrix
 from kuwa.errors import InvalidRequestError
-from kuwa.gateway.http import JSONResponse, read_json
+from kuwa.gateway.endpoint import endpoint
+from kuwa.gateway.http import JSONResponse
 from kuwa.gateway.state import state_of
 from kuwa.rooms.arena import Arena, draw_pair, round_pool
-from kuwa.schemas import JobKind
+from kuwa.schemas import JobKind, app
 from kuwa.web.core import current_user, page, web_state
+from kuwa.web.room_api import require, room_json, runner_of
 
 _rng = random.SystemRandom()
 
@@ -27,15 +28,10 @@ def _arena(request: Request) -> Arena:
     return Arena(web_state(request).store.db)
 
 
-async def blind_mode(request: Request, user: UserInfo) -> bool:
-    """Does the user's group chat in blind mode (every new chat an arena battle)?"""
-    return await run_in_threadpool(web_state(request).store.system.blind, user.group)
-
-
 @page("Room_update_new_chat")
+@endpoint(answer=app.Room, status=201, errors=(503,))
 async def start_round(request: Request) -> Response:
-    from kuwa.web.rooms import _room_json
-
+    """Start a blinded battle of two models"""
     user = await current_user(request)
     assert user is not None
     gateway = state_of(request)
@@ -45,25 +41,22 @@ async def start_round(request: Request) -> Response:
     pool = round_pool(config.arena_pool, usable)
     pair = draw_pair(pool, _rng)
     room_id = await run_in_threadpool(_arena(request).start, user.id, pair)
-    return JSONResponse(await _room_json(request, room_id), status_code=201)
+    return JSONResponse(await room_json(request, room_id), status_code=201)
 
 
 @page("tab_Room")
-async def vote(request: Request) -> Response:
-    from kuwa.web.rooms import _require, _room_json, _runner
-
+@endpoint(body=app.Vote, limit=4096, answer=app.Room, errors=(400, 404, 409))
+async def vote(request: Request, body: app.Vote) -> Response:
+    """Vote on a battle (its owner); the room shows who answered"""
     user = await current_user(request)
     assert user is not None
     room_id = int(request.path_params["room_id"])
-    await _require(request, room_id, "owner")
-    body = await read_json(request, 4096)
-    outcome = body.get("outcome") if isinstance(body, dict) else None
-    if not isinstance(outcome, str):
-        raise InvalidRequestError("outcome must be a, b, tie or bad", param="outcome")
+    await require(request, room_id, "owner")
+    outcome = body.outcome
     names = {code: m.name for code, m in (await state_of(request).models.models()).items()}
     await run_in_threadpool(_arena(request).vote, room_id, user.id, outcome, names)
-    await _runner(request).publish(room_id, {"type": "room"})
-    return JSONResponse(await _room_json(request, room_id))
+    await runner_of(request).publish(room_id, {"type": "room"})
+    return JSONResponse(await room_json(request, room_id))
 
 
 def _date(request: Request, name: str) -> dt.date | None:
@@ -77,7 +70,9 @@ def _date(request: Request, name: str) -> dt.date | None:
 
 
 @page("tab_Room")
+@endpoint(query=app.LeaderboardQuery, answer=app.Leaderboard, errors=(400,))
 async def ratings(request: Request) -> Response:
+    """The arena's leaderboard: scores with their intervals, Elo, the win matrix"""
     since, until = _date(request, "since"), _date(request, "until")
     if since and until and since > until:
         raise InvalidRequestError("since must not be after until", param="since")
@@ -115,7 +110,9 @@ async def ratings(request: Request) -> Response:
 
 
 @page("Dashboard_read_feedbacks")
+@endpoint(media="application/x-ndjson")
 async def battles_jsonl(request: Request) -> Response:
+    """Every battle, one JSON object a line"""
     return StreamingResponse(
         _arena(request).export_jsonl(),
         media_type="application/x-ndjson",

@@ -58,7 +58,7 @@ def generate_pending(room_id: int, user_id: int, pending: list[list[object]], ch
 async def _generate(
     settings: Settings, room_id: int, user_id: int, pending: list[tuple[int, str]], chained: bool
 ) -> int:
-    from kuwa.gateway.app import build_state
+    from kuwa.gateway.state import build_state
     from kuwa.web.live import RoomRunner
 
     redis = connect(settings.effective_redis_url)

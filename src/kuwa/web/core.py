@@ -25,15 +25,17 @@ from starlette.templating import Jinja2Templates
 from kuwa.accounts import Store, SystemConfig, UserInfo
 from kuwa.accounts.ldap import LdapAuthenticator
 from kuwa.errors import AuthenticationError, KuwaError, PermissionDeniedError
+from kuwa.gateway.endpoint import ACCESS_ATTR as ACCESS_ATTR
+from kuwa.gateway.endpoint import PUBLIC as PUBLIC
+from kuwa.gateway.endpoint import SIGNED_IN as SIGNED_IN
 from kuwa.mail import Mailer
+from kuwa.rooms import Rooms
 from kuwa.settings import Settings
 from kuwa.web.i18n import Words
+from kuwa.web.live import RoomRunner
 from kuwa.web.oidc import OidcClient
 from kuwa.web.session import Sessions, take_flashes
-
-PUBLIC = "public"
-SIGNED_IN = "signed_in"
-ACCESS_ATTR = "kuwa_access"
+from kuwa.web.throttle import LoginThrottle
 
 Handler = Callable[[Request], Awaitable[Response]]
 
@@ -74,9 +76,9 @@ class WebState:
     mailer: Mailer
     ldap: LdapAuthenticator | None
     oidc: OidcClient | None
-    throttle: Any  # kuwa.web.throttle.LoginThrottle (import cycle otherwise)
-    rooms: Any  # kuwa.rooms.Rooms
-    runner: Any = None  # kuwa.web.live.RoomRunner, set once the gateway's state exists
+    throttle: LoginThrottle
+    rooms: Rooms
+    runner: RoomRunner  # answers in rooms, with the gateway's chat machinery
     on_user_changed: Callable[[], None] = lambda: None  # e.g. drop cached API permissions
 
 

@@ -8,11 +8,14 @@ This module holds the overview and the list of routes; what the pages share is i
 
 from __future__ import annotations
 
+from typing import Any
+
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
 from kuwa.broker.connection import redis_errors
+from kuwa.gateway.endpoint import HTML, endpoint
 from kuwa.gateway.http import JSONResponse
 from kuwa.gateway.state import state_of
 from kuwa.web import (
@@ -27,11 +30,13 @@ from kuwa.web.dashboard_page import MAX_MINUTES, TAB, sampler_of, show
 
 
 @page(TAB)
+@endpoint("The dashboard: queues, executors, latency, throughput", media=HTML)
 async def overview_page(request: Request) -> Response:
     return await show(request, "dashboard/overview.html")
 
 
 @page(TAB)
+@endpoint("The dashboard's figures now", answer=dict[str, Any])
 async def overview_json(request: Request) -> Response:
     gateway = state_of(request)
     with redis_errors("reading the dashboard's figures"):
@@ -42,6 +47,7 @@ async def overview_json(request: Request) -> Response:
 
 
 @page(TAB)
+@endpoint("The dashboard's time series (?minutes=)", answer=dict[str, Any])
 async def series_json(request: Request) -> Response:
     raw = request.query_params.get("minutes", "60")
     minutes = min(max(int(raw), 1), MAX_MINUTES) if raw.isdigit() else 60

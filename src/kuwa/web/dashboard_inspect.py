@@ -13,6 +13,7 @@ from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
 from kuwa.errors import InvalidRequestError, KuwaError
+from kuwa.gateway.endpoint import HTML, endpoint
 from kuwa.rooms.inspect import FeedbackQuery, Inspect, MessageQuery
 from kuwa.rooms.training import FORMATS, parse_date
 from kuwa.web.core import page, web_state
@@ -38,6 +39,7 @@ INSPECT_FILTERS = ("q", "user", "model", "role", "since", "until")
 
 
 @page(INSPECT)
+@endpoint("Inspect rooms and messages", media=HTML)
 async def inspect_page(request: Request) -> Response:
     shown = filters_of(request.query_params, INSPECT_FILTERS)
     page_no = _page_no(request)
@@ -85,6 +87,7 @@ FEEDBACK_FILTERS = ("model", "rating", "user", "since", "until", "commented")
 
 
 @page(FEEDBACKS)
+@endpoint("The feedback given", media=HTML)
 async def feedback_page(request: Request) -> Response:
     shown = filters_of(request.query_params, FEEDBACK_FILTERS)
     page_no = _page_no(request)

@@ -20,6 +20,7 @@ from starlette.routing import BaseRoute, Route
 from kuwa.broker import joblog
 from kuwa.broker.connection import redis_errors
 from kuwa.errors import InvalidRequestError, KuwaError
+from kuwa.gateway.endpoint import HTML, endpoint
 from kuwa.gateway.http import JSONResponse
 from kuwa.gateway.state import state_of
 from kuwa.rooms.inspect import Inspect
@@ -106,6 +107,7 @@ JOB_FILTERS = ("user", "model", "group", "status", "since", "until")
 
 
 @page(LOGS)
+@endpoint("The job log", media=HTML)
 async def jobs_page(request: Request) -> Response:
     shown = filters_of(request.query_params, JOB_FILTERS)
     try:
@@ -147,6 +149,7 @@ async def _jobs(
 
 
 @page(LOGS)
+@endpoint("The job log as JSON", answer=dict[str, Any])
 async def jobs_json(request: Request) -> Response:
     shown = filters_of(request.query_params, JOB_FILTERS)
     raw = request.query_params.get("limit", str(PAGE_SIZE))
@@ -167,6 +170,7 @@ AUDIT_FILTERS = ("action", "actor", "ip", "ok")
 
 
 @page(LOGS)
+@endpoint("The audit log (dashboard)", media=HTML)
 async def audit_page(request: Request) -> Response:
     store = web_state(request).store
     shown = filters_of(request.query_params, AUDIT_FILTERS)

@@ -9,6 +9,7 @@ from __future__ import annotations
 import csv
 import datetime as dt
 import io
+from typing import Any
 
 from starlette.requests import Request
 from starlette.responses import Response
@@ -17,6 +18,7 @@ from starlette.routing import BaseRoute, Route
 from kuwa.broker import usage
 from kuwa.broker.connection import redis_errors
 from kuwa.errors import InvalidRequestError, KuwaError
+from kuwa.gateway.endpoint import HTML, endpoint
 from kuwa.gateway.http import JSONResponse
 from kuwa.gateway.state import state_of
 from kuwa.web.core import page
@@ -54,6 +56,7 @@ async def _report(request: Request, shown: dict[str, str]) -> usage.Report:
 
 
 @page(STATISTICS)
+@endpoint("Usage statistics", media=HTML)
 async def stats_page(request: Request) -> Response:
     shown = filters_of(request.query_params, FILTERS)
     try:
@@ -82,6 +85,7 @@ async def stats_page(request: Request) -> Response:
 
 
 @page(STATISTICS)
+@endpoint("Usage statistics as CSV", media="text/csv")
 async def stats_csv(request: Request) -> Response:
     report = await _report(request, filters_of(request.query_params, FILTERS))
     out = io.StringIO()
@@ -104,6 +108,7 @@ async def stats_csv(request: Request) -> Response:
 
 
 @page(STATISTICS)
+@endpoint("Usage statistics as JSON", answer=dict[str, Any])
 async def stats_json(request: Request) -> Response:
     report = await _report(request, filters_of(request.query_params, FILTERS))
     return JSONResponse(report.to_json())

@@ -17,10 +17,12 @@ from starlette.routing import BaseRoute, Route
 
 from kuwa.broker.connection import redis_errors
 from kuwa.errors import InvalidRequestError, KuwaError
+from kuwa.gateway.endpoint import HTML, endpoint
 from kuwa.gateway.http import JSONResponse
 from kuwa.gateway.state import state_of
 from kuwa.schemas import JobKind
 from kuwa.settings import Settings
+from kuwa.web import forms
 from kuwa.web.core import client_ip, current_user, page, web_state
 from kuwa.web.dashboard_page import STRESS, show
 from kuwa.web.dashboard_stressjob import StressRuns, enqueue, new_run_id
@@ -109,11 +111,13 @@ async def _page(
 
 
 @page(STRESS)
+@endpoint("Stress measurements", media=HTML)
 async def stress_page(request: Request) -> Response:
     return await _page(request)
 
 
 @page(STRESS)
+@endpoint("Start a stress run (a background job)", form=forms.StressRun, redirect=True)
 async def start_run(request: Request) -> Response:
     admin = await current_user(request)
     assert admin is not None
@@ -154,6 +158,7 @@ async def start_run(request: Request) -> Response:
 
 
 @page(STRESS)
+@endpoint("Stop a stress run", form=forms.StopRun, redirect=True)
 async def stop_run(request: Request) -> Response:
     async with request.form(max_files=0, max_fields=10) as form:
         run_id = str(form.get("run") or "")
@@ -171,6 +176,7 @@ async def stop_run(request: Request) -> Response:
 
 
 @page(STRESS)
+@endpoint("The stress runs and their progress", answer=dict[str, Any])
 async def runs_json(request: Request) -> Response:
     with redis_errors("listing stress runs"):
         runs = await _runs(request).latest()

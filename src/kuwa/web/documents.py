@@ -20,9 +20,11 @@ from kuwa.bots import Knowledge
 from kuwa.bots.store import Bots, bot_id_of
 from kuwa.documents import Documents, Embedder, document_json, enqueue_indexing, retrieve
 from kuwa.errors import DocumentError
+from kuwa.gateway.endpoint import endpoint
 from kuwa.gateway.http import JSONResponse
 from kuwa.gateway.uploads import read_upload
 from kuwa.rooms import Rooms
+from kuwa.schemas import app
 from kuwa.web.core import current_user, page, web_state
 
 TAB = "tab_Room"
@@ -57,8 +59,19 @@ async def _add(
 
 # --- a room's files -------------------------------------------------------------------------
 @page(UPLOAD)
+@endpoint(
+    form=app.RoomUpload,
+    upload=("application/octet-stream",),
+    query=app.UploadQuery,
+    answer=app.AppFile,
+    status=201,
+    errors=(400, 404, 413),
+)
 async def app_room_upload(request: Request) -> Response:
-    """The body is the file (``?name=``) or a multipart form with a ``file`` part."""
+    """Add a document to a room (participants)
+
+    The body is the file (``?name=``) or a multipart form with a ``file`` part. Every model
+    of the room answers from the room's documents."""
     user = await _user(request)
     room_id = int(request.path_params["room_id"])
     rooms: Rooms = web_state(request).rooms
@@ -67,7 +80,9 @@ async def app_room_upload(request: Request) -> Response:
 
 
 @page(TAB)
+@endpoint(answer=app.FileListing, errors=(404,))
 async def app_room_files(request: Request) -> Response:
+    """A room's documents, oldest first (viewers)"""
     user = await _user(request)
     room_id = int(request.path_params["room_id"])
     rooms: Rooms = web_state(request).rooms
@@ -93,14 +108,25 @@ async def _editable_bot(request: Request, user: UserInfo) -> int:
 
 
 @page(KNOWLEDGE)
+@endpoint(
+    form=app.RoomUpload,
+    upload=("application/octet-stream",),
+    query=app.UploadQuery,
+    answer=app.AppFile,
+    status=201,
+    errors=(400, 404, 413),
+)
 async def app_bot_upload(request: Request) -> Response:
+    """Add a document to a bot's knowledge (its owner)"""
     user = await _user(request)
     bot_id = await _editable_bot(request, user)
     return await _add(request, user, bot_id=bot_id)
 
 
 @page(KNOWLEDGE)
+@endpoint(answer=app.FileListing, errors=(404,))
 async def app_bot_files(request: Request) -> Response:
+    """A bot's knowledge: its documents"""
     user = await _user(request)
     bot_id = await _editable_bot(request, user)
     rows = await run_in_threadpool(documents_of(request).of_bot, bot_id)
@@ -186,7 +212,9 @@ def import_room_files(
 
 # --- one file -------------------------------------------------------------------------------
 @page(TAB)
+@endpoint(answer=app.AppFile, errors=(404,))
 async def app_file(request: Request) -> Response:
+    """One document and how far its indexing is"""
     user = await _user(request)
     uid = str(request.path_params["file_id"])
     row = await run_in_threadpool(documents_of(request).require, uid, user, "read")
@@ -194,9 +222,11 @@ async def app_file(request: Request) -> Response:
 
 
 @page(TAB)
+@endpoint(media="application/octet-stream", errors=(404,))
 async def app_file_content(request: Request) -> Response:
-    """The file as uploaded, always as a download (never shown inline: an HTML file must not
-    run in Kuwa's origin)."""
+    """The file as uploaded, always as a download
+
+    Never shown inline: an HTML file must not run in Kuwa's origin."""
     user = await _user(request)
     docs = documents_of(request)
     uid = str(request.path_params["file_id"])
@@ -220,7 +250,9 @@ def download(row: dict[str, Any], data: bytes) -> Response:
 
 
 @page(TAB)
+@endpoint(answer=app.Empty, errors=(404,))
 async def app_file_delete(request: Request) -> Response:
+    """Delete a document (its uploader or the room's owner)"""
     user = await _user(request)
     docs = documents_of(request)
     uid = str(request.path_params["file_id"])

@@ -7,12 +7,14 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
+from kuwa.gateway.endpoint import HTML, endpoint
 from kuwa.web.core import page, render
 
 MANAGE = "tab_Manage"
 
 
 @page(MANAGE)
+@endpoint("Administration", media=HTML)
 async def index(request: Request) -> Response:
     return await render(request, "manage/index.html")
 

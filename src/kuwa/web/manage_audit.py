@@ -10,6 +10,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
+from kuwa.gateway.endpoint import HTML, endpoint
 from kuwa.web.core import page, render, web_state
 from kuwa.web.manage import MANAGE
 
@@ -18,6 +19,7 @@ OUTCOMES = {"ok": True, "failed": False}
 
 
 @page(MANAGE)
+@endpoint("The audit log", media=HTML)
 async def audit_page(request: Request) -> Response:
     store = web_state(request).store
     q = request.query_params

@@ -20,6 +20,8 @@ from starlette.routing import BaseRoute, Route
 
 from kuwa.accounts import Bounds, GroupInfo, ModelInfo, UserInfo, new_invite_code, permissions
 from kuwa.errors import ConflictError, KuwaError, NotFoundError
+from kuwa.gateway.endpoint import HTML, endpoint
+from kuwa.web import forms
 from kuwa.web.core import Handler, page, render, web_state
 from kuwa.web.manage import MANAGE
 from kuwa.web.manage_forms import (
@@ -52,6 +54,7 @@ Values = dict[str, Any]
 
 
 @page(MANAGE)
+@endpoint("The groups", media=HTML)
 async def groups(request: Request) -> Response:
     return await _groups_page(request)
 
@@ -71,6 +74,7 @@ async def _groups_page(request: Request, shown: Shown[Values] = FRESH) -> Respon
 
 
 @page(MANAGE)
+@endpoint("Create a group", form=forms.NewGroup, redirect=True)
 async def group_create(request: Request) -> Response:
     store = web_state(request).store
     admin = await admin_of(request)
@@ -114,6 +118,7 @@ acting_on_group = acting_on("group", _group)
 
 
 @page(MANAGE)
+@endpoint("A group: its permissions, limits and invite code", media=HTML)
 @acting_on_group
 async def group_edit(request: Request, admin: UserInfo, group: GroupInfo) -> Response:
     return await _group_page(request, group)
@@ -219,6 +224,7 @@ def _limit_text(value: int | None) -> str:
 
 
 @page(MANAGE)
+@endpoint("Change a group", form=forms.GroupFields, redirect=True)
 @acting_on_live_group
 async def group_update(request: Request, admin: UserInfo, group: GroupInfo) -> Response:
     store = web_state(request).store
@@ -320,6 +326,7 @@ def _group_changes(before: GroupInfo, after: GroupInfo) -> list[str]:
 
 
 @page(MANAGE)
+@endpoint("Make or clear a group's invite code", form=forms.Invite, redirect=True)
 @acting_on_live_group
 async def group_invite(request: Request, admin: UserInfo, group: GroupInfo) -> Response:
     store = web_state(request).store
@@ -351,6 +358,7 @@ async def group_invite(request: Request, admin: UserInfo, group: GroupInfo) -> R
 
 
 @page(MANAGE)
+@endpoint("Delete a group (it can be restored)", redirect=True)
 @acting_on_group
 async def group_delete(request: Request, admin: UserInfo, group: GroupInfo) -> Response:
     store = web_state(request).store
@@ -379,6 +387,7 @@ async def group_delete(request: Request, admin: UserInfo, group: GroupInfo) -> R
 
 
 @page(MANAGE)
+@endpoint("Restore a deleted group", redirect=True)
 @acting_on_group
 async def group_restore(request: Request, admin: UserInfo, group: GroupInfo) -> Response:
     store = web_state(request).store

@@ -23,6 +23,8 @@ from kuwa.accounts import REACT_BUTTONS, ModelInfo
 from kuwa.accounts.catalog import MAX_IMAGE_CHARS
 from kuwa.broker.connection import redis_errors
 from kuwa.errors import InvalidRequestError, KuwaError, NotFoundError
+from kuwa.gateway.endpoint import HTML, endpoint
+from kuwa.web import forms
 from kuwa.web.core import page, render, web_state
 from kuwa.web.manage import MANAGE
 from kuwa.web.manage_forms import FRESH, Shown, admin_of, audit, drop_cached, redirect, typed
@@ -295,11 +297,13 @@ async def _no_model(request: Request, code: str) -> Response:
 
 
 @page(MANAGE)
+@endpoint("The model catalog", media=HTML)
 async def models_page(request: Request) -> Response:
     return await _models_page(request)
 
 
 @page(MANAGE)
+@endpoint("Add a model", form=forms.ModelFields, redirect=True)
 async def create_model(request: Request) -> Response:
     admin = await admin_of(request)
     store = web_state(request).store
@@ -324,6 +328,7 @@ async def create_model(request: Request) -> Response:
 
 
 @page(MANAGE)
+@endpoint("A model's settings", media=HTML)
 async def edit_model_form(request: Request) -> Response:
     code = str(request.path_params["code"])
     try:
@@ -334,6 +339,7 @@ async def edit_model_form(request: Request) -> Response:
 
 
 @page(MANAGE)
+@endpoint("Change a model", form=forms.ModelFields, redirect=True)
 async def edit_model(request: Request) -> Response:
     admin = await admin_of(request)
     store = web_state(request).store
@@ -363,6 +369,7 @@ async def edit_model(request: Request) -> Response:
 
 
 @page(MANAGE)
+@endpoint("Delete a model (it can be restored)", redirect=True)
 async def delete_model(request: Request) -> Response:
     admin = await admin_of(request)
     code = str(request.path_params["code"])
@@ -378,6 +385,7 @@ async def delete_model(request: Request) -> Response:
 
 
 @page(MANAGE)
+@endpoint("Restore a deleted model", redirect=True)
 async def restore_model(request: Request) -> Response:
     admin = await admin_of(request)
     code = str(request.path_params["code"])

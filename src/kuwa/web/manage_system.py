@@ -17,6 +17,8 @@ from starlette.routing import BaseRoute, Route
 
 from kuwa.accounts import REGISTRATION_MODES, SystemConfig
 from kuwa.errors import InvalidRequestError, KuwaError
+from kuwa.gateway.endpoint import HTML, endpoint
+from kuwa.web import forms
 from kuwa.web.core import page, render, web_state
 from kuwa.web.manage import MANAGE
 from kuwa.web.manage_forms import FRESH, Shown, admin_of, audit, redirect, typed
@@ -119,12 +121,14 @@ async def _system_page(
 
 
 @page(MANAGE)
+@endpoint("System settings", media=HTML)
 async def system_page(request: Request) -> Response:
     config = await run_in_threadpool(web_state(request).store.system.load)
     return await _system_page(request, config)
 
 
 @page(MANAGE)
+@endpoint("Change the system settings", form=forms.SystemFields, redirect=True)
 async def update_system(request: Request) -> Response:
     admin = await admin_of(request)
     store = web_state(request).store

@@ -20,7 +20,9 @@ from starlette.routing import BaseRoute, Route
 from kuwa.accounts import GroupInfo, UserInfo, permissions
 from kuwa.accounts.service import check_password_rules
 from kuwa.errors import KuwaError, NotFoundError
+from kuwa.gateway.endpoint import HTML, endpoint
 from kuwa.rooms import Trash
+from kuwa.web import forms
 from kuwa.web.core import page, render, system_config, web_state
 from kuwa.web.manage import MANAGE
 from kuwa.web.manage_forms import (
@@ -43,6 +45,7 @@ Values = dict[str, Any]
 
 
 @page(MANAGE)
+@endpoint("The users", media=HTML)
 async def users(request: Request) -> Response:
     return await _users_page(request)
 
@@ -93,6 +96,7 @@ def _sent(form: FormData, user: UserInfo | None = None) -> Values:
 
 
 @page(MANAGE)
+@endpoint("Create a user", form=forms.UserFields, redirect=True)
 async def user_create(request: Request) -> Response:
     web = web_state(request)
     admin = await admin_of(request)
@@ -134,6 +138,7 @@ acting_on_user = acting_on("user", _user)
 
 
 @page(MANAGE)
+@endpoint("A user", media=HTML)
 @acting_on_user
 async def user_edit(request: Request, admin: UserInfo, user: UserInfo) -> Response:
     return await _user_page(request, admin, user)
@@ -169,6 +174,7 @@ async def _user_page(
 
 
 @page(MANAGE)
+@endpoint("Change a user", form=forms.UserFields, redirect=True)
 @acting_on_user
 async def user_update(request: Request, admin: UserInfo, user: UserInfo) -> Response:
     web = web_state(request)
@@ -265,6 +271,7 @@ def _user_changes(before: UserInfo, after: UserInfo) -> list[str]:
 
 
 @page(MANAGE)
+@endpoint("Delete a user", form=forms.Confirm, redirect=True)
 @acting_on_user
 async def user_delete(request: Request, admin: UserInfo, user: UserInfo) -> Response:
     web = web_state(request)
@@ -292,6 +299,7 @@ async def user_delete(request: Request, admin: UserInfo, user: UserInfo) -> Resp
 
 
 @page(MANAGE)
+@endpoint("Restore a user's deleted room", redirect=True)
 @acting_on_user
 async def user_room_restore(request: Request, admin: UserInfo, user: UserInfo) -> Response:
     """Bring back a room the user deleted (it is in their trash until it is purged)."""

@@ -31,8 +31,10 @@ from kuwa.accounts import CHANGE_EMAIL, PROVIDERS, UserInfo
 from kuwa.accounts.identities import MAX_KEY_LENGTH
 from kuwa.accounts.service import check_password_rules, normalize_email
 from kuwa.errors import ConflictError, KuwaError, RateLimitError
+from kuwa.gateway.endpoint import HTML, endpoint
 from kuwa.gateway.state import state_of
-from kuwa.web.account import _mail, link
+from kuwa.web import forms
+from kuwa.web.account import link, send_mail
 from kuwa.web.core import (
     PUBLIC,
     client_ip,
@@ -69,6 +71,7 @@ class _Refused(Exception):
 
 # --- the page -------------------------------------------------------------------------------
 @page(TAB)
+@endpoint("Your profile", media=HTML)
 async def show(request: Request) -> Response:
     return await _page(request)
 
@@ -187,6 +190,7 @@ def _back() -> Response:
 
 # --- name -----------------------------------------------------------------------------------
 @page(UPDATE_NAME)
+@endpoint("Change your name", form=forms.Name, redirect=True)
 async def update_name(request: Request) -> Response:
     store = web_state(request).store
     user = await _user(request)
@@ -204,6 +208,9 @@ async def update_name(request: Request) -> Response:
 
 # --- email ----------------------------------------------------------------------------------
 @page(UPDATE_EMAIL)
+@endpoint(
+    "Change your email (a confirmation link is mailed)", form=forms.EmailChange, redirect=True
+)
 async def update_email(request: Request) -> Response:
     web = web_state(request)
     store = web.store
@@ -235,10 +242,10 @@ async def update_email(request: Request) -> Response:
         # The same answer whether or not the address is taken; its owner hears of it by mail.
         taken = await run_in_threadpool(store.accounts.find_user, new)
         if taken is not None:
-            sent = await _mail(request, new, "email_taken", login=link(request, "/login"))
+            sent = await send_mail(request, new, "email_taken", login=link(request, "/login"))
         else:
             code = await run_in_threadpool(store.codes.issue, user.id, CHANGE_EMAIL, new)
-            sent = await _mail(
+            sent = await send_mail(
                 request,
                 new,
                 "change_email",
@@ -281,6 +288,7 @@ async def update_email(request: Request) -> Response:
 
 
 @page(PUBLIC)
+@endpoint("The page a mailed email-change link opens", media=HTML)
 async def confirm_email_form(request: Request) -> Response:
     return await confirm_link(
         request, "Confirm your new email", "One more click to change your address.", "Confirm"
@@ -288,6 +296,7 @@ async def confirm_email_form(request: Request) -> Response:
 
 
 @page(PUBLIC)
+@endpoint("Confirm the new email (the mailed code)", form=forms.Code, redirect=True)
 async def confirm_email(request: Request) -> Response:
     web = web_state(request)
     store = web.store
@@ -331,7 +340,7 @@ async def confirm_email(request: Request) -> Response:
         )
     )
     web.on_user_changed()
-    await _mail(request, old, "email_changed", name=owner.name, old=old, new=new)
+    await send_mail(request, old, "email_changed", name=owner.name, old=old, new=new)
     signed_in = await current_user(request)
     if signed_in is not None and signed_in.id == owner.id:
         flash(request, f"Your email is now {new}.")
@@ -355,6 +364,7 @@ async def _link_message(request: Request, status: int, title: str, message: str)
 
 # --- password -------------------------------------------------------------------------------
 @page(UPDATE_PASSWORD)
+@endpoint("Change your password", form=forms.PasswordChange, redirect=True)
 async def update_password(request: Request) -> Response:
     web = web_state(request)
     user = await _user(request)
@@ -385,6 +395,7 @@ async def update_password(request: Request) -> Response:
 
 # --- API token ------------------------------------------------------------------------------
 @page(RENEW_TOKEN)
+@endpoint("A new API token (the old one stops working)", redirect=True)
 async def renew_token(request: Request) -> Response:
     web = web_state(request)
     user = await _user(request)
@@ -397,6 +408,7 @@ async def renew_token(request: Request) -> Response:
 
 # --- provider keys --------------------------------------------------------------------------
 @page(UPDATE_KEYS)
+@endpoint("Save or remove your own provider API keys", form=forms.ProviderKeys, redirect=True)
 async def update_keys(request: Request) -> Response:
     web = web_state(request)
     store = web.store
@@ -439,6 +451,7 @@ async def update_keys(request: Request) -> Response:
 
 # --- delete the account ---------------------------------------------------------------------
 @page(DELETE_ACCOUNT)
+@endpoint("Delete your account", form=forms.DeleteAccount, redirect=True)
 async def delete_account(request: Request) -> Response:
     web = web_state(request)
     store = web.store

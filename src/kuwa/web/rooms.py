@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from msgspec import UNSET
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import Response
@@ -15,33 +16,39 @@ from starlette.routing import BaseRoute, Route
 from kuwa.accounts import UserInfo
 from kuwa.bots.store import Bots, bot_id_of
 from kuwa.errors import (
-    ConflictError,
     InvalidRequestError,
     PermissionDeniedError,
 )
 from kuwa.gateway.chat import serves
-from kuwa.gateway.http import JSONResponse, read_json
+from kuwa.gateway.endpoint import HTML, SSE, endpoint
+from kuwa.gateway.http import JSONResponse
 from kuwa.gateway.sse import SSEResponse
 from kuwa.gateway.state import state_of
-from kuwa.rooms import Feedbacks, Rooms
+from kuwa.rooms import Feedbacks
 from kuwa.rooms.model_settings import check_settings
-from kuwa.schemas import JobKind
-from kuwa.web.arena import blind_mode
+from kuwa.schemas import JobKind, app
 from kuwa.web.core import (
-    current_user,
     error_page,
     page,
     render,
     system_config,
     ui_lang,
-    web_state,
 )
 from kuwa.web.documents import citations_for, delete_room_files
-from kuwa.web.live import LANGUAGES, RoomRunner, room_events
+from kuwa.web.live import LANGUAGES, room_events
+from kuwa.web.room_api import (
+    SEND,
+    TAB,
+    blind_mode,
+    path_id,
+    require,
+    room_json,
+    rooms_of,
+    runner_of,
+    user_of,
+)
 
-TAB = "tab_Room"
 NEW_CHAT = "Room_update_new_chat"
-SEND = "Room_update_send_message"
 DELETE_ROOM = "Room_delete_chatroom"
 FEEDBACK = "Room_update_feedback"
 DETAIL_FEEDBACK = "Room_update_detail_feedback"
@@ -68,44 +75,6 @@ STORE_PERMISSIONS = (
     "Store_delete_delete_bot",
     "Store_read_any_modelfile",
 )
-MAX_BODY = 1024 * 1024
-
-
-async def _user(request: Request) -> UserInfo:
-    user = await current_user(request)
-    assert user is not None  # page() let only a signed-in user through
-    return user
-
-
-def _rooms(request: Request) -> Rooms:
-    rooms: Rooms = web_state(request).rooms
-    return rooms
-
-
-def _runner(request: Request) -> RoomRunner:
-    runner: RoomRunner = web_state(request).runner
-    return runner
-
-
-def _id(request: Request, name: str) -> int:
-    return int(request.path_params[name])
-
-
-async def _body(request: Request) -> dict[str, Any]:
-    body = await read_json(request, MAX_BODY)
-    if not isinstance(body, dict):
-        raise InvalidRequestError("The request body must be a JSON object.")
-    return body
-
-
-async def _require(request: Request, room_id: int, at_least: str) -> str:
-    user = await _user(request)
-    return await run_in_threadpool(_rooms(request).require, room_id, user.id, user.group, at_least)
-
-
-def _not_blinded(room: dict[str, Any]) -> None:
-    if room.get("arena") and not room.get("revealed"):
-        raise ConflictError("Vote first: the arena shows who answered only after the vote.")
 
 
 async def _resolve(request: Request, user: UserInfo, code: str) -> None:
@@ -113,21 +82,12 @@ async def _resolve(request: Request, user: UserInfo, code: str) -> None:
     and its base model."""
     bot_id = bot_id_of(code)
     if bot_id is not None:
-        code, _ = await run_in_threadpool(Bots(_rooms(request).db).for_job, bot_id, user)
+        code, _ = await run_in_threadpool(Bots(rooms_of(request).db).for_job, bot_id, user)
     await state_of(request).models.resolve(user, code)
 
 
-async def _room_json(request: Request, room_id: int) -> dict[str, Any]:
-    user = await _user(request)
-    room: dict[str, Any] = await run_in_threadpool(_rooms(request).get, room_id, user.id)
-    room["role"] = await run_in_threadpool(_rooms(request).role, room_id, user.id, user.group)
-    room["me"] = {"id": user.id, "name": user.name}
-    room["bounds"] = user.bounds.to_json()  # what the model settings may ask for
-    return room
-
-
 async def _shell(request: Request, room_id: int | None) -> Response:
-    user = await _user(request)
+    user = await user_of(request)
     lang = ui_lang(request)
     config = {
         "room_id": room_id,
@@ -142,41 +102,49 @@ async def _shell(request: Request, room_id: int | None) -> Response:
 
 # --- pages ----------------------------------------------------------------------------------
 @page(TAB)
+@endpoint("The chat app", media=HTML)
 async def chat_home(request: Request) -> Response:
     return await _shell(request, None)
 
 
 @page("tab_Store")
+@endpoint(media=HTML)
 async def store_page(request: Request) -> Response:
     """The bot store, inside the chat app."""
     return await _shell(request, None)
 
 
 @page(TAB)
+@endpoint(media=HTML)
 async def arena_page(request: Request) -> Response:
     """The arena (start a battle) and its leaderboard, inside the chat app."""
     return await _shell(request, None)
 
 
 @page(TAB)
+@endpoint(media=HTML)
 async def trash_page(request: Request) -> Response:
     """The trash (deleted rooms and answers), inside the chat app."""
     return await _shell(request, None)
 
 
 @page(TAB)
+@endpoint(media=HTML)
 async def room_page(request: Request) -> Response:
-    user = await _user(request)
-    room_id = _id(request, "room_id")
-    if await run_in_threadpool(_rooms(request).role, room_id, user.id, user.group) is None:
+    """A room, in the chat app."""
+    user = await user_of(request)
+    room_id = path_id(request, "room_id")
+    if await run_in_threadpool(rooms_of(request).role, room_id, user.id, user.group) is None:
         return error_page(request, 404, "There is no such room, or it is not shared with you.")
     return await _shell(request, room_id)
 
 
 # --- models and rooms -----------------------------------------------------------------------
 @page(TAB)
+@endpoint(answer=app.Catalog)
 async def app_models(request: Request) -> Response:
-    user = await _user(request)
+    """The models and bots you may chat with"""
+    user = await user_of(request)
     gateway = state_of(request)
     served = await gateway.chat.live_models()
     live = {code for code, _ in served}
@@ -209,172 +177,174 @@ async def app_models(request: Request) -> Response:
 
 
 def _bots_for(request: Request, user: UserInfo) -> list[dict[str, Any]]:
-    bots: list[dict[str, Any]] = Bots(_rooms(request).db).visible(user)
+    bots: list[dict[str, Any]] = Bots(rooms_of(request).db).visible(user)
     return bots
 
 
 @page(TAB)
+@endpoint(query=app.RoomsQuery, answer=app.RoomList)
 async def app_rooms(request: Request) -> Response:
-    user = await _user(request)
+    """Your rooms (owned and shared), newest first"""
+    user = await user_of(request)
     search = request.query_params.get("q", "")
-    rooms = await run_in_threadpool(_rooms(request).list_rooms, user.id, user.group, search)
+    rooms = await run_in_threadpool(rooms_of(request).list_rooms, user.id, user.group, search)
     return JSONResponse({"rooms": rooms})
 
 
 @page(NEW_CHAT)
-async def app_create_room(request: Request) -> Response:
-    user = await _user(request)
-    body = await _body(request)
-    models = body.get("models")
+@endpoint(body=app.NewRoom, answer=app.Room, status=201, errors=(400, 404))
+async def app_create_room(request: Request, body: app.NewRoom) -> Response:
+    """Create a room"""
+    user = await user_of(request)
     if await blind_mode(request, user):
         raise PermissionDeniedError(
             "Your group chats in blind mode: start a battle in the arena instead.",
             code="blind_mode",
         )
-    if not isinstance(models, list) or not models:
-        raise InvalidRequestError("Choose at least one model.", param="models")
-    for code in models:
-        await _resolve(request, user, str(code))
+    for code in body.models:
+        await _resolve(request, user, code)
     room_id = await run_in_threadpool(
-        lambda: _rooms(request).create(
-            user.id, [str(m) for m in models], chained=bool(body.get("chained", True))
-        )
+        lambda: rooms_of(request).create(user.id, body.models, chained=body.chained)
     )
-    return JSONResponse(await _room_json(request, room_id), status_code=201)
+    return JSONResponse(await room_json(request, room_id), status_code=201)
 
 
 @page(TAB)
+@endpoint(answer=app.Room, errors=(404,))
 async def app_room(request: Request) -> Response:
-    room_id = _id(request, "room_id")
-    await _require(request, room_id, "viewer")
-    return JSONResponse(await _room_json(request, room_id))
+    """A room with its messages"""
+    room_id = path_id(request, "room_id")
+    await require(request, room_id, "viewer")
+    return JSONResponse(await room_json(request, room_id))
 
 
 @page(TAB)
-async def app_update_room(request: Request) -> Response:
-    room_id = _id(request, "room_id")
-    await _require(request, room_id, "owner")
-    body = await _body(request)
-    models = body.get("models")
+@endpoint(body=app.RoomChange, answer=app.Room, errors=(400, 404))
+async def app_update_room(request: Request, body: app.RoomChange) -> Response:
+    """Change a room (owner)"""
+    room_id = path_id(request, "room_id")
+    await require(request, room_id, "owner")
+    models = body.models
     if models is not None:
-        if not isinstance(models, list):
-            raise InvalidRequestError("models must be a list of access codes", param="models")
         for code in models:
-            await _resolve(request, await _user(request), str(code))
-    chained = body.get("chained")
-    title = body.get("title")
+            await _resolve(request, await user_of(request), code)
     settings = None
-    if body.get("model_settings") is not None:
-        user = await _user(request)
+    if body.model_settings is not None:
+        user = await user_of(request)
         shown = (
             models
             if models is not None
-            else await run_in_threadpool(_rooms(request).models_of, room_id)
+            else await run_in_threadpool(rooms_of(request).models_of, room_id)
         )
-        settings = check_settings(body["model_settings"], [str(m) for m in shown], user.bounds)
+        settings = check_settings(body.model_settings, [str(m) for m in shown], user.bounds)
     await run_in_threadpool(
-        lambda: _rooms(request).update(
+        lambda: rooms_of(request).update(
             room_id,
-            title=str(title) if title is not None else None,
-            chained=bool(chained) if chained is not None else None,
-            models=[str(m) for m in models] if models is not None else None,
+            title=body.title,
+            chained=body.chained,
+            models=models,
             model_settings=settings,
         )
     )
-    await _runner(request).publish(room_id, {"type": "room"})
-    return JSONResponse(await _room_json(request, room_id))
+    await runner_of(request).publish(room_id, {"type": "room"})
+    return JSONResponse(await room_json(request, room_id))
 
 
 @page(DELETE_ROOM)
+@endpoint(answer=app.Empty, errors=(404,))
 async def app_delete_room(request: Request) -> Response:
-    room_id = _id(request, "room_id")
-    await _require(request, room_id, "owner")
-    await _runner(request).stop(room_id)
-    await run_in_threadpool(_rooms(request).delete, room_id)
+    """Delete a room (owner; it goes to the trash)"""
+    room_id = path_id(request, "room_id")
+    await require(request, room_id, "owner")
+    await runner_of(request).stop(room_id)
+    await run_in_threadpool(rooms_of(request).delete, room_id)
     await run_in_threadpool(delete_room_files, request, room_id)
-    await _runner(request).publish(room_id, {"type": "deleted"})
+    await runner_of(request).publish(room_id, {"type": "deleted"})
     return JSONResponse({})
 
 
 # --- messages -------------------------------------------------------------------------------
 @page(SEND)
-async def app_send(request: Request) -> Response:
-    user = await _user(request)
-    room_id = _id(request, "room_id")
-    await _require(request, room_id, "participant")
-    body = await _body(request)
-    content = body.get("content")
-    if not isinstance(content, str):
-        raise InvalidRequestError("content must be text", param="content")
+@endpoint(body=app.Prompt, answer=app.Sent, status=201, errors=(400, 404, 429, 503))
+async def app_send(request: Request, body: app.Prompt) -> Response:
+    """Send a prompt to the room's models"""
+    user = await user_of(request)
+    room_id = path_id(request, "room_id")
+    await require(request, room_id, "participant")
+    content = body.content
     room = await run_in_threadpool(
-        lambda: _rooms(request).get(room_id, user.id, with_messages=False)
+        lambda: rooms_of(request).get(room_id, user.id, with_messages=False)
     )
-    real = await run_in_threadpool(_rooms(request).models_of, room_id)
+    real = await run_in_threadpool(rooms_of(request).models_of, room_id)
     shown = dict(zip(room["models"], real, strict=True))  # arena labels -> their models
-    models = body.get("models") or room["models"]
-    if not isinstance(models, list) or not set(models) <= set(room["models"]):
+    models = body.models or room["models"]
+    if not set(models) <= set(room["models"]):
         raise InvalidRequestError("Send to models of this room only.", param="models")
     models = [shown[m] for m in room["models"] if m in models]  # room order
-    branch = "parent" in body
-    parent = body.get("parent")
-    if branch and parent is not None:
-        parent_row = await run_in_threadpool(_rooms(request).raw, int(parent))
+    branch = body.parent is not UNSET  # "parent": null is a branch too: a new first prompt
+    parent = body.parent if isinstance(body.parent, int) else None
+    if parent is not None:
+        parent_row = await run_in_threadpool(rooms_of(request).raw, int(parent))
         if parent_row["room"] != room_id or parent_row["role"] != "user":
             raise InvalidRequestError("parent must be a prompt of this room", param="parent")
     citations = await citations_for(request, user, room_id, content, models)
     prompt_id, answer_ids = await run_in_threadpool(
-        lambda: _rooms(request).add_prompt(
+        lambda: rooms_of(request).add_prompt(
             room_id,
             user.id,
             content,
             models,
-            parent=int(parent) if parent is not None else None,
+            parent=parent,
             branch=branch,
             citations=citations,
         )
     )
-    runner = _runner(request)
+    runner = runner_of(request)
     if not room["title"]:
         await runner.publish(room_id, {"type": "room"})  # the first prompt named the room
     await runner.publish(room_id, {"type": "message", "id": prompt_id})
     for answer_id, code in zip(answer_ids, models, strict=True):
         await runner.publish(room_id, {"type": "message", "id": answer_id})
         await runner.answer(user, room_id, answer_id, code, ui_lang(request))
-    rooms = _rooms(request)
+    rooms = rooms_of(request)
     prompt = await run_in_threadpool(rooms.message, prompt_id, user.id)
     answers = [await run_in_threadpool(rooms.message, a, user.id) for a in answer_ids]
     return JSONResponse({"prompt": prompt, "answers": answers}, status_code=201)
 
 
 @page(TAB)
+@endpoint(answer=app.Stopped, errors=(404,))
 async def app_stop(request: Request) -> Response:
-    room_id = _id(request, "room_id")
-    await _require(request, room_id, "participant")
-    return JSONResponse({"stopped": await _runner(request).stop(room_id)})
+    """Stop every running answer of the room"""
+    room_id = path_id(request, "room_id")
+    await require(request, room_id, "participant")
+    return JSONResponse({"stopped": await runner_of(request).stop(room_id)})
 
 
 async def _message_room(request: Request, at_least: str) -> tuple[int, int]:
-    message_id = _id(request, "message_id")
-    room_id = await run_in_threadpool(_rooms(request).room_of, message_id)
-    await _require(request, room_id, at_least)
+    message_id = path_id(request, "message_id")
+    room_id = await run_in_threadpool(rooms_of(request).room_of, message_id)
+    await require(request, room_id, at_least)
     return message_id, room_id
 
 
 @page(SEND)
+@endpoint(answer=app.AppMessage, errors=(400, 404, 429, 503))
 async def app_regenerate(request: Request) -> Response:
-    user = await _user(request)
+    """Answer a prompt again (a new sibling answer)"""
+    user = await user_of(request)
     message_id, room_id = await _message_room(request, "participant")
-    new_id = await run_in_threadpool(_rooms(request).regenerate, message_id)
-    row = await run_in_threadpool(_rooms(request).raw, new_id)
+    new_id = await run_in_threadpool(rooms_of(request).regenerate, message_id)
+    row = await run_in_threadpool(rooms_of(request).raw, new_id)
     await _announce_siblings(request, room_id, new_id)
-    await _runner(request).answer(user, room_id, new_id, str(row["model"]), ui_lang(request))
-    return JSONResponse(await run_in_threadpool(_rooms(request).message, new_id, user.id))
+    await runner_of(request).answer(user, room_id, new_id, str(row["model"]), ui_lang(request))
+    return JSONResponse(await run_in_threadpool(rooms_of(request).message, new_id, user.id))
 
 
 async def _announce_siblings(request: Request, room_id: int, message_id: int) -> None:
-    rooms = _rooms(request)
+    rooms = rooms_of(request)
     row = await run_in_threadpool(rooms.raw, message_id)
-    user = await _user(request)
+    user = await user_of(request)
     siblings = [
         m["id"]
         for m in await run_in_threadpool(rooms.messages, room_id, user.id)
@@ -383,81 +353,79 @@ async def _announce_siblings(request: Request, room_id: int, message_id: int) ->
         and m.get("model") == row["model"]
     ]
     for sibling in siblings:
-        await _runner(request).publish(room_id, {"type": "message", "id": sibling})
+        await runner_of(request).publish(room_id, {"type": "message", "id": sibling})
 
 
 @page(TAB)
+@endpoint(answer=app.Empty, errors=(404,))
 async def app_select(request: Request) -> Response:
+    """Show this one of its siblings"""
     message_id, room_id = await _message_room(request, "participant")
-    await run_in_threadpool(_rooms(request).select, message_id)
+    await run_in_threadpool(rooms_of(request).select, message_id)
     await _announce_siblings(request, room_id, message_id)
     return JSONResponse({})
 
 
 @page(TAB)
+@endpoint(answer=app.Empty, errors=(404,))
 async def app_delete_message(request: Request) -> Response:
-    user = await _user(request)
+    """Delete a message (it goes to the trash)"""
+    user = await user_of(request)
     message_id, room_id = await _message_room(request, "participant")
-    row = await run_in_threadpool(_rooms(request).raw, message_id)
-    role = await run_in_threadpool(_rooms(request).role, room_id, user.id, user.group)
+    row = await run_in_threadpool(rooms_of(request).raw, message_id)
+    role = await run_in_threadpool(rooms_of(request).role, room_id, user.id, user.group)
     if role != "owner" and row["role"] == "user" and row["author"] != user.id:
         raise PermissionDeniedError("Only the room's owner may delete others' prompts.")
-    await run_in_threadpool(_rooms(request).delete_message, message_id)
-    await _runner(request).publish(room_id, {"type": "message", "id": message_id})
+    await run_in_threadpool(rooms_of(request).delete_message, message_id)
+    await runner_of(request).publish(room_id, {"type": "message", "id": message_id})
     return JSONResponse({})
 
 
 @page(FEEDBACK)
-async def app_feedback(request: Request) -> Response:
-    user = await _user(request)
+@endpoint(body=app.Feedback, answer=app.AppMessage, errors=(400, 404))
+async def app_feedback(request: Request, body: app.Feedback) -> Response:
+    """Rate an answer (with flags and a comment: detailed feedback)"""
+    user = await user_of(request)
     message_id, _ = await _message_room(request, "viewer")
-    body = await _body(request)
-    flags, comment = body.get("flags"), body.get("comment")
-    if (flags or comment) and not user.can(DETAIL_FEEDBACK):
+    if (body.flags or body.comment) and not user.can(DETAIL_FEEDBACK):
         raise PermissionDeniedError("Your account may not give detailed feedback.")
-    if flags is not None and not isinstance(flags, list):
-        raise InvalidRequestError("flags must be a list", param="flags")
-    rating = body.get("rating", 0)
-    if not isinstance(rating, int):
-        raise InvalidRequestError("rating must be 1, -1 or 0", param="rating")
     await run_in_threadpool(
-        lambda: Feedbacks(_rooms(request).db).save(
-            message_id,
-            user.id,
-            rating,
-            [str(f) for f in flags] if flags is not None else None,
-            str(comment) if comment is not None else None,
+        lambda: Feedbacks(rooms_of(request).db).save(
+            message_id, user.id, body.rating, body.flags, body.comment
         )
     )
-    return JSONResponse(await run_in_threadpool(_rooms(request).message, message_id, user.id))
+    return JSONResponse(await run_in_threadpool(rooms_of(request).message, message_id, user.id))
 
 
 @page(REACT)
-async def app_translate(request: Request) -> Response:
-    user = await _user(request)
+@endpoint(body=app.Translate, answer=app.AppMessage, errors=(400, 404, 429, 503))
+async def app_translate(request: Request, body: app.Translate) -> Response:
+    """Translate an answer (it streams into the message's translation)"""
+    user = await user_of(request)
     message_id, room_id = await _message_room(request, "participant")
-    body = await _body(request)
-    lang = str(body.get("lang") or ui_lang(request))
+    lang = body.lang or ui_lang(request)
     if lang not in LANGUAGES:
         raise InvalidRequestError(f"lang must be one of {', '.join(LANGUAGES)}", param="lang")
-    row = await run_in_threadpool(_rooms(request).raw, message_id)
+    row = await run_in_threadpool(rooms_of(request).raw, message_id)
     if row["role"] != "assistant" or row["status"] != "done":
         raise InvalidRequestError("Only finished answers can be translated.", param="message")
-    model = str(body.get("model") or row["model"])
+    model = body.model or str(row["model"])
     bot_id = bot_id_of(model)
     if bot_id is not None:  # a bot's answer is translated by its base model
-        model, _ = await run_in_threadpool(Bots(_rooms(request).db).for_job, bot_id, user)
+        model, _ = await run_in_threadpool(Bots(rooms_of(request).db).for_job, bot_id, user)
     await state_of(request).models.resolve(user, model)
-    await _runner(request).translate(user, room_id, message_id, model, lang)
-    return JSONResponse(await run_in_threadpool(_rooms(request).message, message_id, user.id))
+    await runner_of(request).translate(user, room_id, message_id, model, lang)
+    return JSONResponse(await run_in_threadpool(rooms_of(request).message, message_id, user.id))
 
 
 @page(TAB)
+@endpoint(media=SSE, events=app.ROOM_EVENTS)
 async def app_events(request: Request) -> Response:
-    user = await _user(request)
-    room_id = _id(request, "room_id")
-    await _require(request, room_id, "viewer")
-    return SSEResponse(room_events(_runner(request), user, room_id))
+    """The room's live events"""
+    user = await user_of(request)
+    room_id = path_id(request, "room_id")
+    await require(request, room_id, "viewer")
+    return SSEResponse(room_events(runner_of(request), user, room_id))
 
 
 def routes() -> list[BaseRoute]:

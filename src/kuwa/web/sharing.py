@@ -10,79 +10,82 @@ from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
 from kuwa.errors import InvalidRequestError, NotFoundError
+from kuwa.gateway.endpoint import HTML, endpoint
 from kuwa.gateway.http import JSONResponse
 from kuwa.gateway.state import state_of
 from kuwa.rooms import Sharing, Transfer
+from kuwa.schemas import app
 from kuwa.web.core import SIGNED_IN, error_page, page, render, render_markdown, web_state
-from kuwa.web.rooms import (
+from kuwa.web.room_api import (
     TAB,
-    _body,
-    _id,
-    _not_blinded,
-    _require,
-    _room_json,
-    _rooms,
-    _runner,
-    _user,
+    not_blinded,
+    path_id,
+    require,
+    room_json,
+    rooms_of,
+    runner_of,
+    user_of,
 )
 
 
 def _sharing(request: Request) -> Sharing:
-    return Sharing(_rooms(request).db)
+    return Sharing(rooms_of(request).db)
 
 
 @page(TAB)
-async def app_share(request: Request) -> Response:
-    room_id = _id(request, "room_id")
-    await _require(request, room_id, "owner")
-    body = await _body(request)
-    role = str(body.get("role", "viewer"))
+@endpoint(body=app.Share, answer=app.Room, errors=(400, 404))
+async def app_share(request: Request, body: app.Share) -> Response:
+    """Share a room with a user or a group (owner)"""
+    room_id = path_id(request, "room_id")
+    await require(request, room_id, "owner")
+    role = body.role
     store = web_state(request).store
     user_id = group_id = None
-    if body.get("email"):
-        target = await run_in_threadpool(store.accounts.find_user, str(body["email"]))
+    if body.email:
+        target = await run_in_threadpool(store.accounts.find_user, body.email)
         if target is None:
             raise NotFoundError("There is no user with that email.", param="email")
-        if target.id == (await _user(request)).id:
+        if target.id == (await user_of(request)).id:
             raise InvalidRequestError("You own this room already.", param="email")
         user_id = target.id
-    elif body.get("group"):
-        group = await run_in_threadpool(store.groups.get, str(body["group"]))
+    elif body.group:
+        group = await run_in_threadpool(store.groups.get, body.group)
         group_id = group.id
     else:
         raise InvalidRequestError("Name a user (email) or a group to share with.", param="email")
     await run_in_threadpool(
         lambda: _sharing(request).share(room_id, user_id=user_id, group_id=group_id, role=role)
     )
-    await _runner(request).publish(room_id, {"type": "room"})
-    return JSONResponse(await _room_json(request, room_id))
+    await runner_of(request).publish(room_id, {"type": "room"})
+    return JSONResponse(await room_json(request, room_id))
 
 
 @page(TAB)
-async def app_link(request: Request) -> Response:
-    """Turn the room's read-only link on or off: ``{"enabled": bool}``."""
-    room_id = _id(request, "room_id")
-    await _require(request, room_id, "owner")
-    body = await _body(request)
-    enabled = body.get("enabled")
-    if not isinstance(enabled, bool):
-        raise InvalidRequestError("enabled must be true or false", param="enabled")
-    user = await _user(request)
-    _not_blinded(
-        await run_in_threadpool(lambda: _rooms(request).get(room_id, user.id, with_messages=False))
+@endpoint(body=app.LinkSwitch, answer=app.Room, errors=(400, 404, 409))
+async def app_link(request: Request, body: app.LinkSwitch) -> Response:
+    """Turn the room's read-only link on or off (owner)"""
+    room_id = path_id(request, "room_id")
+    await require(request, room_id, "owner")
+    enabled = body.enabled
+    user = await user_of(request)
+    not_blinded(
+        await run_in_threadpool(
+            lambda: rooms_of(request).get(room_id, user.id, with_messages=False)
+        )
     )
     await run_in_threadpool(_sharing(request).set_link, room_id, enabled)
-    return JSONResponse(await _room_json(request, room_id))
+    return JSONResponse(await room_json(request, room_id))
 
 
 @page(SIGNED_IN)
+@endpoint(media=HTML)
 async def shared_room(request: Request) -> Response:
     """A room opened by its read-only link: its conversation, for any signed-in user."""
-    rooms = _rooms(request)
+    rooms = rooms_of(request)
     room_id = await run_in_threadpool(Sharing(rooms.db).by_link, str(request.path_params["token"]))
     if room_id is None:
         return error_page(request, 404, "This link does not work (any more).")
-    user = await _user(request)
+    user = await user_of(request)
     room = await run_in_threadpool(lambda: rooms.get(room_id, user.id, with_messages=False))
     thread = await run_in_threadpool(Transfer(rooms.db).export_thread, room_id)
     names = {m.access_code: m.name for m in (await state_of(request).models.models()).values()}

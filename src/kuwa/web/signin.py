@@ -15,6 +15,8 @@ from starlette.responses import RedirectResponse, Response
 from kuwa.accounts import UserInfo
 from kuwa.accounts.ldap import LdapIdentity, LdapUnavailable
 from kuwa.errors import ConflictError, KuwaError, RateLimitError
+from kuwa.gateway.endpoint import HTML, endpoint
+from kuwa.web import forms
 from kuwa.web.core import PUBLIC, client_ip, current_user, page, render, web_state
 from kuwa.web.session import flash
 
@@ -31,6 +33,7 @@ def safe_next(target: str | None) -> str:
 
 
 @page(PUBLIC)
+@endpoint("The sign-in page", media=HTML)
 async def login_form(request: Request) -> Response:
     if await current_user(request) is not None:
         return RedirectResponse(safe_next(request.query_params.get("next")), status_code=303)
@@ -56,6 +59,7 @@ async def _login_page(
 
 
 @page(PUBLIC)
+@endpoint("Sign in", form=forms.Login, redirect=True)
 async def login(request: Request) -> Response:
     web = web_state(request)
     form = await request.form()
@@ -149,6 +153,7 @@ def _ldap_account(request: Request, identity: LdapIdentity, password: str) -> Us
 
 
 @page(PUBLIC)
+@endpoint("Sign out", redirect=True)
 async def logout(request: Request) -> Response:
     web = web_state(request)
     user = await current_user(request)
@@ -168,6 +173,7 @@ async def logout(request: Request) -> Response:
 
 # --- OIDC -----------------------------------------------------------------------------------
 @page(PUBLIC)
+@endpoint("Sign in with the OpenID Connect provider (a redirect to it)", redirect=True)
 async def oidc_login(request: Request) -> Response:
     web = web_state(request)
     if web.oidc is None:
@@ -187,6 +193,7 @@ async def oidc_login(request: Request) -> Response:
 
 
 @page(PUBLIC)
+@endpoint("Where the OpenID Connect provider sends you back", redirect=True)
 async def oidc_callback(request: Request) -> Response:
     web = web_state(request)
     if web.oidc is None:

@@ -3,8 +3,6 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import Response
@@ -12,30 +10,23 @@ from starlette.routing import BaseRoute, Route
 
 from kuwa.bots.store import READ_ANY_MODELFILE, Bots, avatar_bytes, avatar_url
 from kuwa.errors import (
-    InvalidRequestError,
     KuwaError,
     PayloadTooLargeError,
     PermissionDeniedError,
 )
-from kuwa.gateway.http import JSONResponse, read_json
+from kuwa.gateway.endpoint import endpoint
+from kuwa.gateway.http import JSONResponse
 from kuwa.gateway.state import state_of
+from kuwa.schemas import app
 from kuwa.web.core import current_user, page, web_state
 from kuwa.web.documents import add_knowledge, bot_knowledge
 
 TAB = "tab_Store"
 MAX_BOT_FILE = 2 * 1024 * 1024
-FIELDS = ("name", "description", "base", "modelfile", "avatar", "react_buttons", "visibility")
 
 
 def _bots(request: Request) -> Bots:
     return Bots(web_state(request).store.db)
-
-
-async def _body(request: Request) -> dict[str, Any]:
-    body = await read_json(request, MAX_BOT_FILE)
-    if not isinstance(body, dict):
-        raise InvalidRequestError("The request body must be a JSON object.")
-    return {k: body[k] for k in FIELDS if k in body}
 
 
 async def _check_base(request: Request, base: object) -> None:
@@ -46,7 +37,9 @@ async def _check_base(request: Request, base: object) -> None:
 
 
 @page(TAB)
+@endpoint(query=app.BotsQuery, answer=app.BotList)
 async def list_bots(request: Request) -> Response:
+    """The bots you may see"""
     user = await current_user(request)
     assert user is not None
     bots = await run_in_threadpool(_bots(request).visible, user, request.query_params.get("q", ""))
@@ -54,10 +47,12 @@ async def list_bots(request: Request) -> Response:
 
 
 @page(TAB)
-async def create_bot(request: Request) -> Response:
+@endpoint(body=app.BotFields, limit=MAX_BOT_FILE, answer=app.Bot, status=201, errors=(400, 404))
+async def create_bot(request: Request, body: app.BotFields) -> Response:
+    """Create a bot"""
     user = await current_user(request)
     assert user is not None
-    fields = await _body(request)
+    fields = body.sent()
     await _check_base(request, fields.get("base"))
     bots = _bots(request)
     bot_id = await run_in_threadpool(lambda: bots.create(user, **fields))
@@ -65,7 +60,9 @@ async def create_bot(request: Request) -> Response:
 
 
 @page(TAB)
+@endpoint(answer=app.Bot, errors=(404,))
 async def get_bot(request: Request) -> Response:
+    """A bot"""
     user = await current_user(request)
     assert user is not None
     bot = await run_in_threadpool(_bots(request).get, int(request.path_params["bot_id"]), user)
@@ -73,11 +70,13 @@ async def get_bot(request: Request) -> Response:
 
 
 @page(TAB)
-async def update_bot(request: Request) -> Response:
+@endpoint(body=app.BotFields, limit=MAX_BOT_FILE, answer=app.Bot, errors=(400, 404))
+async def update_bot(request: Request, body: app.BotFields) -> Response:
+    """Change a bot (its owner; the fields sent)"""
     user = await current_user(request)
     assert user is not None
     bot_id = int(request.path_params["bot_id"])
-    fields = await _body(request)
+    fields = body.sent()
     await _check_base(request, fields.get("base"))
     bots = _bots(request)
     await run_in_threadpool(lambda: bots.update(bot_id, user, **fields))
@@ -85,7 +84,9 @@ async def update_bot(request: Request) -> Response:
 
 
 @page(TAB)
+@endpoint(answer=app.Empty, errors=(404,))
 async def delete_bot(request: Request) -> Response:
+    """Delete a bot (its owner)"""
     user = await current_user(request)
     assert user is not None
     await run_in_threadpool(_bots(request).delete, int(request.path_params["bot_id"]), user)
@@ -93,7 +94,9 @@ async def delete_bot(request: Request) -> Response:
 
 
 @page("Store_create_private_bot")
+@endpoint(answer=app.Bot, status=201, errors=(404,))
 async def clone_bot(request: Request) -> Response:
+    """Copy a bot as your private bot"""
     user = await current_user(request)
     assert user is not None
     bots = _bots(request)
@@ -110,7 +113,9 @@ async def clone_bot(request: Request) -> Response:
 
 
 @page(TAB)
+@endpoint(media="multipart/related", errors=(404,))
 async def export_bot(request: Request) -> Response:
+    """A bot as a .bot file (with its knowledge)"""
     from kuwa.bots.botfile import BotFile, dump
 
     user = await current_user(request)
@@ -142,8 +147,11 @@ async def export_bot(request: Request) -> Response:
 
 
 @page("Store_create_private_bot")
+@endpoint(upload=("multipart/related",), answer=app.Bot, status=201, errors=(400, 413))
 async def import_bot(request: Request) -> Response:
-    """The body is a ``.bot`` file; the bot becomes a private bot of the importer."""
+    """Import a .bot file as your private bot
+
+    The body is a ``.bot`` file; the bot becomes a private bot of the importer."""
     from kuwa.bots.botfile import load
 
     user = await current_user(request)

@@ -19,13 +19,23 @@ from kuwa.errors import (
     PayloadTooLargeError,
     PermissionDeniedError,
 )
+from kuwa.gateway.endpoint import endpoint
 from kuwa.gateway.http import JSONResponse
 from kuwa.rooms import Transfer
 from kuwa.rooms.transfer import room_docx_bytes
+from kuwa.schemas import app
 from kuwa.web.background import enqueue_pending
 from kuwa.web.core import page, web_state
 from kuwa.web.documents import UPLOAD, import_room_files, room_files_export
-from kuwa.web.rooms import SEND, _id, _not_blinded, _require, _rooms, _runner, _user
+from kuwa.web.room_api import (
+    SEND,
+    not_blinded,
+    path_id,
+    require,
+    rooms_of,
+    runner_of,
+    user_of,
+)
 
 EXPORT = "Room_read_export_chat"
 IMPORT = "Room_update_import_chat"
@@ -37,18 +47,24 @@ EXPORT_TYPES = {
 
 
 @page(EXPORT)
+@endpoint(
+    query=app.ExportQuery,
+    media="application/json, text/tab-separated-values, " + EXPORT_TYPES["docx"][0],
+    errors=(400, 404, 409),
+)
 async def app_export(request: Request) -> Response:
+    """A room as a file: Kuwa's JSON (with its documents), TSV or Word"""
     from kuwa.rooms import formats
 
-    user = await _user(request)
-    room_id = _id(request, "room_id")
-    await _require(request, room_id, "viewer")
+    user = await user_of(request)
+    room_id = path_id(request, "room_id")
+    await require(request, room_id, "viewer")
     kind = request.query_params.get("format", "json")
     if kind not in EXPORT_TYPES:
         raise InvalidRequestError("format must be json, tsv or docx", param="format")
-    rooms = _rooms(request)
+    rooms = rooms_of(request)
     room = await run_in_threadpool(lambda: rooms.get(room_id, user.id, with_messages=False))
-    _not_blinded(room)
+    not_blinded(room)
     thread = await run_in_threadpool(Transfer(rooms.db).export_thread, room_id)
     rows = [
         formats.Row(
@@ -77,18 +93,26 @@ async def app_export(request: Request) -> Response:
 
 
 @page(IMPORT)
+@endpoint(
+    upload=("application/json", "text/tab-separated-values", "text/plain"),
+    answer=app.Imported,
+    status=201,
+    errors=(400, 404, 413),
+)
 async def app_import(request: Request) -> Response:
-    """The request body is the file (JSON, TSV or one prompt per line)."""
+    """Import a conversation into a room; a worker answers its pending prompts
+
+    The request body is the file (Kuwa's JSON, TSV or one prompt per line)."""
     import tempfile
 
     from kuwa.rooms import formats, formats_parser
 
-    user = await _user(request)
-    room_id = _id(request, "room_id")
-    await _require(request, room_id, "participant")
+    user = await user_of(request)
+    room_id = path_id(request, "room_id")
+    await require(request, room_id, "participant")
     if not user.can(SEND):
         raise PermissionDeniedError("Your account may not send messages.")
-    rooms = _rooms(request)
+    rooms = rooms_of(request)
     room = await run_in_threadpool(lambda: rooms.get(room_id, user.id, with_messages=False))
     settings = web_state(request).settings
     spool = tempfile.SpooledTemporaryFile(max_size=1024 * 1024)  # noqa: SIM115 -- closed below
@@ -128,7 +152,7 @@ async def app_import(request: Request) -> Response:
                 file_error = exc
     finally:
         spool.close()
-    runner = _runner(request)
+    runner = runner_of(request)
     await runner.publish(room_id, {"type": "room"})
     if pending:  # answered by a background worker (RQ), which outlives this request
         await run_in_threadpool(
@@ -152,9 +176,16 @@ async def app_import(request: Request) -> Response:
 
 
 @page("Dashboard_read_feedbacks")
+@endpoint(
+    query=app.FeedbackQuery,
+    media="application/x-ndjson, text/csv",
+    errors=(400,),
+)
 async def app_feedback_export(request: Request) -> Response:
-    """Feedback as training data: ?format=preference|openai|dpo|csv&model=…&since=…&until=…
-    &rating=1|-1|0 (soft-deleted answers included, as Kuwa did)."""
+    """Feedback as training data (JSONL or CSV)
+
+    ?format=preference|openai|dpo|csv&model=…&since=…&until=…&rating=1|-1|0 (soft-deleted
+    answers included, as Kuwa did)."""
     from kuwa.rooms import training
 
     params = request.query_params
@@ -165,7 +196,7 @@ async def app_feedback_export(request: Request) -> Response:
     except ValueError:
         raise InvalidRequestError("rating must be 1, -1 or 0", param="rating") from None
     lines = training.export_feedback(
-        _rooms(request),
+        rooms_of(request),
         kind,
         models=set(params.getlist("model")) or None,
         since=training.parse_date(params.get("since"), "since"),

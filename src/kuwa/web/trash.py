@@ -13,8 +13,10 @@ from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
 from kuwa.accounts import UserInfo
+from kuwa.gateway.endpoint import endpoint
 from kuwa.gateway.http import JSONResponse
 from kuwa.rooms import Trash
+from kuwa.schemas import app
 from kuwa.web.core import current_user, page, system_config, web_state
 from kuwa.web.live import RoomRunner
 
@@ -36,7 +38,9 @@ async def _days(request: Request) -> int:
 
 
 @page(TAB)
+@endpoint(answer=app.Trash)
 async def app_trash(request: Request) -> Response:
+    """Your deleted rooms and messages, while they are kept"""
     user = await _user(request)
     days = await _days(request)
     trash = _trash(request)
@@ -50,7 +54,9 @@ def _runner(request: Request) -> RoomRunner:
 
 
 @page(TAB)
+@endpoint(answer=app.Empty, errors=(404,))
 async def app_restore_room(request: Request) -> Response:
+    """Restore a deleted room"""
     user = await _user(request)
     room_id = int(request.path_params["room_id"])
     await run_in_threadpool(_trash(request).restore_room, room_id, user.id)
@@ -58,7 +64,9 @@ async def app_restore_room(request: Request) -> Response:
 
 
 @page(TAB)
+@endpoint(answer=app.Empty, errors=(404,))
 async def app_purge_room(request: Request) -> Response:
+    """Delete a room for good"""
     user = await _user(request)
     room_id = int(request.path_params["room_id"])
     await run_in_threadpool(_trash(request).purge_room, room_id, user.id)
@@ -66,7 +74,9 @@ async def app_purge_room(request: Request) -> Response:
 
 
 @page(TAB)
+@endpoint(answer=app.Restored, errors=(404,))
 async def app_restore_message(request: Request) -> Response:
+    """Restore a deleted message"""
     user = await _user(request)
     message_id = int(request.path_params["message_id"])
     room_id = await run_in_threadpool(_trash(request).restore_message, message_id, user.id)
@@ -75,7 +85,9 @@ async def app_restore_message(request: Request) -> Response:
 
 
 @page(TAB)
+@endpoint(answer=app.Empty, errors=(404,))
 async def app_purge_message(request: Request) -> Response:
+    """Delete a message for good"""
     user = await _user(request)
     message_id = int(request.path_params["message_id"])
     await run_in_threadpool(_trash(request).purge_message, message_id, user.id)

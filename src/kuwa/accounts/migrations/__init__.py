@@ -8,7 +8,7 @@ the title ``kuwa-cli db status`` and ``kuwa-cli db migrate`` print. It defines o
 
     import peewee
 
-    from kuwa.accounts.migrate import Step
+    from kuwa.accounts.migration_step import Step
 
 
     def up(step: Step) -> None:

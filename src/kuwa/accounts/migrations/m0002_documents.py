@@ -14,7 +14,7 @@ import peewee
 from kuwa.accounts.migrations.m0001_initial import Bot, Room, User
 
 if TYPE_CHECKING:
-    from kuwa.accounts.migrate import Step
+    from kuwa.accounts.migration_step import Step
 
 
 def utcnow() -> dt.datetime:

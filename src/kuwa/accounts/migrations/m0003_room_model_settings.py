@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING
 import peewee
 
 if TYPE_CHECKING:
-    from kuwa.accounts.migrate import Step
+    from kuwa.accounts.migration_step import Step
 
 
 def up(step: Step) -> None:
