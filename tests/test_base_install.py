@@ -31,6 +31,7 @@ ROOT = Path(__file__).resolve().parent.parent
 ENGINES = {  # the extras these modules exist to drive; they import them when started
     "src/kuwa/executors/vllm_backend.py": {"vllm"},
     "src/kuwa/executors/transformers_backend.py": {"torch", "transformers"},
+    "src/kuwa/executors/embeddings_backend.py": {"torch", "transformers"},
 }
 MARK = "not in a plain install of kuwa"
 
