@@ -379,18 +379,34 @@ def test_unknown_path(http: httpx.Client, stack: Stack, method: str, path: str) 
 
 
 @pytest.mark.parametrize(
-    ("method", "path"),
+    ("method", "path", "allow"),
     [
-        ("GET", "/v1/chat/completions"),
-        ("GET", "/v1.0/chat/completions"),
-        ("PUT", "/v1/chat/completions"),
-        ("POST", "/v1/models"),
+        ("GET", "/v1/chat/completions", "POST"),
+        ("GET", "/v1.0/chat/completions", "POST"),
+        ("PUT", "/v1/chat/completions", "POST"),
+        ("POST", "/v1/models", "GET, HEAD"),
+        ("TRACE", "/healthz", "GET, HEAD"),
+        ("PATCH", "/v1/files", "GET, HEAD, POST"),  # two routes on one path: both named
+        ("GET", "/app/rooms/1/delete", "POST"),  # a web path (unsafe methods meet CSRF first)
     ],
 )
-def test_method_not_allowed(http: httpx.Client, stack: Stack, method: str, path: str) -> None:
+def test_method_not_allowed(
+    http: httpx.Client, stack: Stack, method: str, path: str, allow: str
+) -> None:
+    """405 in the one error shape, with the path's methods in ``Allow`` (RFC 9110)."""
     r = http.request(method, stack.base_url + path, headers=auth(stack))
     error = assert_error(r, 405, "invalid_request_error", "method_not_allowed")
     assert method in error["message"]
+    assert r.headers["allow"] == allow
+
+
+def test_method_not_allowed_page_names_the_allowed_methods(
+    http: httpx.Client, stack: Stack
+) -> None:
+    r = http.request("TRACE", stack.base_url + "/login", headers={"accept": "text/html"})
+    assert r.status_code == 405
+    assert r.headers["content-type"].startswith("text/html")
+    assert r.headers["allow"] == "GET, HEAD, POST"
 
 
 # --- the openai SDK's exception classes ----------------------------------------------------

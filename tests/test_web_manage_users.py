@@ -434,7 +434,7 @@ def test_non_admin_is_refused_everywhere(stack: Stack, admin_user: UserInfo) -> 
         for route in [*manage_users.routes(), *manage_groups.routes()]:
             path = route.path  # type: ignore[attr-defined]
             for name, value in ids.items():
-                path = path.replace(f"{{{name}:int}}", value)
+                path = path.replace(f"{{{name}:id}}", value)
             for method in route.methods or ():  # type: ignore[attr-defined]
                 if method == "HEAD":
                     continue

@@ -48,7 +48,7 @@ def web_routes(tmp_path: Path) -> list[tuple[str, str, str]]:
 def concrete(path: str) -> str:
     """A path with its parameters filled in (the access check runs before the handler)."""
     path = re.sub(r"\{[a-z_]+:path\}", "echo", path)
-    return re.sub(r"\{[a-z_]+(:int)?\}", "1", path)
+    return re.sub(r"\{[a-z_]+(:id)?\}", "1", path)
 
 
 def test_every_web_route_declares_its_access(tmp_path: Path) -> None:
@@ -114,47 +114,47 @@ _ROOMS_IDOR = "tests/test_web_rooms.py::test_rooms_are_private_until_shared"
 OWNED_RESOURCE_ROUTES: dict[str, str] = {
     path: _ROOMS_IDOR
     for path in (
-        "/rooms/{room_id:int}",
-        "/app/rooms/{room_id:int}",
-        "/app/rooms/{room_id:int}/delete",
-        "/app/rooms/{room_id:int}/share",
-        "/app/rooms/{room_id:int}/messages",
-        "/app/rooms/{room_id:int}/stop",
-        "/app/rooms/{room_id:int}/events",
-        "/app/rooms/{room_id:int}/export",
-        "/app/rooms/{room_id:int}/import",
-        "/app/rooms/{room_id:int}/link",
-        "/app/messages/{message_id:int}/regenerate",
-        "/app/messages/{message_id:int}/select",
-        "/app/messages/{message_id:int}/delete",
-        "/app/messages/{message_id:int}/feedback",
-        "/app/messages/{message_id:int}/translate",
+        "/rooms/{room_id:id}",
+        "/app/rooms/{room_id:id}",
+        "/app/rooms/{room_id:id}/delete",
+        "/app/rooms/{room_id:id}/share",
+        "/app/rooms/{room_id:id}/messages",
+        "/app/rooms/{room_id:id}/stop",
+        "/app/rooms/{room_id:id}/events",
+        "/app/rooms/{room_id:id}/export",
+        "/app/rooms/{room_id:id}/import",
+        "/app/rooms/{room_id:id}/link",
+        "/app/messages/{message_id:id}/regenerate",
+        "/app/messages/{message_id:id}/select",
+        "/app/messages/{message_id:id}/delete",
+        "/app/messages/{message_id:id}/feedback",
+        "/app/messages/{message_id:id}/translate",
     )
 }
 _TRASH_IDOR = "tests/test_web_trash.py::test_the_trash_is_the_owners_alone"
 for _path in (
-    "/app/trash/rooms/{room_id:int}/restore",
-    "/app/trash/rooms/{room_id:int}/purge",
-    "/app/trash/messages/{message_id:int}/restore",
-    "/app/trash/messages/{message_id:int}/purge",
+    "/app/trash/rooms/{room_id:id}/restore",
+    "/app/trash/rooms/{room_id:id}/purge",
+    "/app/trash/messages/{message_id:id}/restore",
+    "/app/trash/messages/{message_id:id}/purge",
 ):
     OWNED_RESOURCE_ROUTES[_path] = _TRASH_IDOR
 for _path in ("", "/delete", "/clone", "/export"):
-    OWNED_RESOURCE_ROUTES["/app/bots/{bot_id:int}" + _path] = (
+    OWNED_RESOURCE_ROUTES["/app/bots/{bot_id:id}" + _path] = (
         "tests/test_bot_store.py::test_visibility_and_the_permission_matrix"
     )
-OWNED_RESOURCE_ROUTES["/app/rooms/{room_id:int}/vote"] = (
+OWNED_RESOURCE_ROUTES["/app/rooms/{room_id:id}/vote"] = (
     "tests/test_arena.py::test_nothing_names_the_models_before_the_vote"  # owner only
 )
 _FILES_IDOR = "tests/test_documents.py::test_only_people_who_can_read_the_room_reach_its_files"
 for _path in (
-    "/app/rooms/{room_id:int}/files",
+    "/app/rooms/{room_id:id}/files",
     "/app/files/{file_id}",
     "/app/files/{file_id}/content",
     "/app/files/{file_id}/delete",
 ):
     OWNED_RESOURCE_ROUTES[_path] = _FILES_IDOR
-OWNED_RESOURCE_ROUTES["/app/bots/{bot_id:int}/files"] = (
+OWNED_RESOURCE_ROUTES["/app/bots/{bot_id:id}/files"] = (
     "tests/test_documents.py::test_a_bot_answers_from_its_knowledge_which_its_bot_file_carries"
 )
 # The link's token is the capability: anyone signed in may read what it opens.
@@ -169,3 +169,27 @@ def test_pages_naming_a_resource_are_for_admins_or_have_an_idor_test(tmp_path: P
     for _, path, access in web_routes(tmp_path):
         if "{" in path and access not in ("tab_Manage", PUBLIC):
             assert path in OWNED_RESOURCE_ROUTES, f"{path} ({access}) needs an IDOR test"
+
+
+def test_ids_that_cannot_exist_are_404_on_every_route(stack: Stack, tmp_path: Path) -> None:
+    """An id past the 64-bit range (no database can hold it) is a 404 on every route that
+    takes one, for an administrator with every permission, never a 500 (SQLite refused to
+    bind 2^63 with an OverflowError); the largest id that could exist is no 5xx either."""
+    routes = [(m, p) for m, p, _ in web_routes(tmp_path) if re.search(r"\{[a-z_]+:id\}", p)]
+    assert ("GET", "/app/rooms/{room_id:id}") in routes
+    assert ("POST", "/app/messages/{message_id:id}/select") in routes
+    make_user(stack, "ids-admin@example.com", admin=True)
+    with Browser(stack.base_url) as b:
+        assert b.login("ids-admin@example.com").status_code == 303
+        for method, path in routes:
+            for value, expected in ((2**63, 404), (2**64, 404), (10**40, 404), (2**63 - 1, 0)):
+                url = re.sub(r"\{[a-z_]+:path\}", "echo", path)
+                url = re.sub(r"\{[a-z_]+:id\}", str(value), url)
+                url = re.sub(r"\{[a-z_]+\}", "x", url)
+                r = b.post(url, {}) if method == "POST" else b.get(url)
+                if expected:
+                    assert r.status_code == expected, f"{method} {url}: {r.status_code}"
+                else:
+                    assert r.status_code < 500, f"{method} {url}: {r.status_code}"
+    for proc in stack.procs:
+        assert "OverflowError" not in proc.text()

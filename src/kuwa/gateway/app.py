@@ -32,6 +32,7 @@ from kuwa.gateway.endpoint import endpoint
 from kuwa.gateway.http import (
     ClientGone,
     JSONResponse,
+    allowed_methods,
     client_gone_handler,
     http_error_handler,
     kuwa_error_handler,
@@ -124,9 +125,12 @@ async def _kuwa_error(request: Request, exc: Exception) -> Response:
 async def _http_error(request: Request, exc: Exception) -> Response:
     if web.wants_html(request) and isinstance(exc, HTTPException):
         message = {404: "There is no such page.", 405: "That is not allowed here."}
-        return web.error_page(
+        page = web.error_page(
             request, exc.status_code, message.get(exc.status_code, str(exc.detail))
         )
+        if exc.status_code == 405:
+            page.headers["Allow"] = allowed_methods(request, exc)
+        return page
     return await http_error_handler(request, exc)
 
 

@@ -14,6 +14,7 @@ import orjson
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import Response
+from starlette.routing import Match
 
 from kuwa.errors import (
     InvalidRequestError,
@@ -110,12 +111,31 @@ async def kuwa_error_handler(request: Request, exc: Exception) -> Response:
     return error_response(exc)
 
 
+def allowed_methods(request: Request, exc: HTTPException) -> str:
+    """The ``Allow`` header of a 405 (RFC 9110): the methods of *every* route on the path.
+
+    Starlette names only the first route that matched the path, and Kuwa declares a path's
+    methods in separate routes (``GET /v1/files`` and ``POST /v1/files``)."""
+    methods: set[str] = set()
+    router = getattr(request.app, "router", None)
+    for route in getattr(router, "routes", ()):
+        match, _ = route.matches(request.scope)
+        if match != Match.NONE:
+            methods |= set(getattr(route, "methods", None) or ())
+    if not methods:  # not a router's 405 (a handler's own): keep what it said
+        return (exc.headers or {}).get("Allow", "")
+    return ", ".join(sorted(methods))
+
+
 async def http_error_handler(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, HTTPException)
     if exc.status_code == 404:
         err: KuwaError = NotFoundError(f"There is no {request.url.path} here.")
     elif exc.status_code == 405:
-        err = MethodNotAllowedError(f"{request.method} is not allowed on {request.url.path}.")
+        err = MethodNotAllowedError(
+            f"{request.method} is not allowed on {request.url.path}.",
+            headers={"Allow": allowed_methods(request, exc)},
+        )
     else:
         return JSONResponse(
             error_body(str(exc.detail), "invalid_request_error"), status_code=exc.status_code

@@ -36,6 +36,7 @@ from kuwa.web import (
     manage_models,
     manage_system,
     manage_users,
+    paths,  # noqa: F401  (registers the {name:id} path convertor before routes() runs)
     profile,
     rooms,
     sharing,

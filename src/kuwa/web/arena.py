@@ -125,5 +125,5 @@ def routes() -> list[BaseRoute]:
         Route("/app/arena", start_round, methods=["POST"]),
         Route("/app/arena/leaderboard", ratings, methods=["GET"]),
         Route("/app/arena/battles.jsonl", battles_jsonl, methods=["GET"]),
-        Route("/app/rooms/{room_id:int}/vote", vote, methods=["POST"]),
+        Route("/app/rooms/{room_id:id}/vote", vote, methods=["POST"]),
     ]

@@ -290,10 +290,10 @@ async def citations_for(
 
 def routes() -> list[BaseRoute]:
     return [
-        Route("/app/rooms/{room_id:int}/files", app_room_upload, methods=["POST"]),
-        Route("/app/rooms/{room_id:int}/files", app_room_files, methods=["GET"]),
-        Route("/app/bots/{bot_id:int}/files", app_bot_upload, methods=["POST"]),
-        Route("/app/bots/{bot_id:int}/files", app_bot_files, methods=["GET"]),
+        Route("/app/rooms/{room_id:id}/files", app_room_upload, methods=["POST"]),
+        Route("/app/rooms/{room_id:id}/files", app_room_files, methods=["GET"]),
+        Route("/app/bots/{bot_id:id}/files", app_bot_upload, methods=["POST"]),
+        Route("/app/bots/{bot_id:id}/files", app_bot_files, methods=["GET"]),
         Route("/app/files/{file_id}", app_file, methods=["GET"]),
         Route("/app/files/{file_id}/content", app_file_content, methods=["GET"]),
         Route("/app/files/{file_id}/delete", app_file_delete, methods=["POST"]),

@@ -407,9 +407,9 @@ def routes() -> list[BaseRoute]:
     return [
         Route("/manage/groups", groups, methods=["GET"]),
         Route("/manage/groups", group_create, methods=["POST"]),
-        Route("/manage/groups/{group_id:int}", group_edit, methods=["GET"]),
-        Route("/manage/groups/{group_id:int}", group_update, methods=["POST"]),
-        Route("/manage/groups/{group_id:int}/invite", group_invite, methods=["POST"]),
-        Route("/manage/groups/{group_id:int}/delete", group_delete, methods=["POST"]),
-        Route("/manage/groups/{group_id:int}/restore", group_restore, methods=["POST"]),
+        Route("/manage/groups/{group_id:id}", group_edit, methods=["GET"]),
+        Route("/manage/groups/{group_id:id}", group_update, methods=["POST"]),
+        Route("/manage/groups/{group_id:id}/invite", group_invite, methods=["POST"]),
+        Route("/manage/groups/{group_id:id}/delete", group_delete, methods=["POST"]),
+        Route("/manage/groups/{group_id:id}/restore", group_restore, methods=["POST"]),
     ]

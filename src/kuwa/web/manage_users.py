@@ -316,11 +316,11 @@ def routes() -> list[BaseRoute]:
     return [
         Route("/manage/users", users, methods=["GET"]),
         Route("/manage/users", user_create, methods=["POST"]),
-        Route("/manage/users/{user_id:int}", user_edit, methods=["GET"]),
-        Route("/manage/users/{user_id:int}", user_update, methods=["POST"]),
-        Route("/manage/users/{user_id:int}/delete", user_delete, methods=["POST"]),
+        Route("/manage/users/{user_id:id}", user_edit, methods=["GET"]),
+        Route("/manage/users/{user_id:id}", user_update, methods=["POST"]),
+        Route("/manage/users/{user_id:id}/delete", user_delete, methods=["POST"]),
         Route(
-            "/manage/users/{user_id:int}/rooms/{room_id:int}/restore",
+            "/manage/users/{user_id:id}/rooms/{room_id:id}/restore",
             user_room_restore,
             methods=["POST"],
         ),

@@ -105,7 +105,7 @@ async def shared_room(request: Request) -> Response:
 
 def routes() -> list[BaseRoute]:
     return [
-        Route("/app/rooms/{room_id:int}/share", app_share, methods=["POST"]),
-        Route("/app/rooms/{room_id:int}/link", app_link, methods=["POST"]),
+        Route("/app/rooms/{room_id:id}/share", app_share, methods=["POST"]),
+        Route("/app/rooms/{room_id:id}/link", app_link, methods=["POST"]),
         Route("/shared/{token}", shared_room, methods=["GET"]),
     ]

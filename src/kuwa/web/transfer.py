@@ -213,7 +213,7 @@ async def app_feedback_export(request: Request) -> Response:
 
 def routes() -> list[BaseRoute]:
     return [
-        Route("/app/rooms/{room_id:int}/export", app_export, methods=["GET"]),
-        Route("/app/rooms/{room_id:int}/import", app_import, methods=["POST"]),
+        Route("/app/rooms/{room_id:id}/export", app_export, methods=["GET"]),
+        Route("/app/rooms/{room_id:id}/import", app_import, methods=["POST"]),
         Route("/app/feedback/export", app_feedback_export, methods=["GET"]),
     ]

@@ -97,10 +97,8 @@ async def app_purge_message(request: Request) -> Response:
 def routes() -> list[BaseRoute]:
     return [
         Route("/app/trash", app_trash, methods=["GET"]),
-        Route("/app/trash/rooms/{room_id:int}/restore", app_restore_room, methods=["POST"]),
-        Route("/app/trash/rooms/{room_id:int}/purge", app_purge_room, methods=["POST"]),
-        Route(
-            "/app/trash/messages/{message_id:int}/restore", app_restore_message, methods=["POST"]
-        ),
-        Route("/app/trash/messages/{message_id:int}/purge", app_purge_message, methods=["POST"]),
+        Route("/app/trash/rooms/{room_id:id}/restore", app_restore_room, methods=["POST"]),
+        Route("/app/trash/rooms/{room_id:id}/purge", app_purge_room, methods=["POST"]),
+        Route("/app/trash/messages/{message_id:id}/restore", app_restore_message, methods=["POST"]),
+        Route("/app/trash/messages/{message_id:id}/purge", app_purge_message, methods=["POST"]),
     ]
