@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import threading
 import time
 from collections.abc import Iterator
@@ -257,6 +258,10 @@ def test_rooms_are_private_until_shared(stack: Stack, owner: App, other: App) ->
     ):
         r = other.get(path) if method == "GET" else other.post(path, {"content": "x"})
         assert r.status_code == 404, (method, path, r.status_code)
+        if "/messages/" in path:  # the same 404 as a message that does not exist
+            missing = path.replace(f"/{mid}/", f"/{mid + 10**9}/")
+            nothing = other.post(missing, {"content": "x"}).json()
+            assert r.json() == json.loads(json.dumps(nothing).replace(str(mid + 10**9), str(mid)))
     assert other.b.http.get(f"/rooms/{rid}", headers={"accept": "text/html"}).status_code == 404
     assert rid not in [r["id"] for r in other.get("/app/rooms").json()["rooms"]]
 
@@ -310,6 +315,31 @@ def test_the_api_needs_sign_in_and_csrf(stack: Stack, owner: App) -> None:
     assert anonymous.status_code == 401
     r = owner.b.http.post("/app/rooms", json={"models": ["echo"]})  # no x-csrftoken
     assert r.status_code == 403
+
+
+def test_a_session_cookie_is_csrf_checked_even_beside_a_bearer_token(
+    stack: Stack, owner: App
+) -> None:
+    """asgi-csrf skips its check for any ``Authorization: Bearer`` request: a page that
+    forged a request with the session cookie and any bearer header got through. The web
+    paths go by the cookie alone; the API goes by the bearer token alone."""
+    with store_of(stack) as store:
+        user = store.accounts.find_user("owner@example.com")
+        assert user is not None
+        token = store.accounts.ensure_token(user.id)
+    for bearer in (token, "anything"):
+        headers = {"authorization": f"Bearer {bearer}"}
+        r = owner.b.http.post("/app/rooms", json={"models": ["echo"]}, headers=headers)
+        assert r.status_code == 403, (bearer, r.status_code, r.text)
+        r = owner.b.http.post(
+            "/app/rooms", json={"models": ["echo"]}, headers=headers | {"x-csrftoken": owner.csrf}
+        )
+        assert r.status_code == 201, r.text
+    # Bearer requests ignore cookies: the session does not stand in for a bad token.
+    r = owner.b.http.get("/v1/models", headers={"authorization": "Bearer nope"})
+    assert r.status_code == 401
+    assert owner.b.http.get("/v1/models").status_code == 401
+    assert owner.b.http.get("/v1/models", headers={"authorization": f"Bearer {token}"}).is_success
 
 
 def test_an_answer_survives_the_gateway_that_ran_it(stack: Stack) -> None:

@@ -17,6 +17,7 @@ from kuwa.accounts import UserInfo
 from kuwa.bots.store import Bots, bot_id_of
 from kuwa.errors import (
     InvalidRequestError,
+    NotFoundError,
     PermissionDeniedError,
 )
 from kuwa.gateway.chat import serves
@@ -322,9 +323,18 @@ async def app_stop(request: Request) -> Response:
 
 
 async def _message_room(request: Request, at_least: str) -> tuple[int, int]:
+    """The message's id and its room's, if the user holds ``at_least`` that role in the room.
+
+    A message in a room the user cannot see is the same 404 as one that does not exist:
+    naming its room would tell that the message exists, and where."""
     message_id = path_id(request, "message_id")
     room_id = await run_in_threadpool(rooms_of(request).room_of, message_id)
-    await require(request, room_id, at_least)
+    try:
+        await require(request, room_id, at_least)
+    except NotFoundError:
+        raise NotFoundError(
+            f"There is no message {message_id} of yours.", param="message"
+        ) from None
     return message_id, room_id
 
 

@@ -116,7 +116,19 @@ class SchemeSplit:
             await self.app(scope, receive, send)  # the API uses tokens, never cookies
         else:
             secure = scope.get("scheme") == "https"
-            await (self.secure if secure else self.plain)(scope, receive, send)
+            await (self.secure if secure else self.plain)(_cookies_only(scope), receive, send)
+
+
+def _cookies_only(scope: Scope) -> Scope:
+    """A web request without its ``Authorization`` header: pages authenticate by the session
+    cookie alone, and asgi-csrf skips its check for any ``Authorization: Bearer`` request, so
+    a request carrying the session cookie would otherwise escape the CSRF check by adding
+    one. (API paths, the other way round, never see the session: bearer requests ignore
+    cookies.)"""
+    headers = scope["headers"]
+    if not any(name == b"authorization" for name, _ in headers):
+        return scope
+    return {**scope, "headers": [(n, v) for n, v in headers if n != b"authorization"]}
 
 
 class AllowList:
