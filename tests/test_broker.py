@@ -413,3 +413,26 @@ async def test_cancel_and_wait_lets_a_tasks_own_error_through() -> None:
     await asyncio.sleep(0)
     with pytest.raises(RuntimeError, match="its own error"):
         await cancel_and_wait(task)
+
+
+@pytest.mark.parametrize("cap", [20000, 2])  # the transcript under its cap, and a full one
+async def test_a_finished_job_is_kept_only_as_long_as_a_reader_may_resume(
+    redis: aioredis.Redis, cap: int
+) -> None:
+    """A running job's transcript and state live ``transcript_ttl``; once the job has ended
+    they live ``finished_ttl`` (an hour of finished transcripts grew Redis by ~4.7 MB a
+    minute at 50 streams)."""
+    state = keys.job_state("kept")
+    await redis.hset(state, "status", "running")
+    await redis.expire(state, 3600)
+    pub = ChunkPublisher(
+        redis, "kept", interval=0, transcript_ttl=3600, finished_ttl=30, transcript_max=cap
+    )
+    for word in ("a ", "b ", "c "):
+        pub.write(word)
+        await asyncio.sleep(0.01)
+    assert 3000 < await redis.ttl(keys.job_transcript("kept")) <= 3600  # running
+    await pub.close("stop")
+    assert 0 < await redis.ttl(keys.job_transcript("kept")) <= 30
+    assert 0 < await redis.ttl(state) <= 30
+    assert await redis.llen(keys.job_transcript("kept")) == min(cap, 4)

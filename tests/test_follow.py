@@ -110,3 +110,52 @@ def test_unknown_job_and_bad_resume_point(stack: Stack) -> None:
         headers=auth(stack) | {"Last-Event-ID": "soon"},
     )
     assert r.status_code == 400 and r.json()["error"]["param"] == "after"
+
+
+def test_a_v1_stream_cut_off_by_a_dead_gateway_resumes_where_it_stopped(stack: Stack) -> None:
+    """/v1/chat/completions streams carry ``id:`` lines (the chunk numbers), so a client whose
+    gateway died resumes on another with ``Last-Event-ID``: no text lost, none twice."""
+    import signal
+    import time
+
+    doomed_base = stack.gateway()
+    doomed = next(p for p in stack.procs if p.name.endswith(doomed_base.rsplit(":", 1)[1]))
+    prompt = " ".join(f"w{i}" for i in range(60))  # 3 s at 50 ms a token
+    got: list[str] = []
+    body = {"model": "slow", "stream": True, "messages": [{"role": "user", "content": prompt}]}
+    with httpx.stream(
+        "POST", doomed_base + "/v1/chat/completions", json=body, headers=auth(stack), timeout=30
+    ) as r:
+        try:
+            for line in r.iter_lines():
+                got.append(line)
+                if sum(x.startswith("id: ") for x in got) == 5 and not line:
+                    doomed.stop(signal.SIGKILL)
+        except httpx.HTTPError:
+            pass  # the gateway died under us
+    assert got[0].startswith('data: {"id":"chatcmpl-'), got[:2]
+    job_id = json.loads(got[0][6:])["id"]
+    events = [e for e in "\n".join(got).split("\n\n") if e.strip()]
+    for event in events[1:]:  # the role event aside, each chunk's events carry its number
+        assert event.startswith("id: "), event
+    last_id = [int(x[4:]) for x in got if x.startswith("id: ")][-1]
+    before = contents(got)  # the gateway died between two events: each one is whole
+    resumed = httpx.get(
+        f"{stack.base_url}/v1/jobs/{job_id}/events",
+        headers=auth(stack) | {"Last-Event-ID": str(last_id)},
+        timeout=30,
+    )
+    assert resumed.status_code == 200
+    lines = resumed.text.splitlines()
+    assert before + contents(lines) == prompt
+    assert [x for x in lines if x][-1] == "data: [DONE]"
+    # Resuming after the final chunk ends at once (not after the idle timeout).
+    final_id = [int(x[4:]) for x in lines if x.startswith("id: ")][-1]
+    started = time.monotonic()
+    after_end = httpx.get(
+        f"{stack.base_url}/v1/jobs/{job_id}/events",
+        headers=auth(stack) | {"Last-Event-ID": str(final_id)},
+        timeout=30,
+    )
+    assert time.monotonic() - started < 3
+    assert [x for x in after_end.text.splitlines() if x] == ["data: [DONE]"]

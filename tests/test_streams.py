@@ -54,6 +54,7 @@ async def read_stream(client: httpx.AsyncClient, token: str, i: int) -> tuple[st
         body["stream"] = True
     parts: list[str] = []
     ids: set[str] = set()
+    seqs: list[int] = []
     ended = False
     async with client.stream(
         "POST", path, json=body, headers={"Authorization": f"Bearer {token}"}
@@ -67,12 +68,16 @@ async def read_stream(client: httpx.AsyncClient, token: str, i: int) -> tuple[st
                 assert line == ("event: close" if kuwa else "data: [DONE]")
                 ended = True
                 continue
-            assert line.startswith("data: "), line
+            if line.startswith("id: ") and not kuwa:  # /v1 only: the chunk's number
+                seqs.append(int(line[len("id: ") :]))
+                continue
+            assert line.startswith("data: "), line  # /v1.0: nothing but the seed's lines
             event = json.loads(line[len("data: ") :])
             assert "error" not in event, event
             ids.add(event["id"])
             parts.append(event["choices"][0]["delta"].get("content") or "")
     assert ended, f"stream {i} did not end properly"
+    assert seqs == ([] if kuwa else list(range(len(seqs)))) and (kuwa or seqs), seqs
     return "".join(parts), ids
 
 

@@ -397,7 +397,20 @@ class Settings:
         metadata=_doc("Seconds an executor counts as live after its last heartbeat."),
     )
     transcript_ttl: int = field(
-        default=3600, metadata=_doc("Seconds a job's chunk transcript is kept for replay.")
+        default=3600,
+        metadata=_doc(
+            "Seconds a running job's state and chunk transcript are kept in Redis (the "
+            "longest a job may run and still be replayed)."
+        ),
+    )
+    finished_job_ttl: int = field(
+        default=300,
+        metadata=_doc(
+            "Seconds a finished job's state and transcript stay in Redis: how long a reader "
+            "cut off from its gateway may resume it (GET /v1/jobs/{id}/events) and a room "
+            "whose gateway went away still finds the answer. Redis's memory for finished "
+            "jobs is about request rate x this x transcript size (docs/operations.md)."
+        ),
     )
     transcript_max_chunks: int = field(
         default=20000, metadata=_doc("Most chunk messages kept in one job's transcript.")
@@ -677,6 +690,8 @@ def _check(s: Settings) -> None:
             "embedding_model (without embedding_url) must be the access code of an embedding "
             f"model Kuwa serves, not {s.embedding_model!r}"
         )
+    if not 1 <= s.finished_job_ttl <= s.transcript_ttl:
+        raise SettingsError("finished_job_ttl must be at least 1 and at most transcript_ttl")
     if s.heartbeat_ttl <= 0 or s.coalesce_ms < 0 or s.debug_delay < 0:
         raise SettingsError("heartbeat_ttl must be > 0; coalesce_ms, debug_delay >= 0")
     if s.smtp_security not in {"starttls", "ssl", "none"}:

@@ -43,6 +43,7 @@ class ChunkBatcher:
         *,
         interval: float = 0.003,
         transcript_ttl: int = 3600,
+        finished_ttl: int = 300,
         transcript_max: int = 20000,
         joblog: JobLog | None = None,
         queue: JobQueue | None = None,
@@ -54,6 +55,8 @@ class ChunkBatcher:
         self.joblog = joblog or JobLog()
         self.interval = interval
         self.transcript_ttl = transcript_ttl
+        # A finished job's transcript and state: kept as long as a reader may resume it.
+        self.finished_ttl = min(finished_ttl, transcript_ttl)
         self.transcript_max = transcript_max
         self._dirty: dict[ChunkPublisher, None] = {}  # pending text (ordered set)
         self._urgent_dirty: dict[ChunkPublisher, None] = {}  # a first or last chunk pending
@@ -190,16 +193,15 @@ class ChunkBatcher:
         inboxes: dict[str, int] = {}  # the gateways' inbox channels in this round, numbered
         args: list[bytes | str | int] = []
         for publisher, chunk in items:
-            if chunk.seq >= self.transcript_max:
-                flag = 0
-            else:
-                flag = 2 if chunk.seq == 0 or chunk.final else 1
+            full = chunk.seq >= self.transcript_max  # flags: see publish.lua
+            appended = 0 if full else 2 if chunk.seq == 0 else 1
+            flag = (4 if full else 3) if chunk.final else appended
             transcripts.append(publisher.transcript)
             inbox = 0
             if publisher.reply_to:
                 inbox = inboxes.setdefault(publisher.reply_to, len(inboxes) + 1)
             args += [publisher.channel, chunk.encode(), flag, inbox]
-        args = [self.transcript_ttl, len(inboxes), *inboxes, *args]
+        args = [self.transcript_ttl, self.finished_ttl, len(inboxes), *inboxes, *args]
         if not any(chunk.seq == 0 or chunk.final for _, chunk in items):
             # Text only (most rounds of a long answer): the script call alone, no pipeline.
             try:
@@ -232,6 +234,8 @@ class ChunkBatcher:
                 first = publisher.first_text_at if publisher.buffered else publisher.first_at
                 self._record(books, q, status, chunk, float(now), first)
                 freed[q.code] = None
+            if chunk.final:  # kept only as long as a reader may resume it
+                books.expire(publisher.state, self.finished_ttl)
         async with self.redis.pipeline(transaction=False) as pipe:
             pipe.evalsha(self._script.sha, len(transcripts), *transcripts, *args)
             if books.commands:
@@ -274,6 +278,7 @@ class ChunkPublisher:
         *,
         interval: float = 0.003,
         transcript_ttl: int = 3600,
+        finished_ttl: int = 300,
         transcript_max: int = 20000,
         start_seq: int = 0,
         batcher: ChunkBatcher | None = None,
@@ -281,7 +286,11 @@ class ChunkPublisher:
         buffered: bool = False,
     ) -> None:
         self.batcher = batcher or ChunkBatcher(
-            redis, interval=interval, transcript_ttl=transcript_ttl, transcript_max=transcript_max
+            redis,
+            interval=interval,
+            transcript_ttl=transcript_ttl,
+            finished_ttl=finished_ttl,
+            transcript_max=transcript_max,
         )
         self._own_batcher = batcher is None
         self.transcript = keys.job_transcript(job_id)

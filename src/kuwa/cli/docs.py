@@ -115,6 +115,7 @@ READ_BY: dict[str, str] = {
     "access_log": "gateway, up",
     "heartbeat_ttl": "executor",
     "transcript_ttl": "gateway, executor, kernel",
+    "finished_job_ttl": "executor, kernel",
     "transcript_max_chunks": "executor",
     "coalesce_ms": "executor",
     "max_deliveries": "kernel",
@@ -174,7 +175,9 @@ What must agree between processes:
   `KUWA_DATABASE_URL` and the same secret key, either `KUWA_SECRET_KEY` or the same
   `DATA_DIR/secret.key` file;
 - `KUWA_TRANSCRIPT_TTL` should be the same for gateways, executors and the kernel (it bounds
-  how long job state, cancel flags and transcripts live in Redis).
+  how long job state, cancel flags and transcripts live in Redis), and
+  `KUWA_FINISHED_JOB_TTL` the same for executors and the kernel (how long they stay once the
+  job has ended).
 
 "Read by" names the processes that use a setting: `gateway` (`kuwa-cli gateway start`),
 `executor` (`kuwa-cli executor start`), `kernel` (`kuwa-cli kernel start`), `up`

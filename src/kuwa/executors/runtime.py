@@ -85,6 +85,7 @@ class ExecutorRuntime:
             redis,
             interval=settings.coalesce_ms / 1000,
             transcript_ttl=settings.transcript_ttl,
+            finished_ttl=settings.finished_job_ttl,
             transcript_max=settings.transcript_max_chunks,
             joblog=JobLog.from_settings(settings),
             queue=self.queue,  # a job's last round refills its queue for the freed slot

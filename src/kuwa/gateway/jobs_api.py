@@ -13,7 +13,7 @@ from collections.abc import AsyncIterator
 from starlette.requests import Request
 from starlette.responses import Response
 
-from kuwa.broker import Subscription
+from kuwa.broker import Subscription, redis_errors
 from kuwa.errors import InvalidRequestError, KuwaError
 from kuwa.gateway.chat import error_of
 from kuwa.gateway.endpoint import SSE, endpoint
@@ -55,16 +55,25 @@ async def _events(
     try:
         if from_seq == 0:
             yield fmt.role()
-        async for chunk in sub.chunks(idle_timeout=idle_timeout, from_seq=from_seq):
-            if chunk.error is not None:
-                if chunk.text:
-                    yield fmt.chunk(Chunk(chunk.seq, chunk.text), event_id=True)
-                raise error_of(chunk)
-            out = fmt.chunk(chunk, event_id=True)
-            if out:
-                yield out
+        over = from_seq > 0 and await _ended_before(sub, from_seq)  # resumed after the end
+        if not over:
+            async for chunk in sub.chunks(idle_timeout=idle_timeout, from_seq=from_seq):
+                if chunk.error is not None:
+                    if chunk.text:
+                        yield fmt.chunk(Chunk(chunk.seq, chunk.text), event_id=True)
+                    raise error_of(chunk)
+                out = fmt.chunk(chunk, event_id=True)
+                if out:
+                    yield out
     except KuwaError as exc:
         yield data_event(exc.body())
     finally:
         await sub.close()
     yield DONE
+
+
+async def _ended_before(sub: Subscription, from_seq: int) -> bool:
+    """Whether the job's final chunk came before ``from_seq`` (nothing more will come)."""
+    with redis_errors("reading a job's transcript"):
+        last = await sub.hub.transcript(sub.job_id, -1)
+    return bool(last) and last[-1].final and last[-1].seq < from_seq

@@ -30,7 +30,7 @@ from kuwa.gateway.http import (
     unless_disconnected,
 )
 from kuwa.gateway.openai_api import citations
-from kuwa.gateway.sse import CLOSE, SSEResponse
+from kuwa.gateway.sse import CLOSE, END, SSEResponse, frame, framing
 from kuwa.gateway.start import start_api_chat
 from kuwa.gateway.state import state_of
 from kuwa.schemas import ChatRequest, SchemaError, decode_chat_request
@@ -79,11 +79,11 @@ async def chat_completions(request: Request) -> Response:
 
 
 async def _events(stream: ChatStream, chat: ChatRequest) -> AsyncIterator[bytes]:
-    head = b'data: {"choices":[{"delta":{"content":'
-    tail = (
+    head, tail = framing(
+        b'{"choices":[{"delta":{"content":',
         f',"role":"assistant"}}}}],"created":{stream.created},"id":"{stream.id}",'
-        f'"model":{json.dumps(chat.model)},"object":"chat.completion","usage":[]}}\n\n'
-    ).encode()
+        f'"model":{json.dumps(chat.model)},"object":"chat.completion","usage":[]}}'.encode(),
+    )
     # With files, the first event also carries the citations (a key the seed's clients never
     # read; they never send files either): the event ends "citations":[...]} instead of }.
     cited = b',"citations":' + json.dumps(stream.citations).encode() if stream.citations else b""
@@ -92,11 +92,11 @@ async def _events(stream: ChatStream, chat: ChatRequest) -> AsyncIterator[bytes]
             if chunk.text:
                 events = [head + json.dumps(ch).encode() + tail for ch in chunk.text]
                 if cited:
-                    events[0] = events[0][:-3] + cited + b"}\n\n"
+                    events[0] = events[0][: -len(END) - 1] + framing(b"", cited + b"}")[1]
                     cited = b""
                 yield b"".join(events)
     except KuwaError as exc:
-        yield b"data: " + json.dumps(exc.body()).encode() + b"\n\n"
+        yield frame(json.dumps(exc.body()).encode())
     finally:
         await stream.close()
     yield CLOSE

@@ -22,7 +22,7 @@ from kuwa.gateway.http import (
     unless_disconnected,
 )
 from kuwa.gateway.models import require_api_access
-from kuwa.gateway.sse import DONE, SSEResponse, data_event
+from kuwa.gateway.sse import DONE, END, SSEResponse, data_event, framing, with_id
 from kuwa.gateway.start import start_api_chat
 from kuwa.gateway.state import state_of
 from kuwa.schemas import ChatRequest, Chunk, SchemaError, decode_chat_request
@@ -82,36 +82,31 @@ class ChunkFormat:
     def __init__(self, job_id: str, created: int, model: str, include_usage: bool) -> None:
         self.job_id, self.created, self.model = job_id, created, model
         self.include_usage = include_usage
-        self.head = (
-            f'data: {{"id":"{job_id}","object":"chat.completion.chunk",'
-            f'"created":{created},"model":{json.dumps(model)},'
-            '"choices":[{"index":0,"delta":'
-        ).encode()
         self.usage_tail = b',"usage":null' if include_usage else b""
-        self.tail = b',"logprobs":null,"finish_reason":null}]' + self.usage_tail + b"}\n\n"
+        self.head, self.tail = framing(
+            f'{{"id":"{job_id}","object":"chat.completion.chunk",'
+            f'"created":{created},"model":{json.dumps(model)},'
+            '"choices":[{"index":0,"delta":'.encode(),
+            b',"logprobs":null,"finish_reason":null}]' + self.usage_tail + b"}",
+        )
+        self.finish_tail = framing(b"", b"}]" + self.usage_tail + b"}")[1]
 
     def role(self, citations: list[dict[str, Any]] | None = None) -> bytes:
         """The first event; with attached files it carries their ``citations``."""
         if not citations:
             return self.head + b'{"role":"assistant","content":""}' + self.tail
-        extra = b',"citations":' + orjson.dumps(citations) + b"}\n\n"
-        return self.head + b'{"role":"assistant","content":""}' + self.tail[:-3] + extra
+        _, tail = framing(b"", b',"citations":' + orjson.dumps(citations) + b"}")
+        return self.head + b'{"role":"assistant","content":""}' + self.tail[: -len(END) - 1] + tail
 
     def chunk(self, chunk: Chunk, event_id: bool = False) -> bytes:
-        """The events for one chunk message (its text, then the finish and usage if final)."""
+        """The events for one chunk message (its text, then the finish and usage if final);
+        with ``event_id`` they carry the chunk's number as their SSE ``id``."""
         out = b""
         if chunk.text:
             out = self.head + b'{"content":' + orjson.dumps(chunk.text) + b"}" + self.tail
         if chunk.final:
             reason = orjson.dumps(chunk.finish_reason)
-            out += (
-                self.head
-                + b'{},"logprobs":null,"finish_reason":'
-                + reason
-                + b"}]"
-                + self.usage_tail
-                + b"}\n\n"
-            )
+            out += self.head + b'{},"logprobs":null,"finish_reason":' + reason + self.finish_tail
             if self.include_usage and chunk.usage is not None:
                 out += data_event(
                     {
@@ -124,7 +119,7 @@ class ChunkFormat:
                     }
                 )
         if out and event_id:  # lets a client resume after this chunk (Last-Event-ID)
-            out = f"id: {chunk.seq}\n".encode() + out
+            out = with_id(chunk.seq, out)
         return out
 
 
@@ -133,7 +128,7 @@ async def _events(stream: ChatStream, chat: ChatRequest) -> AsyncIterator[bytes]
     try:
         yield fmt.role(stream.citations)
         async for chunk in stream.chunks():
-            out = fmt.chunk(chunk)
+            out = fmt.chunk(chunk, event_id=True)  # resumable: GET /v1/jobs/{id}/events
             if out:
                 yield out
     except KuwaError as exc:

@@ -376,7 +376,10 @@ def api_paths() -> dict[str, Schema]:
                 "`chat.completion.chunk` events: the role with empty content, content deltas "
                 "(one may hold several tokens), an empty delta with `finish_reason`, with "
                 "`stream_options.include_usage` one more chunk with `choices: []` and the "
-                "usage, then `data: [DONE]`. Closing the connection cancels the job.",
+                "usage, then `data: [DONE]`. Each chunk's events are preceded by `id: N` (the "
+                "chunk's number; the SDKs ignore it): a client whose gateway went away resumes "
+                "with `Last-Event-ID: N` on `GET /v1/jobs/{job_id}/events`, where `job_id` is "
+                "the chunks' `id`. Closing the connection cancels the job.",
                 "security": BEARER,
                 "parameters": [UPSTREAM_KEY],
                 "requestBody": json_body("ChatCompletionRequest", "openai"),
@@ -393,6 +396,7 @@ def api_paths() -> dict[str, Schema]:
                                 {"oneOf": [ref("ChatCompletionChunk"), ref("ErrorResponse")]},
                                 "data: [DONE]",
                                 chunk_examples,
+                                event_ids=True,
                             ),
                         },
                     },

@@ -16,18 +16,39 @@ import orjson
 from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
 
-DONE = b"data: [DONE]\n\n"
-CLOSE = b"event: close\n\n"
+DATA = b"data: "
+END = b"\n\n"
+DONE = DATA + b"[DONE]" + END
+CLOSE = b"event: close" + END
+
+
+def frame(data: bytes) -> bytes:
+    """One event whose data is ``data`` (one line of JSON: JSON never holds a raw newline)."""
+    return DATA + data + END
 
 
 def data_event(payload: object) -> bytes:
     """``data: <json>`` followed by a blank line."""
-    return b"data: " + orjson.dumps(payload) + b"\n\n"
+    return DATA + orjson.dumps(payload) + END
 
 
 def named_event(name: str, payload: object) -> bytes:
     """``event: <name>`` and ``data: <json>``, then a blank line."""
-    return b"event: " + name.encode() + b"\ndata: " + orjson.dumps(payload) + b"\n\n"
+    return b"event: " + name.encode() + b"\n" + DATA + orjson.dumps(payload) + END
+
+
+def framing(prefix: bytes, suffix: bytes) -> tuple[bytes, bytes]:
+    """``(head, tail)`` such that ``head + middle + tail`` is :func:`frame` of ``prefix +
+    middle + suffix``: for the streams' hot loops, which build each event around its text
+    by concatenation."""
+    return DATA + prefix, suffix + END
+
+
+def with_id(event_id: int, events: bytes) -> bytes:
+    """``events`` with an ``id:`` line on the first: a reader that got them resumes after
+    ``event_id`` (``Last-Event-ID``). Only /v1 streams carry ids; /v1.0 stays as the seed
+    documents it (its JavaScript client reads every line from offset 6)."""
+    return b"id: " + str(event_id).encode() + b"\n" + events
 
 
 KEEP_ALIVE = b": keep-alive\n\n"

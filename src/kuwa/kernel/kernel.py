@@ -287,6 +287,7 @@ class Kernel:
             job.id,
             interval=0,
             transcript_ttl=self.settings.transcript_ttl,
+            finished_ttl=self.settings.finished_job_ttl,
             start_seq=seq,
             reply_to=job.reply_to,
         )

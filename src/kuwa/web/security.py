@@ -120,13 +120,15 @@ class SchemeSplit:
 
 
 def _cookies_only(scope: Scope) -> Scope:
-    """A web request without its ``Authorization`` header: pages authenticate by the session
-    cookie alone, and asgi-csrf skips its check for any ``Authorization: Bearer`` request, so
-    a request carrying the session cookie would otherwise escape the CSRF check by adding
-    one. (API paths, the other way round, never see the session: bearer requests ignore
-    cookies.)"""
+    """A web request that carries cookies, without its ``Authorization`` header: pages go
+    by the session cookie alone, and asgi-csrf skips its check for any ``Authorization:
+    Bearer`` request, so a forged request carrying the session cookie would otherwise escape
+    the check by adding one. A bearer request without cookies keeps it (an API client that
+    took a wrong path gets the 404 it expects, not a CSRF refusal); the API paths, the other
+    way round, never see the session: bearer requests ignore cookies."""
     headers = scope["headers"]
-    if not any(name == b"authorization" for name, _ in headers):
+    names = {name for name, _ in headers}
+    if b"authorization" not in names or b"cookie" not in names:
         return scope
     return {**scope, "headers": [(n, v) for n, v in headers if n != b"authorization"]}
 
