@@ -21,6 +21,7 @@ from typing import Any
 
 from kuwa import local_redis
 from kuwa.keys import valid_access_code
+from kuwa.redis_url import parse as parse_redis_url
 from kuwa.setting_values import SettingsError, convert
 
 PREFIX = "KUWA_"
@@ -49,7 +50,11 @@ class Settings:
     redis_url: str | None = field(
         default=None,
         metadata=_doc(
-            "Redis to use, e.g. redis://host:6379/0 or unix:///path/redis.sock. Unset: "
+            "Redis to use, e.g. redis://host:6379/0, unix:///path/redis.sock, or a primary "
+            "watched by Sentinels, redis+sentinel://[:PASSWORD@]HOST:PORT[,HOST:PORT...]"
+            "/SERVICE[/DB] (PASSWORD is the Redis servers'; ?sentinel_password=... the "
+            "Sentinels'; rediss+sentinel:// for TLS), which every process follows through a "
+            "failover (docs/operations.md). Unset: "
             "`kuwa-cli up` starts a private Redis in the data folder; other commands use that "
             "Redis while an `up` runs on their data folder (DATA_DIR/redis.sock answers), "
             f"else {DEFAULT_REDIS_URL}."
@@ -690,6 +695,11 @@ def _check(s: Settings) -> None:
             "embedding_model (without embedding_url) must be the access code of an embedding "
             f"model Kuwa serves, not {s.embedding_model!r}"
         )
+    if s.redis_url is not None:
+        try:
+            parse_redis_url(s.redis_url)
+        except ValueError as exc:
+            raise SettingsError(f"redis_url: {exc}") from None
     if not 1 <= s.finished_job_ttl <= s.transcript_ttl:
         raise SettingsError("finished_job_ttl must be at least 1 and at most transcript_ttl")
     if s.heartbeat_ttl <= 0 or s.coalesce_ms < 0 or s.debug_delay < 0:

@@ -1,21 +1,43 @@
-"""Redis connections, and the one place Redis errors become Kuwa errors."""
+"""Redis connections, and the one place Redis errors become Kuwa errors.
+
+Every Redis client of every Kuwa process is made here, from ``KUWA_REDIS_URL``: an asyncio
+client (:func:`connect`) for the gateway, kernel, executors and the web, a blocking one
+(:func:`connect_sync`) for RQ. A ``redis+sentinel://`` URL (:mod:`kuwa.redis_url`) gives
+clients that ask the Sentinels where the primary is whenever they (re)connect, so every
+process follows a failover by itself: commands, pub/sub and RQ alike.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
 import logging
+import socket
 from collections.abc import Iterator
 from typing import Any
 
+import redis as sync_redis
 import redis.asyncio as aioredis
+import redis.sentinel as sync_sentinel
 from redis.asyncio.retry import Retry
+from redis.asyncio.sentinel import Sentinel, SentinelConnectionPool
 from redis.backoff import ExponentialBackoff
 from redis.exceptions import ConnectionError, RedisError, TimeoutError
 
+from kuwa import redis_url
 from kuwa.errors import BrokerError
 
 log = logging.getLogger(__name__)
+
+CONNECT_TIMEOUT = 5.0  # seconds to open a connection to a Redis server
+SENTINEL_TIMEOUT = 1.0  # seconds a Sentinel may take to answer before the next one is asked
+# TCP keepalive: a connection to a server that vanished without a reset (a host or network
+# failure, not a process that died) is found dead in about 5 + 3 x 2 s instead of hours.
+KEEPALIVE = {
+    name: value
+    for name, value in (("TCP_KEEPIDLE", 5), ("TCP_KEEPINTVL", 2), ("TCP_KEEPCNT", 3))
+    if hasattr(socket, name)
+}
 
 
 def text(value: object) -> str:
@@ -25,22 +47,91 @@ def text(value: object) -> str:
     return str(value)
 
 
+def _socket_options() -> dict[str, Any]:
+    return {
+        "socket_connect_timeout": CONNECT_TIMEOUT,
+        "socket_keepalive": True,
+        "socket_keepalive_options": {getattr(socket, k): v for k, v in KEEPALIVE.items()},
+    }
+
+
+def _server_options(target: redis_url.SentinelUrl) -> dict[str, Any]:
+    """How to reach the Redis servers a Sentinel names."""
+    options: dict[str, Any] = {"db": target.db, **_socket_options()}
+    if target.username:
+        options["username"] = target.username
+    if target.password:
+        options["password"] = target.password
+    if target.ssl:
+        options["ssl"] = True
+    return options
+
+
+def _sentinel_options(target: redis_url.SentinelUrl) -> dict[str, Any]:
+    """How to reach the Sentinels themselves: quickly, so a dead one costs little."""
+    options: dict[str, Any] = {
+        "socket_timeout": SENTINEL_TIMEOUT,
+        "socket_connect_timeout": SENTINEL_TIMEOUT,
+    }
+    if target.sentinel_password:
+        options["password"] = target.sentinel_password
+    return options
+
+
+class _SentinelBlockingPool(SentinelConnectionPool, aioredis.BlockingConnectionPool):
+    """redis-py's Sentinel pool (each new connection goes to the primary the Sentinels name
+    now; a connection to a primary demoted to a replica is dropped) with the blocking pool's
+    wait for a free connection, as for a plain URL. Closing it closes the connections to the
+    Sentinels too."""
+
+    async def disconnect(self, inuse_connections: bool = True) -> None:
+        await super().disconnect(inuse_connections)
+        if inuse_connections:  # the client is closing (not a switch to a new primary)
+            await self.sentinel_manager.aclose()
+
+
 def connect(url: str, *, max_connections: int = 256) -> aioredis.Redis:
-    """An asyncio Redis client (bytes replies) for ``redis://``, ``rediss://`` or ``unix://``.
+    """An asyncio Redis client (bytes replies) for ``redis://``, ``rediss://``, ``unix://``
+    or ``redis+sentinel://``.
 
     The pool blocks (up to 30 s) when all its connections are busy instead of failing, so a
     burst of thousands of requests queues for a connection rather than erroring.
     """
-    pool = aioredis.BlockingConnectionPool.from_url(
-        url,
-        max_connections=max_connections,
-        timeout=30,
-        health_check_interval=0,
-        # A pooled connection can be stale after Redis restarts: reconnect and try again.
-        retry=Retry(ExponentialBackoff(cap=0.5, base=0.05), 3),
-        retry_on_error=[ConnectionError, TimeoutError],
-    )
+    # A pooled connection can be stale after Redis restarts or fails over: reconnect (asking
+    # the Sentinels again) and try again.
+    retry = {
+        "retry": Retry(ExponentialBackoff(cap=0.5, base=0.05), 3),
+        "retry_on_error": [ConnectionError, TimeoutError],
+        "health_check_interval": 0,
+    }
+    target = redis_url.parse(url)
+    if target is None:
+        pool: aioredis.ConnectionPool = aioredis.BlockingConnectionPool.from_url(
+            url, max_connections=max_connections, timeout=30, **_socket_options(), **retry
+        )
+    else:
+        sentinel = Sentinel(target.sentinels, sentinel_kwargs=_sentinel_options(target))
+        pool = _SentinelBlockingPool(  # type: ignore[no-untyped-call]  # redis-py's __init__
+            target.service,
+            sentinel,
+            max_connections=max_connections,
+            timeout=30,
+            **_server_options(target),
+            **retry,
+        )
     return aioredis.Redis.from_pool(pool)  # closing the client closes the pool
+
+
+def connect_sync(url: str) -> sync_redis.Redis:
+    """A blocking Redis client for the same URLs (RQ: the worker and the code that enqueues)."""
+    target = redis_url.parse(url)
+    if target is None:
+        return sync_redis.Redis.from_url(url, **_socket_options())
+    sentinel = sync_sentinel.Sentinel(target.sentinels, sentinel_kwargs=_sentinel_options(target))
+    client: sync_redis.Redis = sentinel.master_for(
+        target.service, redis_class=sync_redis.Redis, **_server_options(target)
+    )
+    return client
 
 
 @contextlib.contextmanager

@@ -312,6 +312,11 @@ class ChunkPublisher:
         self.chars = 0
 
     @property
+    def failed(self) -> bool:
+        """A round with this job's chunk failed: nothing more of it will be sent."""
+        return self._done.done() and not self._done.cancelled() and bool(self._done.exception())
+
+    @property
     def sent(self) -> int:
         """Sequence number of the next chunk (= chunks published, from ``start_seq``)."""
         return self._seq

@@ -152,7 +152,9 @@ class Supervisor:
             url = f"redis://127.0.0.1:{port}/0"
         self.redis = subprocess.Popen(args, start_new_session=True)
         deadline = time.monotonic() + 10
-        import redis as sync_redis
+        from redis import RedisError
+
+        from kuwa.broker.connection import connect_sync
 
         while time.monotonic() < deadline:
             if self.redis.poll() is not None:
@@ -160,10 +162,11 @@ class Supervisor:
                     f"redis-server exited at start; see {data_dir / 'redis.log'}"
                 )
             try:
-                sync_redis.Redis.from_url(url).ping()
+                with connect_sync(url) as client:
+                    client.ping()
                 click.echo(f"redis: started a private server ({url})", err=True)
                 return url
-            except sync_redis.RedisError:
+            except RedisError:
                 time.sleep(0.05)
         raise click.ClickException("redis-server did not answer within 10 seconds")
 

@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import logging
 import os
+import time
 from pathlib import Path
 
 import click
 
 from kuwa.cli import options
 from kuwa.cli.common import build_settings, settings_environment, setup_logging
+
+log = logging.getLogger("kuwa.worker")
 
 
 @click.group("worker")
@@ -32,9 +36,11 @@ def start(
 ) -> None:
     """Run background jobs (RQ queue kuwa-rooms) until stopped; with --burst, until the queue
     is empty. It needs the database and Redis the gateways use."""
+    from redis.exceptions import RedisError
     from rq import Worker
 
-    from kuwa.web.background import QUEUE, rq_connection
+    from kuwa.broker.connection import connect_sync
+    from kuwa.web.background import QUEUE
 
     settings = build_settings(
         redis_url=redis_url, data_dir=data_dir, database_url=database_url, log_level=log_level
@@ -42,5 +48,26 @@ def start(
     setup_logging(settings, "worker")
     settings.load_secret_key()
     os.environ.update(settings_environment(settings))  # the jobs rebuild settings from it
-    worker = Worker([QUEUE], connection=rq_connection(settings.effective_redis_url))
-    worker.work(burst=burst, logging_level=settings.log_level.upper(), with_scheduler=False)
+    connection = connect_sync(settings.effective_redis_url)
+    pause = 1.0
+    while True:  # every exit below is named and logged
+        worker = Worker([QUEUE], connection=connection)
+        began = time.monotonic()
+        try:
+            worker.work(burst=burst, logging_level=settings.log_level.upper(), with_scheduler=False)
+        except RedisError as exc:  # before rq's loop began (registering the worker)
+            log.warning("worker: Redis failed while starting (%s)", exc)
+        else:
+            if burst:
+                log.info("worker: the queue is empty (--burst); exiting")
+                return
+            if worker._stop_requested:  # rq's flag for SIGINT/SIGTERM
+                log.info("worker: stopped on request")
+                return
+        # rq's loop quits on an error outside its wait for a job (a heartbeat while Redis
+        # restarts or fails over, above all): carry on, as a supervisor would restart it.
+        if time.monotonic() - began > 60:
+            pause = 1.0
+        log.warning("worker: the RQ loop ended by itself; starting it again in %g s", pause)
+        time.sleep(pause)
+        pause = min(pause * 2, 30.0)

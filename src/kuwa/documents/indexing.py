@@ -14,11 +14,11 @@ import logging
 import time
 
 import peewee
-import redis as sync_redis
 from rq import Callback, Queue
 from rq.job import Job
 
 from kuwa.accounts import close_database, open_database
+from kuwa.broker.connection import connect_sync
 from kuwa.documents import embeddings, sandbox
 from kuwa.documents.embeddings import Embedder
 from kuwa.documents.extract import ExtractError
@@ -35,7 +35,7 @@ PROGRESS_EVERY = 0.5  # seconds between two progress updates in the database
 
 def enqueue_indexing(settings: Settings, document_id: int) -> str:
     """Queue the indexing of a stored document; the RQ job's id."""
-    queue = Queue(QUEUE, connection=sync_redis.Redis.from_url(settings.effective_redis_url))
+    queue = Queue(QUEUE, connection=connect_sync(settings.effective_redis_url))
     job = queue.enqueue(
         index_document,
         document_id,

@@ -39,6 +39,12 @@ from kuwa.settings import Settings
 log = logging.getLogger(__name__)
 
 READ_BLOCK_MS = 500
+PUBLISH_RETRY_SECONDS = 60.0  # how long a job whose chunks Redis lost tries to end cleanly
+PUBLISH_FAILED = {
+    "message": "Redis failed (a restart or a failover) while this answer was being written; "
+    "please retry.",
+    "code": "publish_failed",
+}
 
 
 @dataclass(frozen=True, slots=True)
@@ -94,6 +100,7 @@ class ExecutorRuntime:
         self.blocked: dict[str, str] = {}  # job id -> why an output rule stopped it
         self.running: dict[str, asyncio.Task[None]] = {}
         self.cancel_requested: set[str] = set()
+        self._unpublished: set[str] = set()  # jobs stopped because Redis lost their chunks
         self.backlog: deque[QueuedJob] = deque()
         self._slot_freed = asyncio.Event()
         self._held: Counter[str] = Counter()  # jobs taken and not finished, by access code
@@ -235,8 +242,18 @@ class ExecutorRuntime:
         job = q.job
         publisher = self.batcher.publisher(job.id, reply_to=job.reply_to, buffered=not job.stream)
         figures = metrics.JobMetrics(q.code, self.info.backend, job.created)
+        task = asyncio.current_task()
+
+        def write(text: str) -> None:
+            if publisher.failed:  # Redis lost a chunk: stop generating; end the job below
+                if task is not None and job.id not in self._unpublished:
+                    self._unpublished.add(job.id)
+                    task.cancel()
+                return
+            publisher.write(text)
+
         try:
-            outcome = await self._generate(job, publisher.write)
+            outcome = await self._generate(job, write)
             # The final chunk and the job's acknowledgement leave in the same round trip.
             await publisher.close(
                 outcome.reason, outcome.usage, outcome.error, finish=(q, outcome.status)
@@ -246,16 +263,46 @@ class ExecutorRuntime:
         except (RedisError, OSError) as exc:
             log.warning("executor %s: could not publish job %s: %s", self.id, job.id, exc)
             await publisher.abort()
-            with contextlib.suppress(RedisError, OSError):
-                await self.queue.finish(q, JobStatus.FAILED)
+            await self._end_unpublished(q, publisher.sent)
         finally:
             figures.close()
             self.running.pop(job.id, None)
             self.cancel_requested.discard(job.id)
+            self._unpublished.discard(job.id)
             self.blocked.pop(job.id, None)
             self.completed += 1
             self._released(q)
             self._slot_freed.set()
+
+    async def _end_unpublished(self, q: QueuedJob, seq: int) -> None:
+        """Redis failed under a job (it restarted, or Sentinel moved the primary): once Redis
+        answers again, end the job's stream with an explicit error and acknowledge the job,
+        so its readers do not wait for their idle timeout and its entry does not stay pending.
+
+        The round that failed may or may not have reached the readers (a primary can publish
+        and die before it answers), so the error goes out as chunk ``seq`` and again as
+        ``seq + 1``: a reader that expects either ends with it. Gives up after
+        ``PUBLISH_RETRY_SECONDS``."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + PUBLISH_RETRY_SECONDS
+        pause = 0.1
+        while True:
+            reply_to = q.job.reply_to
+            first = self.batcher.publisher(q.job.id, start_seq=seq, reply_to=reply_to)
+            second = self.batcher.publisher(q.job.id, start_seq=seq + 1, reply_to=reply_to)
+            try:
+                await first.close("error", error=PUBLISH_FAILED)
+                await second.close("error", error=PUBLISH_FAILED, finish=(q, JobStatus.FAILED))
+                log.info("executor %s: job %s ended with publish_failed", self.id, q.job.id)
+                return
+            except (RedisError, OSError) as exc:
+                await first.abort()
+                await second.abort()
+                if loop.time() + pause > deadline:
+                    log.warning("executor %s: gave up ending job %s: %s", self.id, q.job.id, exc)
+                    return
+            await asyncio.sleep(pause)
+            pause = min(pause * 2, 2.0)
 
     async def _generate(self, job: Job, write: Emit) -> Outcome:
         """Run the job through the rules and the backend; how it ended, never an exception."""

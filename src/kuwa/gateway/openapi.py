@@ -259,6 +259,12 @@ ERRORS: tuple[ErrorCase, ...] = (
     ),
     ErrorCase(
         JobFailedError,
+        "publish_failed",
+        "Redis failed (a restart, a Sentinel failover) while the answer was being written",
+        "Redis failed (a restart or a failover) while this answer was being written; please retry.",
+    ),
+    ErrorCase(
+        JobFailedError,
         "broker_restarted",
         "Redis lost the job (it restarted or was flushed) while it was followed",
         "Redis lost this request (it restarted or was flushed); please retry.",

@@ -13,11 +13,11 @@ from __future__ import annotations
 import asyncio
 import logging
 
-import redis as sync_redis
 from rq import Queue
 
 from kuwa.accounts import Store, close_database, open_database
 from kuwa.broker import Hub, connect
+from kuwa.broker.connection import connect_sync
 from kuwa.rooms import Rooms
 from kuwa.settings import Settings
 
@@ -27,15 +27,11 @@ QUEUE = "kuwa-rooms"
 JOB_TIMEOUT = 24 * 3600  # a large import may take hours
 
 
-def rq_connection(url: str) -> sync_redis.Redis:
-    return sync_redis.Redis.from_url(url)
-
-
 def enqueue_pending(
     settings: Settings, room_id: int, user_id: int, pending: list[tuple[int, str]], chained: bool
 ) -> str:
     """Queue the generation of an import's pending answers; the RQ job's id."""
-    queue = Queue(QUEUE, connection=rq_connection(settings.effective_redis_url))
+    queue = Queue(QUEUE, connection=connect_sync(settings.effective_redis_url))
     job = queue.enqueue(
         generate_pending,
         room_id,

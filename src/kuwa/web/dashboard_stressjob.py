@@ -26,8 +26,9 @@ from rq import Queue
 from kuwa import keys
 from kuwa.accounts import Store, close_database, open_database
 from kuwa.broker import connect
+from kuwa.broker.connection import connect_sync
 from kuwa.settings import Settings
-from kuwa.web.background import QUEUE, rq_connection
+from kuwa.web.background import QUEUE
 
 log = logging.getLogger(__name__)
 
@@ -95,7 +96,7 @@ class StressRuns:
 
 def enqueue(settings: Settings, run_id: str) -> str:
     """Queue the run for the background worker; the RQ job's id."""
-    queue = Queue(QUEUE, connection=rq_connection(settings.effective_redis_url))
+    queue = Queue(QUEUE, connection=connect_sync(settings.effective_redis_url))
     job = queue.enqueue(
         run_stored, run_id, job_timeout=JOB_TIMEOUT, description=f"stress run {run_id}"
     )
