@@ -240,3 +240,117 @@ def test_a_taken_port_is_named_before_anything_starts(tmp_path: Path) -> None:
     assert int(suggested.group(1)) != port
     assert "running" not in got.stderr + got.stdout and "password" not in got.stdout
     assert not (tmp_path / "d").exists()  # nothing created: no data folder, no admin
+
+
+def part(proc: subprocess.Popen[str], *words: str) -> psutil.Process:
+    """The child of `up` whose command line has all of ``words``."""
+    for child in psutil.Process(proc.pid).children():
+        if all(w in child.cmdline() for w in words):
+            return child
+    raise AssertionError(f"no part {words} under up")
+
+
+def test_a_part_that_dies_is_started_again(up) -> None:  # type: ignore[no-untyped-def]
+    """`up` stopped everything when one part died; now it starts the part again (after a
+    pause, logged) and the rest runs on."""
+    proc, base, folder = up
+    token = re.search(r"API token: (\S+)", (folder / "up.out").read_text())
+    assert token
+    headers = {"Authorization": f"Bearer {token.group(1)}"}
+
+    def models() -> set[str]:
+        try:
+            r = httpx.get(base + "/v1/models", headers=headers, timeout=2)
+        except httpx.HTTPError:
+            return set()
+        return {m["id"] for m in r.json()["data"]} if r.status_code == 200 else set()
+
+    wait_until(lambda: models() == {"echo", "reverse", "upper"}, 30, "demo executors")
+    gateway = part(proc, "gateway", "start")
+    gateway.kill()
+    gateway.wait(10)
+    wait_until(lambda: healthy(base, proc), 30, "the gateway started again")
+    executor = part(proc, "executor", "reverse")
+    executor.kill()
+    executor.wait(10)
+    wait_until(
+        lambda: "up: executor reverse started again" in (folder / "up.err").read_text(),
+        30,
+        "the executor started again",
+    )
+    assert part(proc, "executor", "reverse").pid != executor.pid
+    r = httpx.post(
+        base + "/v1/chat/completions",
+        headers=headers,
+        json={"model": "reverse", "messages": [{"role": "user", "content": "again"}]},
+        timeout=30,
+    )
+    assert r.json()["choices"][0]["message"]["content"] == "niaga"
+    logged = (folder / "up.err").read_text()
+    assert re.search(r"up: gateway exited with status -9 after [\d.]+ s; starting it again", logged)
+    assert "up: gateway started again" in logged
+    assert "up: executor reverse exited with status -9" in logged
+    assert proc.poll() is None
+
+
+def test_a_hard_kill_of_up_leaves_no_orphans(tmp_path: Path) -> None:
+    """`up` started every part in a session of its own: a `kill -9` of `up` left them all
+    running, a private redis-server among them. Now they die with it, and the next `up` on
+    the data folder starts."""
+    port = free_port()
+    command = [sys.executable, "-m", "kuwa", "up", "--port", str(port), "--data-dir", "d"]
+    with (tmp_path / "first.err").open("w") as err:
+        first = subprocess.Popen(command, env=clean_env(), stdout=err, stderr=err, cwd=tmp_path)
+    base = f"http://127.0.0.1:{port}"
+    wait_until(lambda: healthy(base, first), 60, "kuwa-cli up")
+    children = psutil.Process(first.pid).children(recursive=True)
+    assert any("redis-server" in " ".join(c.cmdline()) for c in children)
+    first.kill()
+    first.wait()
+    _, alive = psutil.wait_procs(children, timeout=30)
+    assert alive == [], [" ".join(c.cmdline()) for c in alive]
+    with (tmp_path / "second.err").open("w") as err:
+        second = subprocess.Popen(command, env=clean_env(), stdout=err, stderr=err, cwd=tmp_path)
+    try:
+        wait_until(lambda: healthy(base, second), 60, "a second kuwa-cli up")
+    finally:
+        second.send_signal(signal.SIGINT)
+        assert second.wait(30) == 0
+
+
+def test_up_stops_the_redis_an_up_that_is_gone_left_behind(tmp_path: Path) -> None:
+    """A redis-server left on the data folder's socket by an `up` that is gone (before its
+    children died with it, or on a system without a parent-death signal) made every later
+    `up` refuse to start; now it is shut down, and said so."""
+    data = tmp_path / "d"
+    data.mkdir()
+    leftover = subprocess.Popen(
+        ["redis-server", "--port", "0", "--unixsocket", str(data / "redis.sock"), "--save", ""],
+        stdout=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    gone = subprocess.Popen(["true"])
+    gone.wait()
+    (data / "up.pid").write_text(f"{gone.pid}\n")
+    wait_until(lambda: (data / "redis.sock").is_socket(), 10, "the leftover redis-server")
+    port = free_port()
+    with (tmp_path / "up.err").open("w") as err:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "kuwa", "up", "--port", str(port), "--data-dir", str(data)],
+            env=clean_env(),
+            stdout=err,
+            stderr=err,
+        )
+    try:
+        wait_until(lambda: healthy(f"http://127.0.0.1:{port}", proc), 60, "kuwa-cli up")
+        assert leftover.wait(10) == 0
+        logged = (tmp_path / "up.err").read_text()
+        assert f"left behind by a `kuwa-cli up` that is gone (pid {gone.pid})" in logged
+        assert (data / "up.pid").read_text() == f"{proc.pid}\n"
+    finally:
+        proc.send_signal(signal.SIGINT)
+        assert proc.wait(30) == 0
+        if leftover.poll() is None:
+            leftover.kill()
+            leftover.wait()
+    assert not (data / "up.pid").exists()

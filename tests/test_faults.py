@@ -10,9 +10,11 @@ import time
 from pathlib import Path
 
 import httpx
+from rq import Queue
 
 from kuwa import keys
 from kuwa.broker.watch import MID_ANSWER
+from kuwa.web.background import QUEUE
 from tests.stack import RedisServer, Stack, wait_until
 
 FAST_HEARTBEAT = {"KUWA_HEARTBEAT_TTL": "1.5"}
@@ -240,6 +242,7 @@ def test_redis_restart_mid_run(tmp_path: Path) -> None:
     try:
         stack.token = stack.create_user()
         stack.spawn("kernel", ["kernel", "start"], FAST_HEARTBEAT)
+        worker = stack.spawn("worker", ["worker", "start"], FAST_HEARTBEAT)
         stack.executor("m", delay=0.05, name="ex", env=FAST_HEARTBEAT)
         base = stack.gateway(FAST_HEARTBEAT)
         headers = {"Authorization": f"Bearer {stack.token}"}
@@ -289,6 +292,13 @@ def test_redis_restart_mid_run(tmp_path: Path) -> None:
         assert time.monotonic() - recovered_from < 10
         for proc in stack.procs:
             assert proc.popen.poll() is None, f"{proc.name} exited:\n{proc.text()[-2000:]}"
+        # The RQ worker runs jobs on the restarted Redis, and still stops on SIGTERM.
+        with server.client() as client:
+            job = Queue(QUEUE, connection=client).enqueue("builtins.len", [1, 2, 3])
+            wait_until(lambda: job.get_status(refresh=True) == "finished", 30, "the RQ job")
+        started = time.monotonic()
+        assert worker.stop(timeout=10) == 0
+        assert time.monotonic() - started < 5
     finally:
         stack.stop()
         server.stop()

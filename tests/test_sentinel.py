@@ -216,6 +216,16 @@ def test_kill_9_the_primary_under_load_every_process_follows(tmp_path: Path) -> 
             assert job.return_value() == 3
         for proc in stack.procs:
             assert proc.popen.poll() is None, f"{proc.name} exited:\n{proc.text()[-3000:]}"
+        # A CLI command on the Sentinel URL reads the new primary too.
+        listed = subprocess.run(
+            [sys.executable, "-m", "kuwa", "executor", "list", "--json"],
+            env=stack.env,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        assert listed.returncode == 0, listed.stderr
+        assert [e["access_codes"] for e in json.loads(listed.stdout)] == [["m"]]
         assert group.primary_port() == group.replica.port
         assert SERVICE in group.url()
     finally:

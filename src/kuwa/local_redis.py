@@ -8,10 +8,15 @@ find it here when ``KUWA_REDIS_URL`` is unset, so they join ``up``'s Redis inste
 
 from __future__ import annotations
 
+import contextlib
+import os
 import socket
+import time
+from dataclasses import dataclass
 from pathlib import Path
 
 SOCKET_NAME = "redis.sock"
+OWNER_NAME = "up.pid"  # the process id of the `up` whose Redis answers on the socket
 MAX_SOCKET_PATH = 100
 """Unix socket paths are limited to about 107 bytes; ``up`` uses TCP for longer ones."""
 PING_TIMEOUT = 0.5
@@ -36,3 +41,44 @@ def running_url(data_dir: Path) -> str | None:
     except OSError:  # nobody listens (a socket left behind), or not ours to use
         return None
     return f"unix://{path}" if answered else None
+
+
+@dataclass(frozen=True, slots=True)
+class Owner:
+    pid: int
+    alive: bool
+
+
+def owner_file(data_dir: Path) -> Path:
+    return data_dir.resolve() / OWNER_NAME
+
+
+def owner(data_dir: Path) -> Owner | None:
+    """The ``up`` that started the Redis on ``data_dir`` (from its pid file), if it says."""
+    try:
+        pid = int(owner_file(data_dir).read_text().strip())
+    except (OSError, ValueError):
+        return None
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return Owner(pid, alive=False)
+    except PermissionError:  # alive, someone else's
+        pass
+    return Owner(pid, alive=True)
+
+
+def shutdown(data_dir: Path, timeout: float = 10) -> None:
+    """Stop the Redis on ``data_dir``'s socket (``SHUTDOWN NOSAVE``: it holds nothing of
+    lasting value) and wait until it no longer answers."""
+    with (
+        contextlib.suppress(OSError),
+        socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock,
+    ):
+        sock.settimeout(PING_TIMEOUT)
+        sock.connect(str(socket_path(data_dir)))
+        sock.sendall(b"*2\r\n$8\r\nSHUTDOWN\r\n$6\r\nNOSAVE\r\n")
+        sock.recv(64)  # the connection closes as the server exits
+    deadline = time.monotonic() + timeout
+    while running_url(data_dir) is not None and time.monotonic() < deadline:
+        time.sleep(0.05)

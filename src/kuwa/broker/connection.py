@@ -47,12 +47,13 @@ def text(value: object) -> str:
     return str(value)
 
 
-def _socket_options() -> dict[str, Any]:
-    return {
-        "socket_connect_timeout": CONNECT_TIMEOUT,
-        "socket_keepalive": True,
-        "socket_keepalive_options": {getattr(socket, k): v for k, v in KEEPALIVE.items()},
-    }
+def _socket_options(url: str = "redis://") -> dict[str, Any]:
+    """Connect timeout; TCP keepalive except on a unix socket (which has no TCP)."""
+    options: dict[str, Any] = {"socket_connect_timeout": CONNECT_TIMEOUT}
+    if not url.startswith("unix:"):
+        options["socket_keepalive"] = True
+        options["socket_keepalive_options"] = {getattr(socket, k): v for k, v in KEEPALIVE.items()}
+    return options
 
 
 def _server_options(target: redis_url.SentinelUrl) -> dict[str, Any]:
@@ -107,7 +108,7 @@ def connect(url: str, *, max_connections: int = 256) -> aioredis.Redis:
     target = redis_url.parse(url)
     if target is None:
         pool: aioredis.ConnectionPool = aioredis.BlockingConnectionPool.from_url(
-            url, max_connections=max_connections, timeout=30, **_socket_options(), **retry
+            url, max_connections=max_connections, timeout=30, **_socket_options(url), **retry
         )
     else:
         sentinel = Sentinel(target.sentinels, sentinel_kwargs=_sentinel_options(target))
@@ -126,7 +127,7 @@ def connect_sync(url: str) -> sync_redis.Redis:
     """A blocking Redis client for the same URLs (RQ: the worker and the code that enqueues)."""
     target = redis_url.parse(url)
     if target is None:
-        return sync_redis.Redis.from_url(url, **_socket_options())
+        return sync_redis.Redis.from_url(url, **_socket_options(url))
     sentinel = sync_sentinel.Sentinel(target.sentinels, sentinel_kwargs=_sentinel_options(target))
     client: sync_redis.Redis = sentinel.master_for(
         target.service, redis_class=sync_redis.Redis, **_server_options(target)

@@ -7,7 +7,6 @@ import secrets
 import shutil
 import signal
 import socket
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -17,6 +16,7 @@ import click
 from kuwa import local_redis
 from kuwa.cli import options
 from kuwa.cli.common import build_settings, require_free_port
+from kuwa.cli.supervisor import Supervisor
 from kuwa.settings import Settings
 
 DEMO_DELAY = "0.03"  # seconds per token: slow enough to watch the answers stream
@@ -48,7 +48,8 @@ def command(
     access_log: bool | None,
     demo_models: str | None,
 ) -> None:
-    """Run everything on embedded defaults; Ctrl-C stops it all."""
+    """Run everything on embedded defaults; a part that exits is started again; Ctrl-C stops
+    it all."""
     settings = build_settings(
         host=host,
         port=port,
@@ -63,28 +64,26 @@ def command(
     )
     # Before creating anything: a server already on the port would answer the health check.
     require_free_port(settings.host, settings.port)
-    running = None if settings.redis_url else local_redis.running_url(settings.data_dir)
-    if running is not None:  # starting a second Redis would take the first one's socket
-        raise click.ClickException(
-            f"a Redis answers at {running}: a `kuwa-cli up` already runs on the data folder "
-            f"{settings.data_dir} (or left its redis-server behind). Stop it, or give this one "
-            "another --data-dir."
-        )
+    if not settings.redis_url:
+        _clear_leftover_redis(settings.data_dir)
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     settings.load_secret_key()  # create it once, before the children race for it
     stack = Supervisor()
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, _interrupt)
+    pid_file = local_redis.owner_file(settings.data_dir)
     try:
-        url = settings.redis_url or stack.start_redis(settings.data_dir)
+        url = settings.redis_url or _start_redis(stack, settings.data_dir)
+        pid_file.write_text(f"{os.getpid()}\n")
         settings = settings.replace(redis_url=url)
         _first_start(settings)
         env = _child_env(settings)
-        stack.spawn("kernel", ["kernel", "start"], env)
-        stack.spawn("worker", ["worker", "start"], env)
+        _spawn(stack, "kernel", ["kernel", "start"], env)
+        _spawn(stack, "worker", ["worker", "start"], env)
         for code in settings.demo_models:
             transform = code if code in {"echo", "reverse", "upper"} else "echo"
-            stack.spawn(
+            _spawn(
+                stack,
                 f"executor {code}",
                 [
                     "executor",
@@ -100,7 +99,8 @@ def command(
                 ],
                 env,
             )
-        stack.spawn(
+        _spawn(
+            stack,
             "gateway",
             ["gateway", "start", "--host", settings.host, "--port", str(settings.port)],
             env,
@@ -108,100 +108,91 @@ def command(
         base = f"http://{settings.host}:{settings.port}"
         if _wait_http(base + "/healthz", stack):
             click.secho(f"Kuwa is running at {base}/  (Ctrl-C to stop)", fg="green", err=True)
-        stack.wait()
+        stack.run()
     except KeyboardInterrupt:
         click.echo("\nstopping…", err=True)
     finally:
-        stack.stop()
+        stack.stop(names_last=(REDIS,))
+        pid_file.unlink(missing_ok=True)
 
 
-class Supervisor:
-    """Child processes of ``up``; if one dies, everything stops."""
+REDIS = "redis"
 
-    def __init__(self) -> None:
-        self.children: list[tuple[str, subprocess.Popen[bytes]]] = []
-        self.redis: subprocess.Popen[bytes] | None = None
 
-    def start_redis(self, data_dir: Path) -> str:
-        binary = shutil.which("redis-server")
-        if binary is None:
-            raise click.ClickException(
-                "redis-server was not found. Install it (Debian/Ubuntu: apt-get install "
-                "redis-server; macOS: brew install redis) or pass --redis-url."
-            )
-        data_dir = data_dir.resolve()
-        sock = local_redis.socket_path(data_dir)
-        args = [
-            binary,
-            "--save",
-            "",
-            "--appendonly",
-            "no",
-            "--dir",
-            str(data_dir),
-            "--logfile",
-            str(data_dir / "redis.log"),
-        ]
-        if len(str(sock)) < local_redis.MAX_SOCKET_PATH:
-            sock.unlink(missing_ok=True)
-            args += ["--port", "0", "--unixsocket", str(sock), "--unixsocketperm", "700"]
-            url = f"unix://{sock}"
-        else:
-            port = _free_port()
-            args += ["--port", str(port), "--bind", "127.0.0.1"]
-            url = f"redis://127.0.0.1:{port}/0"
-        self.redis = subprocess.Popen(args, start_new_session=True)
-        deadline = time.monotonic() + 10
-        from redis import RedisError
+def _spawn(stack: Supervisor, name: str, args: list[str], env: dict[str, str]) -> None:
+    stack.start(name, [sys.executable, "-m", "kuwa", *args], env)
 
-        from kuwa.broker.connection import connect_sync
 
-        while time.monotonic() < deadline:
-            if self.redis.poll() is not None:
-                raise click.ClickException(
-                    f"redis-server exited at start; see {data_dir / 'redis.log'}"
-                )
-            try:
-                with connect_sync(url) as client:
-                    client.ping()
-                click.echo(f"redis: started a private server ({url})", err=True)
-                return url
-            except RedisError:
-                time.sleep(0.05)
-        raise click.ClickException("redis-server did not answer within 10 seconds")
-
-    def spawn(self, name: str, args: list[str], env: dict[str, str]) -> None:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "kuwa", *args], env=env, start_new_session=True
+def _start_redis(stack: Supervisor, data_dir: Path) -> str:
+    """Start the private redis-server as a part of ``stack``; its URL once it answers."""
+    binary = shutil.which("redis-server")
+    if binary is None:
+        raise click.ClickException(
+            "redis-server was not found. Install it (Debian/Ubuntu: apt-get install "
+            "redis-server; macOS: brew install redis) or pass --redis-url."
         )
-        self.children.append((name, proc))
+    data_dir = data_dir.resolve()
+    sock = local_redis.socket_path(data_dir)
+    args = [
+        binary,
+        "--save",
+        "",
+        "--appendonly",
+        "no",
+        "--dir",
+        str(data_dir),
+        "--logfile",
+        str(data_dir / "redis.log"),
+    ]
+    if len(str(sock)) < local_redis.MAX_SOCKET_PATH:
+        sock.unlink(missing_ok=True)
+        args += ["--port", "0", "--unixsocket", str(sock), "--unixsocketperm", "700"]
+        url = f"unix://{sock}"
+    else:
+        port = _free_port()
+        args += ["--port", str(port), "--bind", "127.0.0.1"]
+        url = f"redis://127.0.0.1:{port}/0"
+    part = stack.start(REDIS, args)
+    deadline = time.monotonic() + 10
+    from redis import RedisError
 
-    def wait(self) -> None:
-        while True:
-            for name, proc in self.children:
-                code = proc.poll()
-                if code is not None:
-                    raise click.ClickException(f"{name} exited with status {code}; stopping")
-            time.sleep(0.2)
+    from kuwa.broker.connection import connect_sync
 
-    def stop(self) -> None:
-        for _, proc in reversed(self.children):
-            if proc.poll() is None:
-                proc.send_signal(signal.SIGTERM)
-        deadline = time.monotonic() + 15
-        for name, proc in reversed(self.children):
-            try:
-                proc.wait(max(0.1, deadline - time.monotonic()))
-            except subprocess.TimeoutExpired:
-                click.echo(f"{name} did not stop in time; killing it", err=True)
-                proc.kill()
-                proc.wait()
-        if self.redis is not None and self.redis.poll() is None:
-            self.redis.terminate()
-            try:
-                self.redis.wait(10)
-            except subprocess.TimeoutExpired:
-                self.redis.kill()
+    while time.monotonic() < deadline:
+        if part.proc.poll() is not None:
+            raise click.ClickException(
+                f"redis-server exited at start; see {data_dir / 'redis.log'}"
+            )
+        try:
+            with connect_sync(url) as client:
+                client.ping()
+            click.echo(f"redis: started a private server ({url})", err=True)
+            return url
+        except RedisError:
+            time.sleep(0.05)
+    raise click.ClickException("redis-server did not answer within 10 seconds")
+
+
+def _clear_leftover_redis(data_dir: Path) -> None:
+    """A Redis answering on the data folder's socket: another ``up``'s (refused), or one an
+    ``up`` that died left behind (shut down, and said so)."""
+    running = local_redis.running_url(data_dir)
+    if running is None:
+        return
+    owner = local_redis.owner(data_dir)
+    if owner is None or owner.alive:
+        raise click.ClickException(
+            f"a Redis answers at {running}: a `kuwa-cli up` already runs on the data folder "
+            f"{data_dir}"
+            + (f" (pid {owner.pid})" if owner else " (or left its redis-server behind)")
+            + ". Stop it, or give this one another --data-dir."
+        )
+    local_redis.shutdown(data_dir)
+    click.echo(
+        f"redis: stopped the redis-server left behind by a `kuwa-cli up` that is gone "
+        f"(pid {owner.pid})",
+        err=True,
+    )
 
 
 def _first_start(settings: Settings) -> None:
@@ -262,14 +253,13 @@ def _free_port() -> int:
         return port
 
 
-def _wait_http(url: str, stack: Supervisor, timeout: float = 30) -> bool:
+def _wait_http(url: str, stack: Supervisor, timeout: float = 60) -> bool:
+    """Whether ``url`` answers 200 within ``timeout`` s, supervising the parts meanwhile."""
     import httpx
 
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        stack_dead = [n for n, p in stack.children if p.poll() is not None]
-        if stack_dead:
-            return False
+        stack.watch()  # a part that died at start is started again
         try:
             if httpx.get(url, timeout=1).status_code == 200:
                 return True
