@@ -57,7 +57,7 @@ ERROR_PAGE: Schema = {
 
 
 def path_of(route: Route) -> str:
-    """The route's path as OpenAPI writes it: ``{room_id:int}`` -> ``{room_id}``."""
+    """The route's path as OpenAPI writes it: ``{room_id:id}`` -> ``{room_id}``."""
     return re.sub(r"\{(\w+)(:\w+)?\}", r"{\1}", route.path)
 
 
