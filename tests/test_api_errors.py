@@ -458,7 +458,9 @@ def test_openai_stream_error_after_tokens(http: httpx.Client, stack: Stack) -> N
     r = post(http, stack, "/v1/chat/completions", body)
     assert r.status_code == 200
     assert r.text.endswith("\n\n")
-    lines = sse_lines(r)
+    ids = [line for line in sse_lines(r) if line.startswith("id: ")]  # /v1: chunk numbers
+    assert ids and all(line[len("id: ") :].isdigit() for line in ids), ids
+    lines = [line for line in sse_lines(r) if not line.startswith("id: ")]
     assert all(line.startswith("data: ") for line in lines), lines
     assert lines[-1] == "data: [DONE]"
     events = [json.loads(line[len("data: ") :]) for line in lines[:-1]]
