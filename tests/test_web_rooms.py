@@ -342,6 +342,41 @@ def test_a_session_cookie_is_csrf_checked_even_beside_a_bearer_token(
     assert owner.b.http.get("/v1/models", headers={"authorization": f"Bearer {token}"}).is_success
 
 
+def test_requests_the_csrf_layer_could_not_read_are_not_500s(stack: Stack, owner: App) -> None:
+    """Found by fuzzing (schemathesis): asgi-csrf answered 500 to a Cookie header with one
+    pair Python cannot read, and to a multipart body without ``; boundary=`` spelled just so.
+    The unreadable cookie is left out (the session still counts); a multipart body without
+    a boundary is a 400; one whose boundary is spelled otherwise is read."""
+    session = owner.b.http.cookies.get("kuwa_session")
+    csrf = owner.b.http.cookies.get("kuwa_csrf")
+    assert session and csrf
+    garbage = f"kuwa_session={session}; $zn#=1; kuwa_csrf={csrf}"  # CookieError in Python
+    r = httpx.get(
+        stack.base_url + "/app/models", headers={"cookie": garbage, "accept": "application/json"}
+    )
+    assert r.status_code == 200, r.text
+    cookies = {"cookie": f"kuwa_session={session}; kuwa_csrf={csrf}"}
+    r = httpx.post(
+        stack.base_url + "/app/rooms",
+        headers=cookies | {"content-type": "multipart/form-data"},
+        content=b"x",
+    )
+    assert r.status_code == 400 and r.json()["error"]["code"] == "invalid_request", r.text
+    body = (
+        b'--b1\r\nContent-Disposition: form-data; name="csrftoken"\r\n\r\n'
+        + csrf.encode()
+        + b"\r\n--b1--\r\n"
+    )
+    r = httpx.post(
+        stack.base_url + "/app/rooms",
+        headers=cookies | {"content-type": "multipart/form-data;boundary=b1"},
+        content=body,
+    )
+    assert r.status_code < 500 and r.status_code != 403, r.text  # past the CSRF check
+    for proc in stack.procs:
+        assert "CookieError" not in proc.text() and "IndexError" not in proc.text()
+
+
 def test_an_answer_survives_the_gateway_that_ran_it(stack: Stack) -> None:
     """The gateway dies mid-answer: the executor finishes the job, and the next viewer of the
     room (through another gateway) finds the answer saved from the job's transcript."""

@@ -10,7 +10,9 @@ from __future__ import annotations
 import hashlib
 import hmac
 import ipaddress
+import re
 from collections.abc import Callable
+from http.cookies import CookieError, SimpleCookie
 from typing import Any
 
 import asgi_csrf as _asgi_csrf
@@ -115,8 +117,66 @@ class SchemeSplit:
         elif is_api(scope):
             await self.app(scope, receive, send)  # the API uses tokens, never cookies
         else:
+            readable = _readable(_cookies_only(scope))
+            if readable is None:
+                await _bad_request(
+                    send, "The request's multipart/form-data body names no boundary."
+                )
+                return
             secure = scope.get("scheme") == "https"
-            await (self.secure if secure else self.plain)(_cookies_only(scope), receive, send)
+            await (self.secure if secure else self.plain)(readable, receive, send)
+
+
+_BOUNDARY = re.compile(rb';\s*boundary="?([^";]+)"?', re.IGNORECASE)
+
+
+def _readable(scope: Scope) -> Scope | None:
+    """The request as asgi-csrf can read it, or None when it cannot be (a multipart body
+    without a boundary). asgi-csrf answered two kinds of request with a 500: a ``Cookie``
+    header with one pair Python's ``SimpleCookie`` refuses (another site's cookie on the same
+    domain, say), and a multipart content type without ``; boundary=`` spelled just so. The
+    first loses its unreadable pairs; the second has its boundary spelled that way."""
+    headers = scope["headers"]
+    fixed: list[tuple[bytes, bytes]] = []
+    for name, value in headers:
+        if name == b"cookie":
+            value = _readable_cookies(value)
+        elif name == b"content-type" and value[:19].lower() == b"multipart/form-data":
+            boundary = _BOUNDARY.search(value)
+            if boundary is None:
+                return None
+            value = b"multipart/form-data; boundary=" + boundary.group(1)
+        fixed.append((name, value))
+    return scope if fixed == headers else {**scope, "headers": fixed}
+
+
+def _readable_cookies(value: bytes) -> bytes:
+    text = value.decode("latin-1")
+    try:
+        SimpleCookie().load(text)
+        return value
+    except CookieError:
+        pass
+    kept: list[str] = []
+    for pair in text.split(";"):  # keep each pair that the ones kept so far still read with
+        try:
+            SimpleCookie().load("; ".join([*kept, pair.strip()]))
+        except CookieError:
+            continue
+        kept.append(pair.strip())
+    return "; ".join(kept).encode("latin-1")
+
+
+async def _bad_request(send: Send, message: str) -> None:
+    body = orjson.dumps(error_body(message, "invalid_request_error", code="invalid_request"))
+    await send(
+        {
+            "type": "http.response.start",
+            "status": 400,
+            "headers": [(b"content-type", b"application/json")],
+        }
+    )
+    await send({"type": "http.response.body", "body": body})
 
 
 def _cookies_only(scope: Scope) -> Scope:
