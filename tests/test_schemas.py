@@ -15,6 +15,7 @@ from kuwa.schemas import (
     Usage,
     parse_chat_request,
 )
+from kuwa.schemas.chat import decode_chat_request
 
 USER = [{"role": "user", "content": "hi"}]
 
@@ -103,6 +104,19 @@ def test_invalid_requests_name_the_field(body: Any, param: str | None) -> None:
         parse_chat_request(body, "openai")
     assert info.value.param == param
     assert info.value.message[0].isupper() or info.value.message[0] == "'"
+
+
+def test_seed_takes_64_bits_signed_or_not_from_the_raw_bytes() -> None:
+    """msgspec decodes integers of any size; Job.encode (orjson) takes 64 bits: beyond is a
+    400 naming the field, never a 500."""
+    body = b'{"model":"m","messages":[{"role":"user","content":"hi"}],"seed":%d}'
+    for seed in (2**64 - 1, -(2**63)):
+        request = decode_chat_request(body % seed, "openai")
+        assert Job("j", "m", request.messages, request.params).encode()
+    for seed in (2**64, -(2**63) - 1, 10**40):
+        with pytest.raises(SchemaError, match="'seed' must be an integer") as info:
+            decode_chat_request(body % seed, "openai")
+        assert info.value.param == "seed"
 
 
 def test_kuwa_dialect_requires_string_content() -> None:

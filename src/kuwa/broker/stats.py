@@ -47,7 +47,6 @@ class Snapshot:
 async def snapshot(redis: aioredis.Redis, registry: Registry) -> Snapshot:
     executors = await registry.executors()
     models = sorted(await registry.known_models())
-    now_ms = time.time() * 1000
     queues = []
     for code in models:
         stream = keys.queue_stream(code)
@@ -58,9 +57,10 @@ async def snapshot(redis: aioredis.Redis, registry: Registry) -> Snapshot:
         if in_line and group:
             after = "(" + text(group.get("last-delivered-id", "0-0"))
             first: Any = await redis.xrange(stream, after, "+", count=1)
-            if first:
+            if first:  # now, not when the snapshot began: the job may have come since
+                now_ms = time.time() * 1000
                 oldest = max(now_ms - int(text(first[0][0]).split("-")[0]), 0) / 1000
-        backlogged, backlog_oldest = await _backlogs(redis, code, now_ms)
+        backlogged, backlog_oldest = await _backlogs(redis, code, time.time() * 1000)
         waiting = in_line + backlogged
         oldest = max(oldest, backlog_oldest)
         live = [e for e in executors if code in e.access_codes and e.state == "ready"]

@@ -213,7 +213,9 @@ class _ChatBody(msgspec.Struct, kw_only=True):
     top_p: TopP = None
     max_tokens: MaxTokens = None
     stop: Stop = None
-    seed: Annotated[int | None, Meta(description="Passed to the backend.")] = None
+    seed: Annotated[
+        int | None, Meta(description="Passed to the backend; from -2^63 to 2^64-1.")
+    ] = None
     ignore_eos: Annotated[
         bool, Meta(description="vLLM extension: keep generating past end-of-sequence.")
     ] = False
@@ -341,6 +343,9 @@ def _params(body: _ChatBody) -> GenerationParams:
         top_k = None  # vLLM's "no limit"
     elif top_k == 0:
         raise SchemaError("'top_k' must be at least 1 (or -1: no limit).", "top_k")
+    # 64 bits, signed or not (what engines take); msgspec decodes any size of integer.
+    if body.seed is not None and not -(2**63) <= body.seed <= 2**64 - 1:
+        raise SchemaError("'seed' must be an integer from -2^63 to 2^64-1.", "seed")
     stop = body.stop
     return GenerationParams(
         temperature=body.temperature,
