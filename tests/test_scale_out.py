@@ -242,7 +242,7 @@ async def traffic(c: Cluster) -> None:
     async with httpx.AsyncClient(timeout=30, limits=httpx.Limits(max_connections=100)) as client:
         await asyncio.gather(*(chat(client, r.gateway, c.token, r) for r in replies))
     wrong = [r for r in replies if not r.answered_right()]
-    assert not wrong, wrong[:3]
+    assert not wrong, [(r.model, r.gateway, r.error, r.done, r.raised) for r in wrong[:3]]
     served: dict[str, int] = {}
     for r in replies:
         executor = c.executor_of(r.job)

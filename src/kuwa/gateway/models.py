@@ -48,24 +48,31 @@ class ModelDirectory:
         self._models: dict[str, ModelInfo] = {}
         self._grants: dict[str, frozenset[str]] = {}
         self._expires = 0.0
+        self._version = 0  # bumped by invalidate()
+        self._loaded = -1  # the version the cached models were read at
         self._lock = asyncio.Lock()
         self._published: bytes | None = None
 
     async def models(self) -> dict[str, ModelInfo]:
         """The catalog's live (not deleted) models by access code, cached ``ttl`` seconds."""
-        if time.monotonic() < self._expires:
+        if time.monotonic() < self._expires and self._loaded == self._version:
             return self._models
         async with self._lock:
-            if time.monotonic() >= self._expires:
+            # Read again if invalidated since (or while) the cached list was read: a refresh
+            # already in flight when a model was registered holds the old list.
+            if time.monotonic() >= self._expires or self._loaded != self._version:
+                version = self._version
                 models = await run_in_threadpool(self.catalog.list_models)
                 self._grants = await run_in_threadpool(self.groups.model_grants)
                 self._models = {m.access_code: m for m in models}
+                self._loaded = version
                 self._expires = time.monotonic() + self.ttl
                 await self._publish()
         return self._models
 
     def invalidate(self) -> None:
         self._expires = 0.0
+        self._version += 1
 
     async def resolve(self, user: UserInfo, code: str) -> ModelInfo:
         """The model ``code`` if ``user`` may chat with it, else a clear 404 or 403."""
