@@ -225,7 +225,8 @@ def test_feedback_and_translation(owner: App) -> None:
     bad = owner.post(f"/app/messages/{answer['id']}/feedback", {"rating": 1, "flags": ["meh"]})
     assert bad.status_code == 400
     r = owner.post(f"/app/messages/{answer['id']}/translate", {"lang": "zh-TW"})
-    assert r.status_code == 200 and r.json()["translation"]["status"] == "running"
+    # "done" already when the debug model answered before the reply was built
+    assert r.status_code == 200 and r.json()["translation"]["status"] in ("running", "done")
     wait_until(
         lambda: owner.answer(room["id"], answer["id"])["translation"]["status"] == "done",
         20,
