@@ -38,7 +38,7 @@ from kuwa.executors.base import (
     Emit,
     UnservedJobError,
 )
-from kuwa.executors.transformers_backend import torch_dtype
+from kuwa.executors.transformers_backend import load_engine, torch_dtype
 from kuwa.schemas import Job, JobKind
 
 log = logging.getLogger(__name__)
@@ -70,18 +70,9 @@ class EmbeddingsBackend(Backend):
                 "the embeddings backend needs --model (a folder, or a Hugging Face id "
                 "already in the local cache)"
             )
-        os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
         os.environ["HF_HUB_OFFLINE"] = "1"  # never download
-        try:
-            import torch
-            import transformers
-        except ImportError as exc:
-            raise BackendError(
-                f"transformers is not installed ({exc}); "
-                "install it with: pip install 'kuwa[transformers]'"
-            ) from None
+        torch, transformers, self.device = load_engine()
         self.torch = torch
-        self.device = "cuda" if torch.cuda.is_available() else "cpu"
         folder = Path(self.settings.model)
         self.pooling = pooling_of(folder)
         dtype = torch_dtype(torch, self.settings.dtype)

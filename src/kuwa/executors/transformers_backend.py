@@ -51,17 +51,8 @@ class TransformersBackend(Backend):
             raise BackendError(
                 "the transformers backend needs --model (a Hugging Face id or a path)"
             )
-        os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
-        try:
-            import torch
-            import transformers
-        except ImportError as exc:
-            raise BackendError(
-                f"transformers is not installed ({exc}); "
-                "install it with: pip install 'kuwa[transformers]'"
-            ) from None
+        torch, transformers, self.device = load_engine()
         self.torch = torch
-        self.device = "cuda" if torch.cuda.is_available() else "cpu"
         where = torch.cuda.get_device_name(0) if self.device == "cuda" else "no GPU found"
         log.info("transformers: loading %s on %s (%s)", self.settings.model, self.device, where)
         dtype = torch_dtype(torch, self.settings.dtype)
@@ -167,6 +158,21 @@ class TransformersBackend(Backend):
                 stopping_criteria=[s],
                 **kwargs,
             )
+
+
+def load_engine() -> tuple[Any, Any, str]:
+    """torch, transformers and the device to run on ("cuda" or "cpu"), imported when a
+    backend starts (they come with the transformers extra), or a clear BackendError."""
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    try:
+        import torch
+        import transformers
+    except ImportError as exc:
+        raise BackendError(
+            f"transformers is not installed ({exc}); "
+            "install it with: pip install 'kuwa[transformers]'"
+        ) from None
+    return torch, transformers, "cuda" if torch.cuda.is_available() else "cpu"
 
 
 def torch_dtype(torch: Any, name: str | None) -> Any:
