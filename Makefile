@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 RUN_STAMP  := $(VENV)/.kuwa-run
 TEST_STAMP := $(VENV)/.kuwa-test
 
-.PHONY: run test lint check format bench bench-vllm-cpu clean services test-services assets lock
+.PHONY: run test lint check format fuzz bench bench-vllm-cpu clean services test-services assets lock
 
 # The test environment is locked: requirements/test.txt pins every package the tests, lint and
 # type checks run on (runtime dependencies included) with hashes, so a new release upstream
@@ -93,6 +93,12 @@ check: lint test
 format: $(TEST_STAMP)
 	$(BIN)/ruff format src tests bench
 	$(BIN)/ruff check --fix src tests bench
+
+# schemathesis over /openapi.json against a real stack, longer than CI's run (tests/test_fuzz.py):
+# every operation, every check; FUZZ_EXAMPLES per operation and phase. Reports in fuzz-report/.
+FUZZ_EXAMPLES ?= 200
+fuzz: $(TEST_STAMP) test-services assets
+	$(BIN)/python -m tests.fuzzing --max-examples $(FUZZ_EXAMPLES) --out fuzz-report
 
 # The benchmark also needs the `bench` extra (matplotlib, for docs/img/bench-ratios.png).
 BENCH_STAMP := $(VENV)/.kuwa-bench

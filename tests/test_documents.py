@@ -470,6 +470,11 @@ def test_v1_files_refuses_what_it_cannot_read(stack: Stack) -> None:
     assert r.status_code == 413
     r = httpx.post(url, headers=auth, data={"purpose": "batch"}, files={"file": ("a.txt", b"a")})
     assert r.status_code == 400 and r.json()["error"]["param"] == "purpose"
+    # The list's filter is checked too (found by schemathesis: any value gave an empty list).
+    for query in ("purpose=batch", "purpose=null", "purpose=assistants&purpose=user_data"):
+        r = httpx.get(f"{url}?{query}", headers=auth)
+        assert r.status_code == 400 and r.json()["error"]["param"] == "purpose", (query, r.text)
+    assert httpx.get(f"{url}?purpose=assistants", headers=auth).status_code == 200
     # A file still being indexed cannot be attached yet; a failed one says why.
     scan = httpx.post(url, headers=auth, files={"file": ("scan.pdf", docfiles.image_only_pdf())})
     file_id = scan.json()["id"]

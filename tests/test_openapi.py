@@ -246,7 +246,7 @@ def test_every_operation_says_how_it_is_authenticated() -> None:
             if path.startswith(("/v1/", "/v1.0/")):
                 assert security == [{"bearerAuth": []}], (method, path)
             if path.startswith("/app/") and method == "post":
-                assert security == [{"session": [], "csrf": []}], path
+                assert security == [{"session": [], "csrf": [], "csrfCookie": []}], path
             assert op["operationId"] and op["summary"], (method, path)
 
 
@@ -276,7 +276,7 @@ def test_every_example_matches_its_schema() -> None:
             for example in sse["examples"]:
                 check(sse["data"], example)
                 seen += 1
-            assert node["example"].endswith(sse["terminator"] + "\n\n"), where
+            assert sse["text"].endswith(sse["terminator"] + "\n\n"), where
     assert seen > 30
 
 

@@ -56,6 +56,20 @@ def test_max_completion_tokens_wins() -> None:
     assert req.params.max_tokens == 3
 
 
+def test_whole_numbers_written_as_floats_are_integers() -> None:
+    """JSON Schema (and pydantic, behind vLLM's own server) counts ``5.0`` as an integer:
+    found by schemathesis, which sends such numbers. ``5.5`` is still refused, naming the
+    field; the strict pass stays the only one for a good body."""
+    raw = b'{"model": "m", "messages": [{"role": "user", "content": "hi"}], "max_tokens": 5.0}'
+    assert decode_chat_request(raw, "openai").params.max_tokens == 5
+    with pytest.raises(SchemaError) as caught:
+        decode_chat_request(raw.replace(b"5.0", b"5.5"), "openai")
+    assert caught.value.param == "max_tokens"
+    with pytest.raises(SchemaError) as caught:  # another field's error is the one named
+        decode_chat_request(raw.replace(b'"hi"', b"2.0"), "openai")
+    assert caught.value.param == "messages[0].content"
+
+
 def test_developer_role_and_text_parts_on_openai() -> None:
     req = parse_chat_request(
         {

@@ -374,6 +374,12 @@ def test_requests_the_csrf_layer_could_not_read_are_not_500s(stack: Stack, owner
         content=body,
     )
     assert r.status_code < 500 and r.status_code != 403, r.text  # past the CSRF check
+    # Without the token, the JSON API's refusal is JSON (its callers read JSON); a page's form
+    # gets a page.
+    r = httpx.post(stack.base_url + "/app/rooms", headers=cookies, json={"models": ["echo"]})
+    assert r.status_code == 403 and r.json()["error"]["code"] == "csrf_failed", r.text
+    r = httpx.post(stack.base_url + "/profile/name", headers=cookies, data={"name": "x"})
+    assert r.status_code == 403 and r.headers["content-type"].startswith("text/html"), r.text
     for proc in stack.procs:
         assert "CookieError" not in proc.text() and "IndexError" not in proc.text()
 

@@ -218,6 +218,9 @@ def test_sign_up_without_mail_signs_in_at_once(stack: Stack) -> None:
         )
         assert again.status_code == 409
         assert "/forgot" not in b.get("/forgot").text or "sends no mail" in b.get("/forgot").text
+        # Without mail there is no reset by mail: a 404 page that says so, not a 5xx.
+        r = b.post("/forgot", {"email": "new@example.com"})
+        assert r.status_code == 404 and "sends no mail" in r.text
     with store_of(stack) as store:
         user = store.accounts.find_user("new@example.com")
         assert user is not None and user.group == "Users" and user.email_verified

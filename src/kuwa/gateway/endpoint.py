@@ -16,11 +16,14 @@ from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+import msgspec
+import msgspec.inspect
 from starlette.requests import Request
 from starlette.responses import Response
 
 from kuwa.gateway.http import read_body, schema_error
 from kuwa.schemas import SchemaError
+from kuwa.schemas.decode import convert as convert_struct
 from kuwa.schemas.decode import decode as decode_struct
 
 ATTR = "kuwa_endpoint"
@@ -81,7 +84,9 @@ def endpoint(
     - ``form``: the struct of a form the handler reads (``application/x-www-form-urlencoded``,
       or ``multipart/form-data`` with a ``bytes`` field).
     - ``upload``: media types of a raw body (a file) the handler reads itself.
-    - ``query``: the struct of its query parameters.
+    - ``query``: the struct of its query parameters, checked before the handler runs (a
+      parameter that does not fit, or one given twice that is not a list, is a 400 naming
+      it; the handler reads ``request.query_params`` as before).
     - ``answer``: the JSON it answers with ``status`` (a struct, ``list[Struct]``, a JSON
       Schema dict); else ``media`` says what it answers (a page, a download, ``SSE`` with
       named ``events``). ``redirect``: it answers with a redirect (True: ``303 See Other``,
@@ -105,11 +110,11 @@ def endpoint(
             redirect=303 if redirect is True else int(redirect),
         )
         if body is None or not decode:
-            wrapper: Callable[..., Awaitable[Response]] = handler
+            inner: Callable[..., Awaitable[Response]] = handler
         else:
 
             @functools.wraps(handler)
-            async def wrapper(request: Request, *args: Any) -> Response:
+            async def inner(request: Request, *args: Any) -> Response:
                 raw = await read_body(request, limit)
                 try:
                     value = decode_struct(raw, body, messages=getattr(body, "MESSAGES", None))
@@ -117,10 +122,39 @@ def endpoint(
                     raise schema_error(exc) from None
                 return await handler(request, *args, value)
 
+        if query is None:
+            wrapper = inner
+        else:
+
+            @functools.wraps(inner)
+            async def wrapper(request: Request, *args: Any) -> Response:
+                check_query(request, query)
+                return await inner(request, *args)
+
         setattr(wrapper, ATTR, declared)
         return wrapper
 
     return decorate
+
+
+def check_query(request: Request, struct: Any) -> None:
+    """The request's query parameters fit ``struct`` (unknown ones are ignored), else a 400
+    ``invalid_request`` naming the parameter."""
+    info = msgspec.inspect.type_info(struct)
+    assert isinstance(info, msgspec.inspect.StructType)
+    lists = {f.encode_name for f in info.fields if isinstance(f.type, msgspec.inspect.ListType)}
+    values: dict[str, Any] = {}
+    for name, value in request.query_params.multi_items():
+        if name in lists:
+            values.setdefault(name, []).append(value)
+        elif name in values:
+            raise schema_error(SchemaError(f"'{name}' is given more than once.", name))
+        else:
+            values[name] = value
+    try:
+        convert_struct(values, struct)  # every query field is a string (or a list of them)
+    except SchemaError as exc:
+        raise schema_error(exc) from None
 
 
 def declared(handler: object) -> Endpoint | None:

@@ -154,6 +154,13 @@ ERRORS: tuple[ErrorCase, ...] = (
         "Your address may not use this Kuwa server.",
     ),
     ErrorCase(
+        PermissionDeniedError,
+        "csrf_failed",
+        "a POST of the web app's `/app` API without the `x-csrftoken` header matching the "
+        "`kuwa_csrf` cookie",
+        "This form has expired or came from another site. Go back, reload the page and try again.",
+    ),
+    ErrorCase(
         ModelNotFoundError,
         "model_not_found",
         "the access code is not in the catalog, or is disabled or deleted (`param`: `model`)",
@@ -614,6 +621,13 @@ SECURITY_SCHEMES = {
         "name": "x-csrftoken",
         "description": "The value of the `kuwa_csrf` cookie, on every POST (a form sends it "
         "as its `csrftoken` field).",
+    },
+    "csrfCookie": {
+        "type": "apiKey",
+        "in": "cookie",
+        "name": "kuwa_csrf",
+        "description": "The CSRF cookie a page sets; every POST sends it back beside the same "
+        "value in `x-csrftoken` (double submit).",
     },
 }
 

@@ -73,7 +73,7 @@ def file_paths() -> dict[str, Schema]:
                 "security": BEARER,
                 "responses": {
                     "200": {"description": "Your files.", "content": _json("FileList")},
-                    **errors(401, 403, 500),
+                    **errors(400, 401, 403, 500),
                 },
             },
         },

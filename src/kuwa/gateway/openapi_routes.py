@@ -27,14 +27,14 @@ from kuwa.gateway.endpoint import (
     SSE,
     Endpoint,
 )
-from kuwa.gateway.openapi_schemas import errors
+from kuwa.gateway.openapi_schemas import errors, sse_event
 
 Schema = dict[str, Any]
 Security = list[dict[str, list[str]]]
 BEARER: Security = [{"bearerAuth": []}]
 SESSION: Security = [{"session": []}]
-SESSION_CSRF: Security = [{"session": [], "csrf": []}]
-CSRF: Security = [{"csrf": []}]
+SESSION_CSRF: Security = [{"session": [], "csrf": [], "csrfCookie": []}]
+CSRF: Security = [{"csrf": [], "csrfCookie": []}]
 TAGS = {
     "app": "app",
     "manage": "manage",
@@ -51,8 +51,12 @@ TAGS = {
     "auth": "account",
 }
 ERROR_PAGE: Schema = {
-    "description": "An error page.",
-    "content": {HTML: {"schema": {"type": "string"}}},
+    "description": "An error page; Kuwa's JSON error to a client that does not ask for "
+    "`text/html` (the router's own 404 and 405).",
+    "content": {
+        HTML: {"schema": {"type": "string"}},
+        "application/json": {"schema": {"$ref": "#/components/schemas/ErrorResponse"}},
+    },
 }
 
 
@@ -121,10 +125,17 @@ def _request_body(decl: Endpoint, refs: dict[Any, Schema]) -> Schema | None:
         content[MULTIPART if _has_bytes(decl.form) else FORM] = {"schema": refs[decl.form]}
     for media in decl.upload:
         content[media] = {"schema": {"type": "string", "contentMediaType": media}}
-    return {"required": True, "content": content} if content else None
+    if not content:
+        return None
+    # A form whose every field may be left out (its CSRF token may come in a header) may be
+    # sent without a body.
+    optional = decl.form is not None and not any(
+        f.required for f in msgspec.structs.fields(decl.form)
+    )
+    return {"required": not optional, "content": content}
 
 
-def _responses(decl: Endpoint, refs: dict[Any, Schema], api: bool) -> Schema:
+def _responses(decl: Endpoint, refs: dict[Any, Schema], api: bool, ids: bool) -> Schema:
     out: Schema = {}
     status = str(decl.status)
     if decl.answer is not None:
@@ -137,13 +148,16 @@ def _responses(decl: Endpoint, refs: dict[Any, Schema], api: bool) -> Schema:
             "comment every 15 s.",
             "content": {
                 SSE: {
-                    "schema": {"type": "string"},
+                    "schema": sse_event(events),
                     "x-sse": {"events": events, "terminator": None},
                 }
             },
         }
     elif not decl.redirect:
-        content = {m.strip(): {"schema": {"type": "string"}} for m in decl.media.split(",")}
+        content = {
+            m.strip(): {"schema": {"type": "object" if m.strip() == JSON else "string"}}
+            for m in decl.media.split(",")
+        }
         what = "A page." if decl.media == HTML else "The file."
         out[status] = {"description": what, "content": content}
     if decl.redirect:
@@ -154,7 +168,8 @@ def _responses(decl: Endpoint, refs: dict[Any, Schema], api: bool) -> Schema:
                 "content": {HTML: {"schema": {"type": "string"}}},
             }
     if api:  # the JSON API answers errors in Kuwa's one shape
-        out.update(errors(*sorted({401, 403, *decl.errors})))
+        more = {*((404,) if ids else ()), *((400,) if decl.query is not None else ())}
+        out.update(errors(*sorted({401, 403, *decl.errors, *more})))
     else:
         out["4XX"] = ERROR_PAGE
     return out
@@ -196,8 +211,13 @@ def operation(
     body = _request_body(decl, refs)
     if body is not None:
         op["requestBody"] = body
-    responses = _responses(decl, refs, api)
-    if access not in (None, PUBLIC) and not api and not post:
+    responses = _responses(decl, refs, api, bool(route.param_convertors))
+    if access not in (None, PUBLIC) and not api:
+        # A page sends a visitor without a session to sign in: it is open to anyone, and
+        # answers 303 without one.
+        op["security"] = [*security, CSRF[0] if post else {}]
         responses["303"] = {"description": "Not signed in: to /login?next=… (or a detour)."}
+    elif access == PUBLIC and not post and decl.media == HTML:
+        responses.setdefault("303", {"description": "Sent on (e.g. already signed in)."})
     op["responses"] = responses
     return op

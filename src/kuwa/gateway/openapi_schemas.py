@@ -183,13 +183,40 @@ def sse_body(
         text = raw if isinstance(raw, str) else raw.decode()
         chunk_id = event_ids and 0 < seq < len(examples) - 1  # not the role nor usage event
         events.append((f"id: {seq - 1}\n" if chunk_id else "") + f"data: {text}\n\n")
+    last = terminator.partition(": ")
+    names = ["message", last[2]] if last[0] == "event" else ["message"]
+    done = last[2] if last[0] == "data" else None
     return {
-        "schema": {"type": "string", "description": "Server-sent events; see x-sse."},
-        "example": "".join(events) + terminator + "\n\n",
+        "schema": sse_event(names, data, done=done),
         "x-sse": {
             "data": data,
             "terminator": terminator,
             "event_ids": event_ids,
             "examples": examples,
+            "text": "".join(events) + terminator + "\n\n",
+        },
+    }
+
+
+def sse_event(
+    names: Iterable[str], data: Schema | None = None, *, done: str | None = None
+) -> Schema:
+    """One event of a ``text/event-stream``, as a client's SSE parser hands it over (what
+    OpenAPI 3.2 calls ``itemSchema``; in 3.1 tools read a stream's ``schema`` so): its name
+    (``message`` when the stream names none), its ``data`` (JSON matching ``data``, or the
+    ``done`` marker), the last ``id:`` seen and the ``retry:`` hint."""
+    text: Schema = {"type": "string"}
+    if data is not None:
+        text = {"type": "string", "contentMediaType": JSON, "contentSchema": data}
+    if done is not None:
+        text = {"anyOf": [{"const": done}, text]}
+    return {
+        "type": "object",
+        "required": ["event", "data"],
+        "properties": {
+            "event": {"enum": list(dict.fromkeys(names))},
+            "data": text,
+            "id": {"type": "string"},
+            "retry": {"type": "integer", "minimum": 0},
         },
     }

@@ -105,7 +105,7 @@ class BotFields(Body, kw_only=True):
 
     MESSAGES: ClassVar[dict[str, str]] = {"name": "A bot needs a name of 1 to 200 characters."}
 
-    name: Annotated[str, Meta(max_length=200)] | UnsetType = UNSET
+    name: Annotated[str, Meta(min_length=1, max_length=200)] | UnsetType = UNSET
     description: str | UnsetType = UNSET
     base: Annotated[str, Meta(description="The model it is built on.")] | UnsetType = UNSET
     modelfile: str | UnsetType | None = UNSET
@@ -120,6 +120,12 @@ class BotFields(Body, kw_only=True):
         return {
             f: getattr(self, f) for f in self.__struct_fields__ if getattr(self, f) is not UNSET
         }
+
+
+class NewBot(BotFields, kw_only=True):
+    """A new bot: its name, and the fields to set."""
+
+    name: Annotated[str, Meta(min_length=1, max_length=200)]
 
 
 class RoomsQuery(msgspec.Struct):

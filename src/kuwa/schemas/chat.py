@@ -10,7 +10,7 @@ from typing import Annotated, Any, Literal
 import msgspec
 from msgspec import Meta
 
-from kuwa.schemas.decode import SchemaError, convert, schema_error
+from kuwa.schemas.decode import SchemaError, convert, whole_numbers
 
 ROLES = frozenset({"system", "user", "assistant"})
 OPTIONAL_PARAMS = (
@@ -280,7 +280,7 @@ def decode_chat_request(raw: bytes | bytearray | memoryview, dialect: Dialect) -
             _OPENAI.decode(raw) if dialect == "openai" else _KUWA.decode(raw)
         )
     except msgspec.ValidationError as exc:
-        raise _error(exc) from None
+        body = whole_numbers(raw, BODIES[dialect], exc, MESSAGES)
     except msgspec.DecodeError as exc:
         raise SchemaError(f"The request body is not valid JSON: {exc}") from None
     return _request(body, dialect)
@@ -293,10 +293,6 @@ def parse_chat_request(body: Any, dialect: Dialect) -> ChatRequest:
     ``kuwa`` (the v1.0 API): ``stream`` defaults to true and content must be a string.
     """
     return _request(convert(body, BODIES[dialect], messages=MESSAGES), dialect)
-
-
-def _error(exc: msgspec.ValidationError) -> SchemaError:
-    return schema_error(exc, MESSAGES)
 
 
 def _request(body: ChatCompletionRequest | KuwaChatRequest, dialect: Dialect) -> ChatRequest:

@@ -117,9 +117,42 @@ def decode(raw: bytes | bytearray | memoryview | str, type: type[T], **kw: Any) 
     try:
         result: T = msgspec.json.decode(raw, type=type, **kw)
     except msgspec.ValidationError as exc:
-        raise schema_error(exc, messages) from None
+        return whole_numbers(raw, type, exc, messages)
     except msgspec.DecodeError as exc:
         raise SchemaError(f"The request body is not valid JSON: {exc}") from None
+    return result
+
+
+_EXACT = 2**53  # past this, a float no longer spells one integer
+
+
+def _whole(value: Any) -> Any:
+    if isinstance(value, float) and value.is_integer() and -_EXACT <= value <= _EXACT:
+        return int(value)
+    if isinstance(value, list):
+        return [_whole(v) for v in value]
+    if isinstance(value, dict):
+        return {k: _whole(v) for k, v in value.items()}
+    return value
+
+
+def whole_numbers(
+    raw: bytes | bytearray | memoryview | str,
+    type: type[T],
+    exc: msgspec.ValidationError,
+    messages: Mapping[str, str] | None = None,
+) -> T:
+    """A body that failed its strict decoding, read again with whole numbers written as floats
+    (``2.0``) taken as integers, as JSON Schema counts them (and pydantic, behind vLLM's own
+    server); else the SchemaError. Only on the error path: a good body stays one strict pass."""
+    first = schema_error(exc, messages)
+    if "got `float`" not in str(exc):
+        raise first from None
+    try:
+        result: T = msgspec.convert(_whole(msgspec.json.decode(raw)), type, strict=True)
+    except msgspec.ValidationError as again:
+        second = schema_error(again, messages)
+        raise (first if second.param == first.param else second) from None
     return result
 
 

@@ -21,7 +21,7 @@ from typing import Annotated, Any, ClassVar, Literal
 import msgspec
 from msgspec import Meta
 
-from kuwa.schemas.decode import SchemaError, convert, schema_error
+from kuwa.schemas.decode import SchemaError, convert, whole_numbers
 from kuwa.schemas.job import Job, JobKind
 
 MAX_INPUTS = 2048  # texts in one request, as OpenAI's API allows
@@ -87,7 +87,7 @@ def decode_embedding_request(raw: bytes | bytearray) -> EmbeddingRequest:
     try:
         return _normal(_DECODER.decode(raw))
     except msgspec.ValidationError as exc:
-        raise schema_error(exc, EmbeddingRequest.MESSAGES) from None
+        return _normal(whole_numbers(raw, EmbeddingRequest, exc, EmbeddingRequest.MESSAGES))
     except msgspec.DecodeError as exc:
         raise SchemaError(f"The request body is not valid JSON: {exc}") from None
 

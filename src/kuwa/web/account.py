@@ -221,7 +221,7 @@ async def forgot(request: Request) -> Response:
     form = await request.form()
     email = str(form.get("email", "")).strip().lower()
     if not web.mailer.enabled:
-        return await render(request, "forgot.html", mail=False, status_code=503)
+        return await render(request, "forgot.html", mail=False, status_code=404)
     user = await run_in_threadpool(web.store.accounts.find_user, email) if "@" in email else None
     if user is not None:
         code = await run_in_threadpool(web.store.codes.issue, user.id, RESET_PASSWORD)

@@ -29,7 +29,7 @@ def _arena(request: Request) -> Arena:
 
 
 @page("Room_update_new_chat")
-@endpoint(answer=app.Room, status=201, errors=(503,))
+@endpoint(answer=app.Room, status=201, errors=(400, 503))
 async def start_round(request: Request) -> Response:
     """Start a blinded battle of two models"""
     user = await current_user(request)

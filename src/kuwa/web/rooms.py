@@ -220,7 +220,7 @@ async def app_room(request: Request) -> Response:
 
 
 @page(TAB)
-@endpoint(body=app.RoomChange, answer=app.Room, errors=(400, 404))
+@endpoint(body=app.RoomChange, answer=app.Room, errors=(400, 404, 409))
 async def app_update_room(request: Request, body: app.RoomChange) -> Response:
     """Change a room (owner)"""
     room_id = path_id(request, "room_id")

@@ -23,7 +23,7 @@ from starlette.middleware.sessions import SessionMiddleware
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
-from kuwa.errors import error_body
+from kuwa.errors import PermissionDeniedError, error_body
 from kuwa.settings import Settings
 
 API_PREFIXES = ("/v1/", "/v1.0/", "/metrics", "/healthz")
@@ -85,19 +85,28 @@ class _EveryWebPath:
 
 
 async def _csrf_failed(scope: Scope, send: Send, message_id: object) -> None:
-    body = (
-        b"<!doctype html><meta charset=utf-8><title>Form expired</title>"
-        b"<p>This form has expired or came from another site. Go back, reload the page "
-        b"and try again.</p>"
+    """403 for a request without a matching CSRF token: a page for a form, and Kuwa's JSON
+    error for the UI's ``/app`` API, whose callers read JSON."""
+    message = (
+        "This form has expired or came from another site. Go back, reload the page and try again."
     )
+    if str(scope.get("path", "")).startswith("/app/"):
+        kind, body = (
+            b"application/json",
+            orjson.dumps(error_body(message, PermissionDeniedError.type, code="csrf_failed")),
+        )
+    else:
+        kind = b"text/html; charset=utf-8"
+        body = (
+            b"<!doctype html><meta charset=utf-8><title>Form expired</title><p>"
+            + message.encode()
+            + b"</p>"
+        )
     await send(
         {
             "type": "http.response.start",
             "status": 403,
-            "headers": [
-                (b"content-type", b"text/html; charset=utf-8"),
-                (b"cache-control", b"no-store"),
-            ],
+            "headers": [(b"content-type", kind), (b"cache-control", b"no-store")],
         }
     )
     await send({"type": "http.response.body", "body": body})

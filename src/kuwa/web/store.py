@@ -47,8 +47,8 @@ async def list_bots(request: Request) -> Response:
 
 
 @page(TAB)
-@endpoint(body=app.BotFields, limit=MAX_BOT_FILE, answer=app.Bot, status=201, errors=(400, 404))
-async def create_bot(request: Request, body: app.BotFields) -> Response:
+@endpoint(body=app.NewBot, limit=MAX_BOT_FILE, answer=app.Bot, status=201, errors=(400, 404))
+async def create_bot(request: Request, body: app.NewBot) -> Response:
     """Create a bot"""
     user = await current_user(request)
     assert user is not None
