@@ -57,9 +57,8 @@ async def _add(
     return JSONResponse(document_json(row), status_code=201)
 
 
-# --- a room's files -------------------------------------------------------------------------
-@page(UPLOAD)
-@endpoint(
+# A document uploaded to a room or to a bot's knowledge: the file as the body or as a form.
+_upload_endpoint = endpoint(
     form=app.RoomUpload,
     upload=("application/octet-stream",),
     query=app.UploadQuery,
@@ -67,6 +66,11 @@ async def _add(
     status=201,
     errors=(400, 404, 413),
 )
+
+
+# --- a room's files -------------------------------------------------------------------------
+@page(UPLOAD)
+@_upload_endpoint
 async def app_room_upload(request: Request) -> Response:
     """Add a document to a room (participants)
 
@@ -108,14 +112,7 @@ async def _editable_bot(request: Request, user: UserInfo) -> int:
 
 
 @page(KNOWLEDGE)
-@endpoint(
-    form=app.RoomUpload,
-    upload=("application/octet-stream",),
-    query=app.UploadQuery,
-    answer=app.AppFile,
-    status=201,
-    errors=(400, 404, 413),
-)
+@_upload_endpoint
 async def app_bot_upload(request: Request) -> Response:
     """Add a document to a bot's knowledge (its owner)"""
     user = await _user(request)
