@@ -1,6 +1,7 @@
 """What the chat UI's room API modules share (:mod:`kuwa.web.rooms`, ``sharing``,
-``transfer``, ``arena``): the signed-in user, a path's room id, access checks and the room as
-the page reads it. One floor below them all, so none of them imports another's helpers."""
+``transfer``, ``arena``, ``documents``, ``trash``): the signed-in user, a path's room id,
+access checks and the room as the page reads it. One floor below them all, so none of them
+imports another's helpers."""
 
 from __future__ import annotations
 
