@@ -47,6 +47,14 @@ async def require(request: Request, room_id: int, at_least: str) -> str:
     )
 
 
+async def path_room(request: Request, at_least: str) -> int:
+    """The path's ``room_id``, where the user's role is at least ``at_least`` (else
+    PermissionDenied/NotFound)."""
+    room_id = path_id(request, "room_id")
+    await require(request, room_id, at_least)
+    return room_id
+
+
 def not_blinded(room: dict[str, Any]) -> None:
     if room.get("arena") and not room.get("revealed"):
         raise ConflictError("Vote first: the arena shows who answered only after the vote.")
