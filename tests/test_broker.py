@@ -301,18 +301,27 @@ async def test_owned_jobs_come_through_the_inbox_one_message_per_round(
     assert hub.active == 0
 
 
+async def publish_across_a_killed_connection(
+    redis: aioredis.Redis, pub: ChunkPublisher, *, reconnecting: float
+) -> None:
+    """Write "before ", kill the hub's pub/sub connection, write "during " while it
+    reconnects (so that part is only in the transcript), wait ``reconnecting`` seconds, write
+    "after" and finish."""
+    pub.write("before ")
+    await asyncio.sleep(0.05)
+    await redis.client_kill_filter(_type="pubsub")
+    pub.write("during ")
+    await asyncio.sleep(reconnecting)
+    pub.write("after")
+    await pub.close("stop")
+
+
 async def test_owned_job_resyncs_from_the_transcript_after_a_reconnect(
     redis: aioredis.Redis, hub: Hub
 ) -> None:
     sub = hub.own("owned-killed")
     pub = ChunkPublisher(redis, "owned-killed", interval=0, reply_to=hub.inbox)
-    pub.write("before ")
-    await asyncio.sleep(0.05)
-    await redis.client_kill_filter(_type="pubsub")
-    pub.write("during ")  # published while the hub is reconnecting: only in the transcript
-    await asyncio.sleep(0.05)
-    pub.write("after")
-    await pub.close("stop")
+    await publish_across_a_killed_connection(redis, pub, reconnecting=0.05)
     text = "".join([c.text async for c in sub.chunks(idle_timeout=5)])
     assert text == "before during after"
 
@@ -320,13 +329,7 @@ async def test_owned_job_resyncs_from_the_transcript_after_a_reconnect(
 async def test_hub_recovers_after_its_connection_is_killed(redis: aioredis.Redis, hub: Hub) -> None:
     sub = await hub.subscribe("killed")
     pub = ChunkPublisher(redis, "killed", interval=0)
-    pub.write("before ")
-    await asyncio.sleep(0.05)
-    await redis.client_kill_filter(_type="pubsub")
-    pub.write("during ")  # published while the hub is reconnecting: only in the transcript
-    await asyncio.sleep(0.3)
-    pub.write("after")
-    await pub.close("stop")
+    await publish_across_a_killed_connection(redis, pub, reconnecting=0.3)
     got = [c async for c in sub.chunks(idle_timeout=5)]
     assert "".join(c.text for c in got) == "before during after"
 

@@ -24,7 +24,8 @@ from starlette.routing import Route
 from kuwa import errors
 from kuwa.gateway.app import create_app, routes
 from kuwa.gateway.endpoint import declared, endpoint
-from kuwa.gateway.openapi import ERRORS, build_document
+from kuwa.gateway.openapi import build_document
+from kuwa.gateway.openapi_errors import ERRORS
 from kuwa.gateway.openapi_schemas import STATUS_NAMES
 from kuwa.schemas import SchemaError, parse_chat_request, parse_embedding_request
 from kuwa.settings import Settings

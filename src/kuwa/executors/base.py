@@ -5,7 +5,7 @@ from __future__ import annotations
 import abc
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import ClassVar
+from typing import ClassVar, NoReturn
 
 from kuwa.errors import ContextLengthError, InvalidRequestError, WrongModelTypeError
 from kuwa.schemas import Job, JobKind, Message, Usage
@@ -100,3 +100,7 @@ class Backend(abc.ABC):
             "This model is a chat model: it makes no embeddings. Ask an embedding model (one "
             "served with --backend embeddings)."
         )
+
+    def refuse_chat(self) -> NoReturn:
+        """What an embedding model's :meth:`generate` does with a chat job."""
+        raise UnservedJobError("This model makes embeddings (POST /v1/embeddings); it cannot chat.")

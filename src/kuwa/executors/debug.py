@@ -27,7 +27,6 @@ from kuwa.executors.base import (
     Completion,
     Embeddings,
     Emit,
-    UnservedJobError,
 )
 from kuwa.executors.stops import held_back, stop_index
 from kuwa.schemas import Job, JobKind, Message, Usage
@@ -75,9 +74,7 @@ class DebugBackend(Backend):
 
     async def generate(self, job: Job, emit: Emit) -> Completion:
         if self.settings.debug_transform == EMBED:
-            raise UnservedJobError(
-                "This model makes embeddings (POST /v1/embeddings); it cannot chat."
-            )
+            self.refuse_chat()
         prompt = next((m.content for m in reversed(job.messages) if m.role == "user"), "")
         fail = prompt.startswith(ERROR_COMMAND)
         if fail:

@@ -36,7 +36,6 @@ from kuwa.executors.base import (
     Completion,
     Embeddings,
     Emit,
-    UnservedJobError,
 )
 from kuwa.executors.transformers_backend import load_engine, torch_dtype
 from kuwa.schemas import Job, JobKind
@@ -141,7 +140,7 @@ class EmbeddingsBackend(Backend):
         return (JobKind.EMBED.value,)
 
     async def generate(self, job: Job, emit: Emit) -> Completion:
-        raise UnservedJobError("This model makes embeddings (POST /v1/embeddings); it cannot chat.")
+        self.refuse_chat()
 
     async def embed(self, texts: Sequence[str]) -> Embeddings:
         cancel = threading.Event()

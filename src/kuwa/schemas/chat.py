@@ -186,6 +186,10 @@ MaxTokens = Annotated[
         'ends with `finish_reason: "length"`.'
     ),
 ]
+MaxCompletionTokens = Annotated[
+    Annotated[int, Meta(ge=1)] | None,
+    Meta(description="Most tokens to generate; wins over `max_tokens`."),
+]
 TopK = Annotated[
     Annotated[int, Meta(ge=-1, extra_json_schema={"not": {"const": 0}})] | None,
     Meta(description="vLLM and transformers backends; -1: no limit (0 is refused)."),
@@ -193,6 +197,10 @@ TopK = Annotated[
 Stop = Annotated[
     str | Annotated[list[NonEmpty], Meta(max_length=MAX_STOP)] | None,
     Meta(description="The answer stops before the first match."),
+]
+Seed = Annotated[int | None, Meta(description="Passed to the backend; from -2^63 to 2^64-1.")]
+IgnoreEos = Annotated[
+    bool, Meta(description="vLLM extension: keep generating past end-of-sequence.")
 ]
 
 
@@ -213,21 +221,14 @@ class _ChatBody(msgspec.Struct, kw_only=True):
     top_p: TopP = None
     max_tokens: MaxTokens = None
     stop: Stop = None
-    seed: Annotated[
-        int | None, Meta(description="Passed to the backend; from -2^63 to 2^64-1.")
-    ] = None
-    ignore_eos: Annotated[
-        bool, Meta(description="vLLM extension: keep generating past end-of-sequence.")
-    ] = False
+    seed: Seed = None
+    ignore_eos: IgnoreEos = False
     top_k: TopK = None
     presence_penalty: Penalty = None
     frequency_penalty: Penalty = None
     repetition_penalty: RepetitionPenalty = None
     # read, but not parameters of the generation
-    max_completion_tokens: Annotated[
-        Annotated[int, Meta(ge=1)] | None,
-        Meta(description="Most tokens to generate; wins over `max_tokens`."),
-    ] = None
+    max_completion_tokens: MaxCompletionTokens = None
     n: Annotated[Literal[1] | None, Meta(description="Only 1 is supported.")] = None
     user: Annotated[str | None, Meta(description="Accepted, not used yet.")] = None
 

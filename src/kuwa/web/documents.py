@@ -25,9 +25,9 @@ from kuwa.gateway.http import JSONResponse
 from kuwa.gateway.uploads import read_upload
 from kuwa.rooms import Rooms
 from kuwa.schemas import app
-from kuwa.web.core import current_user, page, web_state
+from kuwa.web.core import page, web_state
+from kuwa.web.room_api import TAB, user_of
 
-TAB = "tab_Room"
 UPLOAD = "Room_update_upload_file"
 KNOWLEDGE = "Store_update_modify_bot"
 
@@ -35,12 +35,6 @@ KNOWLEDGE = "Store_update_modify_bot"
 def documents_of(request: Request) -> Documents:
     web = web_state(request)
     return Documents(web.rooms.db, web.settings)
-
-
-async def _user(request: Request) -> UserInfo:
-    user = await current_user(request)
-    assert user is not None  # page() let only a signed-in user through
-    return user
 
 
 async def _add(
@@ -57,9 +51,8 @@ async def _add(
     return JSONResponse(document_json(row), status_code=201)
 
 
-# --- a room's files -------------------------------------------------------------------------
-@page(UPLOAD)
-@endpoint(
+# A document uploaded to a room or to a bot's knowledge: the file as the body or as a form.
+_upload_endpoint = endpoint(
     form=app.RoomUpload,
     upload=("application/octet-stream",),
     query=app.UploadQuery,
@@ -67,12 +60,17 @@ async def _add(
     status=201,
     errors=(400, 404, 413),
 )
+
+
+# --- a room's files -------------------------------------------------------------------------
+@page(UPLOAD)
+@_upload_endpoint
 async def app_room_upload(request: Request) -> Response:
     """Add a document to a room (participants)
 
     The body is the file (``?name=``) or a multipart form with a ``file`` part. Every model
     of the room answers from the room's documents."""
-    user = await _user(request)
+    user = await user_of(request)
     room_id = int(request.path_params["room_id"])
     rooms: Rooms = web_state(request).rooms
     await run_in_threadpool(rooms.require, room_id, user.id, user.group, "participant")
@@ -83,7 +81,7 @@ async def app_room_upload(request: Request) -> Response:
 @endpoint(answer=app.FileListing, errors=(404,))
 async def app_room_files(request: Request) -> Response:
     """A room's documents, oldest first (viewers)"""
-    user = await _user(request)
+    user = await user_of(request)
     room_id = int(request.path_params["room_id"])
     rooms: Rooms = web_state(request).rooms
     await run_in_threadpool(rooms.require, room_id, user.id, user.group, "viewer")
@@ -108,17 +106,10 @@ async def _editable_bot(request: Request, user: UserInfo) -> int:
 
 
 @page(KNOWLEDGE)
-@endpoint(
-    form=app.RoomUpload,
-    upload=("application/octet-stream",),
-    query=app.UploadQuery,
-    answer=app.AppFile,
-    status=201,
-    errors=(400, 404, 413),
-)
+@_upload_endpoint
 async def app_bot_upload(request: Request) -> Response:
     """Add a document to a bot's knowledge (its owner)"""
-    user = await _user(request)
+    user = await user_of(request)
     bot_id = await _editable_bot(request, user)
     return await _add(request, user, bot_id=bot_id)
 
@@ -127,7 +118,7 @@ async def app_bot_upload(request: Request) -> Response:
 @endpoint(answer=app.FileListing, errors=(404,))
 async def app_bot_files(request: Request) -> Response:
     """A bot's knowledge: its documents"""
-    user = await _user(request)
+    user = await user_of(request)
     bot_id = await _editable_bot(request, user)
     rows = await run_in_threadpool(documents_of(request).of_bot, bot_id)
     return JSONResponse({"files": [document_json(r) for r in rows]})
@@ -215,7 +206,7 @@ def import_room_files(
 @endpoint(answer=app.AppFile, errors=(404,))
 async def app_file(request: Request) -> Response:
     """One document and how far its indexing is"""
-    user = await _user(request)
+    user = await user_of(request)
     uid = str(request.path_params["file_id"])
     row = await run_in_threadpool(documents_of(request).require, uid, user, "read")
     return JSONResponse(document_json(row))
@@ -227,7 +218,7 @@ async def app_file_content(request: Request) -> Response:
     """The file as uploaded, always as a download
 
     Never shown inline: an HTML file must not run in Kuwa's origin."""
-    user = await _user(request)
+    user = await user_of(request)
     docs = documents_of(request)
     uid = str(request.path_params["file_id"])
     row = await run_in_threadpool(docs.require, uid, user, "read")
@@ -253,7 +244,7 @@ def download(row: dict[str, Any], data: bytes) -> Response:
 @endpoint(answer=app.Empty, errors=(404,))
 async def app_file_delete(request: Request) -> Response:
     """Delete a document (its uploader or the room's owner)"""
-    user = await _user(request)
+    user = await user_of(request)
     docs = documents_of(request)
     uid = str(request.path_params["file_id"])
     row = await run_in_threadpool(docs.require, uid, user, "delete")

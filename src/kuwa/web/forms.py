@@ -17,6 +17,7 @@ from msgspec import Meta
 from kuwa.accounts import PROVIDERS
 
 Password = Annotated[str, Meta(extra_json_schema={"format": "password"})]
+PasswordAgain = Annotated[Password, Meta(description="The new password again.")]
 Tick = Annotated[str, Meta(description="A checkbox: `on` (or yes, 1, true) when ticked.")]
 Yes = Annotated[Literal["yes", ""], Meta(description="A checkbox: `yes` when ticked.")]
 Number = Annotated[str, Meta(description="A number, or empty for the default.")]
@@ -51,13 +52,13 @@ class Forgot(Form):
 class Reset(Form):
     code: str = ""
     password: Password = ""
-    password2: Annotated[Password, Meta(description="The new password again.")] = ""
+    password2: PasswordAgain = ""
 
 
 class PasswordChange(Form):
     current: Password = ""
     password: Password = ""
-    password2: Annotated[Password, Meta(description="The new password again.")] = ""
+    password2: PasswordAgain = ""
 
 
 class Terms(Form):

@@ -1,6 +1,7 @@
 """What the chat UI's room API modules share (:mod:`kuwa.web.rooms`, ``sharing``,
-``transfer``, ``arena``): the signed-in user, a path's room id, access checks and the room as
-the page reads it. One floor below them all, so none of them imports another's helpers."""
+``transfer``, ``arena``, ``documents``, ``trash``): the signed-in user, a path's room id,
+access checks and the room as the page reads it. One floor below them all, so none of them
+imports another's helpers."""
 
 from __future__ import annotations
 
@@ -44,6 +45,14 @@ async def require(request: Request, room_id: int, at_least: str) -> str:
     return await run_in_threadpool(
         rooms_of(request).require, room_id, user.id, user.group, at_least
     )
+
+
+async def path_room(request: Request, at_least: str) -> int:
+    """The path's ``room_id``, where the user's role is at least ``at_least`` (else
+    PermissionDenied/NotFound)."""
+    room_id = path_id(request, "room_id")
+    await require(request, room_id, at_least)
+    return room_id
 
 
 def not_blinded(room: dict[str, Any]) -> None:

@@ -42,6 +42,7 @@ from kuwa.web.room_api import (
     TAB,
     blind_mode,
     path_id,
+    path_room,
     require,
     room_json,
     rooms_of,
@@ -214,8 +215,7 @@ async def app_create_room(request: Request, body: app.NewRoom) -> Response:
 @endpoint(answer=app.Room, errors=(404,))
 async def app_room(request: Request) -> Response:
     """A room with its messages"""
-    room_id = path_id(request, "room_id")
-    await require(request, room_id, "viewer")
+    room_id = await path_room(request, "viewer")
     return JSONResponse(await room_json(request, room_id))
 
 
@@ -223,8 +223,7 @@ async def app_room(request: Request) -> Response:
 @endpoint(body=app.RoomChange, answer=app.Room, errors=(400, 404, 409))
 async def app_update_room(request: Request, body: app.RoomChange) -> Response:
     """Change a room (owner)"""
-    room_id = path_id(request, "room_id")
-    await require(request, room_id, "owner")
+    room_id = await path_room(request, "owner")
     models = body.models
     if models is not None:
         for code in models:
@@ -255,8 +254,7 @@ async def app_update_room(request: Request, body: app.RoomChange) -> Response:
 @endpoint(answer=app.Empty, errors=(404,))
 async def app_delete_room(request: Request) -> Response:
     """Delete a room (owner; it goes to the trash)"""
-    room_id = path_id(request, "room_id")
-    await require(request, room_id, "owner")
+    room_id = await path_room(request, "owner")
     await runner_of(request).stop(room_id)
     await run_in_threadpool(rooms_of(request).delete, room_id)
     await run_in_threadpool(delete_room_files, request, room_id)
@@ -270,8 +268,7 @@ async def app_delete_room(request: Request) -> Response:
 async def app_send(request: Request, body: app.Prompt) -> Response:
     """Send a prompt to the room's models"""
     user = await user_of(request)
-    room_id = path_id(request, "room_id")
-    await require(request, room_id, "participant")
+    room_id = await path_room(request, "participant")
     content = body.content
     room = await run_in_threadpool(
         lambda: rooms_of(request).get(room_id, user.id, with_messages=False)
@@ -317,8 +314,7 @@ async def app_send(request: Request, body: app.Prompt) -> Response:
 @endpoint(answer=app.Stopped, errors=(404,))
 async def app_stop(request: Request) -> Response:
     """Stop every running answer of the room"""
-    room_id = path_id(request, "room_id")
-    await require(request, room_id, "participant")
+    room_id = await path_room(request, "participant")
     return JSONResponse({"stopped": await runner_of(request).stop(room_id)})
 
 
@@ -433,8 +429,7 @@ async def app_translate(request: Request, body: app.Translate) -> Response:
 async def app_events(request: Request) -> Response:
     """The room's live events"""
     user = await user_of(request)
-    room_id = path_id(request, "room_id")
-    await require(request, room_id, "viewer")
+    room_id = await path_room(request, "viewer")
     return SSEResponse(room_events(runner_of(request), user, room_id))
 
 

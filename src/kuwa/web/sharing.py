@@ -19,8 +19,7 @@ from kuwa.web.core import SIGNED_IN, error_page, page, render, render_markdown, 
 from kuwa.web.room_api import (
     TAB,
     not_blinded,
-    path_id,
-    require,
+    path_room,
     room_json,
     rooms_of,
     runner_of,
@@ -36,8 +35,7 @@ def _sharing(request: Request) -> Sharing:
 @endpoint(body=app.Share, answer=app.Room, errors=(400, 404))
 async def app_share(request: Request, body: app.Share) -> Response:
     """Share a room with a user or a group (owner)"""
-    room_id = path_id(request, "room_id")
-    await require(request, room_id, "owner")
+    room_id = await path_room(request, "owner")
     role = body.role
     store = web_state(request).store
     user_id = group_id = None
@@ -64,8 +62,7 @@ async def app_share(request: Request, body: app.Share) -> Response:
 @endpoint(body=app.LinkSwitch, answer=app.Room, errors=(400, 404, 409))
 async def app_link(request: Request, body: app.LinkSwitch) -> Response:
     """Turn the room's read-only link on or off (owner)"""
-    room_id = path_id(request, "room_id")
-    await require(request, room_id, "owner")
+    room_id = await path_room(request, "owner")
     enabled = body.enabled
     user = await user_of(request)
     not_blinded(

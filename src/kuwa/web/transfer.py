@@ -30,8 +30,7 @@ from kuwa.web.documents import UPLOAD, import_room_files, room_files_export
 from kuwa.web.room_api import (
     SEND,
     not_blinded,
-    path_id,
-    require,
+    path_room,
     rooms_of,
     runner_of,
     user_of,
@@ -57,8 +56,7 @@ async def app_export(request: Request) -> Response:
     from kuwa.rooms import formats
 
     user = await user_of(request)
-    room_id = path_id(request, "room_id")
-    await require(request, room_id, "viewer")
+    room_id = await path_room(request, "viewer")
     kind = request.query_params.get("format", "json")
     if kind not in EXPORT_TYPES:
         raise InvalidRequestError("format must be json, tsv or docx", param="format")
@@ -108,8 +106,7 @@ async def app_import(request: Request) -> Response:
     from kuwa.rooms import formats, formats_parser
 
     user = await user_of(request)
-    room_id = path_id(request, "room_id")
-    await require(request, room_id, "participant")
+    room_id = await path_room(request, "participant")
     if not user.can(SEND):
         raise PermissionDeniedError("Your account may not send messages.")
     rooms = rooms_of(request)

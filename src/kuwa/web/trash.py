@@ -12,21 +12,12 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
-from kuwa.accounts import UserInfo
 from kuwa.gateway.endpoint import endpoint
 from kuwa.gateway.http import JSONResponse
 from kuwa.rooms import Trash
 from kuwa.schemas import app
-from kuwa.web.core import current_user, page, system_config, web_state
-from kuwa.web.live import RoomRunner
-
-TAB = "tab_Room"
-
-
-async def _user(request: Request) -> UserInfo:
-    user = await current_user(request)
-    assert user is not None  # page() let only a signed-in user through
-    return user
+from kuwa.web.core import page, system_config, web_state
+from kuwa.web.room_api import TAB, path_id, runner_of, user_of
 
 
 def _trash(request: Request) -> Trash:
@@ -41,24 +32,19 @@ async def _days(request: Request) -> int:
 @endpoint(answer=app.Trash)
 async def app_trash(request: Request) -> Response:
     """Your deleted rooms and messages, while they are kept"""
-    user = await _user(request)
+    user = await user_of(request)
     days = await _days(request)
     trash = _trash(request)
     await run_in_threadpool(trash.purge_expired, days)
     return JSONResponse(await run_in_threadpool(trash.contents, user.id, days))
 
 
-def _runner(request: Request) -> RoomRunner:
-    runner: RoomRunner = web_state(request).runner
-    return runner
-
-
 @page(TAB)
 @endpoint(answer=app.Empty, errors=(404,))
 async def app_restore_room(request: Request) -> Response:
     """Restore a deleted room"""
-    user = await _user(request)
-    room_id = int(request.path_params["room_id"])
+    user = await user_of(request)
+    room_id = path_id(request, "room_id")
     await run_in_threadpool(_trash(request).restore_room, room_id, user.id)
     return JSONResponse({})
 
@@ -67,8 +53,8 @@ async def app_restore_room(request: Request) -> Response:
 @endpoint(answer=app.Empty, errors=(404,))
 async def app_purge_room(request: Request) -> Response:
     """Delete a room for good"""
-    user = await _user(request)
-    room_id = int(request.path_params["room_id"])
+    user = await user_of(request)
+    room_id = path_id(request, "room_id")
     await run_in_threadpool(_trash(request).purge_room, room_id, user.id)
     return JSONResponse({})
 
@@ -77,10 +63,10 @@ async def app_purge_room(request: Request) -> Response:
 @endpoint(answer=app.Restored, errors=(404,))
 async def app_restore_message(request: Request) -> Response:
     """Restore a deleted message"""
-    user = await _user(request)
-    message_id = int(request.path_params["message_id"])
+    user = await user_of(request)
+    message_id = path_id(request, "message_id")
     room_id = await run_in_threadpool(_trash(request).restore_message, message_id, user.id)
-    await _runner(request).publish(room_id, {"type": "message", "id": message_id})
+    await runner_of(request).publish(room_id, {"type": "message", "id": message_id})
     return JSONResponse({"room": room_id})
 
 
@@ -88,8 +74,8 @@ async def app_restore_message(request: Request) -> Response:
 @endpoint(answer=app.Empty, errors=(404,))
 async def app_purge_message(request: Request) -> Response:
     """Delete a message for good"""
-    user = await _user(request)
-    message_id = int(request.path_params["message_id"])
+    user = await user_of(request)
+    message_id = path_id(request, "message_id")
     await run_in_threadpool(_trash(request).purge_message, message_id, user.id)
     return JSONResponse({})
 

@@ -1,7 +1,7 @@
 """Setting values: a ``KUWA_*`` string turned into the field's type, or
-:class:`SettingsError` naming the setting. The rules a whole :class:`~kuwa.settings.Settings`
-must satisfy are its ``validate`` (this module knows no settings, so settings imports it one
-way)."""
+:class:`SettingsError` naming the setting, and the documentation a field carries. The rules a
+whole :class:`~kuwa.settings.Settings` must satisfy are its ``validate`` (this module knows no
+settings, so the groups of settings and :mod:`.core` import it one way)."""
 
 from __future__ import annotations
 
@@ -13,6 +13,11 @@ from typing import Any
 
 class SettingsError(ValueError):
     """A ``KUWA_*`` variable or option has a bad name or value."""
+
+
+def doc(text: str) -> dict[str, str]:
+    """A field's metadata: its line in docs/configuration.md."""
+    return {"doc": text}
 
 
 def convert(name: str, raw: str, tp: Any) -> Any:
