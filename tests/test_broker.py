@@ -6,7 +6,9 @@ import asyncio
 import time
 
 import pytest
+import redis as sync_redis
 import redis.asyncio as aioredis
+from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from kuwa import keys
 from kuwa.broker import (
@@ -384,6 +386,47 @@ async def test_two_readers_of_one_job_and_one_leaves(redis: aioredis.Redis, hub:
     assert "".join(c.text for c in got) == "a b"
     await first.close()
     assert hub.active == 0
+
+
+async def test_a_command_leaves_in_the_step_that_sends_it(
+    redis: aioredis.Redis, redis_url: str
+) -> None:
+    """A command is written to Redis by the task that sends it, before the event loop runs
+    anything else: redis-py's write under ``asyncio.wait_for`` (Python 3.11) waited for a
+    task of its own, so under a burst an enqueue reached Redis a loop pass or two late."""
+    await redis.ping()  # a pooled, connected connection
+    sender = asyncio.create_task(redis.set("kuwa:test:sent", "1"))
+    await asyncio.sleep(0)  # the sender's first step ran; nothing after it has yet
+    check = sync_redis.Redis.from_url(redis_url)
+    try:
+        deadline = time.monotonic() + 2
+        seen = check.get("kuwa:test:sent")  # the event loop stays blocked while we look
+        while seen is None and time.monotonic() < deadline:
+            time.sleep(0.005)
+            seen = check.get("kuwa:test:sent")
+    finally:
+        check.close()
+    await sender
+    assert seen == b"1"
+
+
+async def test_a_write_that_cannot_finish_times_out(redis: aioredis.Redis) -> None:
+    """Writing still times out after ``socket_timeout`` (a full socket buffer whose reader
+    is gone), as a redis-py ``TimeoutError`` that the client's retries know."""
+    conn = await redis.connection_pool.get_connection()
+    try:
+        conn.socket_timeout = 0.05
+        blocked = asyncio.get_running_loop().create_future()
+
+        async def never_drains() -> None:
+            await blocked
+
+        conn._writer.drain = never_drains  # the buffer never empties
+        with pytest.raises(RedisTimeoutError, match="Timeout writing"):
+            await conn.send_packed_command(conn.pack_command("PING"))
+        assert conn.socket_timeout == 0.05  # restored
+    finally:
+        await redis.connection_pool.release(conn)
 
 
 async def test_cancel_and_wait_cancels_again_a_task_that_swallowed_it() -> None:
