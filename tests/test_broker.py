@@ -68,6 +68,58 @@ async def test_enqueue_and_read_back(redis: aioredis.Redis) -> None:
     assert await queue.owner_and_status(job.id) == ("", "running")
 
 
+async def test_take_marks_the_jobs_started_in_the_same_step(redis: aioredis.Redis) -> None:
+    """``take`` hands out the waiting jobs, in order, already running on the executor, with
+    ``started`` by Redis's clock and a cancelled-while-queued flag; nothing waiting: nothing
+    taken (it never blocks)."""
+    await register(redis, "echo")
+    queue = JobQueue(redis)
+    jobs = [make_job(text=f"job {n}") for n in range(3)]
+    for job in jobs:
+        await queue.enqueue(job)
+    await queue.cancel(jobs[1].id)
+    before = time.time()
+    taken = await queue.take("ex-1", ["echo"], 10)
+    after = time.time()
+    assert [(q.code, q.job, cancelled) for q, cancelled in taken] == [
+        ("echo", jobs[0], False),
+        ("echo", jobs[1], True),
+        ("echo", jobs[2], False),
+    ]
+    for job in jobs:
+        state = await queue.state(job.id)
+        assert (state["status"], state["executor"]) == ("running", "ex-1")
+        assert before - 0.01 <= float(state["started"]) <= after + 0.01
+    assert await queue.take("ex-1", ["echo"], 10) == []
+    assert await queue.consumers(["echo"]) == {"echo": {"ex-1": 3}}  # its pending entries
+
+
+async def test_take_takes_no_more_than_asked(redis: aioredis.Redis) -> None:
+    await register(redis, "echo")
+    queue = JobQueue(redis)
+    for _ in range(5):
+        await queue.enqueue(make_job())
+    first = await queue.take("ex-1", ["echo"], 2)
+    second = await queue.take("ex-1", ["echo"], 10)
+    assert (len(first), len(second)) == (2, 3)
+
+
+async def test_a_blocking_reads_jobs_started_when_it_was_served(redis: aioredis.Redis) -> None:
+    """Jobs a blocking read was handed are marked started as of the moment the read was
+    served, not when the executor got round to marking them (its event loop was busy)."""
+    await register(redis, "echo")
+    queue = JobQueue(redis)
+    job = make_job()
+    await queue.enqueue(job)
+    got = await queue.read("ex-1", ["echo"], count=10, block_ms=100)
+    served = time.time()
+    await asyncio.sleep(0.2)  # a busy executor
+    assert await queue.start(got, "ex-1") == [False]
+    state = await queue.state(job.id)
+    assert state["status"] == "running"
+    assert abs(float(state["started"]) - served) < 0.05, float(state["started"]) - served
+
+
 async def test_read_takes_only_as_many_jobs_as_asked(redis: aioredis.Redis) -> None:
     await register(redis, "echo")
     queue = JobQueue(redis)
@@ -358,6 +410,11 @@ async def test_enqueue_survives_a_flushed_script_cache(redis: aioredis.Redis) ->
     await redis.script_flush()  # e.g. Redis restarted between two requests
     await queue.enqueue(make_job())
     assert await redis.xlen(keys.queue_stream("echo")) == 2
+    await redis.script_flush()
+    assert len(await queue.take("ex-1", ["echo"], 1)) == 1
+    await redis.script_flush()
+    got = await queue.read("ex-1", ["echo"], count=1, block_ms=100)
+    assert await queue.start(got, "ex-1") == [False]
 
 
 async def test_reader_of_a_job_redis_lost_gets_an_error(redis: aioredis.Redis, hub: Hub) -> None:

@@ -178,24 +178,43 @@ class ExecutorRuntime:
                 await self._slot_freed.wait()
                 continue
             try:
-                jobs = await self.queue.read(self.id, self.codes, free, READ_BLOCK_MS)
+                taken = await self._take(free)
             except (RedisError, OSError) as exc:
                 log.warning("executor %s: reading jobs failed (%s); retrying", self.id, exc)
                 await asyncio.sleep(0.5)
                 continue
-            if not jobs:
+            if not taken:
                 if burst and not self.running:
                     return "burst: queues empty"
                 continue
-            self._held.update(q.code for q in jobs)
+            self._held.update(q.code for q, _ in taken)
             if len(self.codes) > 1:  # slots taken on one queue are not free for the others
                 self._report_wanted.set()
-            cancelled = await self.queue.start(jobs, self.id)
-            for q, was_cancelled in zip(jobs, cancelled, strict=True):
+            unstarted = []
+            for q, was_cancelled in taken:
                 if was_cancelled:
-                    await self._finish_unstarted(q)
+                    unstarted.append(q)
+                elif len(self.running) < slots:
+                    self._launch(q)  # before anything else awaits: the job runs at once
                 else:
                     self.backlog.append(q)
+            for q in unstarted:
+                await self._finish_unstarted(q)
+
+    async def _take(self, free: int) -> list[tuple[QueuedJob, bool]]:
+        """Jobs for ``free`` slots, marked started, each with whether it was cancelled while
+        queued: the jobs waiting now, taken and marked in one step; when none waits, a
+        blocking read (Redis hands it the first job the moment it is queued), then marked.
+        Taking again as soon as jobs were launched, in one round trip, keeps the jobs of a
+        burst from waiting for the rounds of the jobs already running."""
+        taken = await self.queue.take(self.id, self.codes, free)
+        if taken:
+            return taken
+        jobs = await self.queue.read(self.id, self.codes, free, READ_BLOCK_MS)
+        if not jobs:
+            return []
+        cancelled = await self.queue.start(jobs, self.id)
+        return list(zip(jobs, cancelled, strict=True))
 
     def offered_slots(self) -> dict[str, int]:
         """The slots this executor offers each of its queues: all of them less those busy
