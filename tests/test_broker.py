@@ -120,6 +120,24 @@ async def test_a_blocking_reads_jobs_started_when_it_was_served(redis: aioredis.
     assert abs(float(state["started"]) - served) < 0.05, float(state["started"]) - served
 
 
+async def test_take_marks_a_reads_jobs_and_takes_those_that_came_since(
+    redis: aioredis.Redis,
+) -> None:
+    await register(redis, "echo")
+    queue = JobQueue(redis)
+    first, second, third = (make_job(text=f"job {n}") for n in range(3))
+    await queue.enqueue(first)
+    got = await queue.read("ex-1", ["echo"], count=10, block_ms=100)
+    await queue.enqueue(second)
+    await queue.enqueue(third)
+    await queue.cancel(third.id)
+    taken = await queue.take("ex-1", ["echo"], 1, got)  # one more at most
+    assert [(q.job, cancelled) for q, cancelled in taken] == [(first, False), (second, False)]
+    for job in (first, second):
+        assert (await queue.state(job.id))["status"] == "running"
+    assert [(q.job, c) for q, c in await queue.take("ex-1", ["echo"], 5)] == [(third, True)]
+
+
 async def test_read_takes_only_as_many_jobs_as_asked(redis: aioredis.Redis) -> None:
     await register(redis, "echo")
     queue = JobQueue(redis)

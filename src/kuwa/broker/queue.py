@@ -245,38 +245,38 @@ class JobQueue:
         return await self._refill_many(slots, executor)
 
     async def take(
-        self, consumer: str, codes: list[str], count: int
+        self, consumer: str, codes: list[str], count: int, read: Sequence[QueuedJob] = ()
     ) -> list[tuple[QueuedJob, bool]]:
-        """Up to ``count`` new jobs per queue, marked running in the same step, each with
-        whether it was cancelled while queued; never waits (none waiting: none taken).
+        """Take up to ``count`` new jobs per queue and mark them running, and the jobs that
+        :meth:`read` returned (``read``) too, in one step: each job with whether it was
+        cancelled while queued, ``read`` first. Never waits: none waiting, none taken.
 
-        Their ``started`` is when the queue handed them out, by Redis's clock (take.lua), not
-        when this process gets to look at the reply. Taking them makes them the executor's
-        pending entries, so its free slots go down in the same step; the queues are then
-        refilled, for jobs taken beyond the slots offered (an executor that offers none, or
-        serves several queues)."""
-        replies = await self._take_many(consumer, {code: (count, []) for code in codes})
+        ``started`` is when the queue handed a job out, by Redis's clock (take.lua): now for
+        the new jobs, when the read was served (to the millisecond) for ``read``; never when
+        this process got round to the reply. Taking jobs makes them the executor's pending
+        entries, so its free slots go down in the same step; the queues are then refilled,
+        for jobs taken beyond the slots offered (an executor that offers none, or serves
+        several queues)."""
+        calls: dict[str, tuple[int, list[QueuedJob]]] = {code: (count, []) for code in codes}
+        for q in read:
+            calls.setdefault(q.code, (count, []))[1].append(q)
+        replies = await self._take_many(consumer, calls)
+        cancelled: dict[str, bool] = {}
         taken: list[tuple[QueuedJob, bool]] = []
         for code, reply in replies.items():
-            for i in range(0, len(reply), 3):
-                entry_id, payload, cancelled = reply[i : i + 3]
-                taken.append((QueuedJob(code, entry_id, Job.decode(payload)), bool(cancelled)))
-        return taken
+            marked = calls[code][1]
+            for q, flag in zip(marked, reply[: len(marked)], strict=True):
+                cancelled[q.job.id] = bool(flag)
+            new = reply[len(marked) :]
+            for i in range(0, len(new), 3):
+                entry_id, payload, flag = new[i : i + 3]
+                taken.append((QueuedJob(code, entry_id, Job.decode(payload)), bool(flag)))
+        return [(q, cancelled.get(q.job.id, False)) for q in read] + taken
 
     async def start(self, jobs: list[QueuedJob], executor: str) -> list[bool]:
-        """Mark jobs that :meth:`read` returned running; returns for each whether it was
-        cancelled while queued. Their ``started`` is when the blocking read was served (by
-        Redis's clock, to the millisecond), as for :meth:`take`. The queues are refilled in
-        the same step."""
-        marks: dict[str, tuple[int, list[QueuedJob]]] = {}
-        for q in jobs:
-            marks.setdefault(q.code, (0, []))[1].append(q)
-        replies = await self._take_many(executor, marks)
-        flags = {q.job.id: False for q in jobs}
-        for code, reply in replies.items():
-            for q, cancelled in zip(marks[code][1], reply, strict=True):
-                flags[q.job.id] = bool(cancelled)
-        return [flags[q.job.id] for q in jobs]
+        """Mark jobs that :meth:`read` returned running (:meth:`take` taking none); for
+        each, whether it was cancelled while queued."""
+        return [flag for _, flag in await self.take(executor, [], 0, jobs)]
 
     async def _take_many(
         self, consumer: str, calls: dict[str, tuple[int, list[QueuedJob]]]

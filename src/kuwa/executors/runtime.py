@@ -103,6 +103,7 @@ class ExecutorRuntime:
         self._unpublished: set[str] = set()  # jobs stopped because Redis lost their chunks
         self.backlog: deque[QueuedJob] = deque()
         self._slot_freed = asyncio.Event()
+        self._more_waiting = False  # the last take found jobs: take again before blocking
         self._held: Counter[str] = Counter()  # jobs taken and not finished, by access code
         self._report_wanted = asyncio.Event()  # the slots offered to the queues changed
         self._stopping = asyncio.Event()
@@ -203,18 +204,23 @@ class ExecutorRuntime:
 
     async def _take(self, free: int) -> list[tuple[QueuedJob, bool]]:
         """Jobs for ``free`` slots, marked started, each with whether it was cancelled while
-        queued: the jobs waiting now, taken and marked in one step; when none waits, a
-        blocking read (Redis hands it the first job the moment it is queued), then marked.
-        Taking again as soon as jobs were launched, in one round trip, keeps the jobs of a
-        burst from waiting for the rounds of the jobs already running."""
-        taken = await self.queue.take(self.id, self.codes, free)
-        if taken:
-            return taken
+        queued. While jobs keep coming (the last step found some it had not waited for),
+        the jobs waiting now, taken and marked in one step (take.lua); otherwise a blocking
+        read (Redis hands it the first job the moment it is queued), then one step that marks
+        those and takes any that came meanwhile. The work loop launches them and is back here
+        before they run, so the jobs of a burst do not wait for the work of those already
+        running, and a job costs two round trips only when jobs come one at a time."""
+        if self._more_waiting:
+            taken = await self.queue.take(self.id, self.codes, free)
+            self._more_waiting = bool(taken)
+            if taken:
+                return taken
         jobs = await self.queue.read(self.id, self.codes, free, READ_BLOCK_MS)
         if not jobs:
             return []
-        cancelled = await self.queue.start(jobs, self.id)
-        return list(zip(jobs, cancelled, strict=True))
+        taken = await self.queue.take(self.id, self.codes, max(0, free - len(jobs)), jobs)
+        self._more_waiting = len(taken) > len(jobs)
+        return taken
 
     def offered_slots(self) -> dict[str, int]:
         """The slots this executor offers each of its queues: all of them less those busy
