@@ -23,6 +23,9 @@ streams on free slots, the time from queued to started read from the jobs' state
         [--rounds 3] [--burst 256] [--idle-streams 10000] [--plot PNG] [--json OUT]
         [--profile DIR]
 
+``--profile DIR`` runs py-spy on the servers during the highest concurrency level and during
+the bursts (every gateway process and the executor).
+
 This is a benchmark, not a test: it prints figures and whether the issue's targets were
 met, and exits 0 unless the stack could not be started.
 """
@@ -447,7 +450,17 @@ def main() -> None:
             results["burst"] = []
             try:
                 for answer in (1, None):  # the pull alone; then while the burst streams
-                    burst = queue_wait.measure(bench.ask, client, args.burst, args.rounds, answer)
+                    profilers: list[subprocess.Popen[bytes]] = []
+                    if args.profile is not None:
+                        names = [n for n in bench.pids if n.startswith(("gateway", "executor"))]
+                        folder = args.profile / f"burst-{answer or 'whole'}"
+                        profilers = start_profilers({n: bench.pids[n] for n in names}, folder)
+                    try:
+                        burst = queue_wait.measure(
+                            bench.ask, client, args.burst, args.rounds, answer
+                        )
+                    finally:
+                        stop_profilers(profilers)
                     results["burst"].append(burst)
                     loads.append(os.getloadavg()[0])
                     print("\n".join(queue_wait.report_lines(burst)), flush=True)

@@ -6,7 +6,9 @@ import asyncio
 import time
 
 import pytest
+import redis as sync_redis
 import redis.asyncio as aioredis
+from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from kuwa import keys
 from kuwa.broker import (
@@ -64,6 +66,76 @@ async def test_enqueue_and_read_back(redis: aioredis.Redis) -> None:
     assert await queue.owner_and_status(job.id) == ("", "queued")
     await queue.start(got, "ex-1")
     assert await queue.owner_and_status(job.id) == ("", "running")
+
+
+async def test_take_marks_the_jobs_started_in_the_same_step(redis: aioredis.Redis) -> None:
+    """``take`` hands out the waiting jobs, in order, already running on the executor, with
+    ``started`` by Redis's clock and a cancelled-while-queued flag; nothing waiting: nothing
+    taken (it never blocks)."""
+    await register(redis, "echo")
+    queue = JobQueue(redis)
+    jobs = [make_job(text=f"job {n}") for n in range(3)]
+    for job in jobs:
+        await queue.enqueue(job)
+    await queue.cancel(jobs[1].id)
+    before = time.time()
+    taken = await queue.take("ex-1", ["echo"], 10)
+    after = time.time()
+    assert [(q.code, q.job, cancelled) for q, cancelled in taken] == [
+        ("echo", jobs[0], False),
+        ("echo", jobs[1], True),
+        ("echo", jobs[2], False),
+    ]
+    for job in jobs:
+        state = await queue.state(job.id)
+        assert (state["status"], state["executor"]) == ("running", "ex-1")
+        assert before - 0.01 <= float(state["started"]) <= after + 0.01
+    assert await queue.take("ex-1", ["echo"], 10) == []
+    assert await queue.consumers(["echo"]) == {"echo": {"ex-1": 3}}  # its pending entries
+
+
+async def test_take_takes_no_more_than_asked(redis: aioredis.Redis) -> None:
+    await register(redis, "echo")
+    queue = JobQueue(redis)
+    for _ in range(5):
+        await queue.enqueue(make_job())
+    first = await queue.take("ex-1", ["echo"], 2)
+    second = await queue.take("ex-1", ["echo"], 10)
+    assert (len(first), len(second)) == (2, 3)
+
+
+async def test_a_blocking_reads_jobs_started_when_it_was_served(redis: aioredis.Redis) -> None:
+    """Jobs a blocking read was handed are marked started as of the moment the read was
+    served, not when the executor got round to marking them (its event loop was busy)."""
+    await register(redis, "echo")
+    queue = JobQueue(redis)
+    job = make_job()
+    await queue.enqueue(job)
+    got = await queue.read("ex-1", ["echo"], count=10, block_ms=100)
+    served = time.time()
+    await asyncio.sleep(0.2)  # a busy executor
+    assert await queue.start(got, "ex-1") == [False]
+    state = await queue.state(job.id)
+    assert state["status"] == "running"
+    assert abs(float(state["started"]) - served) < 0.05, float(state["started"]) - served
+
+
+async def test_take_marks_a_reads_jobs_and_takes_those_that_came_since(
+    redis: aioredis.Redis,
+) -> None:
+    await register(redis, "echo")
+    queue = JobQueue(redis)
+    first, second, third = (make_job(text=f"job {n}") for n in range(3))
+    await queue.enqueue(first)
+    got = await queue.read("ex-1", ["echo"], count=10, block_ms=100)
+    await queue.enqueue(second)
+    await queue.enqueue(third)
+    await queue.cancel(third.id)
+    taken = await queue.take("ex-1", ["echo"], 1, got)  # one more at most
+    assert [(q.job, cancelled) for q, cancelled in taken] == [(first, False), (second, False)]
+    for job in (first, second):
+        assert (await queue.state(job.id))["status"] == "running"
+    assert [(q.job, c) for q, c in await queue.take("ex-1", ["echo"], 5)] == [(third, True)]
 
 
 async def test_read_takes_only_as_many_jobs_as_asked(redis: aioredis.Redis) -> None:
@@ -359,6 +431,11 @@ async def test_enqueue_survives_a_flushed_script_cache(redis: aioredis.Redis) ->
     await redis.script_flush()  # e.g. Redis restarted between two requests
     await queue.enqueue(make_job())
     assert await redis.xlen(keys.queue_stream("echo")) == 2
+    await redis.script_flush()
+    assert len(await queue.take("ex-1", ["echo"], 1)) == 1
+    await redis.script_flush()
+    got = await queue.read("ex-1", ["echo"], count=1, block_ms=100)
+    assert await queue.start(got, "ex-1") == [False]
 
 
 async def test_reader_of_a_job_redis_lost_gets_an_error(redis: aioredis.Redis, hub: Hub) -> None:
@@ -387,6 +464,47 @@ async def test_two_readers_of_one_job_and_one_leaves(redis: aioredis.Redis, hub:
     assert "".join(c.text for c in got) == "a b"
     await first.close()
     assert hub.active == 0
+
+
+async def test_a_command_leaves_in_the_step_that_sends_it(
+    redis: aioredis.Redis, redis_url: str
+) -> None:
+    """A command is written to Redis by the task that sends it, before the event loop runs
+    anything else: redis-py's write under ``asyncio.wait_for`` (Python 3.11) waited for a
+    task of its own, so under a burst an enqueue reached Redis a loop pass or two late."""
+    await redis.ping()  # a pooled, connected connection
+    sender = asyncio.create_task(redis.set("kuwa:test:sent", "1"))
+    await asyncio.sleep(0)  # the sender's first step ran; nothing after it has yet
+    check = sync_redis.Redis.from_url(redis_url)
+    try:
+        deadline = time.monotonic() + 2
+        seen = check.get("kuwa:test:sent")  # the event loop stays blocked while we look
+        while seen is None and time.monotonic() < deadline:
+            time.sleep(0.005)
+            seen = check.get("kuwa:test:sent")
+    finally:
+        check.close()
+    await sender
+    assert seen == b"1"
+
+
+async def test_a_write_that_cannot_finish_times_out(redis: aioredis.Redis) -> None:
+    """Writing still times out after ``socket_timeout`` (a full socket buffer whose reader
+    is gone), as a redis-py ``TimeoutError`` that the client's retries know."""
+    conn = await redis.connection_pool.get_connection()
+    try:
+        conn.socket_timeout = 0.05
+        blocked = asyncio.get_running_loop().create_future()
+
+        async def never_drains() -> None:
+            await blocked
+
+        conn._writer.drain = never_drains  # the buffer never empties
+        with pytest.raises(RedisTimeoutError, match="Timeout writing"):
+            await conn.send_packed_command(conn.pack_command("PING"))
+        assert conn.socket_timeout == 0.05  # restored
+    finally:
+        await redis.connection_pool.release(conn)
 
 
 async def test_cancel_and_wait_cancels_again_a_task_that_swallowed_it() -> None:

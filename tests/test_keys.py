@@ -72,3 +72,11 @@ def test_realistic_access_codes_are_accepted(code: str) -> None:
 def test_job_ids_cannot_smuggle_braces() -> None:
     with pytest.raises(ValueError):
         keys.job_channel("x}{y")
+
+
+def test_scripts_build_a_jobs_keys_as_the_helpers_do() -> None:
+    for key, helper in (("state", keys.job_state), ("cancel", keys.job_cancel)):
+        before, after = keys.job_key_around(key)
+        assert before + "chatcmpl-abc" + after == helper("chatcmpl-abc")
+    with pytest.raises(ValueError):
+        keys.job_key_around("chunks")

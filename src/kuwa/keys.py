@@ -137,6 +137,14 @@ def job_cancel(job_id: str) -> str:
     return f"{PREFIX}{{job:{_job(job_id)}}}:cancel"
 
 
+def job_key_around(key: str) -> tuple[str, str]:
+    """What comes before and after the job id in a job's ``key`` (``"state"``, ``"cancel"``):
+    for a script that builds the keys of the jobs it finds (take.lua)."""
+    if key not in ("state", "cancel"):
+        raise ValueError(f"no per-job key {key!r}")
+    return f"{PREFIX}{{job:", f"}}:{key}"
+
+
 def session(session_id: str) -> str:
     """A web sign-in: JSON with the user id, created and CSRF-independent metadata."""
     return f"{PREFIX}session:{session_id}"

@@ -57,3 +57,17 @@ local function move(stream, ring, backlogged, prefix, room)
   end
   return moved
 end
+
+-- Move backlogged jobs into the stream, users taking turns, until it holds the live executors'
+-- free slots plus `window` unread jobs. Returns the number moved.
+local function fill(stream, executors, slots, ring, backlogged, prefix, now, window)
+  if redis.call('LLEN', ring) == 0 then
+    return 0
+  end
+  local unread, free = line(stream, executors, slots, now)
+  local room = free + tonumber(window) - unread
+  if room <= 0 then
+    return 0
+  end
+  return move(stream, ring, backlogged, prefix, room)
+end

@@ -28,6 +28,7 @@ _SCRIPTS = resources.files("kuwa.broker")
 _ADMISSION = _SCRIPTS.joinpath("admission.lua").read_text()  # functions both scripts use
 _ENQUEUE = _ADMISSION + _SCRIPTS.joinpath("enqueue.lua").read_text()
 _REFILL = _ADMISSION + _SCRIPTS.joinpath("refill.lua").read_text()
+_TAKE = _ADMISSION + _SCRIPTS.joinpath("take.lua").read_text()
 _WITHDRAW = _SCRIPTS.joinpath("withdraw.lua").read_text()
 _DROP_CONSUMER = _SCRIPTS.joinpath("drop_consumer.lua").read_text()
 
@@ -56,6 +57,7 @@ class JobQueue:
         self.fair_window = fair_window
         self._enqueue = redis.register_script(_ENQUEUE)
         self._refill = redis.register_script(_REFILL)
+        self._take = redis.register_script(_TAKE)
         self._withdraw = redis.register_script(_WITHDRAW)
         self._drop_consumer = redis.register_script(_DROP_CONSUMER)
 
@@ -242,35 +244,78 @@ class JobQueue:
         it has taken and not finished. Returns how many backlogged jobs moved."""
         return await self._refill_many(slots, executor)
 
-    async def start(self, jobs: list[QueuedJob], executor: str) -> list[bool]:
-        """Mark jobs running; returns for each whether it was cancelled while queued.
+    async def take(
+        self, consumer: str, codes: list[str], count: int, read: Sequence[QueuedJob] = ()
+    ) -> list[tuple[QueuedJob, bool]]:
+        """Take up to ``count`` new jobs per queue and mark them running, and the jobs that
+        :meth:`read` returned (``read``) too, in one step: each job with whether it was
+        cancelled while queued, ``read`` first. Never waits: none waiting, none taken.
 
-        Taking the jobs (``XREADGROUP``) already made them the executor's pending entries, so
-        its free slots went down with the read itself. In the same round trip the queues
-        are refilled all the same, for jobs taken beyond the slots offered (an executor that
-        offers none, or serves several queues)."""
-        now = repr(time.time())
-        codes = list(dict.fromkeys(q.code for q in jobs))
+        ``started`` is when the queue handed a job out, by Redis's clock (take.lua): now for
+        the new jobs, when the read was served (to the millisecond) for ``read``; never when
+        this process got round to the reply. Taking jobs makes them the executor's pending
+        entries, so its free slots go down in the same step; the queues are then refilled,
+        for jobs taken beyond the slots offered (an executor that offers none, or serves
+        several queues)."""
+        calls: dict[str, tuple[int, list[QueuedJob]]] = {code: (count, []) for code in codes}
+        for q in read:
+            calls.setdefault(q.code, (count, []))[1].append(q)
+        replies = await self._take_many(consumer, calls)
+        cancelled: dict[str, bool] = {}
+        taken: list[tuple[QueuedJob, bool]] = []
+        for code, reply in replies.items():
+            marked = calls[code][1]
+            for q, flag in zip(marked, reply[: len(marked)], strict=True):
+                cancelled[q.job.id] = bool(flag)
+            new = reply[len(marked) :]
+            for i in range(0, len(new), 3):
+                entry_id, payload, flag = new[i : i + 3]
+                taken.append((QueuedJob(code, entry_id, Job.decode(payload)), bool(flag)))
+        return [(q, cancelled.get(q.job.id, False)) for q in read] + taken
+
+    async def start(self, jobs: list[QueuedJob], executor: str) -> list[bool]:
+        """Mark jobs that :meth:`read` returned running (:meth:`take` taking none); for
+        each, whether it was cancelled while queued."""
+        return [flag for _, flag in await self.take(executor, [], 0, jobs)]
+
+    async def _take_many(
+        self, consumer: str, calls: dict[str, tuple[int, list[QueuedJob]]]
+    ) -> dict[str, list[Any]]:
+        """take.lua on each queue (access code -> (new jobs to take, jobs to mark)), in one
+        round trip; each queue's reply."""
+        state, cancel = keys.job_key_around("state"), keys.job_key_around("cancel")
         async with self.redis.pipeline(transaction=False) as pipe:
-            for code in codes:
-                self.refill_in(pipe, code)
-            for q in jobs:
-                pipe.exists(keys.job_cancel(q.job.id))
-                pipe.hset(
-                    keys.job_state(q.job.id),
-                    mapping={
-                        "status": JobStatus.RUNNING.value,
-                        "executor": executor,
-                        "started": now,
-                    },
+            for code, (count, marks) in calls.items():
+                pipe.evalsha(
+                    self._take.sha,
+                    5,
+                    keys.queue_stream(code),
+                    keys.queue_executors(code),
+                    keys.queue_slots(code),
+                    keys.queue_ring(code),
+                    keys.queue_backlogged(code),
+                    time.time(),
+                    self.fair_window,
+                    keys.queue_backlog_prefix(code),
+                    keys.CONSUMER_GROUP,
+                    consumer,
+                    JobStatus.RUNNING.value,
+                    *state,
+                    *cancel,
+                    count,
+                    *(word for q in marks for word in (q.entry_id, q.job.id)),
                 )
             results = await pipe.execute(raise_on_error=False)
-        await self.check_refills(codes, results[: len(codes)])
-        flags = results[len(codes) :]
-        for result in flags:
+        if any(isinstance(r, NoScriptError) for r in results):  # Redis lost its scripts
+            await self.redis.script_load(_TAKE)
+            return await self._take_many(consumer, calls)
+        for result in results:
+            if isinstance(result, ResponseError) and "NOGROUP" in str(result):
+                await self.ensure_groups(list(calls))  # the stream was deleted under us
+                return {}
             if isinstance(result, Exception):
                 raise result
-        return [bool(flags[i]) for i in range(0, len(flags), 2)]
+        return dict(zip(calls, results, strict=True))
 
     async def requeue(self, q: QueuedJob) -> None:
         """Put a taken job back at the end of its queue for another executor."""

@@ -8,12 +8,4 @@
 if ARGV[4] ~= '' then
   redis.call('HSET', KEYS[3], ARGV[4], ARGV[5])
 end
-if redis.call('LLEN', KEYS[4]) == 0 then
-  return 0
-end
-local unread, free = line(KEYS[1], KEYS[2], KEYS[3], ARGV[1])
-local room = free + tonumber(ARGV[2]) - unread
-if room <= 0 then
-  return 0
-end
-return move(KEYS[1], KEYS[4], KEYS[5], ARGV[3], room)
+return fill(KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], ARGV[3], ARGV[1], ARGV[2])

@@ -103,6 +103,7 @@ class ExecutorRuntime:
         self._unpublished: set[str] = set()  # jobs stopped because Redis lost their chunks
         self.backlog: deque[QueuedJob] = deque()
         self._slot_freed = asyncio.Event()
+        self._more_waiting = False  # the last take found jobs: take again before blocking
         self._held: Counter[str] = Counter()  # jobs taken and not finished, by access code
         self._report_wanted = asyncio.Event()  # the slots offered to the queues changed
         self._stopping = asyncio.Event()
@@ -178,24 +179,48 @@ class ExecutorRuntime:
                 await self._slot_freed.wait()
                 continue
             try:
-                jobs = await self.queue.read(self.id, self.codes, free, READ_BLOCK_MS)
+                taken = await self._take(free)
             except (RedisError, OSError) as exc:
                 log.warning("executor %s: reading jobs failed (%s); retrying", self.id, exc)
                 await asyncio.sleep(0.5)
                 continue
-            if not jobs:
+            if not taken:
                 if burst and not self.running:
                     return "burst: queues empty"
                 continue
-            self._held.update(q.code for q in jobs)
+            self._held.update(q.code for q, _ in taken)
             if len(self.codes) > 1:  # slots taken on one queue are not free for the others
                 self._report_wanted.set()
-            cancelled = await self.queue.start(jobs, self.id)
-            for q, was_cancelled in zip(jobs, cancelled, strict=True):
+            unstarted = []
+            for q, was_cancelled in taken:
                 if was_cancelled:
-                    await self._finish_unstarted(q)
+                    unstarted.append(q)
+                elif len(self.running) < slots:
+                    self._launch(q)  # before anything else awaits: the job runs at once
                 else:
                     self.backlog.append(q)
+            for q in unstarted:
+                await self._finish_unstarted(q)
+
+    async def _take(self, free: int) -> list[tuple[QueuedJob, bool]]:
+        """Jobs for ``free`` slots, marked started, each with whether it was cancelled while
+        queued. While jobs keep coming (the last step found some it had not waited for),
+        the jobs waiting now, taken and marked in one step (take.lua); otherwise a blocking
+        read (Redis hands it the first job the moment it is queued), then one step that marks
+        those and takes any that came meanwhile. The work loop launches them and is back here
+        before they run, so the jobs of a burst do not wait for the work of those already
+        running, and a job costs two round trips only when jobs come one at a time."""
+        if self._more_waiting:
+            taken = await self.queue.take(self.id, self.codes, free)
+            self._more_waiting = bool(taken)
+            if taken:
+                return taken
+        jobs = await self.queue.read(self.id, self.codes, free, READ_BLOCK_MS)
+        if not jobs:
+            return []
+        taken = await self.queue.take(self.id, self.codes, max(0, free - len(jobs)), jobs)
+        self._more_waiting = len(taken) > len(jobs)
+        return taken
 
     def offered_slots(self) -> dict[str, int]:
         """The slots this executor offers each of its queues: all of them less those busy
