@@ -54,6 +54,14 @@ def _error(call: object) -> FormatError:
 # --------------------------------------------------------------------------- round trips
 
 
+def test_a_body_said_to_be_json_must_be_json() -> None:
+    assert [r.content for r in parse(io.BytesIO(b"false"))] == ["false"]  # a prompt, as text
+    with pytest.raises(InvalidRequestError, match="must be Kuwa's JSON"):
+        list(parse(io.BytesIO(b"false"), json_only=True))
+    rows = list(parse(io.BytesIO(b'[{"role": "user", "content": "hi"}]'), json_only=True))
+    assert [r.content for r in rows] == ["hi"]
+
+
 def test_defaults() -> None:
     assert DEFAULT_MAX_ROWS == 10_000
     assert DEFAULT_MAX_CONTENT == 200_000

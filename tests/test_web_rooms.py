@@ -496,6 +496,15 @@ def test_importing_prompts_generates_answers_in_chained_order(owner: App) -> Non
         f"/app/rooms/{room['id']}/import", content=body, headers={"x-csrftoken": owner.csrf}
     )
     assert r.status_code == 201 and r.json() == {"pending": 6}
+    # A body sent as JSON must be Kuwa's JSON (found by schemathesis: `false` was imported
+    # as a prompt).
+    for raw in (b"false", b'"a prompt"', b"12"):
+        bad = owner.b.http.post(
+            f"/app/rooms/{room['id']}/import",
+            content=raw,
+            headers={"x-csrftoken": owner.csrf, "content-type": "application/json"},
+        )
+        assert bad.status_code == 400 and bad.json()["error"]["code"] == "import_format", raw
     wait_until(
         lambda: all(
             m["status"] == "done" for m in owner.messages(room["id"]) if m["role"] == "assistant"

@@ -123,8 +123,9 @@ def _request_body(decl: Endpoint, refs: dict[Any, Schema]) -> Schema | None:
         content[JSON] = {"schema": refs[decl.body]}
     if decl.form is not None:
         content[MULTIPART if _has_bytes(decl.form) else FORM] = {"schema": refs[decl.form]}
-    for media in decl.upload:
-        content[media] = {"schema": {"type": "string", "contentMediaType": media}}
+    for media in decl.upload:  # a file as the body; a JSON one is an object or a list
+        kind: Schema = {"type": ["object", "array"]} if media == JSON else {"type": "string"}
+        content[media] = {"schema": {**kind, "contentMediaType": media}}
     if not content:
         return None
     # A form whose every field may be left out (its CSRF token may come in a header) may be

@@ -432,8 +432,12 @@ def parse(
     *,
     max_rows: int = DEFAULT_MAX_ROWS,
     max_content: int = DEFAULT_MAX_CONTENT,
+    json_only: bool = False,
 ) -> Iterator[Row]:
-    """Detect the format (first non-blank byte ``{`` or ``[`` → JSON, else text) and parse."""
+    """Detect the format (first non-blank byte ``{`` or ``[`` → JSON, else text) and parse.
+
+    ``json_only``: the sender said it is JSON (``Content-Type: application/json``), so
+    anything but Kuwa's JSON (an object or a list) is refused rather than read as text."""
     head = b""
     first = b""
     while True:
@@ -450,6 +454,10 @@ def parse(
     if first in (b"{", b"["):
         yield from parse_json(buffered, max_rows=max_rows, max_content=max_content)
         return
+    if json_only:
+        raise FormatError(
+            "a JSON import must be Kuwa's JSON: an object or a list", line=1, column=1
+        )
     wrapper = io.TextIOWrapper(buffered, encoding="utf-8-sig", newline="\n")
     try:
         yield from parse_text(_text_lines(wrapper), max_rows=max_rows, max_content=max_content)

@@ -112,6 +112,7 @@ async def app_import(request: Request) -> Response:
     rooms = rooms_of(request)
     room = await run_in_threadpool(lambda: rooms.get(room_id, user.id, with_messages=False))
     settings = web_state(request).settings
+    is_json = request.headers.get("content-type", "").startswith("application/json")
     spool = tempfile.SpooledTemporaryFile(max_size=1024 * 1024)  # noqa: SIM115 -- closed below
     try:
         size = 0
@@ -130,7 +131,11 @@ async def app_import(request: Request) -> Response:
                 lambda: Transfer(rooms.db).import_rows(
                     room_id,
                     user.id,
-                    formats_parser.parse(cast(BinaryIO, spool), max_rows=settings.import_max_rows),
+                    formats_parser.parse(
+                        cast(BinaryIO, spool),
+                        max_rows=settings.import_max_rows,
+                        json_only=is_json,
+                    ),
                     room["models"],
                     room["chained"],
                     pending,
