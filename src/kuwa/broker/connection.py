@@ -178,7 +178,12 @@ def redis_errors(action: str) -> Iterator[None]:
     try:
         yield
     except RedisError as exc:
-        raise BrokerError(f"Redis failed while {action}: {exc}") from exc
+        raise broker_error(action, exc) from exc
+
+
+def broker_error(action: str, exc: RedisError) -> BrokerError:
+    """The :class:`BrokerError` for a redis-py error met while doing ``action``."""
+    return BrokerError(f"Redis failed while {action}: {exc}")
 
 
 async def cancel_and_wait(*tasks: asyncio.Task[Any], grace: float = 1.0) -> None:

@@ -106,53 +106,49 @@ class Subscription:
                 timer = loop.call_at(due, check_idle)
 
         timer = loop.call_at(last + idle_timeout, check_idle)
-        try:
-            async for chunk in self._ordered(expected):
-                last = loop.time()
-                yield chunk
-                if chunk.final:
-                    return
+        try:  # one generator (each layer of `async for` is a frame every open stream keeps)
+            while True:
+                raw = await self.queue.get()
+                if isinstance(raw, _Signal):
+                    if raw is _TIMEOUT:
+                        raise JobFailedError(
+                            "The model sent nothing for a long time; the request was stopped.",
+                            code="timeout",
+                        )
+                    if raw.error is not None:  # the job's executor died (the hub's watch)
+                        if raw.final:
+                            yield Chunk(expected, finish_reason="error", error=raw.error)
+                            return
+                        raise JobFailedError(raw.error["message"], code=raw.error["code"])
+                    pending = await self.hub.transcript(self.job_id, expected)
+                    if not pending and not await self.hub.job_exists(self.job_id):
+                        raise JobFailedError(
+                            "Redis lost this request (it restarted or was flushed); please retry.",
+                            code="broker_restarted",
+                        )
+                else:
+                    chunk = Chunk.decode(raw)
+                    if chunk.seq < expected:
+                        continue
+                    pending = [chunk]
+                    if chunk.seq > expected:
+                        pending = await self.hub.transcript(self.job_id, expected, chunk.seq - 1)
+                        pending.append(chunk)
+                for chunk in pending:
+                    if chunk.seq < expected:
+                        continue
+                    if chunk.seq > expected:
+                        raise JobFailedError(
+                            "Part of the answer was lost in transit and could not be recovered.",
+                            code="stream_gap",
+                        )
+                    expected += 1
+                    last = loop.time()
+                    yield chunk
+                    if chunk.final:
+                        return
         finally:
             timer.cancel()
-
-    async def _ordered(self, expected: int) -> AsyncIterator[Chunk]:
-        while True:
-            raw = await self.queue.get()
-            if isinstance(raw, _Signal):
-                if raw is _TIMEOUT:
-                    raise JobFailedError(
-                        "The model sent nothing for a long time; the request was stopped.",
-                        code="timeout",
-                    )
-                if raw.error is not None:  # the job's executor died (the hub's watch)
-                    if raw.final:
-                        yield Chunk(expected, finish_reason="error", error=raw.error)
-                        return
-                    raise JobFailedError(raw.error["message"], code=raw.error["code"])
-                pending = await self.hub.transcript(self.job_id, expected)
-                if not pending and not await self.hub.job_exists(self.job_id):
-                    raise JobFailedError(
-                        "Redis lost this request (it restarted or was flushed); please retry.",
-                        code="broker_restarted",
-                    )
-            else:
-                chunk = Chunk.decode(raw)
-                if chunk.seq < expected:
-                    continue
-                pending = [chunk]
-                if chunk.seq > expected:
-                    pending = await self.hub.transcript(self.job_id, expected, chunk.seq - 1)
-                    pending.append(chunk)
-            for chunk in pending:
-                if chunk.seq < expected:
-                    continue
-                if chunk.seq > expected:
-                    raise JobFailedError(
-                        "Part of the answer was lost in transit and could not be recovered.",
-                        code="stream_gap",
-                    )
-                expected += 1
-                yield chunk
 
     async def close(self) -> None:
         if not self.closed:

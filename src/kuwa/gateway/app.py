@@ -38,6 +38,7 @@ from kuwa.gateway.http import (
     kuwa_error_handler,
     server_error_handler,
 )
+from kuwa.gateway.sse import StreamRoute
 from kuwa.gateway.state import build_state, state_of
 from kuwa.logs import setup_logging
 from kuwa.schemas import api as wire
@@ -60,8 +61,8 @@ async def healthz(request: Request) -> Response:
 def routes() -> list[BaseRoute]:
     """Every route the gateway serves: the APIs, then the web app's."""
     return [
-        Route("/v1.0/chat/completions", kuwa_api.chat_completions, methods=["POST"]),
-        Route("/v1/chat/completions", openai_api.chat_completions, methods=["POST"]),
+        StreamRoute("/v1.0/chat/completions", kuwa_api.chat_completions, methods=["POST"]),
+        StreamRoute("/v1/chat/completions", openai_api.chat_completions, methods=["POST"]),
         Route("/v1/models", openai_api.list_models, methods=["GET"]),
         Route("/v1/embeddings", embeddings_api.create_embeddings, methods=["POST"]),
         Route("/v1/files", files_api.create_file, methods=["POST"]),
@@ -69,7 +70,7 @@ def routes() -> list[BaseRoute]:
         Route("/v1/files/{file_id}", files_api.get_file, methods=["GET"]),
         Route("/v1/files/{file_id}", files_api.delete_file, methods=["DELETE"]),
         Route("/v1/files/{file_id}/content", files_api.file_content, methods=["GET"]),
-        Route("/v1/jobs/{job_id}/events", jobs_api.follow_job, methods=["GET"]),
+        StreamRoute("/v1/jobs/{job_id}/events", jobs_api.follow_job, methods=["GET"]),
         Route("/healthz", healthz, methods=["GET"]),
         Route("/metrics", metrics.metrics, methods=["GET"]),
         Route("/openapi.json", openapi.openapi_json, methods=["GET"]),

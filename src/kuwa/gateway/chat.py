@@ -13,7 +13,7 @@ from redis.exceptions import RedisError
 
 from kuwa import keys
 from kuwa.broker import Hub, JobQueue, Registry, Subscription, submit
-from kuwa.broker.connection import redis_errors
+from kuwa.broker.connection import broker_error, redis_errors
 from kuwa.broker.limits import UserLimits
 from kuwa.errors import (
     ContentBlockedError,
@@ -80,26 +80,28 @@ class ChatStream:
         return self.job.id
 
     async def chunks(self) -> AsyncIterator[Chunk]:
-        """Chunks until the final one. A failed job raises :class:`JobFailedError`."""
+        """Chunks until the final one. A failed job raises :class:`JobFailedError`.
+
+        One generator over the subscription's (each layer of ``async for`` is a frame that
+        every open stream keeps while it waits)."""
         try:
-            with redis_errors("following the answer"):
-                async for chunk in self._chunks():
-                    yield chunk
+            async for chunk in self.sub.chunks(idle_timeout=self.idle_timeout):
+                if self.first_at is None and chunk.text:
+                    self.first_at = instrument.first_token(self.job)
+                if chunk.final:
+                    self.finished = True
+                    if chunk.error is not None:
+                        if chunk.text:
+                            yield Chunk(chunk.seq, chunk.text)
+                        raise error_of(chunk)
+                yield chunk
+        except RedisError as exc:  # not `with redis_errors(…)`: a context manager per stream
+            error = broker_error("following the answer", exc)
+            self.error_code = error.code
+            raise error from exc
         except KuwaError as exc:
             self.error_code = exc.code or "job_failed"
             raise
-
-    async def _chunks(self) -> AsyncIterator[Chunk]:
-        async for chunk in self.sub.chunks(idle_timeout=self.idle_timeout):
-            if self.first_at is None and chunk.text:
-                self.first_at = instrument.first_token(self.job)
-            if chunk.final:
-                self.finished = True
-                if chunk.error is not None:
-                    if chunk.text:
-                        yield Chunk(chunk.seq, chunk.text)
-                    raise error_of(chunk)
-            yield chunk
 
     async def collect(self) -> Answer:
         parts: list[str] = []

@@ -183,11 +183,11 @@ class RouteName:
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+    def __call__(self, scope: Scope, receive: Receive, send: Send) -> Awaitable[None]:
         seen = scope.get(_SCOPE_KEY)
         if seen is not None:
             seen.scope = scope
-        await self.app(scope, receive, send)
+        return self.app(scope, receive, send)  # no frame of its own while a stream lasts
 
 
 def _is_event_stream(headers: Iterable[tuple[bytes, bytes]]) -> bool:

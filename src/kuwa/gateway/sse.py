@@ -10,11 +10,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 
 import orjson
+from starlette.requests import Request
 from starlette.responses import Response
-from starlette.types import Receive, Scope, Send
+from starlette.routing import Route
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 DATA = b"data: "
 END = b"\n\n"
@@ -102,3 +104,25 @@ class SSEResponse(Response):
             with contextlib.suppress(asyncio.CancelledError):
                 await watcher
             await self.events.aclose()  # type: ignore[attr-defined]
+
+
+class StreamRoute(Route):
+    """A route whose answers may stream for minutes: its handler is called with one frame
+    instead of Starlette's three (``request_response`` and its per-route exception wrapper),
+    since every open stream keeps each frame of the chain alive while it waits. Errors are
+    handled alike: the app's exception middleware maps what the handler raises to the same
+    handlers, and ``route.endpoint`` stays the handler (the OpenAPI document reads it)."""
+
+    def __init__(
+        self, path: str, endpoint: Callable[[Request], Awaitable[Response]], **kw: object
+    ) -> None:
+        super().__init__(path, endpoint, **kw)  # type: ignore[arg-type]
+        self.app = _call(endpoint)
+
+
+def _call(handler: Callable[[Request], Awaitable[Response]]) -> ASGIApp:
+    async def app(scope: Scope, receive: Receive, send: Send) -> None:
+        response = await handler(Request(scope, receive, send))
+        await response(scope, receive, send)
+
+    return app
