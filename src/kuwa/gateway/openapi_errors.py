@@ -109,8 +109,7 @@ ERRORS: tuple[ErrorCase, ...] = (
         "csrf_failed",
         "a POST of the web app's `/app` API without the `x-csrftoken` header matching the "
         "`kuwa_csrf` cookie",
-        "This form has expired or came from another site. Go back, reload the page and try "
-        "again.",
+        "This form has expired or came from another site. Go back, reload the page and try again.",
     ),
     ErrorCase(
         ModelNotFoundError,
