@@ -11,7 +11,10 @@ database per stack, made from a template that is migrated once per session. Test
 that default database are marked ``db`` automatically (they use a fixture named ``stack``, or
 their module uses ``store_of``/``make_user``); ``make test`` runs them a second time with
 ``pytest -m db --db=postgres``. Tests that pick their dialects themselves (``database_url``,
-``sqlite_url``, ``postgres_url``) run both already and are not marked.
+``sqlite_url``, ``postgres_url``) run both already and are not marked. Nor are tests marked
+``any_db``: they need a database only as a means (a user with a token, a model's Modelfile in
+the catalog) to test something else, a model engine, whose code paths into the database other
+tests run on both; a second pass would repeat the engine, not the SQL.
 """
 
 from __future__ import annotations
@@ -134,11 +137,18 @@ def pytest_configure(config: pytest.Config) -> None:
         "db: reaches the suite's default database (a Stack, store_of, make_user); "
         "`pytest -m db --db=postgres` runs these on PostgreSQL",
     )
+    config.addinivalue_line(
+        "markers",
+        "any_db: uses the default database only as a means; not marked db, so it runs on "
+        "SQLite only (tests/dbfixtures.py says when that is right)",
+    )
 
 
 def touches_default_database(item: pytest.Item) -> bool:
     if item.get_closest_marker("db") is not None:
         return True
+    if item.get_closest_marker("any_db") is not None:
+        return False
     names = set(getattr(item, "fixturenames", ()))
     if names & set(EXPLICIT_FIXTURES):
         return False

@@ -60,6 +60,7 @@ def test_allowed_extra_variables_pass() -> None:
         ("KUWA_PORT", "0"),
         ("KUWA_MAX_QUEUE", "0"),
         ("KUWA_LOG_LEVEL", "loud"),
+        ("KUWA_MODEL_CACHE_SECONDS", "-1"),
     ],
 )
 def test_bad_values_are_rejected(name: str, value: str) -> None:

@@ -44,7 +44,9 @@ from tests.stack import Proc, RedisServer, Stack, free_port, wait_until
 from tests.test_seed_clients import PROMPT, seed_copy
 from tests.web import store_of
 
-pytestmark = pytest.mark.slow
+# The database holds the user's token and the Modelfiles; how a catalog Modelfile reaches a
+# job is tested on both databases (test_api_permissions), the engine needs one pass only.
+pytestmark = [pytest.mark.slow, pytest.mark.any_db]
 
 MAX_LEN = 2048  # the context: long enough that a full answer outlasts the disconnect check
 SLOTS = 32

@@ -111,6 +111,7 @@ READ_BY: dict[str, str] = {
     "max_queue": "gateway",
     "stream_idle_timeout": "gateway",
     "token_cache_seconds": "gateway",
+    "model_cache_seconds": "gateway",
     "log_level": "gateway, executor, kernel, up",
     "access_log": "gateway, up",
     "heartbeat_ttl": "executor",

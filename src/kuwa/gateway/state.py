@@ -101,5 +101,6 @@ def build_state(settings: Settings, redis: aioredis.Redis, hub: Hub, store: Stor
             registry,
             redis,
             auto_register=settings.auto_register_models,
+            ttl=settings.model_cache_seconds,
         ),
     )

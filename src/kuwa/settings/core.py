@@ -137,6 +137,8 @@ def _check(s: Settings) -> None:
         raise SettingsError(f"event_loop must be auto, uvloop or asyncio, not {s.event_loop}")
     if s.user_max_jobs < 0 or s.user_requests_per_minute < 0:
         raise SettingsError("user_max_jobs and user_requests_per_minute must be >= 0")
+    if s.token_cache_seconds < 0 or s.model_cache_seconds < 0:
+        raise SettingsError("token_cache_seconds and model_cache_seconds must be >= 0")
     if s.upstream_timeout <= 0:
         raise SettingsError("upstream_timeout must be > 0")
     if s.files_user_quota_bytes < 0 or s.files_user_quota_files < 0:

@@ -127,6 +127,14 @@ class DeploymentSettings:
         default=10.0,
         metadata=doc("Seconds a verified API token is cached in a gateway process."),
     )
+    model_cache_seconds: float = field(
+        default=5.0,
+        metadata=doc(
+            "Seconds a gateway process keeps the model catalog and the groups' model "
+            "permissions before reading them again; a change made through that process "
+            "applies at once."
+        ),
+    )
     log_level: str = field(default="info", metadata=doc("debug, info, warning or error."))
     access_log: bool = field(
         default=False,
