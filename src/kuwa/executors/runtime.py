@@ -195,9 +195,9 @@ class ExecutorRuntime:
             for q, was_cancelled in taken:
                 if was_cancelled:
                     unstarted.append(q)
-                elif len(self.running) < slots:
+                elif len(self.running) < slots and not self._stopping.is_set():
                     self._launch(q)  # before anything else awaits: the job runs at once
-                else:
+                else:  # a stop that came during the read hands it on to another executor
                     self.backlog.append(q)
             for q in unstarted:
                 await self._finish_unstarted(q)
