@@ -12,7 +12,9 @@ text (Kuwa coalesces, so events are not tokens).
 
 Each level runs, in turn, through Kuwa (A, and B with ``--b-env``), and straight into the
 upstream (``direct``, the baseline for TTFT and inter-token gaps), ``--rounds`` times. It
-prints, per level and build, Kuwa's CPU per 1,000 tokens (gateway / executor / Redis), the
+prints, per level and build, Kuwa's CPU per 1,000 tokens (gateway / executor / Redis), its
+wake-ups per 1,000 tokens (voluntary context switches, from ``/proc``: a count that a busy
+machine hardly changes, unlike CPU time), the
 tokens per second one core could carry at that cost, TTFT p50 / p99 added over the direct
 call, and for paced levels the gaps between reads that brought text (p50 / p99), direct and
 through Kuwa.
@@ -46,7 +48,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from bench_figures import percentile  # noqa: E402
-from procinfo import cpu_seconds, descendants  # noqa: E402
+from procinfo import cpu_seconds, descendants, wakeups  # noqa: E402
 from profiling import start_profilers, stop_profilers, summarize_profile  # noqa: E402
 from stream_bench import make_prompt  # noqa: E402
 
@@ -120,6 +122,9 @@ class Kuwa:
     def cpu(self) -> dict[str, float]:
         return {name: cpu_seconds(pid) for name, pid in self.pids.items()}
 
+    def wakeups(self) -> dict[str, int]:
+        return {name: wakeups(pid) for name, pid in self.pids.items()}
+
     def stop(self) -> None:
         self.stack.stop()
         self.redis.stop()
@@ -182,7 +187,7 @@ class Client:
 
 
 def run_kuwa(client: Client, kuwa: Kuwa, level: Level) -> dict[str, Any]:
-    before = kuwa.cpu()
+    before, woke = kuwa.cpu(), kuwa.wakeups()
     reply = client.ask(
         {
             "op": "run",
@@ -195,11 +200,16 @@ def run_kuwa(client: Client, kuwa: Kuwa, level: Level) -> dict[str, Any]:
             "itl": level.model == "paced",
         }
     )
-    after = kuwa.cpu()
+    after, awake = kuwa.cpu(), kuwa.wakeups()
     reply["cpu"] = {
         "gateway": after["gateway"] - before["gateway"],
         "executor": after[level.model] - before[level.model],
         "redis": after["redis"] - before["redis"],
+    }
+    reply["wakeups"] = {
+        "gateway": awake["gateway"] - woke["gateway"],
+        "executor": awake[level.model] - woke[level.model],
+        "redis": awake["redis"] - woke["redis"],
     }
     return reply
 
@@ -244,6 +254,10 @@ def figures(runs: list[dict[str, Any]]) -> dict[str, Any]:
         out["cpu_per_1000_total"] = 1000 * total / tokens if tokens else float("nan")
         out["tokens_per_core_s"] = tokens / total if total else float("nan")
         out["requests_per_core_s"] = out["requests"] / total if total else float("nan")
+        woke = {k: sum(r["wakeups"][k] for r in runs) for k in runs[0]["wakeups"]}
+        out["wakeups_per_1000"] = {
+            k: 1000 * v / tokens if tokens else float("nan") for k, v in woke.items()
+        }
     return out
 
 
@@ -338,13 +352,15 @@ def print_level(row: dict[str, Any], builds: list[str]) -> None:
     print(f"\n{row['label']} (1-min load {min(row['load']):.1f}-{max(row['load']):.1f})")
     for name in builds:
         f = row[name]
-        cpu = f["cpu_per_1000"]
+        cpu, wake = f["cpu_per_1000"], f["wakeups_per_1000"]
         line = (
             f"  {name}: CPU per 1,000 tokens {f['cpu_per_1000_total']:.3f} s "
             f"({cpu['gateway']:.3f} / {cpu['executor']:.3f} / {cpu['redis']:.3f})"
             f", {f['tokens_per_core_s']:,.0f} tokens/s per core"
             f", {f['requests_per_core_s']:,.0f} requests/s per core"
             f", wall {f['tokens_per_s']:,.0f} tokens/s"
+            f", wake-ups per 1,000 tokens {wake['gateway']:,.0f} / {wake['executor']:,.0f}"
+            f" / {wake['redis']:,.0f}"
             f", TTFT p50/p99 {f['ttft_p50_ms']:.1f}/{f['ttft_p99_ms']:.1f} ms"
         )
         if direct:

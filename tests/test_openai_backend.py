@@ -513,6 +513,44 @@ async def test_upstream_model_defaults(upstream: Upstream) -> None:
         await OpenAIBackend(settings(upstream_base_url=upstream.url, access_code=()), None).start()
 
 
+async def test_the_proxy_from_the_environment_is_used(
+    upstream: Upstream, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``HTTP_PROXY`` carries the requests (here the fake upstream is the proxy: it gets the
+    absolute URL of a host that does not exist); ``NO_PROXY`` exempts a host. Both are read
+    once, when the backend starts."""
+    proxy = upstream.url.removesuffix("/v1")
+    monkeypatch.setenv("HTTP_PROXY", proxy)
+    monkeypatch.delenv("NO_PROXY", raising=False)
+    monkeypatch.delenv("no_proxy", raising=False)
+    async with started(**at(upstream, "ok", upstream_base_url="http://upstream.invalid/v1")) as b:
+        assert b.proxy is not None and str(b.proxy) == proxy
+        text, _ = await ask(b)
+    assert text == "Hello"
+    assert upstream.requests[-1][1]["host"] == "upstream.invalid"
+    monkeypatch.setenv("HTTP_PROXY", f"http://127.0.0.1:{free_port()}")  # nobody listens
+    monkeypatch.setenv("NO_PROXY", "127.0.0.1")
+    async with started(**at(upstream, "ok")) as backend:
+        assert backend.proxy is None
+        text, _ = await ask(backend)
+    assert text == "Hello"
+
+
+async def test_a_netrc_login_is_sent_without_a_key(
+    upstream: Upstream, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    netrc = tmp_path / "netrc"
+    netrc.write_text("machine 127.0.0.1 login alice password s3cret\n")
+    netrc.chmod(0o600)
+    monkeypatch.setenv("NETRC", str(netrc))
+    async with started(**at(upstream, "ok")) as backend:
+        await ask(backend)
+        assert upstream.requests[-1][1]["authorization"].startswith("Basic ")
+    async with started(**at(upstream, "ok", upstream_api_key=KEY)) as backend:
+        await ask(backend)  # a key wins over the login
+        assert upstream.requests[-1][1]["authorization"] == f"Bearer {KEY}"
+
+
 async def test_penalties_and_the_users_own_key_travel_upstream(upstream: Upstream) -> None:
     import dataclasses
 

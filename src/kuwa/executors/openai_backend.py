@@ -27,6 +27,7 @@ from typing import Any, ClassVar, cast
 import aiohttp
 import httpx
 import orjson
+from aiohttp.helpers import basicauth_from_netrc, get_env_proxy_for_url, netrc_from_env
 from httpx_sse import EventSource, SSEError
 from multidict import CIMultiDictProxy
 from yarl import URL
@@ -45,6 +46,9 @@ class OpenAIBackend(Backend):
     name: ClassVar[str] = "openai"
 
     client: aiohttp.ClientSession | None = None
+    proxy: URL | None = None  # HTTP(S)_PROXY for the upstream, unless NO_PROXY names it
+    proxy_auth: aiohttp.BasicAuth | None = None
+    netrc_login: str | None = None  # ~/.netrc's login for the upstream's host (a header)
 
     async def start(self) -> None:
         base_url = getattr(self.settings, "upstream_base_url", None)
@@ -82,9 +86,24 @@ class OpenAIBackend(Backend):
             ),
             json_serialize=lambda obj: orjson.dumps(obj).decode(),
             auto_decompress=True,
-            trust_env=True,  # HTTP(S)_PROXY and NO_PROXY, as httpx honoured them
+            # The environment is read here, once (below): with trust_env aiohttp reads it in
+            # two worker threads per request, two thread hops on a relayed request's path.
+            trust_env=False,
         )
+        self._read_environment(url)
         log.info("openai backend: model %s at %s", self.model, self.host)
+
+    def _read_environment(self, url: URL) -> None:
+        """The proxy (``HTTP(S)_PROXY``, ``NO_PROXY``) and the ``~/.netrc`` login for the
+        upstream, as httpx and aiohttp's ``trust_env`` honour them."""
+        with contextlib.suppress(LookupError):
+            self.proxy, self.proxy_auth = get_env_proxy_for_url(url)
+        with contextlib.suppress(LookupError):
+            netrc = netrc_from_env()
+            if netrc is not None and url.host is not None:
+                self.netrc_login = basicauth_from_netrc(netrc, url.host).encode()
+        if self.proxy is not None:
+            log.info("openai backend: through the proxy at %s", self.proxy.with_user(None))
 
     async def stop(self) -> None:
         if self.client is not None:
@@ -131,6 +150,8 @@ class OpenAIBackend(Backend):
         headers["Cache-Control"] = "no-store"
         if key:
             headers["Authorization"] = f"Bearer {key}"
+        elif self.netrc_login:
+            headers["Authorization"] = self.netrc_login
         stream = _Stream(emit)
         content_type = "none"
         try:
@@ -183,13 +204,16 @@ class OpenAIBackend(Backend):
         """The upstream's answer, once its head has arrived. A kept-alive connection that the
         upstream closed just as it was reused (its idle timeout racing the request) fails
         before any answer: that request goes once more, on a new connection."""
+        options: dict[str, Any] = {"json": body, "headers": headers}
+        if self.proxy is not None:
+            options |= {"proxy": self.proxy, "proxy_auth": self.proxy_auth}
         try:
-            return await client.post(self.url, json=body, headers=headers)
+            return await client.post(self.url, **options)
         except aiohttp.ClientConnectorError:
             raise
         except (aiohttp.ServerDisconnectedError, aiohttp.ClientOSError):
             log.debug("openai backend (%s): a pooled connection was closed; retrying", self.host)
-            return await client.post(self.url, json=body, headers=headers)
+            return await client.post(self.url, **options)
 
     def _fail(self, message: str) -> BackendError:
         log.warning("openai backend (%s): %s", self.host, message)
