@@ -232,6 +232,29 @@ async def test_another_jobs_first_token_does_not_flush_text_early(
     await batcher.stop()
 
 
+async def test_a_held_publisher_sends_nothing_until_released(
+    redis: aioredis.Redis, hub: Hub
+) -> None:
+    """A job started before Redis marked it running keeps its output (text and end) until
+    the executor releases it; then it all goes, the first text at once."""
+    batcher = ChunkBatcher(redis, interval=0.5)
+    pub = batcher.publisher("held", held=True)
+    pub.write("early ")
+    pub.write("text")
+    closing = asyncio.create_task(pub.close("stop"))
+    await asyncio.sleep(0.1)
+    assert (pub.sent, batcher.messages) == (0, 0)
+    assert await redis.llen(keys.job_transcript("held")) == 0
+    assert not closing.done()
+    started = time.monotonic()
+    pub.release()
+    await asyncio.wait_for(closing, 1)
+    assert time.monotonic() - started < 0.1  # urgent: not after the interval
+    chunks = [Chunk.decode(raw) for raw in await redis.lrange(keys.job_transcript("held"), 0, -1)]
+    assert [(c.text, c.finish_reason) for c in chunks] == [("early text", "stop")]
+    await batcher.stop()
+
+
 async def test_gap_is_filled_from_the_transcript(redis: aioredis.Redis, hub: Hub) -> None:
     sub = await hub.subscribe("gap")
     # Chunk 0 reaches the transcript but its pub/sub message is "lost".

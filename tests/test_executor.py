@@ -85,6 +85,26 @@ async def test_answers_and_registers(redis: aioredis.Redis, hub: Hub) -> None:
     assert await Registry(redis).executors() == []
 
 
+async def test_a_jobs_output_follows_its_mark_as_running(redis: aioredis.Redis, hub: Hub) -> None:
+    """A job read by a blocking read starts before Redis marks it running (that round trip
+    overlaps its start), but nothing of it reaches a reader before the mark."""
+    runtime, task = await start_runtime(settings(), redis)
+    try:
+        for _ in range(5):
+            j = job("quick")
+            sub = await hub.subscribe(j.id)
+            await JobQueue(redis).enqueue(j)
+            chunks = sub.chunks(idle_timeout=10)
+            first = await chunks.__anext__()
+            state = await redis.hgetall(keys.job_state(j.id))
+            assert first.text == "quick"
+            assert state[b"executor"] == runtime.id.encode() and b"started" in state
+            await chunks.aclose()
+            await sub.close()
+    finally:
+        await stop_runtime(runtime, task)
+
+
 async def test_max_tokens_and_stop(redis: aioredis.Redis, hub: Hub) -> None:
     runtime, task = await start_runtime(settings(), redis)
     try:

@@ -73,6 +73,7 @@ class ChunkBatcher:
         start_seq: int = 0,
         reply_to: str | None = None,
         buffered: bool = False,
+        held: bool = False,
     ) -> ChunkPublisher:
         return ChunkPublisher(
             self.redis,
@@ -81,6 +82,7 @@ class ChunkBatcher:
             batcher=self,
             reply_to=reply_to,
             buffered=buffered,
+            held=held,
         )
 
     def mark(self, publisher: ChunkPublisher, *, urgent: bool) -> None:
@@ -118,14 +120,14 @@ class ChunkBatcher:
             while True:
                 if not self._urgent_dirty:
                     self._urgent.clear()
-                    left = deadline - loop.time()
-                    if left <= 0:
+                    if loop.time() >= deadline:
                         break
-                    try:
-                        async with asyncio.timeout(left):
-                            await self._urgent.wait()
-                    except TimeoutError:
-                        break
+                    # A timer, not asyncio.timeout: the deadline passing is the common case
+                    # (every round of a long answer), and a timeout raises through the task.
+                    timer = loop.call_at(deadline, self._urgent.set)
+                    await self._urgent.wait()
+                    timer.cancel()
+                    continue
                 await self._round(list(self._urgent_dirty))
 
     async def _round(self, batch: list[ChunkPublisher]) -> None:
@@ -268,7 +270,9 @@ class ChunkPublisher:
 
     :meth:`write` never waits. :meth:`close` queues what is left with the finish reason and
     usage, and returns once everything is published. Without a ``batcher`` the publisher
-    gets a private one (a single job, e.g. the kernel's error notices, or tests).
+    gets a private one (a single job, e.g. the kernel's error notices, or tests). A ``held``
+    publisher keeps everything until :meth:`release` (a job started before Redis has marked
+    it running: nothing of it may reach Redis before that mark).
     """
 
     def __init__(
@@ -284,6 +288,7 @@ class ChunkPublisher:
         batcher: ChunkBatcher | None = None,
         reply_to: str | None = None,
         buffered: bool = False,
+        held: bool = False,
     ) -> None:
         self.batcher = batcher or ChunkBatcher(
             redis,
@@ -299,6 +304,7 @@ class ChunkPublisher:
         # Buffered (the client waits for the whole answer): text leaves with the final chunk,
         # or after BUFFER_FLUSH_S, so a long answer still shows its reader it is alive.
         self.buffered = buffered
+        self.held = held
         self._flushed_at = time.monotonic()
         self.first_text_at: float | None = None  # when a buffered job's first text came
         self.state = keys.job_state(job_id)
@@ -332,9 +338,18 @@ class ChunkPublisher:
                 if now - self._flushed_at < BUFFER_FLUSH_S:
                     return
                 self._flushed_at = now
+            if self.held:
+                return
             # The job's first text is urgent (TTFT), even while an earlier round is in flight.
             first = self._seq == 0 and not self._taken
             self.batcher.mark(self, urgent=first and len(self._buffer) == 1)
+
+    def release(self) -> None:
+        """Send what a ``held`` publisher kept (its first text and its end are urgent)."""
+        if self.held:
+            self.held = False
+            if self._final is not None or (self._buffer and not self.buffered):
+                self.batcher.mark(self, urgent=True)
 
     async def close(
         self,
@@ -351,7 +366,8 @@ class ChunkPublisher:
         self.finish = finish
         if self._final is None:
             self._final = Chunk(-1, "", finish_reason, usage, error)
-            self.batcher.mark(self, urgent=True)
+            if not self.held:
+                self.batcher.mark(self, urgent=True)
         try:
             await self._done
         finally:

@@ -18,6 +18,7 @@ of a relayed token.
 
 from __future__ import annotations
 
+import asyncio
 import codecs
 import contextlib
 import logging
@@ -176,10 +177,15 @@ class OpenAIBackend(Backend):
                             break
                         if not data:  # a keep-alive or a named event without data
                             continue
+                        first = not stream.deltas
                         try:
                             stream.feed(data, key, error=event.event == "error")
                         except BackendError as exc:
                             raise self._fail(str(exc)) from None
+                        if first and stream.deltas:
+                            # The first token leaves now, not after the events that came
+                            # with it in one read have all been parsed (TTFT).
+                            await asyncio.sleep(0)
         except SSEError:
             raise self._fail(
                 f"the upstream at {self.host} did not answer with an event stream "

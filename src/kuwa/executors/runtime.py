@@ -22,6 +22,7 @@ from redis.exceptions import RedisError
 from kuwa import keys
 from kuwa.broker import (
     ChunkBatcher,
+    ChunkPublisher,
     ExecutorInfo,
     JobQueue,
     QueuedJob,
@@ -179,7 +180,7 @@ class ExecutorRuntime:
                 await self._slot_freed.wait()
                 continue
             try:
-                taken = await self._take(free)
+                taken, early = await self._take(free)
             except (RedisError, OSError) as exc:
                 log.warning("executor %s: reading jobs failed (%s); retrying", self.id, exc)
                 await asyncio.sleep(0.5)
@@ -191,8 +192,12 @@ class ExecutorRuntime:
             self._held.update(q.code for q, _ in taken)
             if len(self.codes) > 1:  # slots taken on one queue are not free for the others
                 self._report_wanted.set()
-            unstarted = []
+            unstarted, stopped = [], []
             for q, was_cancelled in taken:
+                if q.job.id in early:  # a read's job, started before it was marked
+                    if was_cancelled:  # its task is cancelled, and its output dropped
+                        stopped.append(q)
+                    continue
                 if was_cancelled:
                     unstarted.append(q)
                 elif len(self.running) < slots and not self._stopping.is_set():
@@ -201,26 +206,51 @@ class ExecutorRuntime:
                     self.backlog.append(q)
             for q in unstarted:
                 await self._finish_unstarted(q)
+            for q in stopped:  # its task releases its slot
+                await self._finish_unstarted(q, release=False)
 
-    async def _take(self, free: int) -> list[tuple[QueuedJob, bool]]:
+    async def _take(self, free: int) -> tuple[list[tuple[QueuedJob, bool]], set[str]]:
         """Jobs for ``free`` slots, marked started, each with whether it was cancelled while
         queued. While jobs keep coming (the last step found some it had not waited for),
         the jobs waiting now, taken and marked in one step (take.lua); otherwise a blocking
         read (Redis hands it the first job the moment it is queued), then one step that marks
         those and takes any that came meanwhile. The work loop launches them and is back here
         before they run, so the jobs of a burst do not wait for the work of those already
-        running, and a job costs two round trips only when jobs come one at a time."""
+        running, and a job costs two round trips only when jobs come one at a time.
+
+        The jobs of a blocking read start at once, before that step: their output is held
+        until it has marked them running (and said whether one was cancelled while queued),
+        so its round trip overlaps the job's own start (the upstream request, the engine's
+        prefill) instead of coming before it. Returns the jobs and the ids of those started
+        already; one of those cancelled while queued has its task cancelled and its output
+        dropped here."""
         if self._more_waiting:
             taken = await self.queue.take(self.id, self.codes, free)
             self._more_waiting = bool(taken)
             if taken:
-                return taken
+                return taken, set()
         jobs = await self.queue.read(self.id, self.codes, free, READ_BLOCK_MS)
         if not jobs:
-            return []
-        taken = await self.queue.take(self.id, self.codes, max(0, free - len(jobs)), jobs)
+            return [], set()
+        held: list[ChunkPublisher] = []
+        if not self._stopping.is_set():
+            held = [self._launch(q, held=True) for q in jobs]
+        try:
+            taken = await self.queue.take(self.id, self.codes, max(0, free - len(jobs)), jobs)
+        except BaseException:
+            self._held.update(q.code for q in jobs[: len(held)])
+            for publisher in held:  # not marked running, but theirs: they finish as they can
+                publisher.release()
+            raise
         self._more_waiting = len(taken) > len(jobs)
-        return taken
+        for (q, was_cancelled), publisher in zip(taken, held, strict=False):
+            if was_cancelled:
+                self.cancel_requested.add(q.job.id)
+                await publisher.abort()
+                self.running[q.job.id].cancel()
+            else:
+                publisher.release()
+        return taken, {q.job.id for q in jobs[: len(held)]}
 
     def offered_slots(self) -> dict[str, int]:
         """The slots this executor offers each of its queues: all of them less those busy
@@ -237,9 +267,14 @@ class ExecutorRuntime:
         if len(self.codes) > 1:
             self._report_wanted.set()
 
-    def _launch(self, q: QueuedJob) -> None:
-        task = asyncio.create_task(self._run_job(q), name=f"job-{q.job.id}")
-        self.running[q.job.id] = task
+    def _launch(self, q: QueuedJob, *, held: bool = False) -> ChunkPublisher:
+        job = q.job
+        publisher = self.batcher.publisher(
+            job.id, reply_to=job.reply_to, buffered=not job.stream, held=held
+        )
+        task = asyncio.create_task(self._run_job(q, publisher), name=f"job-{job.id}")
+        self.running[job.id] = task
+        return publisher
 
     async def _drain(self) -> None:
         for q in self.backlog:  # taken but never started: another executor can have them
@@ -263,9 +298,8 @@ class ExecutorRuntime:
             await asyncio.wait(pending)
 
     # --- one job ------------------------------------------------------------------------
-    async def _run_job(self, q: QueuedJob) -> None:
+    async def _run_job(self, q: QueuedJob, publisher: ChunkPublisher) -> None:
         job = q.job
-        publisher = self.batcher.publisher(job.id, reply_to=job.reply_to, buffered=not job.stream)
         figures = metrics.JobMetrics(q.code, self.info.backend, job.created)
         task = asyncio.current_task()
 
@@ -391,13 +425,15 @@ class ExecutorRuntime:
 
         return emit, finish
 
-    async def _finish_unstarted(self, q: QueuedJob) -> None:
-        """A job cancelled before it started: tell its readers, then drop it."""
+    async def _finish_unstarted(self, q: QueuedJob, *, release: bool = True) -> None:
+        """A job cancelled before it started: tell its readers, then drop it (and free its
+        slot, unless its task, cancelled, does that)."""
         publisher = self.batcher.publisher(q.job.id, reply_to=q.job.reply_to)
         try:
             await publisher.close("cancelled", finish=(q, JobStatus.CANCELLED))
         finally:
-            self._released(q)
+            if release:
+                self._released(q)
 
     # --- background loops ---------------------------------------------------------------
     async def _heartbeat_loop(self) -> None:
