@@ -20,7 +20,7 @@ call, and for paced levels the gaps between reads that brought text (p50 / p99),
 through Kuwa.
 
     .venv/bin/python bench/proxy_bench.py [--rounds 2] [--tokens 64] [--pace-ms 10]
-        [--levels one,32,1000,paced8,paced256,plain64,debug256] [--b-env PYTHONPATH=…/src]
+        [--levels one,32,1000,paced1,paced8,paced256,plain64,debug256] [--b-env PYTHONPATH=…/src]
         [--profile DIR] [--json OUT]
 
 ``--b-env NAME=VALUE`` (repeatable) starts a second Kuwa (B) with that environment, e.g. the
@@ -72,6 +72,7 @@ LEVELS = {
     "one": Level("one", "1 stream, unpaced", "proxy", 1, 64),
     "32": Level("32", "32 streams, unpaced", "proxy", 32, 8),
     "1000": Level("1000", "1,000 streams, unpaced", "proxy", 1000, 1),
+    "paced1": Level("paced1", "1 stream, paced", "paced", 1, 8),
     "paced8": Level("paced8", "8 streams, paced", "paced", 8, 4),
     "paced256": Level("paced256", "256 streams, paced", "paced", 256, 1),
     "plain64": Level("plain64", "64 non-streamed at once", "proxy", 64, 4, stream=False),

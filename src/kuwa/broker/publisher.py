@@ -103,32 +103,34 @@ class ChunkBatcher:
             await cancel_and_wait(self._task)
 
     async def _loop(self) -> None:
-        """A round with every job's pending text, then, until ``interval`` has passed, rounds
-        with only the urgent chunks (a job's first, a job's last): those never wait, and
-        they do not drag the other jobs' text along, so each job sends at most one message
-        per interval besides its first and its last. (Every message costs a PUBLISH in
-        Redis, a read and an SSE write in a gateway and a read in the client: on a busy
-        machine the same CPU the engine needs.)"""
+        """Rounds with every job's pending text, at most one per ``interval``, and between
+        them rounds with only the urgent chunks (a job's first, a job's last): those never
+        wait, and they do not drag the other jobs' text along, so each job sends at most one
+        message per interval besides its first and its last. (Every message costs a PUBLISH
+        in Redis, a read and an SSE write in a gateway and a read in the client: on a busy
+        machine the same CPU the engine needs.) With nothing pending the loop sleeps until a
+        job writes: no timer fires after a round that nothing followed."""
         loop = asyncio.get_running_loop()
+        next_full = 0.0  # when the next round with every job's text may go
         while True:
-            await self._wake.wait()
-            self._wake.clear()
-            await self._round(list(self._dirty))
-            if not self.interval:
-                continue
-            deadline = loop.time() + self.interval
-            while True:
-                if not self._urgent_dirty:
-                    self._urgent.clear()
-                    if loop.time() >= deadline:
-                        break
-                    # A timer, not asyncio.timeout: the deadline passing is the common case
-                    # (every round of a long answer), and a timeout raises through the task.
-                    timer = loop.call_at(deadline, self._urgent.set)
-                    await self._urgent.wait()
-                    timer.cancel()
+            if self._dirty:  # (the urgent ones are dirty too)
+                if loop.time() >= next_full:
+                    await self._round(list(self._dirty))
+                    next_full = loop.time() + self.interval
                     continue
-                await self._round(list(self._urgent_dirty))
+                if self._urgent_dirty:
+                    await self._round(list(self._urgent_dirty))
+                    continue
+                # Until the interval is over, or an urgent chunk comes. A timer, not
+                # asyncio.timeout: the deadline passing is the common case (every round of a
+                # long answer), and a timeout raises through the task.
+                self._urgent.clear()
+                timer = loop.call_at(next_full, self._urgent.set)
+                await self._urgent.wait()
+                timer.cancel()
+            else:
+                self._wake.clear()
+                await self._wake.wait()
 
     async def _round(self, batch: list[ChunkPublisher]) -> None:
         """Send the pending chunks of ``batch`` in one round trip."""
