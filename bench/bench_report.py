@@ -153,6 +153,8 @@ def _cpu_table(levels: list[dict[str, Any]]) -> list[str]:
 
 
 def _chunk_messages(results: dict[str, Any]) -> list[str]:
+    if not results["levels"]:  # only a burst or the idle streams were measured
+        return []
     top = results["levels"][-1]
     rb = results["redis_benchmark"]
     out = ["", f"Chunk messages during the {top['streams']:,}-stream Kuwa rounds:"]
