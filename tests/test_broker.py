@@ -18,6 +18,7 @@ from kuwa.broker import (
     Hub,
     JobQueue,
     Registry,
+    Subscription,
     cancel_and_wait,
 )
 from kuwa.broker.batch import SCRIPT as BATCH_SCRIPT
@@ -342,6 +343,36 @@ async def test_idle_stream_times_out(hub: Hub) -> None:
     with pytest.raises(JobFailedError) as info:
         _ = [c async for c in sub.chunks(idle_timeout=0.1)]
     assert info.value.code == "timeout"
+
+
+async def test_idle_timeouts_of_many_readers(redis: aioredis.Redis, hub: Hub) -> None:
+    """One idle check for every reader: a reader that gets chunks outlives its first
+    deadline, a silent one times out on time, and a later reader with a shorter timeout
+    than the others' is not kept waiting for theirs."""
+    loop = asyncio.get_running_loop()
+
+    async def read(sub: Subscription, timeout: float) -> tuple[str, float]:
+        started = loop.time()
+        try:
+            text = "".join([c.text async for c in sub.chunks(idle_timeout=timeout)])
+        except JobFailedError as exc:
+            return exc.code or "", loop.time() - started
+        return text, loop.time() - started
+
+    long = asyncio.create_task(read(await hub.subscribe("idle-long"), 5.0))
+    busy = asyncio.create_task(read(await hub.subscribe("idle-busy"), 0.3))
+    await asyncio.sleep(0.05)
+    short = asyncio.create_task(read(await hub.subscribe("idle-short"), 0.2))
+    pub = ChunkPublisher(redis, "idle-busy", interval=0)
+    for _ in range(6):  # 0.6 s of chunks, 0.1 s apart: never idle for 0.3 s
+        pub.write("x")
+        await asyncio.sleep(0.1)
+    await pub.close("stop")
+    assert await busy == ("xxxxxx", pytest.approx(0.65, abs=0.25))
+    code, waited = await short
+    assert code == "timeout" and 0.2 <= waited < 0.5
+    assert not long.done()
+    long.cancel()
 
 
 async def test_one_connection_serves_many_streams(redis: aioredis.Redis, hub: Hub) -> None:

@@ -21,6 +21,7 @@ import math
 import uuid
 from collections import deque
 from collections.abc import AsyncIterator
+from typing import Protocol
 
 import redis.asyncio as aioredis
 from redis.exceptions import RedisError
@@ -77,6 +78,20 @@ class Mailbox:
         return not self._items
 
 
+class Watcher(Protocol):
+    """What a reader that passes itself to :meth:`Subscription.chunks` learns as it reads:
+    each chunk before it is yielded, and what to raise for a failed job's final chunk and
+    instead of an exception (its own record of why the stream ended). One generator then
+    does the reading and the watching: each layer of ``async for`` is a frame that every
+    open stream keeps while it waits."""
+
+    def seen(self, chunk: Chunk) -> None: ...
+
+    def failure(self, chunk: Chunk) -> Exception: ...
+
+    def broken(self, exc: Exception) -> Exception: ...
+
+
 class Subscription:
     def __init__(self, hub: Hub, job_id: str, channel: bytes, *, owned: bool = False) -> None:
         self.hub = hub
@@ -85,27 +100,24 @@ class Subscription:
         self.owned = owned  # the job's chunks come through the hub's inbox
         self.queue = Mailbox()
         self.closed = False
+        self.deadline = math.inf  # when a reader that got nothing until then times out
 
-    async def chunks(self, *, idle_timeout: float, from_seq: int = 0) -> AsyncIterator[Chunk]:
+    async def chunks(
+        self, *, idle_timeout: float, from_seq: int = 0, watcher: Watcher | None = None
+    ) -> AsyncIterator[Chunk]:
         """Chunks in sequence order from ``from_seq`` through the final one.
 
         Raises :class:`JobFailedError` when nothing arrives for ``idle_timeout`` seconds or
-        a gap cannot be filled from the transcript.
+        a gap cannot be filled from the transcript. With a ``watcher``, a failed job's final
+        chunk is yielded as its text alone and then raised as ``watcher.failure(chunk)``,
+        and any exception as ``watcher.broken(exc)``.
         """
         expected = from_seq
         loop = asyncio.get_running_loop()
-        last = loop.time()
-        timer: asyncio.TimerHandle | None = None
-
-        def check_idle() -> None:  # one timer per stream, re-armed only when it fires
-            nonlocal timer
-            due = last + idle_timeout
-            if loop.time() >= due:
-                self.queue.put_nowait(_TIMEOUT)
-            else:
-                timer = loop.call_at(due, check_idle)
-
-        timer = loop.call_at(last + idle_timeout, check_idle)
+        # No timer of its own: the hub's one timer checks every reader's deadline (a timer
+        # per stream cost ~0.7 KB of every open stream).
+        self.deadline = loop.time() + idle_timeout
+        self.hub.due(self.deadline)
         try:  # one generator (each layer of `async for` is a frame every open stream keeps)
             while True:
                 raw = await self.queue.get()
@@ -116,16 +128,17 @@ class Subscription:
                             code="timeout",
                         )
                     if raw.error is not None:  # the job's executor died (the hub's watch)
-                        if raw.final:
-                            yield Chunk(expected, finish_reason="error", error=raw.error)
-                            return
-                        raise JobFailedError(raw.error["message"], code=raw.error["code"])
-                    pending = await self.hub.transcript(self.job_id, expected)
-                    if not pending and not await self.hub.job_exists(self.job_id):
-                        raise JobFailedError(
-                            "Redis lost this request (it restarted or was flushed); please retry.",
-                            code="broker_restarted",
-                        )
+                        if not raw.final:
+                            raise JobFailedError(raw.error["message"], code=raw.error["code"])
+                        pending = [Chunk(expected, finish_reason="error", error=raw.error)]
+                    else:
+                        pending = await self.hub.transcript(self.job_id, expected)
+                        if not pending and not await self.hub.job_exists(self.job_id):
+                            raise JobFailedError(
+                                "Redis lost this request (it restarted or was flushed); "
+                                "please retry.",
+                                code="broker_restarted",
+                            )
                 else:
                     chunk = Chunk.decode(raw)
                     if chunk.seq < expected:
@@ -143,12 +156,25 @@ class Subscription:
                             code="stream_gap",
                         )
                     expected += 1
-                    last = loop.time()
+                    self.deadline = loop.time() + idle_timeout
+                    if watcher is not None:
+                        watcher.seen(chunk)
+                        if chunk.final and chunk.error is not None:
+                            if chunk.text:
+                                yield Chunk(chunk.seq, chunk.text)
+                            raise watcher.failure(chunk)
                     yield chunk
                     if chunk.final:
                         return
+        except Exception as exc:
+            if watcher is None:
+                raise
+            instead = watcher.broken(exc)
+            if instead is exc:
+                raise
+            raise instead from exc
         finally:
-            timer.cancel()
+            self.deadline = math.inf
 
     async def close(self) -> None:
         if not self.closed:
@@ -169,6 +195,31 @@ class Hub:
         self._control = keys.GATEWAY_CONTROL.encode()
         self.watch = ExecutorWatch(redis, self._job_ids, self._lose, interval=watch_interval)
         self._watcher: asyncio.Task[None] | None = None
+        self._check: asyncio.TimerHandle | None = None  # the readers' idle check
+        self._check_at = math.inf
+
+    def due(self, deadline: float) -> None:
+        """A reader times out at ``deadline`` unless a chunk comes first: the idle check
+        runs by then. One timer for every reader, armed for the earliest deadline; each
+        check walks the readers (rare: only when some reader has been idle that long)."""
+        if deadline < self._check_at:
+            if self._check is not None:
+                self._check.cancel()
+            self._check_at = deadline
+            self._check = asyncio.get_running_loop().call_at(deadline, self._check_idle)
+
+    def _check_idle(self) -> None:
+        self._check, self._check_at = None, math.inf
+        now = asyncio.get_running_loop().time()
+        earliest = math.inf
+        for sub in [*self._owned.values(), *(s for r in self._subs.values() for s in r)]:
+            if sub.deadline <= now:
+                sub.deadline = math.inf
+                sub.queue.put_nowait(_TIMEOUT)
+            elif sub.deadline < earliest:
+                earliest = sub.deadline
+        if earliest < math.inf:
+            self.due(earliest)
 
     @property
     def active(self) -> int:
@@ -193,6 +244,9 @@ class Hub:
         return sub
 
     async def stop(self) -> None:
+        if self._check is not None:
+            self._check.cancel()
+            self._check, self._check_at = None, math.inf
         for task in (self._watcher, self._reader):
             if task is not None:
                 task.cancel()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import time
 import uuid
 from collections.abc import AsyncIterator
@@ -64,7 +65,11 @@ class ChatStream:
 
     def __init__(self, service: ChatService, job: Job, sub: Subscription) -> None:
         self.service = service
-        self.job = job
+        # The job as queued, less its prompt (messages, passages, texts to embed) and the
+        # user's provider key: a stream may stay open for minutes; the executor has them.
+        self.job = dataclasses.replace(
+            job, messages=(), passages=(), inputs=(), modelfile=None, upstream_key=None
+        )
         self.sub = sub
         self.created = int(job.created)
         self.finished = False
@@ -79,29 +84,28 @@ class ChatStream:
     def id(self) -> str:
         return self.job.id
 
-    async def chunks(self) -> AsyncIterator[Chunk]:
-        """Chunks until the final one. A failed job raises :class:`JobFailedError`.
+    def chunks(self) -> AsyncIterator[Chunk]:
+        """Chunks until the final one. A failed job raises :class:`JobFailedError` (or the
+        error its final chunk names), Redis failing a :class:`KuwaError` too. The
+        subscription's own generator, watched by this stream (no generator of its own)."""
+        return self.sub.chunks(idle_timeout=self.idle_timeout, watcher=self)
 
-        One generator over the subscription's (each layer of ``async for`` is a frame that
-        every open stream keeps while it waits)."""
-        try:
-            async for chunk in self.sub.chunks(idle_timeout=self.idle_timeout):
-                if self.first_at is None and chunk.text:
-                    self.first_at = instrument.first_token(self.job)
-                if chunk.final:
-                    self.finished = True
-                    if chunk.error is not None:
-                        if chunk.text:
-                            yield Chunk(chunk.seq, chunk.text)
-                        raise error_of(chunk)
-                yield chunk
-        except RedisError as exc:  # not `with redis_errors(…)`: a context manager per stream
-            error = broker_error("following the answer", exc)
-            self.error_code = error.code
-            raise error from exc
-        except KuwaError as exc:
+    # --- what the subscription's generator tells the stream (kuwa.broker.hub.Watcher) ------
+    def seen(self, chunk: Chunk) -> None:
+        if self.first_at is None and chunk.text:
+            self.first_at = instrument.first_token(self.job)
+        if chunk.final:
+            self.finished = True
+
+    def failure(self, chunk: Chunk) -> Exception:
+        return error_of(chunk)
+
+    def broken(self, exc: Exception) -> Exception:
+        if isinstance(exc, RedisError):
+            exc = broker_error("following the answer", exc)
+        if isinstance(exc, KuwaError):
             self.error_code = exc.code or "job_failed"
-            raise
+        return exc
 
     async def collect(self) -> Answer:
         parts: list[str] = []

@@ -33,7 +33,7 @@ from kuwa.gateway.openai_api import citations
 from kuwa.gateway.sse import CLOSE, END, SSEResponse, frame, framing
 from kuwa.gateway.start import start_api_chat
 from kuwa.gateway.state import state_of
-from kuwa.schemas import ChatRequest, SchemaError, decode_chat_request
+from kuwa.schemas import SchemaError, decode_chat_request
 from kuwa.schemas import api as wire
 from kuwa.schemas.chat import KuwaChatRequest
 
@@ -54,7 +54,7 @@ async def chat_completions(request: Request) -> Response:
         raise schema_error(exc) from None
     stream = await start_api_chat(state, request, chat, user)
     if chat.stream:
-        return SSEResponse(_events(stream, chat))
+        return SSEResponse(_events(stream, chat.model))
     try:
         answer = await unless_disconnected(request, stream.collect())
     finally:
@@ -78,11 +78,12 @@ async def chat_completions(request: Request) -> Response:
     )
 
 
-async def _events(stream: ChatStream, chat: ChatRequest) -> AsyncIterator[bytes]:
+async def _events(stream: ChatStream, model: str) -> AsyncIterator[bytes]:
+    """The answer's events. Not the request: its messages are not kept while it streams."""
     head, tail = framing(
         b'{"choices":[{"delta":{"content":',
         f',"role":"assistant"}}}}],"created":{stream.created},"id":"{stream.id}",'
-        f'"model":{json.dumps(chat.model)},"object":"chat.completion","usage":[]}}'.encode(),
+        f'"model":{json.dumps(model)},"object":"chat.completion","usage":[]}}'.encode(),
     )
     # With files, the first event also carries the citations (a key the seed's clients never
     # read; they never send files either): the event ends "citations":[...]} instead of }.

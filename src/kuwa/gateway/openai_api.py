@@ -25,7 +25,7 @@ from kuwa.gateway.models import require_api_access
 from kuwa.gateway.sse import DONE, END, SSEResponse, data_event, framing, with_id
 from kuwa.gateway.start import start_api_chat
 from kuwa.gateway.state import state_of
-from kuwa.schemas import ChatRequest, Chunk, SchemaError, decode_chat_request
+from kuwa.schemas import Chunk, SchemaError, decode_chat_request
 from kuwa.schemas import api as wire
 from kuwa.schemas.chat import ChatCompletionRequest
 
@@ -46,7 +46,7 @@ async def chat_completions(request: Request) -> Response:
         raise schema_error(exc) from None
     stream = await start_api_chat(state, request, chat, user)
     if chat.stream:
-        return SSEResponse(_events(stream, chat))
+        return SSEResponse(_events(stream, chat.model, chat.include_usage))
     try:
         answer = await unless_disconnected(request, stream.collect())
     finally:
@@ -78,6 +78,17 @@ def citations(found: list[dict[str, Any]] | None) -> list[wire.Citation] | Unset
 
 class ChunkFormat:
     """OpenAI ``chat.completion.chunk`` events for one job, built from precomputed bytes."""
+
+    __slots__ = (
+        "created",
+        "finish_tail",
+        "head",
+        "include_usage",
+        "job_id",
+        "model",
+        "tail",
+        "usage_tail",
+    )
 
     def __init__(self, job_id: str, created: int, model: str, include_usage: bool) -> None:
         self.job_id, self.created, self.model = job_id, created, model
@@ -123,8 +134,9 @@ class ChunkFormat:
         return out
 
 
-async def _events(stream: ChatStream, chat: ChatRequest) -> AsyncIterator[bytes]:
-    fmt = ChunkFormat(stream.id, stream.created, chat.model, chat.include_usage)
+async def _events(stream: ChatStream, model: str, include_usage: bool) -> AsyncIterator[bytes]:
+    """The answer's events. Not the request: its messages are not kept while it streams."""
+    fmt = ChunkFormat(stream.id, stream.created, model, include_usage)
     try:
         yield fmt.role(stream.citations)
         async for chunk in stream.chunks():

@@ -9,14 +9,13 @@ blocks cancel the job within milliseconds.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 
 import orjson
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
-from starlette.types import ASGIApp, Receive, Scope, Send
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 DATA = b"data: "
 END = b"\n\n"
@@ -56,54 +55,76 @@ def with_id(event_id: int, events: bytes) -> bytes:
 KEEP_ALIVE = b": keep-alive\n\n"
 
 
+HEADERS = (
+    (b"content-type", b"text/event-stream; charset=utf-8"),
+    (b"cache-control", b"no-cache"),
+    (b"x-accel-buffering", b"no"),
+)
+
+
 class SSEResponse(Response):
+    """Streams ``events``; stops the moment the client leaves. Every open stream keeps this
+    object and its ``__call__`` frame, so both hold little: the client is watched by one
+    pending ``receive()`` with a callback, not a coroutine of its own."""
+
     media_type = "text/event-stream"
 
     def __init__(
         self, events: AsyncIterator[bytes], *, headers: Mapping[str, str] | None = None
     ) -> None:
         self.events = events
-        self.extra_headers = dict(headers or {})
+        self.extra_headers = headers
         self.status_code = 200
         self.background = None
+        self.disconnected = False
+        self._waiting: asyncio.Future[Message]  # the client's next message
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        raw_headers = [
-            (b"content-type", b"text/event-stream; charset=utf-8"),
-            (b"cache-control", b"no-cache"),
-            (b"x-accel-buffering", b"no"),
-        ]
-        raw_headers += [(k.lower().encode(), v.encode()) for k, v in self.extra_headers.items()]
         streaming = asyncio.current_task()
         assert streaming is not None
-        disconnected = False
-
-        async def watch() -> None:
-            nonlocal disconnected
-            while True:
-                message = await receive()
-                if message["type"] == "http.disconnect":
-                    disconnected = True
-                    streaming.cancel()
-                    return
-
-        watcher = asyncio.create_task(watch())
+        extra = self.extra_headers or {}
+        self._watch(receive, streaming)
         try:
-            await send({"type": "http.response.start", "status": 200, "headers": raw_headers})
+            await send(
+                {
+                    "type": "http.response.start",
+                    "status": 200,
+                    # A new list: a middleware may change the headers of the message in place.
+                    "headers": [
+                        *HEADERS,
+                        *((k.lower().encode(), v.encode()) for k, v in extra.items()),
+                    ],
+                }
+            )
             async for data in self.events:
                 await send({"type": "http.response.body", "body": data, "more_body": True})
             await send({"type": "http.response.body", "body": b"", "more_body": False})
         except asyncio.CancelledError:
-            if not disconnected:
+            if not self.disconnected:
                 raise
             streaming.uncancel()
         except OSError:
             pass  # the client went away while we wrote
         finally:
-            watcher.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await watcher
+            self._waiting.cancel()
             await self.events.aclose()  # type: ignore[attr-defined]
+
+    def _watch(self, receive: Receive, streaming: asyncio.Task[object]) -> None:
+        """Wait for the next message from the client; on ``http.disconnect`` the stream is
+        cancelled. (After the request body only that can come; anything else is waited
+        past.)"""
+        waiting = self._waiting = asyncio.ensure_future(receive())
+
+        def seen(done: asyncio.Future[Message]) -> None:
+            if done.cancelled() or done.exception() is not None:
+                return
+            if done.result()["type"] == "http.disconnect":
+                self.disconnected = True
+                streaming.cancel()
+            else:
+                self._watch(receive, streaming)
+
+        waiting.add_done_callback(seen)
 
 
 class StreamRoute(Route):
@@ -118,6 +139,14 @@ class StreamRoute(Route):
     ) -> None:
         super().__init__(path, endpoint, **kw)  # type: ignore[arg-type]
         self.app = _call(endpoint)
+
+    def handle(  # type: ignore[override]  # a coroutine, not a coroutine function
+        self, scope: Scope, receive: Receive, send: Send
+    ) -> Awaitable[None]:
+        """The handler's coroutine itself (the method check aside): no frame of its own."""
+        if self.methods and scope["method"] not in self.methods:
+            return super().handle(scope, receive, send)
+        return self.app(scope, receive, send)
 
 
 def _call(handler: Callable[[Request], Awaitable[Response]]) -> ASGIApp:
