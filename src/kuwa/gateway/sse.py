@@ -82,7 +82,7 @@ class SSEResponse(Response):
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         streaming = asyncio.current_task()
         assert streaming is not None
-        extra = self.extra_headers or {}
+        extra = self.extra_headers
         self._watch(receive, streaming)
         try:
             await send(
@@ -92,12 +92,13 @@ class SSEResponse(Response):
                     # A new list: a middleware may change the headers of the message in place.
                     "headers": [
                         *HEADERS,
-                        *((k.lower().encode(), v.encode()) for k, v in extra.items()),
+                        *((k.lower().encode(), v.encode()) for k, v in (extra or {}).items()),
                     ],
                 }
             )
             async for data in self.events:
                 await send({"type": "http.response.body", "body": data, "more_body": True})
+                del data  # not kept while the stream waits for its next event
             await send({"type": "http.response.body", "body": b"", "more_body": False})
         except asyncio.CancelledError:
             if not self.disconnected:
