@@ -66,7 +66,8 @@ class ExecutorSettings:
         metadata=doc(
             "openai backend: base URL of an OpenAI-compatible API up to /v1, e.g. "
             "https://api.openai.com/v1, http://127.0.0.1:11434/v1 (Ollama) or another "
-            "Kuwa gateway's /v1."
+            "Kuwa gateway's /v1. HTTP(S)_PROXY, NO_PROXY and ~/.netrc (a login, used "
+            "without an API key) apply; they are read when the executor starts."
         ),
     )
     upstream_api_key: str | None = field(
