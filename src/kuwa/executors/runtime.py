@@ -246,8 +246,10 @@ class ExecutorRuntime:
         for (q, was_cancelled), publisher in zip(taken, held, strict=False):
             if was_cancelled:
                 self.cancel_requested.add(q.job.id)
+                task = self.running.get(q.job.id)
+                if task is not None:
+                    task.cancel()
                 await publisher.abort()
-                self.running[q.job.id].cancel()
             else:
                 publisher.release()
         return taken, {q.job.id for q in jobs[: len(held)]}
