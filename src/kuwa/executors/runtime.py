@@ -232,18 +232,18 @@ class ExecutorRuntime:
         jobs = await self.queue.read(self.id, self.codes, free, READ_BLOCK_MS)
         if not jobs:
             return [], set()
-        held: list[ChunkPublisher] = []
+        early: list[ChunkPublisher] = []  # the read jobs' publishers, held
         if not self._stopping.is_set():
-            held = [self._launch(q, held=True) for q in jobs]
+            early = [self._launch(q, held=True) for q in jobs]
         try:
             taken = await self.queue.take(self.id, self.codes, max(0, free - len(jobs)), jobs)
         except BaseException:
-            self._held.update(q.code for q in jobs[: len(held)])
-            for publisher in held:  # not marked running, but theirs: they finish as they can
+            self._held.update(q.code for q in jobs[: len(early)])
+            for publisher in early:  # not marked running, but theirs: they finish as they can
                 publisher.release()
             raise
         self._more_waiting = len(taken) > len(jobs)
-        for (q, was_cancelled), publisher in zip(taken, held, strict=False):
+        for (q, was_cancelled), publisher in zip(taken, early, strict=False):
             if was_cancelled:
                 self.cancel_requested.add(q.job.id)
                 task = self.running.get(q.job.id)
@@ -252,7 +252,7 @@ class ExecutorRuntime:
                 await publisher.abort()
             else:
                 publisher.release()
-        return taken, {q.job.id for q in jobs[: len(held)]}
+        return taken, {q.job.id for q in jobs[: len(early)]}
 
     def offered_slots(self) -> dict[str, int]:
         """The slots this executor offers each of its queues: all of them less those busy
