@@ -27,6 +27,7 @@ from kuwa.broker.batch import SCRIPT as BATCH_SCRIPT
 from kuwa.broker.batch import CommandBatch
 from kuwa.broker.connection import cancel_and_wait
 from kuwa.broker.joblog import JobLog
+from kuwa.broker.line import Command, Line
 from kuwa.broker.queue import JobQueue, QueuedJob
 from kuwa.schemas import Chunk, JobStatus, Usage
 
@@ -52,6 +53,7 @@ class ChunkBatcher:
         self.queue = queue  # refills a queue in the round that finishes one of its jobs
         self._script = redis.register_script(_PUBLISH)
         self._books = redis.register_script(BATCH_SCRIPT)
+        self._line = Line(redis, [self._script, self._books])  # every round, in order
         self.joblog = joblog or JobLog()
         self.interval = interval
         self.transcript_ttl = transcript_ttl
@@ -101,6 +103,7 @@ class ChunkBatcher:
     async def stop(self) -> None:
         if self._task is not None:
             await cancel_and_wait(self._task)
+        await self._line.close()
 
     async def _loop(self) -> None:
         """Rounds with every job's pending text, at most one per ``interval``, and between
@@ -206,16 +209,6 @@ class ChunkBatcher:
                 inbox = inboxes.setdefault(publisher.reply_to, len(inboxes) + 1)
             args += [publisher.channel, chunk.encode(), flag, inbox]
         args = [self.transcript_ttl, self.finished_ttl, len(inboxes), *inboxes, *args]
-        if not any(chunk.seq == 0 or chunk.final for _, chunk in items):
-            # Text only (most rounds of a long answer): the script call alone, no pipeline.
-            try:
-                await self.redis.evalsha(self._script.sha, len(transcripts), *transcripts, *args)
-            except NoScriptError:  # Redis lost its scripts (a restart)
-                await self.redis.script_load(self._script.script)
-                await self.redis.evalsha(self._script.sha, len(transcripts), *transcripts, *args)
-            self.rounds += 1
-            self.messages += len(items)
-            return
         now = repr(time.time())
         queue = self.queue
         freed: dict[str, None] = {}  # queues with a job finished in this round
@@ -240,19 +233,26 @@ class ChunkBatcher:
                 freed[q.code] = None
             if chunk.final:  # kept only as long as a reader may resume it
                 books.expire(publisher.state, self.finished_ttl)
-        async with self.redis.pipeline(transaction=False) as pipe:
-            pipe.evalsha(self._script.sha, len(transcripts), *transcripts, *args)
-            if books.commands:
-                pipe.evalsha(self._books.sha, 0, *books.args())
-            if queue is None:
-                freed.clear()
-            else:  # after the XACKs: the freed slots take backlogged jobs
-                for code in freed:
-                    queue.refill_in(pipe, code)
-            results = await pipe.execute(raise_on_error=False)
+        commands: list[Command] = [
+            ("EVALSHA", self._script.sha, len(transcripts), *transcripts, *args)
+        ]
+        if books.commands:
+            commands.append(("EVALSHA", self._books.sha, 0, *books.args()))
+        if not any(chunk.final for _, chunk in items):
+            # No job ends here (most rounds of a long answer): Redis sends no reply, and the
+            # executor does not wake for one (see broker.line).
+            await self._line.send(commands, replies=False)
+            self.rounds += 1
+            self.messages += len(items)
+            return
+        if queue is None:
+            freed.clear()
+        else:  # after the XACKs: the freed slots take backlogged jobs
+            commands += [queue.refill_command(code) for code in freed]
+        results = await self._line.send(commands)
         refills = results[len(results) - len(freed) :]
         results = results[: len(results) - len(freed)]
-        if isinstance(results[0], NoScriptError):  # Redis lost its scripts (a restart)
+        if isinstance(results[0], NoScriptError):  # Redis's scripts were flushed
             await self.redis.script_load(self._script.script)
             await self.redis.evalsha(self._script.sha, len(transcripts), *transcripts, *args)
         if len(results) > 1 and isinstance(results[1], NoScriptError):

@@ -204,6 +204,10 @@ class JobQueue:
             max(slots, 0),
         ]
 
+    def refill_command(self, code: str) -> tuple[Any, ...]:
+        """The refill of ``code`` as a command to send (see :meth:`refill_in`)."""
+        return ("EVALSHA", *self._refill_call(code))
+
     def refill_in(self, pipe: Any, code: str) -> None:
         """Add a refill of ``code`` to a pipeline (after the ``XACK`` of a finished job: its
         slot is free, so a backlogged job may take it)."""

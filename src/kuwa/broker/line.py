@@ -1,0 +1,102 @@
+"""The batcher's own Redis connection, on which most rounds ask for no reply.
+
+Most publish rounds of an answer need nothing back from Redis. Awaiting each reply costs the
+executor a wake-up per round (on a shared vCPU about as much CPU as the round itself: at one
+paced stream, one of its two wake-ups per token), and on a busy core that wake-up competes
+with the gateway that is about to forward the chunk. So a round that ends no job is sent
+after ``CLIENT REPLY SKIP`` and Redis sends no reply (a paused read would not do: uvloop's
+libuv disarms a paused socket only when its next reply arrives, which is the wake-up).
+
+Every round goes through this one connection, so Redis runs them in the order they were
+sent, skipped replies or not: a job's last chunk never overtakes its text. Rounds that end
+jobs read their replies (their errors end those jobs, as before), and a connection that
+breaks is reopened and the round sent again (the client's retry policy, as for any command).
+
+What a skipped reply cannot tell: that Redis refused the round (out of memory; its scripts
+flushed by hand: every (re)connection loads them first, so a restart or a failover cannot
+lose them). Then the text is neither published nor in the transcript, and the job's readers
+see the sequence gap and end with ``stream_gap`` ("part of the answer was lost"); the
+executor learns at the job's last round.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import redis.asyncio as aioredis
+from redis.commands.core import AsyncScript
+from redis.exceptions import ResponseError
+
+Command = Sequence[bytes | str | int | float]
+_SKIP = ("CLIENT", "REPLY", "SKIP")
+
+
+class Line:
+    """One connection from ``redis``'s pool, held until :meth:`close`; each (re)connection
+    loads ``scripts``."""
+
+    def __init__(self, redis: aioredis.Redis, scripts: Sequence[AsyncScript]) -> None:
+        self.redis = redis
+        self._scripts = scripts
+        self._conn: Any = None  # a redis-py asyncio connection
+
+    async def send(self, commands: list[Command], *, replies: bool = True) -> list[Any]:
+        """Send ``commands`` in one write. With ``replies``, return their replies (Redis's
+        errors as values, like a pipeline's ``raise_on_error=False``); without, Redis sends
+        none and this returns once they are written. Connection errors raise."""
+        conn = await self._connection()
+        if replies:
+            packed = conn.pack_commands(commands)
+        else:
+            packed = conn.pack_commands([c for command in commands for c in (_SKIP, command)])
+
+        async def attempt() -> list[Any]:
+            if not conn.is_connected:  # connect() asks the Sentinels where the primary is now
+                await conn.connect()  # (a write would reconnect to the old address)
+            await conn.send_packed_command(packed, check_health=False)
+            results: list[Any] = []
+            if replies:
+                for _ in commands:
+                    try:
+                        results.append(await conn.read_response())
+                    except ResponseError as exc:
+                        results.append(exc)
+            return results
+
+        async def failed(_: BaseException) -> None:
+            await conn.disconnect()
+
+        try:
+            return await conn.retry.call_with_retry(attempt, failed)  # type: ignore[no-any-return]
+        except BaseException:  # cancelled mid-read: replies may be left on the connection
+            await conn.disconnect()
+            raise
+
+    async def close(self) -> None:
+        """Give the connection back to the pool."""
+        conn, self._conn = self._conn, None
+        if conn is not None:
+            conn.deregister_connect_callback(self._load)
+            await self.redis.connection_pool.release(conn)
+
+    async def _connection(self) -> Any:
+        if self._conn is None:
+            conn = await self.redis.connection_pool.get_connection()  # type: ignore[no-untyped-call]
+            try:
+                await self._load(conn)  # the pool connected it
+            except BaseException:
+                await self.redis.connection_pool.release(conn)
+                raise
+            conn.register_connect_callback(self._load)
+            self._conn = conn
+        return self._conn
+
+    async def _load(self, conn: Any) -> None:
+        """Load the scripts (a skipped reply would hide a ``NOSCRIPT``)."""
+        await conn.send_packed_command(
+            conn.pack_commands([("SCRIPT", "LOAD", script.script) for script in self._scripts]),
+            check_health=False,
+        )
+        for _ in self._scripts:
+            await conn.read_response()
