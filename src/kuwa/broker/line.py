@@ -26,7 +26,7 @@ from typing import Any
 
 import redis.asyncio as aioredis
 from redis.commands.core import AsyncScript
-from redis.exceptions import ResponseError
+from redis.exceptions import ConnectionError, ResponseError, TimeoutError
 
 Command = Sequence[bytes | str | int | float]
 _SKIP = ("CLIENT", "REPLY", "SKIP")
@@ -50,6 +50,12 @@ class Line:
             packed = conn.pack_commands(commands)
         else:
             packed = conn.pack_commands([c for command in commands for c in (_SKIP, command)])
+            if conn.is_connected:  # the common case, without the retry's frames
+                try:
+                    await conn.send_packed_command(packed, check_health=False)
+                    return []
+                except (ConnectionError, TimeoutError):
+                    pass  # redis-py disconnected it: the retry below reconnects
 
         async def attempt() -> list[Any]:
             if not conn.is_connected:  # connect() asks the Sentinels where the primary is now

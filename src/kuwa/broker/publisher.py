@@ -209,6 +209,14 @@ class ChunkBatcher:
                 inbox = inboxes.setdefault(publisher.reply_to, len(inboxes) + 1)
             args += [publisher.channel, chunk.encode(), flag, inbox]
         args = [self.transcript_ttl, self.finished_ttl, len(inboxes), *inboxes, *args]
+        publish = ("EVALSHA", self._script.sha, len(transcripts), *transcripts, *args)
+        if not any(chunk.seq == 0 or chunk.final for _, chunk in items):
+            # Text only (most rounds of a long answer): the script call alone, and Redis
+            # sends no reply, so the executor does not wake for one (see broker.line).
+            await self._line.send([publish], replies=False)
+            self.rounds += 1
+            self.messages += len(items)
+            return
         now = repr(time.time())
         queue = self.queue
         freed: dict[str, None] = {}  # queues with a job finished in this round
@@ -233,14 +241,8 @@ class ChunkBatcher:
                 freed[q.code] = None
             if chunk.final:  # kept only as long as a reader may resume it
                 books.expire(publisher.state, self.finished_ttl)
-        commands: list[Command] = [
-            ("EVALSHA", self._script.sha, len(transcripts), *transcripts, *args)
-        ]
-        if books.commands:
-            commands.append(("EVALSHA", self._books.sha, 0, *books.args()))
-        if not any(chunk.final for _, chunk in items):
-            # No job ends here (most rounds of a long answer): Redis sends no reply, and the
-            # executor does not wake for one (see broker.line).
+        commands: list[Command] = [publish, ("EVALSHA", self._books.sha, 0, *books.args())]
+        if not any(chunk.final for _, chunk in items):  # first chunks: no reply either
             await self._line.send(commands, replies=False)
             self.rounds += 1
             self.messages += len(items)
