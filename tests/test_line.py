@@ -10,6 +10,7 @@ import redis.asyncio as aioredis
 from redis.exceptions import ResponseError
 
 from kuwa.broker import ChunkBatcher, Hub
+from kuwa.broker import line as line_module
 from kuwa.broker.line import Line
 
 pytestmark = pytest.mark.anyio
@@ -71,3 +72,19 @@ async def test_a_long_answers_text_rounds_get_no_replies(redis: aioredis.Redis, 
     finally:
         await sub.close()
         await batcher.stop()
+
+
+async def test_a_server_that_cannot_skip_replies_gets_its_replies_read(
+    redis: aioredis.Redis, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A Redis that refuses ``CLIENT REPLY`` (renamed away on some managed services): the
+    line sees it when it connects and reads every reply, so none is left behind."""
+    monkeypatch.setattr(line_module, "_SKIP", ("CLIENT", "NO-SUCH-SUBCOMMAND"))
+    line = Line(redis, [])
+    try:
+        await line.send([("RPUSH", "l", "a")], replies=False)
+        assert not line.skips
+        assert not readable(line)
+        assert await line.send([("LRANGE", "l", 0, -1)]) == [[b"a"]]
+    finally:
+        await line.close()

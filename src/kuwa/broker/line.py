@@ -16,11 +16,14 @@ What a skipped reply cannot tell: that Redis refused the round (out of memory; i
 flushed by hand: every (re)connection loads them first, so a restart or a failover cannot
 lose them). Then the text is neither published nor in the transcript, and the job's readers
 see the sequence gap and end with ``stream_gap`` ("part of the answer was lost"); the
-executor learns at the job's last round.
+executor learns at the job's last round. A server that does not honour ``CLIENT REPLY``
+(some managed services forbid ``CLIENT``) is seen at each connection, and then every reply
+is read, as before.
 """
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
 from typing import Any
 
@@ -28,6 +31,7 @@ import redis.asyncio as aioredis
 from redis.commands.core import AsyncScript
 from redis.exceptions import ConnectionError, ResponseError, TimeoutError
 
+log = logging.getLogger(__name__)
 Command = Sequence[bytes | str | int | float]
 _SKIP = ("CLIENT", "REPLY", "SKIP")
 
@@ -40,29 +44,28 @@ class Line:
         self.redis = redis
         self._scripts = scripts
         self._conn: Any = None  # a redis-py asyncio connection
+        self.skips = True  # the server honours CLIENT REPLY SKIP (seen at each connection)
 
     async def send(self, commands: list[Command], *, replies: bool = True) -> list[Any]:
         """Send ``commands`` in one write. With ``replies``, return their replies (Redis's
         errors as values, like a pipeline's ``raise_on_error=False``); without, Redis sends
-        none and this returns once they are written. Connection errors raise."""
+        none and this returns once they are written (on a server without ``CLIENT REPLY``,
+        once their replies are read). Connection errors raise."""
         conn = await self._connection()
-        if replies:
-            packed = conn.pack_commands(commands)
-        else:
-            packed = conn.pack_commands([c for command in commands for c in (_SKIP, command)])
-            if conn.is_connected:  # the common case, without the retry's frames
-                try:
-                    await conn.send_packed_command(packed, check_health=False)
-                    return []
-                except (ConnectionError, TimeoutError):
-                    pass  # redis-py disconnected it: the retry below reconnects
+        if not replies and self.skips and conn.is_connected:  # the common case, no retry frames
+            try:
+                await conn.send_packed_command(_pack(conn, commands, True), check_health=False)
+                return []
+            except (ConnectionError, TimeoutError):
+                pass  # redis-py disconnected it: the retry below reconnects
 
         async def attempt() -> list[Any]:
             if not conn.is_connected:  # connect() asks the Sentinels where the primary is now
                 await conn.connect()  # (a write would reconnect to the old address)
-            await conn.send_packed_command(packed, check_health=False)
+            skip = not replies and self.skips
+            await conn.send_packed_command(_pack(conn, commands, skip), check_health=False)
             results: list[Any] = []
-            if replies:
+            if not skip:
                 for _ in commands:
                     try:
                         results.append(await conn.read_response())
@@ -74,10 +77,16 @@ class Line:
             await conn.disconnect()
 
         try:
-            return await conn.retry.call_with_retry(attempt, failed)  # type: ignore[no-any-return]
+            results: list[Any] = await conn.retry.call_with_retry(attempt, failed)
         except BaseException:  # cancelled mid-read: replies may be left on the connection
             await conn.disconnect()
             raise
+        if replies:
+            return results
+        for result in results:  # a server that cannot skip replies: report what it refused
+            if isinstance(result, ResponseError):
+                log.warning("Redis refused a publish round: %s", result)
+        return []
 
     async def close(self) -> None:
         """Give the connection back to the pool."""
@@ -99,10 +108,28 @@ class Line:
         return self._conn
 
     async def _load(self, conn: Any) -> None:
-        """Load the scripts (a skipped reply would hide a ``NOSCRIPT``)."""
+        """Load the scripts (a skipped reply would hide a ``NOSCRIPT``), and see whether
+        this server skips replies: with ``CLIENT REPLY SKIP`` it answers only the second
+        ``PING``; a server without it (or that forbids it) answers all three."""
+        loads = [("SCRIPT", "LOAD", script.script) for script in self._scripts]
         await conn.send_packed_command(
-            conn.pack_commands([("SCRIPT", "LOAD", script.script) for script in self._scripts]),
-            check_health=False,
+            conn.pack_commands([*loads, _SKIP, ("PING",), ("PING",)]), check_health=False
         )
-        for _ in self._scripts:
+        for _ in loads:
             await conn.read_response()
+        try:
+            await conn.read_response()  # the second PING's, if the first was skipped
+            self.skips = True
+        except ResponseError as exc:
+            log.warning(
+                "Redis does not skip replies (%s): publish rounds will wait for theirs", exc
+            )
+            self.skips = False
+            await conn.read_response()
+            await conn.read_response()
+
+
+def _pack(conn: Any, commands: list[Command], skip: bool) -> Any:
+    if skip:
+        return conn.pack_commands([c for command in commands for c in (_SKIP, command)])
+    return conn.pack_commands(commands)
