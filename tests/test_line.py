@@ -10,7 +10,7 @@ import redis.asyncio as aioredis
 from redis.exceptions import ResponseError
 
 from kuwa.broker import ChunkBatcher, Hub
-from kuwa.broker import line as line_module
+from kuwa.broker.connection import connect
 from kuwa.broker.line import Line
 
 pytestmark = pytest.mark.anyio
@@ -74,13 +74,18 @@ async def test_a_long_answers_text_rounds_get_no_replies(redis: aioredis.Redis, 
         await batcher.stop()
 
 
-async def test_a_server_that_cannot_skip_replies_gets_its_replies_read(
-    redis: aioredis.Redis, monkeypatch: pytest.MonkeyPatch
+async def test_a_user_that_may_not_skip_replies_gets_its_replies_read(
+    redis: aioredis.Redis, redis_url: str
 ) -> None:
-    """A Redis that refuses ``CLIENT REPLY`` (renamed away on some managed services): the
-    line sees it when it connects and reads every reply, so none is left behind."""
-    monkeypatch.setattr(line_module, "_SKIP", ("CLIENT", "NO-SUCH-SUBCOMMAND"))
-    line = Line(redis, [])
+    """A Redis user denied ``CLIENT REPLY`` (an ACL, or a managed service that forbids
+    ``CLIENT``) is seen when the line connects, and every reply is read, so none is left
+    behind."""
+    await redis.acl_setuser(
+        "kuwa-line", enabled=True, passwords=["+pw"], keys=["*"], channels=["*"],
+        categories=["+@all", "-@admin"], commands=["-client|reply"],
+    )  # fmt: skip
+    user = connect(redis_url.replace("redis://", "redis://kuwa-line:pw@"))
+    line = Line(user, [])
     try:
         await line.send([("RPUSH", "l", "a")], replies=False)
         assert not line.skips
@@ -88,3 +93,5 @@ async def test_a_server_that_cannot_skip_replies_gets_its_replies_read(
         assert await line.send([("LRANGE", "l", 0, -1)]) == [[b"a"]]
     finally:
         await line.close()
+        await user.aclose()
+        await redis.acl_deluser("kuwa-line")
