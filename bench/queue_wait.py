@@ -3,7 +3,8 @@
 Each Kuwa target gets ``rounds`` bursts of ``streams`` requests sent at once while the
 executor's slots are all free (the previous burst has ended). For every job of a burst the
 state hash (``kuwa:{job:ID}:state``) holds ``created`` (the gateway made the job, before it
-subscribed to the job's channel), ``queued`` (the enqueue round trip was sent), ``started``
+subscribed to the job's channel), ``queued`` (``enqueue.lua`` accepted it, by Redis's clock; before 2026-12-08: the
+gateway's clock when it sent the enqueue), ``started``
 (the queue handed it to an executor's slot, by Redis's clock: ``take.lua``) and ``first`` (the
 executor sent its first chunk); ``started - created`` is the figure the issue asks for and
 ``started - queued`` the broker's own part of it. ``first - started`` is printed beside them:

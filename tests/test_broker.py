@@ -44,10 +44,11 @@ async def register(redis: aioredis.Redis, *codes: str, ttl: float = 5.0) -> Exec
 
 async def test_enqueue_without_live_executor_is_refused_at_once(redis: aioredis.Redis) -> None:
     started = time.monotonic()
+    job = make_job()
     with pytest.raises(ModelUnavailableError):
-        await JobQueue(redis).enqueue(make_job())
+        await JobQueue(redis).enqueue(job)
     assert time.monotonic() - started < 0.5
-    assert await redis.exists(keys.queue_stream("echo")) == 0
+    assert await redis.exists(keys.queue_stream("echo"), keys.job_state(job.id)) == 0
 
 
 async def test_expired_executor_does_not_count(redis: aioredis.Redis) -> None:
@@ -61,7 +62,15 @@ async def test_enqueue_and_read_back(redis: aioredis.Redis) -> None:
     await register(redis, "echo")
     queue = JobQueue(redis)
     job = make_job(text="你好")
+    before = time.time()
     await queue.enqueue(job)
+    after = time.time()
+    state = await queue.state(job.id)
+    assert {k: state[k] for k in ("status", "model", "owner", "created")} == {
+        "status": "queued", "model": "echo", "owner": "", "created": "1.0"
+    }  # fmt: skip
+    assert before - 0.01 <= float(state["queued"]) <= after + 0.01  # Redis's clock, as `started`
+    assert 0 < await redis.ttl(keys.job_state(job.id)) <= queue.state_ttl
     got = await queue.read("ex-1", ["echo"], count=10, block_ms=100)
     assert [q.job for q in got] == [job]
     assert await queue.owner_and_status(job.id) == ("", "queued")
@@ -154,9 +163,11 @@ async def test_queue_full_gives_retry_after(redis: aioredis.Redis) -> None:
     queue = JobQueue(redis, max_queue=2)
     await queue.enqueue(make_job())
     await queue.enqueue(make_job())
+    refused = make_job()
     with pytest.raises(QueueFullError) as info:
-        await queue.enqueue(make_job())
+        await queue.enqueue(refused)
     assert info.value.status == 429
+    assert await redis.exists(keys.job_state(refused.id)) == 0  # it left nothing behind
     assert info.value.headers["Retry-After"].isdigit()
     # A job taken by an executor no longer counts as waiting.
     await queue.read("ex-1", ["echo"], count=1, block_ms=100)

@@ -3,11 +3,15 @@
 -- KEYS[3] ring of users with a backlog, KEYS[4] backlogged-job counter,
 -- KEYS[5] this user's backlog list, KEYS[6] the standby flag of a scaled-to-zero model,
 -- KEYS[7] the slots executors offer this queue (hash: executor id -> slots)
+-- KEYS[8] the job's state hash
 -- ARGV[1] now (unix seconds), ARGV[2] most jobs waiting for a slot, ARGV[3] job id,
 -- ARGV[4] job payload, ARGV[5] fair window (unread jobs the stream may hold beyond the free
--- slots), ARGV[6] user, ARGV[7] backlog key prefix (+ user)
+-- slots), ARGV[6] user, ARGV[7] backlog key prefix (+ user), ARGV[8] the state's TTL
+-- (seconds), then the state's fields and values (status, model, owner, created)
 -- Returns the stream entry id, "BACKLOG" (the job waits its turn among users), or an error
--- status: "NOEXEC" or "FULL".
+-- status: "NOEXEC" or "FULL". A refused job leaves nothing behind; an accepted one gets its
+-- state, with `queued` the time it was queued by Redis's clock (the clock of take.lua's
+-- `started`, so their difference is the queue's alone, whatever the hosts' clocks).
 --
 -- Admission: the live executors' free slots take jobs at once, so only the jobs beyond them
 -- wait for a slot, and only those count against the queue limit. The stream holds at most
@@ -23,6 +27,10 @@ local backlogged = tonumber(redis.call('GET', KEYS[4]) or '0')
 if unread + backlogged - free >= tonumber(ARGV[2]) then
   return redis.error_reply('FULL queue full')
 end
+local clock = redis.call('TIME')
+redis.call('HSET', KEYS[8], 'queued', clock[1] .. '.' .. string.format('%06d', clock[2]),
+           unpack(ARGV, 9, #ARGV))
+redis.call('EXPIRE', KEYS[8], ARGV[8])
 local room = free + tonumber(ARGV[5]) - unread
 if backlogged == 0 and room > 0 then
   return redis.call('XADD', KEYS[1], '*', 'id', ARGV[3], 'job', ARGV[4])

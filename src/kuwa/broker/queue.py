@@ -69,68 +69,58 @@ class JobQueue:
         :class:`QueueFullError` when ``max_queue`` jobs already wait for a slot (beyond the
         live executors' free slots).
         """
-        state = keys.job_state(job.id)
-        async with self.redis.pipeline(transaction=False) as pipe:
-            pipe.hset(
-                state,
-                mapping={
-                    "status": JobStatus.QUEUED.value,
-                    "model": job.model,
-                    "owner": "" if job.user_id is None else str(job.user_id),
-                    "created": repr(job.created),
-                    "queued": repr(time.time()),
-                },
-            )
-            pipe.expire(state, self.state_ttl)
-            # EVALSHA straight away: a script object in a pipeline costs a SCRIPT EXISTS
-            # round trip on every call. A Redis that lost the script gets it loaded again.
-            user = "anon" if job.user_id is None else str(job.user_id)
-            pipe.evalsha(
-                self._enqueue.sha,
-                7,
-                keys.queue_stream(job.model),
-                keys.queue_executors(job.model),
-                keys.queue_ring(job.model),
-                keys.queue_backlogged(job.model),
-                keys.queue_backlog(job.model, user),
-                keys.queue_standby(job.model),
-                keys.queue_slots(job.model),
-                time.time(),
-                self.max_queue,
-                job.id,
-                job.encode(),
-                self.fair_window,
-                user,
-                keys.queue_backlog_prefix(job.model),
-            )
-            with redis_errors("enqueueing a job"):
-                results = await pipe.execute(raise_on_error=False)
-        outcome = results[-1]
-        if isinstance(outcome, NoScriptError) and not _retry:
-            with redis_errors("loading the enqueue script"):
+        user = "anon" if job.user_id is None else str(job.user_id)
+        # One script call: the admission check, the job's state and its place in the queue.
+        # EVALSHA straight away (a Script object would ask SCRIPT EXISTS first); a Redis that
+        # lost the script gets it loaded again.
+        with redis_errors("enqueueing a job"):
+            try:
+                await self.redis.evalsha(
+                    self._enqueue.sha,
+                    8,
+                    keys.queue_stream(job.model),
+                    keys.queue_executors(job.model),
+                    keys.queue_ring(job.model),
+                    keys.queue_backlogged(job.model),
+                    keys.queue_backlog(job.model, user),
+                    keys.queue_standby(job.model),
+                    keys.queue_slots(job.model),
+                    keys.job_state(job.id),
+                    time.time(),
+                    self.max_queue,
+                    job.id,
+                    job.encode(),
+                    self.fair_window,
+                    user,
+                    keys.queue_backlog_prefix(job.model),
+                    self.state_ttl,
+                    "status",
+                    JobStatus.QUEUED.value,
+                    "model",
+                    job.model,
+                    "owner",
+                    "" if job.user_id is None else str(job.user_id),
+                    "created",
+                    repr(job.created),
+                )
+            except NoScriptError:
+                if _retry:
+                    raise
                 await self.redis.script_load(_ENQUEUE)
-            await self.enqueue(job, retry_after=retry_after, _retry=True)
-            return
-        if isinstance(outcome, ResponseError):
-            with redis_errors("cleaning up a refused job"):
-                await self.redis.delete(state)
-            text = str(outcome)
-            if text.startswith("NOEXEC"):
-                raise ModelUnavailableError(
-                    f"The model '{job.model}' has no running executor right now; "
-                    "try again later or ask an administrator to start one."
-                )
-            if text.startswith("FULL"):
-                raise QueueFullError(
-                    f"Too many requests are waiting for '{job.model}'; try again shortly.",
-                    headers={"Retry-After": str(retry_after)},
-                )
-            with redis_errors("enqueueing a job"):
-                raise outcome
-        for result in results[:-1]:
-            if isinstance(result, Exception):
-                with redis_errors("recording job state"):
-                    raise result
+                await self.enqueue(job, retry_after=retry_after, _retry=True)
+            except ResponseError as exc:
+                text = str(exc)
+                if text.startswith("NOEXEC"):
+                    raise ModelUnavailableError(
+                        f"The model '{job.model}' has no running executor right now; "
+                        "try again later or ask an administrator to start one."
+                    ) from None
+                if text.startswith("FULL"):
+                    raise QueueFullError(
+                        f"Too many requests are waiting for '{job.model}'; try again shortly.",
+                        headers={"Retry-After": str(retry_after)},
+                    ) from None
+                raise
 
     async def cancel(self, job_id: str) -> None:
         """Ask whoever runs (or will run) the job to stop. Idempotent."""
