@@ -10,6 +10,7 @@ import redis.asyncio as aioredis
 from redis.exceptions import ResponseError
 
 from kuwa.broker import ChunkBatcher, Hub
+from kuwa.broker import line as line_module
 from kuwa.broker.connection import connect
 from kuwa.broker.line import Line
 
@@ -95,3 +96,14 @@ async def test_a_user_that_may_not_skip_replies_gets_its_replies_read(
         await line.close()
         await user.aclose()
         await redis.acl_deluser("kuwa-line")
+
+
+def test_commands_are_packed_as_redis_py_packs_them() -> None:
+    commands: list[line_module.Command] = [
+        ("SET", "k", "你好"),
+        ("EVALSHA", "sha", 1, 1.5, b"\x00\r\n", 1796697708.267489),
+    ]
+    expected = b"".join(aioredis.Connection().pack_commands(commands))
+    assert line_module._pack(commands, False) == [expected]
+    skip = b"".join(aioredis.Connection().pack_commands([line_module._SKIP, commands[0]]))
+    assert line_module._pack(commands[:1], True) == [skip]
