@@ -3,11 +3,12 @@
 Each Kuwa target gets ``rounds`` bursts of ``streams`` requests sent at once while the
 executor's slots are all free (the previous burst has ended). For every job of a burst the
 state hash (``kuwa:{job:ID}:state``) holds ``created`` (the gateway made the job, before it
-subscribed to the job's channel), ``queued`` (``enqueue.lua`` accepted it, by Redis's clock; before 2026-12-08: the
-gateway's clock when it sent the enqueue), ``started``
-(the queue handed it to an executor's slot, by Redis's clock: ``take.lua``) and ``first`` (the
-executor sent its first chunk); ``started - created`` is the figure the issue asks for and
-``started - queued`` the broker's own part of it. ``first - started`` is printed beside them:
+subscribed to the job's channel), ``queued`` (``enqueue.lua`` accepted it, by Redis's
+clock; before 2026-12-08: the gateway's clock when it sent the enqueue), ``started`` (the
+queue handed it to an executor's slot, by Redis's clock: ``take.lua``) and ``first`` (the
+executor sent its first chunk); ``started - queued`` is the figure the issue asks for (the
+queue's own part, both ends by Redis's clock) and ``started - created`` adds the gateway's
+admission to it. ``first - started`` is printed beside them:
 the executor's part (launching the job, generating one token, the publish round), so time
 that a job spent taken but not yet looked at by a busy executor shows there; and ``first -
 created``, the whole way from the gateway's job to its first chunk leaving the executor.
@@ -117,12 +118,13 @@ def report_lines(result: dict[str, Any]) -> list[str]:
 def targets(results: list[dict[str, Any]] | None) -> list[str]:
     if not results:
         return ["queued -> started at a burst: not measured"]
+    # The issue's figure is queued -> started: both stamps by Redis's clock since
+    # 2026-12-08 (the queue's own part); created -> started adds the gateway's admission.
     return [
         f"{LABELS[t]} queued -> started at a {r['streams']}-stream burst, {_answers(r)}: p99 "
-        f"{r[t]['created_p99_s'] * 1000:.2f} ms from created, "
-        f"{r[t]['queued_p99_s'] * 1000:.2f} ms from queued "
-        f"(target <= {WAIT_P99_MAX * 1000:.0f} ms): "
-        f"{'MET' if r[t]['created_p99_s'] <= WAIT_P99_MAX else 'MISSED'}"
+        f"{r[t]['queued_p99_s'] * 1000:.2f} ms (target <= {WAIT_P99_MAX * 1000:.0f} ms): "
+        f"{'MET' if r[t]['queued_p99_s'] <= WAIT_P99_MAX else 'MISSED'}; from created "
+        f"{r[t]['created_p99_s'] * 1000:.2f} ms"
         for r in results
         for t in KUWA
     ]
