@@ -130,6 +130,21 @@ async def test_a_blocking_reads_jobs_started_when_it_was_served(redis: aioredis.
     assert abs(float(state["started"]) - served) < 0.05, float(state["started"]) - served
 
 
+async def test_a_job_is_never_started_before_it_was_queued(redis: aioredis.Redis) -> None:
+    """A read's time is known to the millisecond only (its entry's idle time): the mark
+    never puts ``started`` before ``queued`` (both by Redis's clock)."""
+    await register(redis, "echo")
+    queue = JobQueue(redis)
+    for _ in range(20):
+        job = make_job()
+        reading = asyncio.create_task(queue.read("ex-1", ["echo"], count=1, block_ms=1000))
+        await asyncio.sleep(0.002)  # the read is waiting when the job comes
+        await queue.enqueue(job)
+        await queue.start(await reading, "ex-1")
+        state = await queue.state(job.id)
+        assert float(state["started"]) >= float(state["queued"]), state
+
+
 async def test_take_marks_a_reads_jobs_and_takes_those_that_came_since(
     redis: aioredis.Redis,
 ) -> None:

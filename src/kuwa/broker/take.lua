@@ -3,7 +3,8 @@
 -- refill.lua does (jobs taken beyond the slots offered). `started` is when the queue handed
 -- the job to the executor, by Redis's clock: now for the jobs taken here; for the jobs of a
 -- blocking read, when the read was served (now less the entry's idle time as a pending
--- entry, in milliseconds), however long the executor took to look at its reply.
+-- entry, in milliseconds, so never before the job's `queued`), however long the executor
+-- took to look at its reply.
 -- KEYS[1] queue stream, KEYS[2] live-executor sorted set, KEYS[3] the slots executors offer
 -- this queue, KEYS[4] ring of users with a backlog, KEYS[5] backlogged counter
 -- ARGV[1] now (unix seconds, for the line), ARGV[2] fair window, ARGV[3] backlog key prefix,
@@ -20,7 +21,13 @@ local now = tonumber(clock[1]) + tonumber(clock[2]) / 1000000
 local out = {}
 
 local function start(job_id, at)
-  redis.call('HSET', ARGV[7] .. job_id .. ARGV[8], 'status', ARGV[6], 'executor', ARGV[5],
+  local state = ARGV[7] .. job_id .. ARGV[8]
+  -- A read's time is known to the millisecond only: never before the job was queued.
+  local queued = tonumber(redis.call('HGET', state, 'queued') or '') or 0
+  if at < queued then
+    at = queued
+  end
+  redis.call('HSET', state, 'status', ARGV[6], 'executor', ARGV[5],
              'started', string.format('%.6f', at))
   return redis.call('EXISTS', ARGV[9] .. job_id .. ARGV[10])
 end
