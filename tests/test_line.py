@@ -107,3 +107,24 @@ def test_commands_are_packed_as_redis_py_packs_them() -> None:
     assert line_module._pack(commands, False) == [expected]
     skip = b"".join(aioredis.Connection().pack_commands([line_module._SKIP, commands[0]]))
     assert line_module._pack(commands[:1], True) == [skip]
+
+
+async def test_a_user_that_may_not_load_scripts_is_told_so(
+    redis: aioredis.Redis, redis_url: str
+) -> None:
+    """Redis's refusal to load the scripts is the line's error, each time it tries (the
+    batcher's round fails and its jobs end with an error), never a hang or a stray reply."""
+    await redis.acl_setuser(
+        "kuwa-noscript", enabled=True, passwords=["+pw"], keys=["*"], channels=["*"],
+        categories=["+@all"], commands=["-script|load"],
+    )  # fmt: skip
+    user = connect(redis_url.replace("redis://", "redis://kuwa-noscript:pw@"))
+    line = Line(user, [user.register_script(APPEND)])
+    try:
+        for _ in range(2):
+            with pytest.raises(ResponseError, match=r"NOPERM|permission"):
+                await line.send([("PING",)])
+    finally:
+        await line.close()
+        await user.aclose()
+        await redis.acl_deluser("kuwa-noscript")

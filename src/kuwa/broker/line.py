@@ -9,8 +9,10 @@ libuv disarms a paused socket only when its next reply arrives, which is the wak
 
 Every round goes through this one connection, so Redis runs them in the order they were
 sent, skipped replies or not: a job's last chunk never overtakes its text. Rounds that end
-jobs read their replies (their errors end those jobs, as before), and a connection that
-breaks is reopened and the round sent again (the client's retry policy, as for any command).
+jobs read their replies (their errors end those jobs, as before). A write that fails
+reopens the connection and sends the round again (the client's retry policy, as for any
+command); a round written into a connection Redis had already closed, unseen because no
+reply was awaited, is lost like a refused one (below).
 
 What a skipped reply cannot tell: that Redis refused the round (out of memory; its scripts
 flushed by hand: every (re)connection loads them first, so a restart or a failover cannot
@@ -113,21 +115,25 @@ class Line:
         this server skips replies: with ``CLIENT REPLY SKIP`` it answers only the second
         ``PING``; a server without it (or that forbids it) answers all three."""
         loads = [("SCRIPT", "LOAD", script.script) for script in self._scripts]
-        await conn.send_packed_command(
-            conn.pack_commands([*loads, _SKIP, ("PING",), ("PING",)]), check_health=False
-        )
-        for _ in loads:
-            await conn.read_response()
         try:
-            await conn.read_response()  # the second PING's, if the first was skipped
-            self.skips = True
-        except ResponseError as exc:
-            log.warning(
-                "Redis does not skip replies (%s): publish rounds will wait for theirs", exc
+            await conn.send_packed_command(
+                conn.pack_commands([*loads, _SKIP, ("PING",), ("PING",)]), check_health=False
             )
-            self.skips = False
-            await conn.read_response()
-            await conn.read_response()
+            for _ in loads:
+                await conn.read_response()
+            try:
+                await conn.read_response()  # the second PING's, if the first was skipped
+                self.skips = True
+            except ResponseError as exc:
+                log.warning(
+                    "Redis does not skip replies (%s): publish rounds will wait for theirs", exc
+                )
+                self.skips = False
+                await conn.read_response()
+                await conn.read_response()
+        except BaseException:  # replies may be left unread: the connection is of no use
+            await conn.disconnect()
+            raise
 
 
 def _pack(commands: list[Command], skip: bool) -> list[bytes]:
